@@ -1,0 +1,1 @@
+"""Models: locating and loading tokenizers and reward models."""

