@@ -1,4 +1,4 @@
-"""Recognising preference-data formats and converting records to the internal representation.
+r"""Recognising preference-data formats and converting records to the internal representation.
 
 Formats (``--format``; ``auto`` picks one from the first record's fields):
 
@@ -131,9 +131,7 @@ def read_text(rec: Mapping[str, Any], name: str, where: str, allow_empty: bool =
                     field=name,
                 )
             if not isinstance(m.get("content"), str):
-                raise DataError(
-                    where, "not text", f"message {i + 1} has no string 'content'", field=name
-                )
+                raise DataError(where, "not text", f"message {i + 1} has no string 'content'", field=name)
             messages.append({"role": m["role"], "content": m["content"]})
         if not allow_empty and not any(m["content"].strip() for m in messages):
             raise DataError(where, "empty field", "all messages are empty", field=name)
@@ -300,7 +298,9 @@ def split_implicit(chosen: Text, rejected: Text, where: str) -> tuple[Text, Text
         j = starts[-1]
         if j >= len(rejected) or rejected[j]["role"] != "assistant":
             raise DataError(
-                where, "no turn boundary", "rejected has no assistant reply after the prompt",
+                where,
+                "no turn boundary",
+                "rejected has no assistant reply after the prompt",
                 field="rejected",
             )
         return chosen[:j], chosen[j:], rejected[j:]
@@ -377,7 +377,9 @@ class ImplicitConverter(Converter):
 
     def convert(self, rec: dict[str, Any], where: str) -> list[PreferencePair | RankedList]:
         prompt, chosen, rejected = split_implicit(
-            read_text(rec, "chosen", where, allow_empty=True), read_text(rec, "rejected", where, allow_empty=True), where
+            read_text(rec, "chosen", where, allow_empty=True),
+            read_text(rec, "rejected", where, allow_empty=True),
+            where,
         )
         if spans_turns(chosen) or spans_turns(rejected):
             self.multi_turn += 1
@@ -431,9 +433,7 @@ class LabelledConverter(Converter):
             self.used.add("input")
         self.used.update(self.annotators or [self.vote_list or self.label_field])
         shown = ", ".join(f"{v}→{self.labels[v]}" for v in sorted(label_values) if v in self.labels)
-        self.notes.append(
-            f"labels read as: {shown} ({FIRST} = {self.first}, {SECOND} = {self.second})"
-        )
+        self.notes.append(f"labels read as: {shown} ({FIRST} = {self.first}, {SECOND} = {self.second})")
         self.no_majority = 0
 
     def _label(self, value: Any, field: str, where: str) -> str:
@@ -536,7 +536,9 @@ class WideRankedConverter(Converter):
         nums = [read_number({"v": v}, "v", f"{where} ({field}[{i}])") for i, v in enumerate(values)]
         scores = nums if self.score_field else [-r for r in nums]
         if len(responses) < 2:
-            raise DataError(where, "fewer than 2 responses", "a ranked list needs 2+ responses", field=self.resp_field)
+            raise DataError(
+                where, "fewer than 2 responses", "a ranked list needs 2+ responses", field=self.resp_field
+            )
         category, _ = read_category(rec, where)
         return [RankedList(prompt, responses, scores, category=category, origin=where)]
 
@@ -588,8 +590,14 @@ class LongRankedConverter(Converter):
         category, _ = read_category(rec, where)
         group = self.groups.setdefault(
             text_key(prompt),
-            {"prompt": prompt, "responses": [], "scores": [], "systems": [], "where": where,
-             "category": category},
+            {
+                "prompt": prompt,
+                "responses": [],
+                "scores": [],
+                "systems": [],
+                "where": where,
+                "category": category,
+            },
         )
         group["responses"].append(response)
         group["scores"].append(score)
@@ -600,9 +608,7 @@ class LongRankedConverter(Converter):
         lists, drops = [], []
         for g in self.groups.values():
             if len(g["responses"]) < 2:
-                drops.append(
-                    ("fewer than 2 responses", g["where"], "only one response for this prompt")
-                )
+                drops.append(("fewer than 2 responses", g["where"], "only one response for this prompt"))
                 continue
             lists.append(
                 RankedList(
@@ -641,7 +647,9 @@ class CandidatesConverter(Converter):
             scores.append(read_number(cand, skey, f"{where}, field '{name}'"))
         category, _ = read_category(rec, where)
         return [
-            RankedList(prompt, responses, scores, category=category, systems=list(self.candidates), origin=where)
+            RankedList(
+                prompt, responses, scores, category=category, systems=list(self.candidates), origin=where
+            )
         ]
 
 
@@ -733,8 +741,7 @@ def make_converter(
             raise DataError(
                 "",
                 "missing field",
-                f"format {fmt} needs {what}; missing {missing} (fields: {sorted(keys)}); "
-                "use --map NEW=OLD",
+                f"format {fmt} needs {what}; missing {missing} (fields: {sorted(keys)}); use --map NEW=OLD",
             )
 
     if fmt == "explicit":

@@ -80,9 +80,7 @@ def data_suffix(path: Path) -> str | None:
 
 def is_saved_dataset(path: Path) -> bool:
     """True for a folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
-    return path.is_dir() and (
-        (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
-    )
+    return path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists())
 
 
 def data_files(path: Path) -> list[Path]:
@@ -102,9 +100,7 @@ def data_files(path: Path) -> list[Path]:
                 "or a folder written by datasets' save_to_disk",
             )
         return [path]
-    found = sorted(
-        p for p in path.iterdir() if (p.is_file() and data_suffix(p)) or is_saved_dataset(p)
-    )
+    found = sorted(p for p in path.iterdir() if (p.is_file() and data_suffix(p)) or is_saved_dataset(p))
     if not found:
         raise DataError(str(path), "empty folder", "folder holds no supported data files")
     return found
@@ -137,9 +133,7 @@ def _iter_jsonl(path: Path) -> Iterator[RawRecord | DataError]:
                     yield DataError(str(where), "malformed JSON", f"malformed JSON: {exc.msg}")
                     continue
                 if not isinstance(obj, dict):
-                    yield DataError(
-                        str(where), "not a record", f"expected a JSON object, got {_kind(obj)}"
-                    )
+                    yield DataError(str(where), "not a record", f"expected a JSON object, got {_kind(obj)}")
                     continue
                 yield RawRecord(obj, where)
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
@@ -157,9 +151,7 @@ def _iter_json(path: Path) -> Iterator[RawRecord | DataError]:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}, line {exc.lineno}", "malformed JSON", f"malformed JSON: {exc.msg}"
-        ) from exc
+        raise DataError(f"{path}, line {exc.lineno}", "malformed JSON", f"malformed JSON: {exc.msg}") from exc
     if isinstance(obj, list):
         yield from _records_from_list(obj, str(path))
     elif isinstance(obj, dict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 from rewardlab import __version__
@@ -50,9 +51,7 @@ def summarize(
     usable = [p for p in decided if not p.identical]
     drops = Counter(d.reason for d in data.drops)
     prompts = {text_key(p.prompt) for p in data.pairs} | {text_key(lst.prompt) for lst in data.lists}
-    empty = sum(
-        1 for p in pairs for r in (p.chosen, p.rejected) if not text_key(r).strip()
-    )
+    empty = sum(1 for p in pairs for r in (p.chosen, p.rejected) if not text_key(r).strip())
     summary: dict[str, Any] = {
         "rewardlab_version": __version__,
         "source": source,
@@ -287,8 +286,10 @@ def render_markdown(s: dict[str, Any]) -> str:
         lines.append(f"| dropped: {reason} | {n} |")
     lines += ["", "## Files", ""]
     for f in s["files"]:
-        lines.append(f"- `{f['path']}`: {f['format']} ({f['detected_because']}); "
-                     f"{f['records']} records, {f['pairs']} pairs, {f['lists']} lists, {f['dropped']} dropped")
+        lines.append(
+            f"- `{f['path']}`: {f['format']} ({f['detected_because']}); "
+            f"{f['records']} records, {f['pairs']} pairs, {f['lists']} lists, {f['dropped']} dropped"
+        )
         for note in f["notes"]:
             lines.append(f"  - {note}")
         if f["unused_fields"]:
@@ -296,11 +297,17 @@ def render_markdown(s: dict[str, Any]) -> str:
         for ex in f["drop_examples"]:
             lines.append(f"  - dropped: {ex}")
     d = s["duplicates"]
-    lines += ["", "## Duplicates and contradictions", "",
-              f"- exact duplicate pairs: {d['exact_duplicate_pairs']}",
-              f"- contradictory pairs (A≻B and B≻A for one prompt): {d['contradictory_pairs']}",
-              f"- identical chosen/rejected: {c['identical_chosen_rejected']}", "",
-              "## Lengths", ""]
+    lines += [
+        "",
+        "## Duplicates and contradictions",
+        "",
+        f"- exact duplicate pairs: {d['exact_duplicate_pairs']}",
+        f"- contradictory pairs (A≻B and B≻A for one prompt): {d['contradictory_pairs']}",
+        f"- identical chosen/rejected: {c['identical_chosen_rejected']}",
+        "",
+        "## Lengths",
+        "",
+    ]
     lines += _length_table(s["lengths_chars"], "characters")
     if s["lengths_tokens"]:
         lines += [""] + _length_table(s["lengths_tokens"], "tokens")
@@ -314,30 +321,61 @@ def render_markdown(s: dict[str, Any]) -> str:
             )
     t = s["truncation"]
     if t:
-        lines += ["", f"## Truncation at {t['max_length']} tokens", "",
-                  f"- pairs with a sequence over the limit: {t['pairs_cut']} ({t['pairs_cut_share']:.1%})"]
+        lines += [
+            "",
+            f"## Truncation at {t['max_length']} tokens",
+            "",
+            f"- pairs with a sequence over the limit: {t['pairs_cut']} ({t['pairs_cut_share']:.1%})",
+        ]
         for k, v in t["identical_after_cut"].items():
-            lines.append(f"- identical after cutting with `{k}`: {v} ({t['identical_after_cut_share'][k]:.1%})")
+            lines.append(
+                f"- identical after cutting with `{k}`: {v} ({t['identical_after_cut_share'][k]:.1%})"
+            )
     a = s["agreement"]
     if a:
-        lines += ["", "## Annotator agreement", "",
-                  f"- pairs with several votes: {a['pairs_with_votes']} "
-                  f"(annotators per pair: {a['annotators_per_pair']})",
-                  f"- votes: {a['vote_counts']}",
-                  f"- raw (pairwise) agreement: {_fmt(a['raw_agreement'])}",
-                  f"- unanimous: {_fmt(a['unanimous_share'])}",
-                  f"- Fleiss' κ: {_fmt(a['fleiss_kappa'])}",
-                  f"- Krippendorff's α (nominal): {_fmt(a['krippendorff_alpha'])}"]
+        lines += [
+            "",
+            "## Annotator agreement",
+            "",
+            f"- pairs with several votes: {a['pairs_with_votes']} "
+            f"(annotators per pair: {a['annotators_per_pair']})",
+            f"- votes: {a['vote_counts']}",
+            f"- raw (pairwise) agreement: {_fmt(a['raw_agreement'])}",
+            f"- unanimous: {_fmt(a['unanimous_share'])}",
+            f"- Fleiss' κ: {_fmt(a['fleiss_kappa'])}",
+            f"- Krippendorff's α (nominal): {_fmt(a['krippendorff_alpha'])}",
+        ]
     pr = s["prompts"]
-    lines += ["", "## Prompts", "", f"- unique prompts: {pr['unique']}",
-              f"- near-duplicate groups (same letters and digits, case and punctuation ignored): "
-              f"{pr['near_duplicate_groups']} ({pr['prompts_in_near_duplicate_groups']} prompts)"]
+    lines += [
+        "",
+        "## Prompts",
+        "",
+        f"- unique prompts: {pr['unique']}",
+        f"- near-duplicate groups (same letters and digits, case and punctuation ignored): "
+        f"{pr['near_duplicate_groups']} ({pr['prompts_in_near_duplicate_groups']} prompts)",
+    ]
     r = s["ranked_lists"]
     if r:
-        lines += ["", "## Ranked lists", "", f"- lists: {r['lists']}, responses: {r['responses']}",
-                  f"- response pairs with equal scores (ties): {r['tied_score_pairs']}"]
+        lines += [
+            "",
+            "## Ranked lists",
+            "",
+            f"- lists: {r['lists']}, responses: {r['responses']}",
+            f"- response pairs with equal scores (ties): {r['tied_score_pairs']}",
+        ]
     if s["categories"]:
         lines += ["", "## Categories", "", "| category | pairs | usable | ties |", "|---|---|---|---|"]
         for k, v in s["categories"].items():
             lines.append(f"| {k} | {v.get('pairs', 0)} | {v.get('usable', 0)} | {v.get('ties', 0)} |")
     return "\n".join(lines) + "\n"
+
+
+def write_summary(summary: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
+    """Write ``data_summary.json`` and ``data_summary.md`` into ``out`` (each atomically)."""
+    from rewardlab.io_utils import write_json, write_text
+
+    out = Path(out)
+    return (
+        write_json(out / "data_summary.json", summary),
+        write_text(out / "data_summary.md", render_markdown(summary)),
+    )

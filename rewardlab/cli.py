@@ -1,0 +1,185 @@
+"""The ``rewardlab`` command line: parses arguments and calls the package. No logic lives here.
+
+Run ``rewardlab --help``; in code, ``main(["data", "summarize", "data.jsonl", "--out", "out"])``
+returns the exit status (0 success, 2 a user error such as bad data, with a message and no
+traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rewardlab.errors import RewardlabError
+
+app = typer.Typer(
+    name="rewardlab",
+    help="Train, evaluate, stress-test and serve reward models for RLHF.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Read, check and summarise preference data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
+    """Turn ``["a=b", ...]`` into ``{"a": "b"}``; a missing ``=`` is a user error."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise RewardlabError(f"{option} expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@data_app.command("demo")
+def data_demo(
+    out: Annotated[Path, typer.Option(help="Where to write the JSONL file.")] = Path("demo.jsonl"),
+    n: Annotated[int, typer.Option(help="Number of preference pairs.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same file.")] = 0,
+    longer_chosen: Annotated[
+        float, typer.Option(help="Share of pairs whose chosen response is also the longer one.")
+    ] = 0.7,
+) -> None:
+    """Write the built-in demo dataset (rule-scored task families, see rewardlab.data.demo)."""
+    from rewardlab.data.demo import write_demo
+
+    try:
+        path = write_demo(out, n=n, seed=seed, longer_chosen=longer_chosen)
+    except ValueError as exc:
+        raise RewardlabError(str(exc)) from exc
+    console.print(f"wrote {n} demo pairs to {path}")
+
+
+@data_app.command("summarize")
+def data_summarize(
+    path: Annotated[Path, typer.Argument(help="Data file, save_to_disk folder, or folder of files.")],
+    out: Annotated[Path, typer.Option(help="Folder for data_summary.json and data_summary.md.")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="auto, explicit (trl), implicit (hh), labelled, ranked.")
+    ] = "auto",
+    map: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Field mapping NEW=OLD, e.g. prompt=question. Repeatable."),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Label meaning VALUE=first|second|tie for labelled pairs. Repeatable."),
+    ] = None,
+    score_key: Annotated[
+        str | None, typer.Option(help="Key of a per-response scores object to rank by (default: overall).")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a saved DatasetDict.")] = None,
+    on_error: Annotated[
+        str, typer.Option(help="fail: stop at the first bad record; skip: drop it and count it.")
+    ] = "fail",
+    tokenizer: Annotated[
+        str | None, typer.Option(help="Tokenizer folder (or preset 'minilm') for token lengths.")
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Token budget per sequence: report pairs that would be cut.")
+    ] = None,
+) -> None:
+    """Summarise preference data: counts, drops, duplicates, lengths, agreement, categories."""
+    from rewardlab.data import load_preferences
+    from rewardlab.data.summary import summarize, write_summary
+
+    if max_length is not None and tokenizer is None:
+        raise RewardlabError("--max-length needs --tokenizer (lengths are counted in tokens)")
+    if max_length is not None and max_length < 2:
+        raise RewardlabError("--max-length must be at least 2")
+    data = load_preferences(
+        path,
+        format=format,
+        mapping=parse_assignments(map, "--map"),
+        on_error=on_error,
+        split=split,
+        labels=parse_assignments(label, "--label"),
+        score_key=score_key,
+    )
+    tok = None
+    if tokenizer is not None:
+        from transformers.utils import logging as hf_logging
+
+        from rewardlab.models.presets import load_tokenizer
+
+        hf_logging.set_verbosity_error()  # length warnings are what this report is about
+        tok = load_tokenizer(tokenizer)
+    summary = summarize(data, tokenizer=tok, max_length=max_length, source=str(path))
+    json_path, md_path = write_summary(summary, out)
+    _print_summary(summary)
+    console.print(f"\nwrote {json_path} and {md_path}")
+
+
+def _print_summary(s: dict) -> None:
+    c = s["counts"]
+    table = Table(title=f"data summary: {s['source']}", show_header=False)
+    rows = [
+        ("format", ", ".join(sorted({f["format"] for f in s["files"]}))),
+        ("records", c["records"]),
+        ("pairs (incl. from lists)", c["pairs_total"]),
+        ("usable pairs", c["usable_pairs"]),
+        ("prompts", c["prompts"]),
+        ("ties", c["ties"]),
+        ("identical chosen/rejected", c["identical_chosen_rejected"]),
+        ("dropped", f"{c['dropped']} {c['drop_reasons'] or ''}".strip()),
+        ("exact duplicate pairs", s["duplicates"]["exact_duplicate_pairs"]),
+        ("contradictory pairs", s["duplicates"]["contradictory_pairs"]),
+    ]
+    bias = s["length_bias_tokens"] or s["length_bias_chars"]
+    if bias:
+        rows.append(("chosen is longer", f"{bias['chosen_longer_share']:.1%}"))
+    if s["truncation"]:
+        t = s["truncation"]
+        rows.append((f"pairs cut at {t['max_length']} tokens", f"{t['pairs_cut_share']:.1%}"))
+    if s["agreement"]:
+        a = s["agreement"]
+        rows.append(
+            (
+                "annotator agreement",
+                f"{a['raw_agreement']:.1%} (Fleiss κ {a['fleiss_kappa']:.3f}, "
+                f"Krippendorff α {a['krippendorff_alpha']:.3f})",
+            )
+        )
+    for k, v in rows:
+        table.add_row(k, str(v))
+    console.print(table)
+    for w in s["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    try:
+        app(args=argv, prog_name="rewardlab", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err_console.print("aborted")
+        return 1
+    except typer.TyperException as exc:  # usage errors: Typer's own message, no traceback
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err_console.print(f"error: {exc}")
+        return int(getattr(exc, "exit_code", 2))
+    except RewardlabError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
