@@ -58,7 +58,7 @@ def data_demo(
         path = write_demo(out, n=n, seed=seed, longer_chosen=longer_chosen)
     except ValueError as exc:
         raise RewardlabError(str(exc)) from exc
-    console.print(f"wrote {n} demo pairs to {path}")
+    console.print(f"wrote {n} demo pairs to {path}", soft_wrap=True)
 
 
 @data_app.command("summarize")
@@ -118,7 +118,7 @@ def data_summarize(
     summary = summarize(data, tokenizer=tok, max_length=max_length, source=str(path))
     json_path, md_path = write_summary(summary, out)
     _print_summary(summary)
-    console.print(f"\nwrote {json_path} and {md_path}")
+    console.print(f"\nwrote {json_path} and {md_path}", soft_wrap=True)
 
 
 def _print_summary(s: dict) -> None:
@@ -155,7 +155,7 @@ def _print_summary(s: dict) -> None:
         table.add_row(k, str(v))
     console.print(table)
     for w in s["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,21 +104,31 @@ def canonical_format(name: str) -> str:
 # --------------------------------------------------------------------------- field checks
 
 
-def read_text(rec: Mapping[str, Any], name: str, where: str, allow_empty: bool = False) -> Text:
+def read_text(
+    rec: Mapping[str, Any], name: str, where: str, allow_empty: bool = False, shown: str | None = None
+) -> Text:
     """Read a text field: a string or a list of ``{"role", "content"}`` messages.
 
     Prompts must not be blank; responses may be (real evaluation sets hold empty model
     outputs, judged worse), and the summary counts them.
 
+    Args:
+        rec: The record.
+        name: The field to read.
+        where: The record's location, for errors.
+        allow_empty: Accept a blank text.
+        shown: The field name errors give, when it differs from ``name`` (e.g. ``scores[2]``).
+
     Raises:
         DataError: missing, blank (unless ``allow_empty``), or neither a string nor messages.
     """
+    field = shown or name
     if name not in rec or rec[name] is None:
-        raise DataError(where, "missing field", "missing field", field=name)
+        raise DataError(where, "missing field", "missing field", field=field)
     value = rec[name]
     if isinstance(value, str):
         if not value.strip() and not allow_empty:
-            raise DataError(where, "empty field", "empty text", field=name)
+            raise DataError(where, "empty field", "empty text", field=field)
         return value
     if isinstance(value, list) and value:
         messages = []
@@ -128,26 +138,26 @@ def read_text(rec: Mapping[str, Any], name: str, where: str, allow_empty: bool =
                     where,
                     "not text",
                     f"message {i + 1} is not a {{'role', 'content'}} object",
-                    field=name,
+                    field=field,
                 )
             if not isinstance(m.get("content"), str):
-                raise DataError(where, "not text", f"message {i + 1} has no string 'content'", field=name)
+                raise DataError(where, "not text", f"message {i + 1} has no string 'content'", field=field)
             messages.append({"role": m["role"], "content": m["content"]})
         if not allow_empty and not any(m["content"].strip() for m in messages):
-            raise DataError(where, "empty field", "all messages are empty", field=name)
+            raise DataError(where, "empty field", "all messages are empty", field=field)
         return messages
     if isinstance(value, list):
-        raise DataError(where, "empty field", "empty message list", field=name)
+        raise DataError(where, "empty field", "empty message list", field=field)
     raise DataError(
         where,
         "not text",
         f"expected a string or a list of chat messages, got {type(value).__name__} {value!r:.40}"
         " (--on-error skip drops such records and counts them)",
-        field=name,
+        field=field,
     )
 
 
-def read_number(rec: Mapping[str, Any], name: str, where: str) -> float:
+def read_number(rec: Mapping[str, Any], name: str, where: str, shown: str | None = None) -> float:
     """Read a numeric field (numeric strings from CSV and booleans are accepted).
 
     Raises:
@@ -155,7 +165,7 @@ def read_number(rec: Mapping[str, Any], name: str, where: str) -> float:
     """
     value = rec.get(name)
     if value is None or value == "":
-        raise DataError(where, "missing field", "missing number", field=name)
+        raise DataError(where, "missing field", "missing number", field=shown or name)
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float):
@@ -168,7 +178,7 @@ def read_number(rec: Mapping[str, Any], name: str, where: str) -> float:
             return float(low)
         except ValueError:
             pass
-    raise DataError(where, "not a number", f"expected a number, got {value!r}", field=name)
+    raise DataError(where, "not a number", f"expected a number, got {value!r}", field=shown or name)
 
 
 def read_optional_number(rec: Mapping[str, Any], name: str, where: str) -> float | None:
@@ -508,10 +518,13 @@ class WideRankedConverter(Converter):
         super().__init__(keys, because)
         self.prompt_field = find_prompt_field(keys) or "prompt"
         self.resp_field = next(f for f in LIST_RESPONSE_FIELDS if f in keys)
-        self.score_field = next((f for f in LIST_SCORE_FIELDS if f in keys), None)
-        self.rank_field = next((f for f in LIST_RANK_FIELDS if f in keys), None)
-        self.used = {self.prompt_field, self.resp_field, *CATEGORY_FIELDS}
-        self.used.add(self.score_field or self.rank_field or "")
+        self.used = {
+            self.prompt_field,
+            self.resp_field,
+            *CATEGORY_FIELDS,
+            *LIST_SCORE_FIELDS,
+            *LIST_RANK_FIELDS,
+        }
         if self.prompt_field == "instruction":
             self.used.add("input")
 
@@ -521,10 +534,10 @@ class WideRankedConverter(Converter):
         if not isinstance(raw, list):
             raise DataError(where, "missing field", "expected a list of responses", field=self.resp_field)
         responses = [
-            read_text({"r": r}, "r", f"{where} ({self.resp_field}[{i}])", allow_empty=True)
+            read_text({"r": r}, "r", where, allow_empty=True, shown=f"{self.resp_field}[{i}]")
             for i, r in enumerate(raw)
         ]
-        field = self.score_field or self.rank_field or ""
+        field = next((f for f in (*LIST_SCORE_FIELDS, *LIST_RANK_FIELDS) if f in rec), "scores")
         values = rec.get(field)
         if not isinstance(values, list) or len(values) != len(responses):
             raise DataError(
@@ -533,8 +546,8 @@ class WideRankedConverter(Converter):
                 f"expected {len(responses)} values, one per response",
                 field=field,
             )
-        nums = [read_number({"v": v}, "v", f"{where} ({field}[{i}])") for i, v in enumerate(values)]
-        scores = nums if self.score_field else [-r for r in nums]
+        nums = [read_number({"v": v}, "v", where, shown=f"{field}[{i}]") for i, v in enumerate(values)]
+        scores = nums if field in LIST_SCORE_FIELDS else [-r for r in nums]
         if len(responses) < 2:
             raise DataError(
                 where, "fewer than 2 responses", "a ranked list needs 2+ responses", field=self.resp_field
@@ -577,7 +590,7 @@ class LongRankedConverter(Converter):
             note = f"scores read from {field}.{key}"
             if note not in self.notes:
                 self.notes.append(note)
-            return read_number(value, key, where)
+            return read_number(value, key, where, shown=f"{field}.{key}")
         num = read_number(rec, field, where)
         return num if self.score_field else -num
 
@@ -643,8 +656,8 @@ class CandidatesConverter(Converter):
                 raise DataError(where, "missing field", "expected a candidate object", field=name)
             tkey = next((k for k in CANDIDATE_TEXT_KEYS if k in cand), "solution")
             skey = next((k for k in CANDIDATE_SCORE_KEYS if k in cand), "is_correct")
-            responses.append(read_text(cand, tkey, f"{where}, field '{name}'", allow_empty=True))
-            scores.append(read_number(cand, skey, f"{where}, field '{name}'"))
+            responses.append(read_text(cand, tkey, where, allow_empty=True, shown=f"{name}.{tkey}"))
+            scores.append(read_number(cand, skey, where, shown=f"{name}.{skey}"))
         category, _ = read_category(rec, where)
         return [
             RankedList(
