@@ -348,6 +348,22 @@ class Converter:
         return [], []
 
 
+def _pair_with_extras(
+    rec: Mapping[str, Any], where: str, prompt: Text, chosen: Text, rejected: Text
+) -> PreferencePair:
+    """A pair plus the optional ``margin``, ``category``/``subset`` and ``tie`` fields of ``rec``."""
+    category, _ = read_category(rec, where)
+    return PreferencePair(
+        prompt=prompt,
+        chosen=chosen,
+        rejected=rejected,
+        margin=read_optional_number(rec, "margin", where),
+        category=category,
+        tie=read_bool(rec, "tie", where),
+        origin=where,
+    )
+
+
 class ExplicitConverter(Converter):
     """``prompt`` + ``chosen`` + ``rejected`` (TRL's explicit-prompt format)."""
 
@@ -361,18 +377,7 @@ class ExplicitConverter(Converter):
         prompt = read_text(rec, "prompt", where)
         chosen = read_text(rec, "chosen", where, allow_empty=True)
         rejected = read_text(rec, "rejected", where, allow_empty=True)
-        category, _ = read_category(rec, where)
-        return [
-            PreferencePair(
-                prompt=prompt,
-                chosen=chosen,
-                rejected=rejected,
-                margin=read_optional_number(rec, "margin", where),
-                category=category,
-                tie=read_bool(rec, "tie", where),
-                origin=where,
-            )
-        ]
+        return [_pair_with_extras(rec, where, prompt, chosen, rejected)]
 
 
 class ImplicitConverter(Converter):
@@ -393,18 +398,7 @@ class ImplicitConverter(Converter):
         )
         if spans_turns(chosen) or spans_turns(rejected):
             self.multi_turn += 1
-        category, _ = read_category(rec, where)
-        return [
-            PreferencePair(
-                prompt=prompt,
-                chosen=chosen,
-                rejected=rejected,
-                margin=read_optional_number(rec, "margin", where),
-                category=category,
-                tie=read_bool(rec, "tie", where),
-                origin=where,
-            )
-        ]
+        return [_pair_with_extras(rec, where, prompt, chosen, rejected)]
 
     def finish(self) -> tuple[list[RankedList], list[tuple[str, str, str]]]:
         if self.multi_turn:
