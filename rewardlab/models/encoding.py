@@ -1,0 +1,134 @@
+"""Turning (prompt, response) into model inputs: the same code in training and in scoring.
+
+Decoders (LLaMA, Qwen2, GPT-2, …: models whose classification head is ``score``) get
+``[BOS?] prompt response END``, where END is the tokenizer's EOS (or its separator) appended
+when the response does not already end with it; the reward is read at END. Encoders (BERT
+family) get the tokenizer's pair form, ``[CLS] prompt [SEP] response [SEP]``, and the model's
+own pooling. Prompt and response are tokenized separately (chat templates applied to message
+data when the tokenizer has one), so their boundary is exact, and cut to ``max_length`` by a
+strategy of :mod:`rewardlab.data.tokens` before the special tokens are added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rewardlab.data.schema import Text, is_messages
+from rewardlab.data.tokens import TokenCounter, truncate
+from rewardlab.errors import RewardlabError
+
+DECODER, ENCODER = "decoder", "encoder"
+
+
+@dataclass
+class Encoded:
+    """Model input ids of one (prompt, response), and whether it had to be cut."""
+
+    input_ids: list[int]
+    token_type_ids: list[int] | None
+    prompt_len: int
+    cut: bool
+
+
+def _find(seq: list[int], sub: list[int], start: int = 0) -> int:
+    for i in range(start, len(seq) - len(sub) + 1):
+        if seq[i : i + len(sub)] == sub:
+            return i
+    raise RewardlabError("cannot locate the text inside the tokenizer's special-token template")
+
+
+def _probe_ids(tokenizer: Any) -> tuple[str, str, list[int], list[int]]:
+    """Two short words that the tokenizer encodes as one distinct token each."""
+    for a, b in (("a", "b"), ("x", "y"), ("hello", "world"), ("the", "is")):
+        ia = tokenizer(a, add_special_tokens=False)["input_ids"]
+        ib = tokenizer(b, add_special_tokens=False)["input_ids"]
+        if len(ia) == 1 and len(ib) == 1 and ia != ib:
+            return a, b, list(ia), list(ib)
+    raise RewardlabError("tokenizer: cannot find probe words to learn its special-token template")
+
+
+def special_template(tokenizer: Any, pair: bool) -> dict[str, list[int]]:
+    """The special tokens the tokenizer puts around one text (or a text pair).
+
+    Learnt by encoding probe words with and without special tokens, because transformers 5
+    tokenizers no longer expose ``build_inputs_with_special_tokens``.
+
+    Returns:
+        ``prefix``, ``middle`` (pair only), ``suffix`` ids, and their token type ids
+        (``types_prefix``, …, ``type_a``, ``type_b``) when the tokenizer makes them.
+    """
+    a, b, ia, ib = _probe_ids(tokenizer)
+    enc = tokenizer(a, b) if pair else tokenizer(a)
+    ids = list(enc["input_ids"])
+    types = list(enc.get("token_type_ids") or [0] * len(ids))
+    pa = _find(ids, ia)
+    out = {"prefix": ids[:pa], "types_prefix": types[:pa], "type_a": [types[pa]]}
+    if pair:
+        pb = _find(ids, ib, pa + 1)
+        out.update(
+            middle=ids[pa + 1 : pb],
+            types_middle=types[pa + 1 : pb],
+            type_b=[types[pb]],
+            suffix=ids[pb + 1 :],
+            types_suffix=types[pb + 1 :],
+        )
+    else:
+        out.update(suffix=ids[pa + 1 :], types_suffix=types[pa + 1 :])
+    out["has_types"] = [1] if "token_type_ids" in enc else []
+    return out
+
+
+def end_token_id(tokenizer: Any) -> int | None:
+    """The token appended after a decoder's response: EOS, else the separator."""
+    for tid in (tokenizer.eos_token_id, getattr(tokenizer, "sep_token_id", None)):
+        if tid is not None:
+            return int(tid)
+    return None
+
+
+class SequenceEncoder:
+    """Encodes (prompt, response) pairs for one tokenizer, architecture and length budget.
+
+    Args:
+        tokenizer: A Hugging Face tokenizer.
+        arch: :data:`DECODER` or :data:`ENCODER` (see :func:`rewardlab.models.reward_model.model_arch`).
+        max_length: Tokens per sequence, special tokens included.
+        truncation: ``keep_end`` (default) or ``keep_start``.
+    """
+
+    def __init__(self, tokenizer: Any, arch: str, max_length: int, truncation: str = "keep_end") -> None:
+        self.tokenizer = tokenizer
+        self.arch = arch
+        self.max_length = max_length
+        self.truncation = truncation
+        self.counter = TokenCounter(tokenizer)
+        self.template = special_template(tokenizer, pair=arch == ENCODER)
+        self.end = end_token_id(tokenizer) if arch == DECODER else None
+        if arch == DECODER and self.end is None:
+            raise RewardlabError("the tokenizer has no EOS or separator token to end a response with")
+
+    def encode(self, prompt: Text, response: Text) -> Encoded:
+        """Input ids for ``prompt`` followed by ``response`` (see the module doc)."""
+        templated = is_messages(prompt) and self.counter.has_template
+        p = list(self.counter.prompt_ids(prompt))
+        r = list(self.counter.response_ids(prompt, response))
+        t = self.template
+        if self.arch == DECODER:
+            while r and r[-1] == self.end:
+                r.pop()
+            prefix = [] if templated else t["prefix"]
+            budget = self.max_length - len(prefix) - 1
+            cut = len(p) + len(r) > budget
+            p, r = truncate(p, r, budget, self.truncation)
+            return Encoded(prefix + p + r + [self.end], None, len(prefix) + len(p), cut)
+        budget = self.max_length - len(t["prefix"]) - len(t["middle"]) - len(t["suffix"])
+        cut = len(p) + len(r) > budget
+        p, r = truncate(p, r, budget, self.truncation)
+        ids = t["prefix"] + p + t["middle"] + r + t["suffix"]
+        types = None
+        if t["has_types"]:
+            types = (
+                t["types_prefix"] + t["type_a"] * len(p) + t["types_middle"] + t["type_b"] * len(r) + t["types_suffix"]
+            )
+        return Encoded(ids, types, len(t["prefix"]) + len(p), cut)

@@ -1,0 +1,189 @@
+"""Reward models: loading, the pad-token rule, the forward pass that reads rewards, scoring.
+
+The reward of a decoder is read at the sequence's END token through a forward hook on the
+model's ``score`` head, so the call still goes through the top-level ``forward`` (what DDP,
+DeepSpeed and FSDP wrap) and any layout of sequences in a batch works: the caller says at which
+(row, position) each reward is read. A checkpoint's pad token is always distinct from END, so
+plain ``AutoModelForSequenceClassification`` pooling ("rightmost token that is not padding")
+picks the same token as rewardlab, whatever the padding side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewardlab.data.schema import Text
+from rewardlab.errors import RewardlabError
+from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder, end_token_id
+
+PAD_TOKEN = "<|pad|>"
+INFO_FILE = "rewardlab.json"
+
+
+def unwrap(model: Any) -> Any:
+    """The Hugging Face model inside DDP/accelerate and PEFT wrappers."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model
+
+
+def model_arch(model: Any) -> str:
+    """:data:`DECODER` when the classification head is ``score`` (last-token pooling), else :data:`ENCODER`."""
+    return DECODER if isinstance(getattr(unwrap(model), "score", None), torch.nn.Module) else ENCODER
+
+
+def ensure_pad_token(tokenizer: Any, model: Any | None, arch: str) -> str | None:
+    """Give the tokenizer (and model config) a pad token distinct from the END token.
+
+    With pad == EOS (the usual fix for GPT-2 or LLaMA tokenizers), pooling by "last non-pad
+    token" skips the EOS and scores the wrong token (trl#937, trl#2758). Existing distinct
+    special tokens (unk, bos) are used first; only when there is none is ``<|pad|>`` added and
+    the embeddings resized.
+
+    Returns:
+        A note on what was changed, or ``None``.
+    """
+    end = end_token_id(tokenizer) if arch == DECODER else None
+    note = None
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == end:
+        was = tokenizer.pad_token
+        for name in ("unk_token", "bos_token"):
+            token = getattr(tokenizer, name, None)
+            if token is not None and tokenizer.convert_tokens_to_ids(token) != end:
+                tokenizer.pad_token = token
+                break
+        else:
+            tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+            if model is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+                model.resize_token_embeddings(len(tokenizer))
+        reason = "had none" if was is None else f"was the end token {was!r}"
+        note = f"pad token set to {tokenizer.pad_token!r} (the tokenizer's pad {reason})"
+    if model is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return note
+
+
+def pad_batch(encoded: Sequence[Encoded], pad_id: int, padding_side: str, arch: str) -> dict[str, torch.Tensor]:
+    """Pad sequences into one batch; say where each sequence's reward is read.
+
+    Decoders get explicit ``position_ids`` counting real tokens only, so that left and right
+    padding give the same rewards.
+    """
+    width = max(len(e.input_ids) for e in encoded)
+    n = len(encoded)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    types = torch.zeros((n, width), dtype=torch.long) if encoded[0].token_type_ids is not None else None
+    cols = torch.empty(n, dtype=torch.long)
+    for i, e in enumerate(encoded):
+        k = len(e.input_ids)
+        sl = slice(width - k, width) if padding_side == "left" else slice(0, k)
+        ids[i, sl] = torch.tensor(e.input_ids)
+        mask[i, sl] = 1
+        if types is not None:
+            types[i, sl] = torch.tensor(e.token_type_ids)
+        cols[i] = sl.stop - 1
+    batch = {"input_ids": ids, "attention_mask": mask, "reward_rows": torch.arange(n), "reward_cols": cols}
+    if arch == DECODER:
+        batch["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+    if types is not None:
+        batch["token_type_ids"] = types
+    return batch
+
+
+def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Rewards (float32, one per entry of ``reward_rows``) for a batch from :func:`pad_batch`."""
+    hf = unwrap(model)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids") if k in batch}
+    if model_arch(hf) == ENCODER:
+        out = model(**inputs)
+        return out.logits[:, 0][batch["reward_rows"]].float()
+    captured: dict[str, torch.Tensor] = {}
+    handle = hf.score.register_forward_hook(lambda _m, _i, out: captured.__setitem__("out", out))
+    try:
+        model(**inputs, use_cache=False)
+    finally:
+        handle.remove()
+    token_rewards = captured["out"][..., 0]
+    return token_rewards[batch["reward_rows"], batch["reward_cols"]].float()
+
+
+def load_model_and_tokenizer(path: str | Path, dtype: torch.dtype | None = None) -> tuple[Any, Any]:
+    """Load ``AutoModelForSequenceClassification`` (one label) and its tokenizer from a local folder."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardlab.models.presets import resolve_model_path
+
+    folder = resolve_model_path(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise RewardlabError(f"{folder}: cannot load a sequence-classification model: {exc}") from exc
+    return model, tokenizer
+
+
+class RewardModel:
+    """A loaded reward model that scores (prompt, response) pairs with one scalar each.
+
+    Use :meth:`from_pretrained` on a rewardlab checkpoint (or any local sequence-classification
+    model folder) and :meth:`score`.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, encoder: SequenceEncoder, info: dict[str, Any]) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.info = info
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, max_length: int | None = None) -> RewardModel:
+        """Load a checkpoint; ``rewardlab.json`` (if present) gives max length and truncation."""
+        info_path = Path(path) / INFO_FILE
+        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        model, tokenizer = load_model_and_tokenizer(path)
+        arch = model_arch(model)
+        ensure_pad_token(tokenizer, model, arch)
+        length = max_length or info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), 512)
+        encoder = SequenceEncoder(tokenizer, arch, int(length), info.get("truncation", "keep_end"))
+        return cls(model, tokenizer, encoder, info)
+
+    @torch.inference_mode()
+    def score(
+        self, prompts: Sequence[Text], responses: Sequence[Text], batch_size: int = 16, normalize: bool = False
+    ) -> list[float]:
+        """One reward per (prompt, response); batched by length, in the input order.
+
+        Args:
+            prompts: Prompts (strings or chat messages).
+            responses: Responses, one per prompt.
+            batch_size: Sequences per forward pass.
+            normalize: Subtract the training-data reward mean and divide by its std
+                (from ``rewardlab.json``).
+        """
+        if len(prompts) != len(responses):
+            raise RewardlabError(f"{len(prompts)} prompts but {len(responses)} responses")
+        encoded = [self.encoder.encode(p, r) for p, r in zip(prompts, responses, strict=True)]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+        out = [0.0] * len(encoded)
+        device = next(self.model.parameters()).device
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = pad_batch([encoded[i] for i in idx], pad, "right", self.encoder.arch)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):
+                out[i] = r
+        if normalize:
+            norm = self.info.get("normalization")
+            if not norm:
+                raise RewardlabError("this checkpoint stores no reward normalisation (rewardlab.json)")
+            out = [(r - norm["mean"]) / norm["std"] for r in out]
+        return out

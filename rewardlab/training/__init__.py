@@ -1,0 +1,1 @@
+"""Training reward models: config, losses, batching, the trainer, and the run that ties them."""

@@ -1,0 +1,101 @@
+"""The training config: every ``rewardlab train`` option, documented once, validated once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rewardlab.config import opt
+from rewardlab.data.formats import FORMATS
+from rewardlab.data.tokens import TRUNCATION_STRATEGIES
+
+ENGINES = ("native", "trl")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PADDING_SIDES = ("auto", "left", "right")
+#: Default learning rates: full fine-tuning (inside the usual 5e-6 … 1.5e-5) and LoRA.
+FULL_LR, LORA_LR = 1e-5, 1e-4
+
+
+@dataclass
+class TrainConfig:
+    """Options of ``rewardlab train`` (outcome reward model on a Hugging Face model)."""
+
+    model: str = opt(help="Local model folder (any AutoModelForSequenceClassification-capable model).")
+    data: str = opt(help="Training data: a file, a save_to_disk folder, or a folder of files.")
+    out: str = opt(help="Output folder: the trained checkpoint, logs, rewardlab.json.")
+    eval_data: str | None = opt(None, help="Held-out data; if absent, --eval-split is taken from --data.")
+    eval_split: float | None = opt(
+        None, help="Share of prompts held out for evaluation (default 0.1 without --eval-data)."
+    )
+    format: str = opt("auto", help="Data format: auto, explicit, implicit, labelled, ranked.")
+    map: list[str] | None = opt(None, help="Field mapping NEW=OLD for the data. Repeatable.")
+    on_error: str = opt("fail", help="Bad records: fail, or skip (dropped and counted).")
+    engine: str = opt("native", help="native (rewardlab's trainer) or trl (TRL's RewardTrainer).")
+    max_length: int = opt(512, help="Tokens per sequence (prompt + response); longer ones are cut.")
+    truncation: str = opt(
+        "keep_end", help="keep_end cuts the prompt's start first, so the response end is always kept."
+    )
+    epochs: float = opt(1.0, help="Passes over the training data.")
+    max_steps: int = opt(-1, help="Stop after this many optimizer steps (-1: use --epochs).")
+    batch_size: int = opt(8, help="Pairs (or ranked lists) per device per step.")
+    grad_accum: int = opt(1, help="Gradient accumulation steps.")
+    learning_rate: float | None = opt(None, help=f"Peak learning rate (default {FULL_LR} full, {LORA_LR} LoRA).")
+    weight_decay: float = opt(0.0, help="AdamW weight decay.")
+    warmup_ratio: float = opt(0.03, help="Share of steps for linear warm-up.")
+    scheduler: str = opt("linear", help="Learning-rate schedule (a transformers scheduler name).")
+    use_margin: bool = opt(True, help="Use a margin column when the data has one (Llama 2 margin loss).")
+    label_smoothing: float = opt(0.0, help="Conservative BT: probability that a label is flipped, in [0, 0.5).")
+    center_rewards_coefficient: float = opt(
+        0.0, help="Weight of the (r_chosen + r_rejected)^2 penalty that centres rewards (Eisenstein 2023)."
+    )
+    lora: bool = opt(False, help="Train LoRA adapters (PEFT) and the score head instead of all weights.")
+    lora_r: int = opt(16, help="LoRA rank.")
+    lora_alpha: int = opt(32, help="LoRA alpha.")
+    lora_dropout: float = opt(0.05, help="LoRA dropout.")
+    lora_targets: list[str] | None = opt(None, help="Modules to adapt (default: all linear layers). Repeatable.")
+    merge: bool = opt(False, help="With --lora: also write the merged plain model to OUT.")
+    gradient_checkpointing: bool = opt(False, help="Trade compute for memory.")
+    precision: str = opt("auto", help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16.")
+    padding_side: str = opt("auto", help="Pad sequences on the left or right (auto: the tokenizer's side).")
+    logging_steps: int = opt(10, help="Log every N optimizer steps.")
+    eval_steps: int = opt(0, help="Evaluate every N steps (0: at the end only).")
+    save_steps: int = opt(500, help="Write a resumable checkpoint every N steps.")
+    save_total_limit: int = opt(2, help="Keep at most this many step checkpoints.")
+    resume: bool = opt(False, help="Resume from the last checkpoint in OUT/checkpoints.")
+    seed: int = opt(42, help="Random seed (data order, initialisation of the head, dropout).")
+    norm_samples: int = opt(2000, help="Training responses scored after training for the reward mean/std.")
+    tensorboard: bool | None = opt(None, help="Log to TensorBoard (default: when it is installed).")
+
+    def __post_init__(self) -> None:
+        if self.eval_data is not None and self.eval_split:
+            raise ValueError("give --eval-data or --eval-split, not both")
+        if self.eval_split is None:
+            self.eval_split = 0.0 if self.eval_data is not None else 0.1
+        if not 0.0 <= self.eval_split < 1.0:
+            raise ValueError("--eval-split must be in [0, 1)")
+        choices = {
+            "engine": ENGINES,
+            "truncation": TRUNCATION_STRATEGIES,
+            "precision": PRECISIONS,
+            "padding_side": PADDING_SIDES,
+            "on_error": ("fail", "skip"),
+            "format": ("auto", *FORMATS, "trl", "hh"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name.replace('_', '-')} must be one of {allowed}")
+        if self.max_length < 8:
+            raise ValueError("--max-length must be at least 8")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("--batch-size and --grad-accum must be at least 1")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError("--label-smoothing must be in [0, 0.5)")
+        if self.merge and not self.lora:
+            raise ValueError("--merge needs --lora")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ValueError("give --epochs > 0 or --max-steps > 0")
+        if self.learning_rate is None:
+            self.learning_rate = LORA_LR if self.lora else FULL_LR
+        if self.learning_rate <= 0:
+            raise ValueError("--learning-rate must be positive")
+        if self.engine == "trl" and (self.truncation != "keep_end" or self.label_smoothing):
+            raise ValueError("--engine trl runs TRL's stock loss and truncation: drop --truncation/--label-smoothing")
