@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rewardlab.config import typer_command
 from rewardlab.errors import RewardlabError
+from rewardlab.training.config import TrainConfig
 
 app = typer.Typer(
     name="rewardlab",
@@ -156,6 +158,22 @@ def _print_summary(s: dict) -> None:
     console.print(table)
     for w in s["warnings"]:
         console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+
+
+def _run_train(cfg: TrainConfig) -> None:
+    from rewardlab.training.run import train
+
+    train(cfg)
+
+
+app.command("train")(
+    typer_command(
+        TrainConfig,
+        _run_train,
+        "Train an outcome reward model (Bradley-Terry) on any local Hugging Face model.\n\n"
+        "Options can also come from a YAML file (--config); flags given here override it.",
+    )
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,12 +70,12 @@ def build(cls: type, values: dict[str, Any], source: str = "config") -> Any:
     missing = [
         n
         for n, f in fields.items()
-        if n not in values
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+        if n not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
     ]
     if missing:
-        raise RewardlabError(f"missing required option(s): {', '.join('--' + m.replace('_', '-') for m in missing)}")
+        raise RewardlabError(
+            f"missing required option(s): {', '.join('--' + m.replace('_', '-') for m in missing)}"
+        )
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:

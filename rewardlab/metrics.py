@@ -102,3 +102,29 @@ def krippendorff_alpha_nominal(ratings: Sequence[Sequence[Hashable]]) -> float |
     if expected == 0:
         return None
     return 1.0 - (n - 1) * observed / expected
+
+
+def preference_metrics(deltas: Sequence[float], rewards: Sequence[float]) -> dict[str, float]:
+    """Headline metrics of a reward model on comparisons.
+
+    Args:
+        deltas: ``r_better − r_worse`` per comparison (the "margin" of the model).
+        rewards: Every reward the model gave.
+
+    Returns:
+        ``accuracy`` (share of comparisons with Δ > 0; Δ = 0 counts half), ``margin_mean``,
+        ``margin_median``, ``reward_mean``, ``reward_std`` (population standard deviation).
+    """
+    if not deltas or not rewards:
+        return {}
+    n = len(deltas)
+    acc = (sum(d > 0 for d in deltas) + 0.5 * sum(d == 0 for d in deltas)) / n
+    mean_r = sum(rewards) / len(rewards)
+    var = sum((r - mean_r) ** 2 for r in rewards) / len(rewards)
+    return {
+        "accuracy": acc,
+        "margin_mean": sum(deltas) / n,
+        "margin_median": percentile(deltas, 50),
+        "reward_mean": mean_r,
+        "reward_std": math.sqrt(var),
+    }

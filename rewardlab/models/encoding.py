@@ -129,6 +129,10 @@ class SequenceEncoder:
         types = None
         if t["has_types"]:
             types = (
-                t["types_prefix"] + t["type_a"] * len(p) + t["types_middle"] + t["type_b"] * len(r) + t["types_suffix"]
+                t["types_prefix"]
+                + t["type_a"] * len(p)
+                + t["types_middle"]
+                + t["type_b"] * len(r)
+                + t["types_suffix"]
             )
         return Encoded(ids, types, len(t["prefix"]) + len(p), cut)

@@ -70,7 +70,9 @@ def ensure_pad_token(tokenizer: Any, model: Any | None, arch: str) -> str | None
     return note
 
 
-def pad_batch(encoded: Sequence[Encoded], pad_id: int, padding_side: str, arch: str) -> dict[str, torch.Tensor]:
+def pad_batch(
+    encoded: Sequence[Encoded], pad_id: int, padding_side: str, arch: str
+) -> dict[str, torch.Tensor]:
     """Pad sequences into one batch; say where each sequence's reward is read.
 
     Decoders get explicit ``position_ids`` counting real tokens only, so that left and right
@@ -101,7 +103,9 @@ def pad_batch(encoded: Sequence[Encoded], pad_id: int, padding_side: str, arch: 
 def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Rewards (float32, one per entry of ``reward_rows``) for a batch from :func:`pad_batch`."""
     hf = unwrap(model)
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids") if k in batch}
+    inputs = {
+        k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids") if k in batch
+    }
     if model_arch(hf) == ENCODER:
         out = model(**inputs)
         return out.logits[:, 0][batch["reward_rows"]].float()
@@ -157,7 +161,11 @@ class RewardModel:
 
     @torch.inference_mode()
     def score(
-        self, prompts: Sequence[Text], responses: Sequence[Text], batch_size: int = 16, normalize: bool = False
+        self,
+        prompts: Sequence[Text],
+        responses: Sequence[Text],
+        batch_size: int = 16,
+        normalize: bool = False,
     ) -> list[float]:
         """One reward per (prompt, response); batched by length, in the input order.
 

@@ -21,7 +21,9 @@ CHATML = (
 )
 
 
-def train_tokenizer(texts: Iterable[str], out: str | Path, style: str = "llama", vocab_size: int = 800) -> Path:
+def train_tokenizer(
+    texts: Iterable[str], out: str | Path, style: str = "llama", vocab_size: int = 800
+) -> Path:
     """Train a small tokenizer on ``texts`` and save it as a Hugging Face tokenizer folder.
 
     Styles mimic the special-token set-ups that break reward training in practice:
@@ -41,7 +43,9 @@ def train_tokenizer(texts: Iterable[str], out: str | Path, style: str = "llama",
         tk.normalizer = normalizers.BertNormalizer(lowercase=True)
         tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tk.decoder = decoders.WordPiece()
-        tk.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+        tk.train_from_iterator(
+            texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+        )
         cls_id, sep_id = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
         tk.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]",
@@ -49,8 +53,13 @@ def train_tokenizer(texts: Iterable[str], out: str | Path, style: str = "llama",
             special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
         )
         fast = PreTrainedTokenizerFast(
-            tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-            sep_token="[SEP]", mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+            tokenizer_object=tk,
+            unk_token="[UNK]",
+            pad_token="[PAD]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
+            model_input_names=["input_ids", "token_type_ids", "attention_mask"],
         )
     else:
         specials = {
@@ -64,7 +73,9 @@ def train_tokenizer(texts: Iterable[str], out: str | Path, style: str = "llama",
         tk.train_from_iterator(
             texts,
             trainers.BpeTrainer(
-                vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+                vocab_size=vocab_size,
+                special_tokens=specials,
+                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             ),
         )
         kwargs: dict[str, Any]
@@ -75,7 +86,11 @@ def train_tokenizer(texts: Iterable[str], out: str | Path, style: str = "llama",
             kwargs = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "padding_side": "left"}
         elif style == "gpt2":
             tk.post_processor = processors.ByteLevel(trim_offsets=False)
-            kwargs = {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}
+            kwargs = {
+                "bos_token": "<|endoftext|>",
+                "eos_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+            }
         else:
             tk.post_processor = processors.ByteLevel(trim_offsets=False)
             kwargs = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "chat_template": CHATML}
@@ -95,8 +110,14 @@ def build_tiny_model(
 ) -> Path:
     """Write a random-initialised ``arch`` sequence-classification model (one label) and its tokenizer."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, GPT2Config
-    from transformers import LlamaConfig, Qwen2Config
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        BertConfig,
+        GPT2Config,
+        LlamaConfig,
+        Qwen2Config,
+    )
 
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}")
@@ -111,16 +132,25 @@ def build_tiny_model(
     if arch in ("llama", "qwen2"):
         cls = LlamaConfig if arch == "llama" else Qwen2Config
         config = cls(
-            hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=heads,
-            num_key_value_heads=max(1, heads // 2), max_position_embeddings=2048, tie_word_embeddings=False,
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=max(1, heads // 2),
+            max_position_embeddings=2048,
+            tie_word_embeddings=False,
             **common,
         )
     elif arch == "gpt2":
         config = GPT2Config(n_embd=hidden, n_layer=layers, n_head=heads, n_positions=2048, **common)
     else:
         config = BertConfig(
-            hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=2 * hidden,
-            max_position_embeddings=512, **common,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=2 * hidden,
+            max_position_embeddings=512,
+            **common,
         )
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config)

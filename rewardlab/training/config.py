@@ -38,12 +38,16 @@ class TrainConfig:
     max_steps: int = opt(-1, help="Stop after this many optimizer steps (-1: use --epochs).")
     batch_size: int = opt(8, help="Pairs (or ranked lists) per device per step.")
     grad_accum: int = opt(1, help="Gradient accumulation steps.")
-    learning_rate: float | None = opt(None, help=f"Peak learning rate (default {FULL_LR} full, {LORA_LR} LoRA).")
+    learning_rate: float | None = opt(
+        None, help=f"Peak learning rate (default {FULL_LR} full, {LORA_LR} LoRA)."
+    )
     weight_decay: float = opt(0.0, help="AdamW weight decay.")
     warmup_ratio: float = opt(0.03, help="Share of steps for linear warm-up.")
     scheduler: str = opt("linear", help="Learning-rate schedule (a transformers scheduler name).")
     use_margin: bool = opt(True, help="Use a margin column when the data has one (Llama 2 margin loss).")
-    label_smoothing: float = opt(0.0, help="Conservative BT: probability that a label is flipped, in [0, 0.5).")
+    label_smoothing: float = opt(
+        0.0, help="Conservative BT: probability that a label is flipped, in [0, 0.5)."
+    )
     center_rewards_coefficient: float = opt(
         0.0, help="Weight of the (r_chosen + r_rejected)^2 penalty that centres rewards (Eisenstein 2023)."
     )
@@ -51,7 +55,9 @@ class TrainConfig:
     lora_r: int = opt(16, help="LoRA rank.")
     lora_alpha: int = opt(32, help="LoRA alpha.")
     lora_dropout: float = opt(0.05, help="LoRA dropout.")
-    lora_targets: list[str] | None = opt(None, help="Modules to adapt (default: all linear layers). Repeatable.")
+    lora_targets: list[str] | None = opt(
+        None, help="Modules to adapt (default: all linear layers). Repeatable."
+    )
     merge: bool = opt(False, help="With --lora: also write the merged plain model to OUT.")
     gradient_checkpointing: bool = opt(False, help="Trade compute for memory.")
     precision: str = opt("auto", help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16.")
@@ -98,4 +104,6 @@ class TrainConfig:
         if self.learning_rate <= 0:
             raise ValueError("--learning-rate must be positive")
         if self.engine == "trl" and (self.truncation != "keep_end" or self.label_smoothing):
-            raise ValueError("--engine trl runs TRL's stock loss and truncation: drop --truncation/--label-smoothing")
+            raise ValueError(
+                "--engine trl runs TRL's stock loss and truncation: drop --truncation/--label-smoothing"
+            )

@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 
 
-def bradley_terry(delta: torch.Tensor, margin: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
+def bradley_terry(
+    delta: torch.Tensor, margin: torch.Tensor | None = None, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Per-comparison BT loss ``−(1−ε) log σ(Δ−m) − ε log σ(−(Δ−m))`` (see the module doc)."""
     z = delta if margin is None else delta - margin
     loss = -F.logsigmoid(z)

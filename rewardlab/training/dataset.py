@@ -1,0 +1,140 @@
+"""From loaded preference data to training groups: split by prompt, encode, count every exclusion.
+
+A *group* is one batch element: the responses to one prompt and a score for each. A pair is a
+group of two (scores 1 and 0, plus its margin); a ranked list is a group of K, so all its C(K, 2)
+comparisons share one forward pass of each response (InstructGPT). Nothing is dropped without a
+count: ties, identical responses, and pairs whose two sequences become identical after cutting
+are excluded and counted; cut sequences are counted.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+
+from rewardlab.data.schema import PreferenceData, text_key
+from rewardlab.models.encoding import Encoded, SequenceEncoder
+from rewardlab.models.reward_model import pad_batch
+from rewardlab.training.losses import build_comparisons
+
+
+@dataclass
+class Group:
+    """One batch element: encoded responses to a prompt, their scores, an optional margin."""
+
+    encoded: list[Encoded]
+    scores: list[float]
+    margin: float | None = None
+
+
+@dataclass
+class EncodeReport:
+    """What happened to the examples on their way to training groups."""
+
+    pairs: int = 0
+    lists: int = 0
+    groups: int = 0
+    sequences: int = 0
+    sequences_cut: int = 0
+    groups_with_cut: int = 0
+    excluded: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict:
+        """JSON-ready counts."""
+        return {
+            "pairs_in": self.pairs,
+            "lists_in": self.lists,
+            "groups": self.groups,
+            "sequences": self.sequences,
+            "sequences_cut": self.sequences_cut,
+            "groups_with_cut": self.groups_with_cut,
+            "excluded": dict(self.excluded),
+        }
+
+
+def split_by_prompt(data: PreferenceData, share: float, seed: int) -> tuple[PreferenceData, PreferenceData]:
+    """Hold out ``share`` of the prompts (all their pairs and lists) as evaluation data.
+
+    Splitting by prompt keeps near-copies of a training example out of the held-out set.
+    """
+    keys = sorted({text_key(p.prompt) for p in data.pairs} | {text_key(lst.prompt) for lst in data.lists})
+    random.Random(seed).shuffle(keys)
+    n_eval = math.ceil(share * len(keys)) if share > 0 else 0
+    held = set(keys[:n_eval])
+    train = PreferenceData(files=data.files)
+    evals = PreferenceData(files=data.files)
+    for p in data.pairs:
+        (evals if text_key(p.prompt) in held else train).pairs.append(p)
+    for lst in data.lists:
+        (evals if text_key(lst.prompt) in held else train).lists.append(lst)
+    return train, evals
+
+
+def encode_groups(data: PreferenceData, encoder: SequenceEncoder) -> tuple[list[Group], EncodeReport]:
+    """Encode every usable pair and list into a :class:`Group`, counting what is excluded."""
+    report = EncodeReport()
+    groups: list[Group] = []
+
+    def add(group: Group) -> None:
+        cut = sum(e.cut for e in group.encoded)
+        report.sequences += len(group.encoded)
+        report.sequences_cut += cut
+        report.groups_with_cut += cut > 0
+        groups.append(group)
+
+    for p in data.pairs:
+        report.pairs += 1
+        if p.tie:
+            report.excluded["tie"] += 1
+            continue
+        if p.identical:
+            report.excluded["identical chosen and rejected"] += 1
+            continue
+        c, r = encoder.encode(p.prompt, p.chosen), encoder.encode(p.prompt, p.rejected)
+        if c.input_ids == r.input_ids:
+            report.excluded["identical after truncation"] += 1
+            continue
+        add(Group([c, r], [1.0, 0.0], p.margin))
+    for lst in data.lists:
+        report.lists += 1
+        if len(set(lst.scores)) < 2:
+            report.excluded["list with equal scores"] += 1
+            continue
+        add(Group([encoder.encode(lst.prompt, r) for r in lst.responses], list(lst.scores)))
+    report.groups = len(groups)
+    return groups, report
+
+
+class GroupDataset(torch.utils.data.Dataset):
+    """A list of groups as a map-style dataset for the Trainer's samplers."""
+
+    def __init__(self, groups: list[Group]) -> None:
+        self.groups = groups
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, i: int) -> Group:
+        return self.groups[i]
+
+
+class PaddedCollator:
+    """The plain layout: every response its own padded row; comparisons index the rows."""
+
+    def __init__(self, pad_id: int, padding_side: str, arch: str) -> None:
+        self.pad_id, self.padding_side, self.arch = pad_id, padding_side, arch
+
+    def __call__(self, groups: list[Group]) -> dict[str, torch.Tensor]:
+        """Batch ``groups`` into model inputs plus ``better``/``worse``/``margin``/``weight``."""
+        flat = [e for g in groups for e in g.encoded]
+        batch = pad_batch(flat, self.pad_id, self.padding_side, self.arch)
+        comps = build_comparisons(
+            [len(g.encoded) for g in groups], [g.scores for g in groups], [g.margin for g in groups]
+        )
+        batch.update(better=comps.better, worse=comps.worse, margin=comps.margin, weight=comps.weight)
+        batch["n_groups"] = torch.tensor(len(groups))
+        return batch

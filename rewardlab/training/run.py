@@ -1,0 +1,359 @@
+"""``rewardlab train``: train an outcome reward model on any local Hugging Face model.
+
+What it does, in order: load and split the data (by prompt), summarise it, load the model with a
+one-output head and a safe pad token, encode every pair and list (cutting, never dropping, long
+sequences; counting every exclusion), train with the Hugging Face Trainer (progress bar, JSONL
+log, periodic evaluation and checkpoints, health warnings), then write a checkpoint that plain
+``transformers`` loads, with ``rewardlab.json`` describing it.
+
+Run: ``rewardlab train --model tiny-llama --data ../shared/data/hh-rlhf-helpful-base/test.jsonl.gz
+--out runs/hh --max-steps 100``; several processes: ``torchrun --nproc_per_node 2 -m rewardlab train …``
+or ``accelerate launch -m rewardlab train …``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from rewardlab import __version__
+from rewardlab.config import save_yaml, to_dict
+from rewardlab.errors import RewardlabError
+from rewardlab.training.config import TrainConfig
+
+TRAIN_LOG, TRAIN_SUMMARY, CONFIG_FILE = "train_log.jsonl", "train_summary.json", "train_config.yaml"
+#: Below this held-out accuracy the run ends with a warning about the data.
+LOW_ACCURACY = 0.65
+
+console = Console()
+
+
+def is_main_process() -> bool:
+    """True on the process that writes files and prints (rank 0, or a single process)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    out: Path
+    summary: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _load_data(cfg: TrainConfig) -> tuple[Any, Any, dict[str, Any]]:
+    from rewardlab.cli import parse_assignments
+    from rewardlab.data import load_preferences
+    from rewardlab.training.dataset import split_by_prompt
+
+    kwargs = {"format": cfg.format, "mapping": parse_assignments(cfg.map, "--map"), "on_error": cfg.on_error}
+    data = load_preferences(cfg.data, **kwargs)
+    if cfg.eval_data:
+        train, evals = data, load_preferences(cfg.eval_data, **kwargs)
+        how = {"eval_data": cfg.eval_data}
+    else:
+        train, evals = split_by_prompt(data, cfg.eval_split or 0.0, cfg.seed)
+        how = {"eval_split": cfg.eval_split, "split_by": "prompt"}
+    return train, evals, how
+
+
+def _training_args(cfg: TrainConfig, out: Path, has_eval: bool) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        import tensorboard  # noqa: F401
+
+        has_tb = True
+    except ImportError:
+        has_tb = False
+    use_tb = has_tb if cfg.tensorboard is None else cfg.tensorboard
+    if use_tb and not has_tb:
+        raise RewardlabError("--tensorboard: the tensorboard package is not installed")
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type=cfg.scheduler,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if (cfg.eval_steps and has_eval) else "no",
+        eval_steps=cfg.eval_steps or None,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        activation_checkpointing=cfg.gradient_checkpointing,
+        report_to=["tensorboard"] if use_tb else "none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=not cuda,
+        ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+    )
+
+
+def _apply_lora(cfg: TrainConfig, model: Any, arch: str) -> Any:
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    from rewardlab.models.encoding import DECODER
+
+    head = "score" if arch == DECODER else "classifier"
+    lora = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.lora_targets or "all-linear",
+        modules_to_save=[head],
+    )
+    return get_peft_model(model, lora)
+
+
+def _normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: int) -> dict[str, float]:
+    """Mean and std of the trained model's rewards on up to ``n`` training responses."""
+    import torch
+
+    from rewardlab.models.reward_model import forward_rewards
+    from rewardlab.training.dataset import Group
+
+    flat = [e for g in groups for e in g.encoded]
+    picked = random.Random(seed).sample(flat, min(n, len(flat)))
+    rewards: list[float] = []
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(picked), 16):
+            chunk = [Group([e], [0.0]) for e in picked[i : i + 16]]
+            batch = {k: v.to(device) for k, v in collator(chunk).items()}
+            rewards.extend(forward_rewards(model, batch).tolist())
+    mean = sum(rewards) / len(rewards)
+    std = (sum((r - mean) ** 2 for r in rewards) / len(rewards)) ** 0.5
+    return {"mean": mean, "std": std if std > 0 else 1.0, "samples": len(rewards)}
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    if resume:
+        return
+    if (out / "rewardlab.json").exists() or (out / "checkpoints").exists():
+        raise RewardlabError(
+            f"{out} already holds a training run: use --resume to continue it or another --out"
+        )
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run a training job (see the module doc) and return where its outputs are."""
+    out = Path(cfg.out)
+    _check_out(out, cfg.resume)
+    _quiet_transformers()
+    warnings: list[str] = []
+
+    def warn(msg: str) -> None:
+        warnings.append(msg)
+        if is_main_process():
+            console.print(f"[yellow]warning:[/] {msg}", soft_wrap=True)
+
+    def say(msg: str) -> None:
+        if is_main_process():
+            console.print(msg, soft_wrap=True, highlight=False)
+
+    train_data, eval_data, split = _load_data(cfg)
+    if cfg.engine == "trl":
+        from rewardlab.training.trl_engine import train_with_trl
+
+        return train_with_trl(cfg, train_data, eval_data, split, say, warn)
+
+    from transformers import PrinterCallback, TrainerCallback, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from rewardlab.data.summary import summarize, write_summary
+    from rewardlab.io_utils import write_json
+    from rewardlab.models.encoding import SequenceEncoder
+    from rewardlab.models.reward_model import (
+        INFO_FILE,
+        ensure_pad_token,
+        load_model_and_tokenizer,
+        model_arch,
+        unwrap,
+    )
+    from rewardlab.training.dataset import GroupDataset, PaddedCollator, encode_groups
+    from rewardlab.training.trainer import (
+        HealthCallback,
+        JsonlLogCallback,
+        RewardTrainer,
+        RichProgressCallback,
+    )
+
+    set_seed(cfg.seed)
+    if is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, out / CONFIG_FILE)
+    data_summary = summarize(train_data, source=cfg.data)
+    if is_main_process():
+        write_summary(data_summary, out)
+
+    model, tokenizer = load_model_and_tokenizer(cfg.model)
+    arch = model_arch(model)
+    vocab_before = model.get_input_embeddings().weight.shape[0]
+    pad_note = ensure_pad_token(tokenizer, model, arch)
+    resized = model.get_input_embeddings().weight.shape[0] != vocab_before
+    if pad_note:
+        say(pad_note)
+    padding_side = tokenizer.padding_side if cfg.padding_side == "auto" else cfg.padding_side
+    encoder = SequenceEncoder(tokenizer, arch, cfg.max_length, cfg.truncation)
+    train_groups, train_report = encode_groups(train_data, encoder)
+    eval_groups, eval_report = encode_groups(eval_data, encoder)
+    if not train_groups:
+        raise RewardlabError(f"no usable training pairs: {train_report.to_dict()}")
+    say(
+        f"{arch} model, {len(train_groups)} training groups ({train_report.sequences_cut} of "
+        f"{train_report.sequences} sequences cut to {cfg.max_length} tokens with {cfg.truncation}; excluded: "
+        f"{dict(train_report.excluded) or 'none'}), {len(eval_groups)} held-out groups"
+    )
+    if cfg.lora:
+        model = _apply_lora(cfg, model, arch)
+    if cfg.gradient_checkpointing:
+        model.config.use_cache = False
+
+    collator = PaddedCollator(tokenizer.pad_token_id, padding_side, arch)
+    args = _training_args(cfg, out, bool(eval_groups))
+
+    class SaveConfig(TrainerCallback):
+        """Writes the resolved config next to every checkpoint."""
+
+        def on_save(self, a: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
+                save_yaml(cfg, Path(a.output_dir) / f"checkpoint-{state.global_step}" / CONFIG_FILE)
+
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=GroupDataset(train_groups),
+        eval_dataset=GroupDataset(eval_groups) if eval_groups else None,
+        data_collator=collator,
+        processing_class=tokenizer,
+        label_smoothing=cfg.label_smoothing,
+        center_rewards_coefficient=cfg.center_rewards_coefficient,
+        use_margin=cfg.use_margin,
+        callbacks=[
+            JsonlLogCallback(out / TRAIN_LOG),
+            HealthCallback(warn),
+            RichProgressCallback(),
+            SaveConfig(),
+        ],
+    )
+    trainer.remove_callback(PrinterCallback)
+    resume_from = None
+    if cfg.resume:
+        resume_from = (
+            get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").exists() else None
+        )
+        if resume_from is None:
+            raise RewardlabError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+        say(f"resuming from {resume_from}")
+    start = time.time()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    runtime = time.time() - start
+    eval_metrics = trainer.evaluate() if eval_groups else {}
+
+    # --- save: a checkpoint that plain transformers loads -------------------------------------
+    trainer.save_model(str(out))
+    if not is_main_process():
+        return TrainResult(out, {}, warnings)
+    tokenizer.save_pretrained(str(out))
+    final = trainer.accelerator.unwrap_model(trainer.model)
+    if cfg.lora:
+        final.save_pretrained(str(out), save_embedding_layers=resized)
+        if cfg.merge:
+            final.save_pretrained(str(out / "adapter"), save_embedding_layers=resized)
+            merged = final.merge_and_unload()
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                (out / name).unlink(missing_ok=True)
+            merged.save_pretrained(str(out))
+            final = merged
+    norm = _normalization(unwrap(final), train_groups, collator, cfg.norm_samples, cfg.seed)
+    accuracy = eval_metrics.get("eval_accuracy")
+    if accuracy is not None and accuracy < LOW_ACCURACY:
+        agreement = (data_summary.get("agreement") or {}).get("raw_agreement")
+        warn(
+            f"held-out accuracy {accuracy:.3f} is below {LOW_ACCURACY}: the data may be insufficient. In "
+            f"{out / 'data_summary.md'} look at annotator agreement (label noise: "
+            f"{'n/a' if agreement is None else f'{agreement:.1%}'}), contradictory pairs "
+            f"({data_summary['duplicates']['contradictory_pairs']}) and prompt diversity "
+            f"({data_summary['prompts']['unique']} unique prompts)"
+        )
+    summary = {
+        "rewardlab_version": __version__,
+        "engine": "native",
+        "data": {
+            "train": cfg.data,
+            "split": split,
+            "records": data_summary["counts"]["records"],
+            "dropped_records": data_summary["counts"]["dropped"],
+            "drop_reasons": data_summary["counts"]["drop_reasons"],
+        },
+        "train_groups": train_report.to_dict(),
+        "eval_groups": eval_report.to_dict(),
+        "pad_token": pad_note,
+        "steps": trainer.state.global_step,
+        "runtime_s": runtime,
+        "train_metrics": dict(result.metrics),
+        "eval_metrics": eval_metrics,
+        "normalization": norm,
+        "warnings": warnings,
+    }
+    write_json(out / TRAIN_SUMMARY, summary)
+    info = {
+        "kind": "orm",
+        "method": "lora" if cfg.lora and not cfg.merge else "full",
+        "engine": "native",
+        "arch": arch,
+        "base_model": str(Path(cfg.model).resolve()) if Path(cfg.model).exists() else cfg.model,
+        "max_length": cfg.max_length,
+        "truncation": cfg.truncation,
+        "tokenization": "prompt and response tokenized separately; decoders: [BOS] prompt response EOS, "
+        "reward at EOS; encoders: the tokenizer's pair form, model pooling",
+        "pad_token": tokenizer.pad_token,
+        "normalization": norm,
+        "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": cfg.merge} if cfg.lora else None,
+        "metrics": eval_metrics,
+        "train_config": to_dict(cfg),
+        "data_summary": {
+            "counts": data_summary["counts"],
+            "duplicates": data_summary["duplicates"],
+            "agreement": data_summary["agreement"],
+            "length_bias_chars": data_summary["length_bias_chars"],
+        },
+        "rewardlab_version": __version__,
+        "torch_dtype": str(next(final.parameters()).dtype),
+    }
+    write_json(out / INFO_FILE, info)
+    say(f"saved the reward model to {out} (rewardlab.json, {TRAIN_SUMMARY}, {TRAIN_LOG}, data_summary.md)")
+    return TrainResult(out, summary, warnings)
