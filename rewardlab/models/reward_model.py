@@ -35,7 +35,7 @@ def unwrap(model: Any) -> Any:
 
 
 def model_arch(model: Any) -> str:
-    """:data:`DECODER` when the classification head is ``score`` (last-token pooling), else :data:`ENCODER`."""
+    """:data:`DECODER` when the head is ``score`` (last-token pooling), else :data:`ENCODER`."""
     return DECODER if isinstance(getattr(unwrap(model), "score", None), torch.nn.Module) else ENCODER
 
 

@@ -221,7 +221,8 @@ class RichProgressCallback(TrainerCallback):
                 self.task,
                 description=f"loss {logs['loss']:.4f} acc {logs.get('accuracy', float('nan')):.3f} "
                 f"margin {logs.get('margin_mean', float('nan')):.4f} "
-                f"reward {logs.get('reward_mean', float('nan')):.3f}±{logs.get('reward_std', float('nan')):.3f}",
+                f"reward {logs.get('reward_mean', float('nan')):.3f}"
+                f"±{logs.get('reward_std', float('nan')):.3f}",
             )
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
