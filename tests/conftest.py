@@ -50,3 +50,39 @@ def word_tokenizer(tmp_path_factory):
     tok = AutoTokenizer.from_pretrained(str(folder))
     tok.saved_folder = folder
     return tok
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Presets built by tests go to a temporary cache, not the user's home."""
+    os.environ["REWARDLAB_CACHE"] = str(tmp_path_factory.mktemp("rewardlab-cache"))
+
+
+@pytest.fixture(scope="session")
+def demo_rows():
+    from rewardlab.data.demo import generate_demo
+
+    return generate_demo(600, seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_file(tmp_path_factory, demo_rows):
+    return write_jsonl(tmp_path_factory.mktemp("demo") / "demo.jsonl", demo_rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, demo_rows):
+    """Random-initialised tiny models of four architectures, each with a tokenizer in its style.
+
+    llama: ``<s>`` added, no pad token, left padding; gpt2: pad == EOS; qwen2: ChatML template;
+    bert: an encoder with token types.
+    """
+    from rewardlab.models.tiny import build_tiny_model, train_tokenizer
+
+    texts = [r[k] for r in demo_rows for k in ("prompt", "chosen", "rejected")]
+    root = tmp_path_factory.mktemp("tiny")
+    out = {}
+    for arch in ("llama", "gpt2", "qwen2", "bert"):
+        tok = train_tokenizer(texts, root / f"tok-{arch}", style=arch)
+        out[arch] = build_tiny_model(arch, tok, root / arch)
+    return out

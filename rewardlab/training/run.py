@@ -159,6 +159,27 @@ def _normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: i
     return {"mean": mean, "std": std if std > 0 else 1.0, "samples": len(rewards)}
 
 
+def last_complete_checkpoint(folder: Path) -> tuple[Path | None, list[Path]]:
+    """The newest checkpoint whose ``trainer_state.json`` exists, and newer incomplete ones.
+
+    The Trainer writes ``trainer_state.json`` last, so a run killed while saving leaves a
+    newest folder without it: resuming from that folder would fail.
+    """
+    if not folder.is_dir():
+        return None, []
+    found = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
+    )
+    skipped = []
+    for p in found:
+        if (p / "trainer_state.json").exists():
+            return p, skipped
+        skipped.append(p)
+    return None, skipped
+
+
 def _check_out(out: Path, resume: bool) -> None:
     if resume:
         return
@@ -191,7 +212,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         return train_with_trl(cfg, train_data, eval_data, split, say, warn)
 
     from transformers import PrinterCallback, TrainerCallback, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from rewardlab.data.summary import summarize, write_summary
     from rewardlab.io_utils import write_json
@@ -270,16 +290,16 @@ def train(cfg: TrainConfig) -> TrainResult:
         ],
     )
     trainer.remove_callback(PrinterCallback)
-    resume_from = None
+    resume_from: Path | None = None
     if cfg.resume:
-        resume_from = (
-            get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").exists() else None
-        )
+        resume_from, incomplete = last_complete_checkpoint(out / "checkpoints")
+        for p in incomplete:
+            warn(f"{p} is incomplete (the run was stopped while saving it): skipped")
         if resume_from is None:
-            raise RewardlabError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+            raise RewardlabError(f"--resume: no complete checkpoint in {out / 'checkpoints'}")
         say(f"resuming from {resume_from}")
     start = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     runtime = time.time() - start
     eval_metrics = trainer.evaluate() if eval_groups else {}
 

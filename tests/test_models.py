@@ -1,0 +1,142 @@
+"""Encoding and reading rewards: the silent-bug cases of reward-model training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rewardlab.models.encoding import DECODER, ENCODER, SequenceEncoder
+from rewardlab.models.reward_model import (
+    PAD_TOKEN,
+    RewardModel,
+    ensure_pad_token,
+    forward_rewards,
+    load_model_and_tokenizer,
+    model_arch,
+    pad_batch,
+)
+
+DECODERS = ("llama", "gpt2", "qwen2")
+
+
+def loaded(path, max_length=96):
+    model, tok = load_model_and_tokenizer(path)
+    arch = model_arch(model)
+    ensure_pad_token(tok, model, arch)
+    return model.eval(), tok, SequenceEncoder(tok, arch, max_length)
+
+
+def sample(demo_rows, n=6):
+    return [(r["prompt"], r["chosen"]) for r in demo_rows[:n]]
+
+
+def test_architectures_are_recognised(tiny_models):
+    for arch, path in tiny_models.items():
+        model, _, enc = loaded(path)
+        assert enc.arch == (ENCODER if arch == "bert" else DECODER) == model_arch(model)
+
+
+def test_decoder_sequences_end_with_eos_and_keep_bos(tiny_models, demo_rows):
+    _, tok, enc = loaded(tiny_models["llama"])
+    e = enc.encode(*sample(demo_rows, 1)[0])
+    assert e.input_ids[0] == tok.bos_token_id and e.input_ids[-1] == tok.eos_token_id
+    assert e.input_ids.count(tok.eos_token_id) == 1
+    # a response that already ends with EOS does not get a second one
+    e2 = enc.encode("What is 2 + 2?", "4" + tok.eos_token)
+    assert e2.input_ids.count(tok.eos_token_id) == 1
+
+
+def test_encoder_uses_pair_form_with_token_types(tiny_models):
+    _, tok, enc = loaded(tiny_models["bert"])
+    e = enc.encode("what is two plus two", "four")
+    toks = tok.convert_ids_to_tokens(e.input_ids)
+    assert toks[0] == "[CLS]" and toks[-1] == "[SEP]" and toks.count("[SEP]") == 2
+    assert e.token_type_ids[-2:] == [1, 1] and e.token_type_ids[:2] == [0, 0]
+
+
+def test_pad_equal_to_eos_gets_a_distinct_pad(tiny_models):
+    model, tok = load_model_and_tokenizer(tiny_models["gpt2"])
+    assert tok.pad_token_id == tok.eos_token_id  # the classic set-up
+    note = ensure_pad_token(tok, model, DECODER)
+    assert tok.pad_token == PAD_TOKEN and tok.pad_token_id != tok.eos_token_id and "end token" in note
+    assert model.config.pad_token_id == tok.pad_token_id
+    assert model.get_input_embeddings().weight.shape[0] == len(tok)
+    # LLaMA style: no pad, but <unk> exists and is used instead of adding a token
+    model, tok = load_model_and_tokenizer(tiny_models["llama"])
+    assert ensure_pad_token(tok, model, DECODER) is not None and tok.pad_token == "<unk>"
+
+
+@pytest.mark.parametrize("arch", DECODERS)
+def test_left_and_right_padding_and_batching_give_the_same_rewards(tiny_models, demo_rows, arch):
+    model, tok, enc = loaded(tiny_models[arch])
+    encoded = [enc.encode(p, r) for p, r in sample(demo_rows)]
+    assert len({len(e.input_ids) for e in encoded}) > 1  # lengths differ, so there is padding
+    with torch.no_grad():
+        left = forward_rewards(model, pad_batch(encoded, tok.pad_token_id, "left", DECODER))
+        right = forward_rewards(model, pad_batch(encoded, tok.pad_token_id, "right", DECODER))
+        alone = torch.cat(
+            [forward_rewards(model, pad_batch([e], tok.pad_token_id, "right", DECODER)) for e in encoded]
+        )
+    assert torch.allclose(left, right, atol=1e-5) and torch.allclose(left, alone, atol=1e-5)
+    assert left.std() > 0  # rewards differ between sequences: the check is not vacuous
+
+
+def test_reading_at_the_pad_position_would_be_caught(tiny_models, demo_rows):
+    """If pad == EOS were kept, transformers' pooling would skip the EOS: rewards would differ."""
+    model, tok, enc = loaded(tiny_models["gpt2"])
+    e = enc.encode(*sample(demo_rows, 1)[0])
+    ids = torch.tensor([e.input_ids])
+    with torch.no_grad():
+        ours = forward_rewards(model, pad_batch([e], tok.pad_token_id, "right", DECODER)).item()
+        model.config.pad_token_id = tok.eos_token_id  # the bug
+        wrong = model(ids).logits[0, 0].item()
+    assert abs(ours - wrong) > 1e-4
+
+
+@pytest.mark.parametrize("arch", ("llama", "gpt2", "qwen2", "bert"))
+def test_plain_transformers_reads_the_same_reward(tiny_models, demo_rows, tmp_path, arch):
+    """A saved model + tokenizer, loaded with plain transformers, pools at rewardlab's token."""
+    model, tok, enc = loaded(tiny_models[arch])
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    rm = RewardModel.from_pretrained(tmp_path, max_length=96)
+    pairs = sample(demo_rows)
+    ours = rm.score([p for p, _ in pairs], [r for _, r in pairs], batch_size=4)
+    plain_model = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    plain_tok = AutoTokenizer.from_pretrained(tmp_path)
+    encoded = [enc.encode(p, r) for p, r in pairs]
+    width = max(len(e.input_ids) for e in encoded)
+    ids = torch.full((len(encoded), width), plain_tok.pad_token_id)
+    mask = torch.zeros_like(ids)
+    for i, e in enumerate(encoded):  # right padding, as a plain user would batch
+        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[i, : len(e.input_ids)] = 1
+    kwargs = {}
+    if arch == "bert":
+        types = torch.zeros_like(ids)
+        for i, e in enumerate(encoded):
+            types[i, : len(e.token_type_ids)] = torch.tensor(e.token_type_ids)
+        kwargs["token_type_ids"] = types
+    with torch.no_grad():
+        plain = plain_model(input_ids=ids, attention_mask=mask, **kwargs).logits[:, 0].tolist()
+    assert ours == pytest.approx(plain, abs=1e-5)
+
+
+def test_chat_template_messages(tiny_models):
+    _, tok, enc = loaded(tiny_models["qwen2"])
+    prompt = [{"role": "user", "content": "What is 2 + 2?"}]
+    e = enc.encode(prompt, [{"role": "assistant", "content": "4"}])
+    text = tok.decode(e.input_ids)
+    assert text.startswith("<|im_start|>user\nWhat is 2 + 2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>")
+    assert e.input_ids[-1] == tok.eos_token_id
+
+
+def test_truncation_keeps_the_response_end(tiny_models):
+    _, tok, enc = loaded(tiny_models["llama"], max_length=12)
+    long_prompt = "Describe the ocean in at most 30 words. " * 5
+    e = enc.encode(long_prompt, "The ocean is worth seeing at least once.")
+    assert e.cut and len(e.input_ids) == 12
+    assert tok.decode(e.input_ids[1:-1]).endswith("worth seeing at least once.")
+    e_start = SequenceEncoder(tok, DECODER, 12, "keep_start").encode(long_prompt, "The ocean is calm.")
+    assert "calm" not in tok.decode(e_start.input_ids)  # TRL-style cut loses the response
