@@ -357,3 +357,14 @@ def test_two_process_ddp_on_cpu(tiny_models, small_demo, tmp_path):
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 3 and "eval_accuracy" in summary["eval_metrics"]
     assert RewardModel.from_pretrained(out).score(["What is 1 + 1?"], ["2"])
+
+
+def test_trl_engine_runs_and_reports_what_it_dropped(tiny_models, small_demo, tmp_path):
+    out = tmp_path / "trl"
+    res = train(cfg(tiny_models["llama"], small_demo, out, engine="trl", max_length=24, max_steps=2))
+    groups = res.summary["train_groups"]
+    dropped = groups["excluded"]["longer than max_length (dropped by TRL)"]
+    assert dropped > 0 and groups["groups"] + dropped == groups["pairs_in"]
+    assert any("TRL dropped" in w for w in res.warnings)
+    info = json.loads((out / "rewardlab.json").read_text())
+    assert info["engine"] == "trl" and RewardModel.from_pretrained(out).score(["q"], ["a"])

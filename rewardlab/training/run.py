@@ -53,6 +53,9 @@ def _quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    import datasets
+
+    datasets.disable_progress_bars()
 
 
 def _load_data(cfg: TrainConfig) -> tuple[Any, Any, dict[str, Any]]:
@@ -206,30 +209,14 @@ def train(cfg: TrainConfig) -> TrainResult:
             console.print(msg, soft_wrap=True, highlight=False)
 
     train_data, eval_data, split = _load_data(cfg)
-    if cfg.engine == "trl":
-        from rewardlab.training.trl_engine import train_with_trl
 
-        return train_with_trl(cfg, train_data, eval_data, split, say, warn)
-
-    from transformers import PrinterCallback, TrainerCallback, set_seed
+    from transformers import PrinterCallback, set_seed
 
     from rewardlab.data.summary import summarize, write_summary
-    from rewardlab.io_utils import write_json
     from rewardlab.models.encoding import SequenceEncoder
-    from rewardlab.models.reward_model import (
-        INFO_FILE,
-        ensure_pad_token,
-        load_model_and_tokenizer,
-        model_arch,
-        unwrap,
-    )
+    from rewardlab.models.reward_model import ensure_pad_token, load_model_and_tokenizer, model_arch
     from rewardlab.training.dataset import GroupDataset, PaddedCollator, encode_groups
-    from rewardlab.training.trainer import (
-        HealthCallback,
-        JsonlLogCallback,
-        RewardTrainer,
-        RichProgressCallback,
-    )
+    from rewardlab.training.trainer import RewardTrainer
 
     set_seed(cfg.seed)
     if is_main_process():
@@ -257,21 +244,30 @@ def train(cfg: TrainConfig) -> TrainResult:
         f"{train_report.sequences} sequences cut to {cfg.max_length} tokens with {cfg.truncation}; excluded: "
         f"{dict(train_report.excluded) or 'none'}), {len(eval_groups)} held-out groups"
     )
+    collator = PaddedCollator(tokenizer.pad_token_id, padding_side, arch)
+    common = {
+        "cfg": cfg,
+        "tokenizer": tokenizer,
+        "arch": arch,
+        "resized": resized,
+        "data_summary": data_summary,
+        "split": split,
+        "pad_note": pad_note,
+        "norm_groups": train_groups,
+        "collator": collator,
+        "warnings": warnings,
+        "warn": warn,
+        "say": say,
+    }
+    if cfg.engine == "trl":
+        from rewardlab.training.trl_engine import train_with_trl
+
+        return train_with_trl(model=model, train_data=train_data, eval_data=eval_data, **common)
     if cfg.lora:
         model = _apply_lora(cfg, model, arch)
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
-
-    collator = PaddedCollator(tokenizer.pad_token_id, padding_side, arch)
     args = _training_args(cfg, out, bool(eval_groups))
-
-    class SaveConfig(TrainerCallback):
-        """Writes the resolved config next to every checkpoint."""
-
-        def on_save(self, a: Any, state: Any, control: Any, **kw: Any) -> None:
-            if state.is_world_process_zero:
-                save_yaml(cfg, Path(a.output_dir) / f"checkpoint-{state.global_step}" / CONFIG_FILE)
-
     trainer = RewardTrainer(
         model=model,
         args=args,
@@ -282,56 +278,141 @@ def train(cfg: TrainConfig) -> TrainResult:
         label_smoothing=cfg.label_smoothing,
         center_rewards_coefficient=cfg.center_rewards_coefficient,
         use_margin=cfg.use_margin,
-        callbacks=[
-            JsonlLogCallback(out / TRAIN_LOG),
-            HealthCallback(warn),
-            RichProgressCallback(),
-            SaveConfig(),
-        ],
+        callbacks=run_callbacks(cfg, warn),
     )
     trainer.remove_callback(PrinterCallback)
-    resume_from: Path | None = None
-    if cfg.resume:
-        resume_from, incomplete = last_complete_checkpoint(out / "checkpoints")
-        for p in incomplete:
-            warn(f"{p} is incomplete (the run was stopped while saving it): skipped")
-        if resume_from is None:
-            raise RewardlabError(f"--resume: no complete checkpoint in {out / 'checkpoints'}")
-        say(f"resuming from {resume_from}")
+    resume_from = resume_checkpoint(cfg, warn, say)
     start = time.time()
-    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.time() - start
     eval_metrics = trainer.evaluate() if eval_groups else {}
+    return finish_run(
+        trainer=trainer,
+        eval_metrics=eval_metrics,
+        train_metrics=dict(result.metrics),
+        runtime=runtime,
+        groups={"train_groups": train_report.to_dict(), "eval_groups": eval_report.to_dict()},
+        engine="native",
+        tokenization=NATIVE_TOKENIZATION,
+        **common,
+    )
 
-    # --- save: a checkpoint that plain transformers loads -------------------------------------
-    trainer.save_model(str(out))
+
+NATIVE_TOKENIZATION = (
+    "prompt and response tokenized separately; decoders: [BOS] prompt response EOS, reward at EOS; "
+    "encoders: the tokenizer's pair form, model pooling"
+)
+
+
+def run_callbacks(cfg: TrainConfig, warn: Any) -> list[Any]:
+    """Progress bar, JSONL log, health warnings, and the config saved next to every checkpoint."""
+    from transformers import TrainerCallback
+
+    from rewardlab.training.trainer import HealthCallback, JsonlLogCallback, RichProgressCallback
+
+    class SaveConfig(TrainerCallback):
+        """Writes the resolved config next to every checkpoint."""
+
+        def on_save(self, a: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
+                save_yaml(cfg, Path(a.output_dir) / f"checkpoint-{state.global_step}" / CONFIG_FILE)
+
+    return [
+        JsonlLogCallback(Path(cfg.out) / TRAIN_LOG),
+        HealthCallback(warn),
+        RichProgressCallback(),
+        SaveConfig(),
+    ]
+
+
+def resume_checkpoint(cfg: TrainConfig, warn: Any, say: Any) -> str | None:
+    """With ``--resume``, the newest complete checkpoint (incomplete newer ones are reported)."""
+    if not cfg.resume:
+        return None
+    resume_from, incomplete = last_complete_checkpoint(Path(cfg.out) / "checkpoints")
+    for p in incomplete:
+        warn(f"{p} is incomplete (the run was stopped while saving it): skipped")
+    if resume_from is None:
+        raise RewardlabError(f"--resume: no complete checkpoint in {Path(cfg.out) / 'checkpoints'}")
+    say(f"resuming from {resume_from}")
+    return str(resume_from)
+
+
+def low_accuracy_warning(accuracy: float | None, data_summary: dict[str, Any], out: Path) -> str | None:
+    """The end-of-run warning when held-out accuracy is low, pointing at the data's figures."""
+    if accuracy is None or accuracy >= LOW_ACCURACY:
+        return None
+    agreement = (data_summary.get("agreement") or {}).get("raw_agreement")
+    return (
+        f"held-out accuracy {accuracy:.3f} is below {LOW_ACCURACY}: the data may be insufficient. In "
+        f"{out / 'data_summary.md'} look at annotator agreement (label noise: "
+        f"{'n/a' if agreement is None else f'{agreement:.1%}'}), contradictory pairs "
+        f"({data_summary['duplicates']['contradictory_pairs']}) and prompt diversity "
+        f"({data_summary['prompts']['unique']} unique prompts)"
+    )
+
+
+def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, lora: bool, merge: bool, resized: bool) -> Any:
+    """Write the trained model so that plain transformers loads ``out``; return the final model.
+
+    Full fine-tuning: the model. LoRA: the adapter (with the score head, and the embeddings
+    when a pad token was added); with ``merge``, the merged plain model, the adapter in
+    ``out/adapter``. Returns ``None`` on processes other than the main one.
+    """
+    trainer.save_model(str(out))  # gathers sharded (FSDP/DeepSpeed) weights where needed
     if not is_main_process():
-        return TrainResult(out, {}, warnings)
+        return None
     tokenizer.save_pretrained(str(out))
     final = trainer.accelerator.unwrap_model(trainer.model)
-    if cfg.lora:
+    if lora:
         final.save_pretrained(str(out), save_embedding_layers=resized)
-        if cfg.merge:
+        if merge:
             final.save_pretrained(str(out / "adapter"), save_embedding_layers=resized)
             merged = final.merge_and_unload()
             for name in ("adapter_config.json", "adapter_model.safetensors"):
                 (out / name).unlink(missing_ok=True)
             merged.save_pretrained(str(out))
             final = merged
-    norm = _normalization(unwrap(final), train_groups, collator, cfg.norm_samples, cfg.seed)
-    accuracy = eval_metrics.get("eval_accuracy")
-    if accuracy is not None and accuracy < LOW_ACCURACY:
-        agreement = (data_summary.get("agreement") or {}).get("raw_agreement")
-        warn(
-            f"held-out accuracy {accuracy:.3f} is below {LOW_ACCURACY}: the data may be insufficient. In "
-            f"{out / 'data_summary.md'} look at annotator agreement (label noise: "
-            f"{'n/a' if agreement is None else f'{agreement:.1%}'}), contradictory pairs "
-            f"({data_summary['duplicates']['contradictory_pairs']}) and prompt diversity "
-            f"({data_summary['prompts']['unique']} unique prompts)"
-        )
+    return final
+
+
+def finish_run(
+    *,
+    cfg: TrainConfig,
+    trainer: Any,
+    tokenizer: Any,
+    arch: str,
+    resized: bool,
+    data_summary: dict[str, Any],
+    split: dict[str, Any],
+    eval_metrics: dict[str, float],
+    train_metrics: dict[str, float],
+    runtime: float,
+    groups: dict[str, Any],
+    pad_note: str | None,
+    norm_groups: list[Any],
+    collator: Any,
+    engine: str,
+    tokenization: str,
+    warnings: list[str],
+    warn: Any,
+    say: Any,
+) -> TrainResult:
+    """Save the checkpoint, measure the reward normalisation, write the summary and rewardlab.json."""
+    from rewardlab.io_utils import write_json
+    from rewardlab.models.reward_model import INFO_FILE, unwrap
+
+    out = Path(cfg.out)
+    final = save_checkpoint(trainer, tokenizer, out, cfg.lora, cfg.merge, resized)
+    if final is None:
+        return TrainResult(out, {}, warnings)
+    norm = _normalization(unwrap(final), norm_groups, collator, cfg.norm_samples, cfg.seed)
+    low = low_accuracy_warning(eval_metrics.get("eval_accuracy"), data_summary, out)
+    if low:
+        warn(low)
     summary = {
         "rewardlab_version": __version__,
-        "engine": "native",
+        "engine": engine,
         "data": {
             "train": cfg.data,
             "split": split,
@@ -339,12 +420,11 @@ def train(cfg: TrainConfig) -> TrainResult:
             "dropped_records": data_summary["counts"]["dropped"],
             "drop_reasons": data_summary["counts"]["drop_reasons"],
         },
-        "train_groups": train_report.to_dict(),
-        "eval_groups": eval_report.to_dict(),
+        **groups,
         "pad_token": pad_note,
         "steps": trainer.state.global_step,
         "runtime_s": runtime,
-        "train_metrics": dict(result.metrics),
+        "train_metrics": train_metrics,
         "eval_metrics": eval_metrics,
         "normalization": norm,
         "warnings": warnings,
@@ -353,13 +433,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     info = {
         "kind": "orm",
         "method": "lora" if cfg.lora and not cfg.merge else "full",
-        "engine": "native",
+        "engine": engine,
         "arch": arch,
         "base_model": str(Path(cfg.model).resolve()) if Path(cfg.model).exists() else cfg.model,
         "max_length": cfg.max_length,
         "truncation": cfg.truncation,
-        "tokenization": "prompt and response tokenized separately; decoders: [BOS] prompt response EOS, "
-        "reward at EOS; encoders: the tokenizer's pair form, model pooling",
+        "tokenization": tokenization,
         "pad_token": tokenizer.pad_token,
         "normalization": norm,
         "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": cfg.merge} if cfg.lora else None,

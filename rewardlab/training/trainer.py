@@ -217,12 +217,14 @@ class RichProgressCallback(TrainerCallback):
                 f"margin {logs.get('eval_margin_mean', float('nan')):.4f}"
             )
         elif "loss" in logs:
+            nan = float("nan")
+            margin = logs.get("margin_mean", logs.get("margin", nan))  # TRL logs "margin"
+            reward = logs.get("reward_mean", logs.get("mean_reward", nan))
+            spread = f"±{logs['reward_std']:.3f}" if "reward_std" in logs else ""
             self.progress.update(
                 self.task,
-                description=f"loss {logs['loss']:.4f} acc {logs.get('accuracy', float('nan')):.3f} "
-                f"margin {logs.get('margin_mean', float('nan')):.4f} "
-                f"reward {logs.get('reward_mean', float('nan')):.3f}"
-                f"±{logs.get('reward_std', float('nan')):.3f}",
+                description=f"loss {logs['loss']:.4f} acc {logs.get('accuracy', nan):.3f} "
+                f"margin {margin:.4f} reward {reward:.3f}{spread}",
             )
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:

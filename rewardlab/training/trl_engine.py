@@ -1,0 +1,116 @@
+"""``--engine trl``: the same data and options through TRL's stock ``RewardTrainer``.
+
+For comparison (``rewardlab bench``) and for users who want TRL's behaviour. The differences
+are TRL's own and are counted, not hidden: TRL takes pairs only (ranked lists are expanded to
+their pairs), tokenizes ``prompt + response`` as one text with EOS appended, **drops** pairs
+longer than ``--max-length`` (the number dropped is reported), and reads the reward with the
+model's pad-based pooling (rewardlab still gives it a pad token distinct from EOS).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rewardlab.errors import RewardlabError
+from rewardlab.training.run import (
+    TrainResult,
+    _training_args,
+    finish_run,
+    resume_checkpoint,
+    run_callbacks,
+)
+
+TRL_TOKENIZATION = "TRL RewardTrainer: prompt + response tokenized as one text, EOS appended, model pooling"
+
+
+def _pair_rows(data: Any, use_margin: bool) -> tuple[list[dict[str, Any]], int]:
+    """TRL rows from usable pairs (lists expanded); also the number of tied/identical pairs left out."""
+    everything = data.all_pairs(include_ties=True)
+    pairs = [p for p in everything if p.usable]
+    with_margin = use_margin and any(p.margin is not None for p in pairs)
+    rows = []
+    for p in pairs:
+        row = {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}
+        if with_margin:
+            row["margin"] = float(p.margin or 0.0)
+        rows.append(row)
+    return rows, len(everything) - len(pairs)
+
+
+def train_with_trl(
+    *, cfg: Any, model: Any, tokenizer: Any, train_data: Any, eval_data: Any, **common: Any
+) -> TrainResult:
+    """Train with ``trl.RewardTrainer`` and save the checkpoint like the native engine does."""
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl import RewardConfig
+    from trl import RewardTrainer as TRLRewardTrainer
+
+    say, warn = common["say"], common["warn"]
+    if tokenizer.eos_token is None and getattr(tokenizer, "sep_token", None) is not None:
+        tokenizer.eos_token = tokenizer.sep_token  # TRL appends EOS as text and needs one
+        say(f"TRL engine: no EOS token, using the separator {tokenizer.sep_token!r} as EOS")
+    train_rows, excluded = _pair_rows(train_data, cfg.use_margin)
+    eval_rows, _ = _pair_rows(eval_data, cfg.use_margin)
+    if not train_rows:
+        raise RewardlabError("no usable training pairs for TRL")
+    hf_args = _training_args(cfg, Path(cfg.out), bool(eval_rows)).to_dict()
+    for key in ("push_to_hub_token", "_n_gpu"):
+        hf_args.pop(key, None)
+    args = RewardConfig(
+        **{k: v for k, v in hf_args.items() if k in RewardConfig.__dataclass_fields__},
+        max_length=cfg.max_length,
+        center_rewards_coefficient=cfg.center_rewards_coefficient or None,
+    )
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig, TaskType
+
+        peft_config = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.lora_targets or "all-linear",
+        )
+    trainer = TRLRewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=run_callbacks(cfg, warn),
+    )
+    trainer.remove_callback(PrinterCallback)
+    kept = len(trainer.train_dataset)
+    dropped = len(train_rows) - kept
+    say(f"TRL engine: {kept} training pairs ({excluded} ties or identical pairs left out)")
+    if dropped:
+        warn(f"TRL dropped {dropped} of {len(train_rows)} training pairs longer than {cfg.max_length} tokens")
+    start = time.time()
+    result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, warn, say))
+    runtime = time.time() - start
+    eval_metrics = trainer.evaluate() if eval_rows else {}
+    groups = {
+        "train_groups": {
+            "pairs_in": len(train_rows) + excluded,
+            "groups": kept,
+            "excluded": {"tie or identical": excluded, "longer than max_length (dropped by TRL)": dropped},
+        },
+        "eval_groups": {"pairs_in": len(eval_rows), "groups": len(trainer.eval_dataset or [])},
+    }
+    return finish_run(
+        cfg=cfg,
+        trainer=trainer,
+        tokenizer=tokenizer,
+        eval_metrics=eval_metrics,
+        train_metrics=dict(result.metrics),
+        runtime=runtime,
+        groups=groups,
+        engine="trl",
+        tokenization=TRL_TOKENIZATION,
+        **common,
+    )
