@@ -407,6 +407,12 @@ def finish_run(
     if final is None:
         return TrainResult(out, {}, warnings)
     norm = _normalization(unwrap(final), norm_groups, collator, cfg.norm_samples, cfg.seed)
+    if "eval_accuracy" in eval_metrics:
+        say(
+            f"held-out: accuracy {eval_metrics['eval_accuracy']:.3f}, mean margin "
+            f"{eval_metrics.get('eval_margin_mean', eval_metrics.get('eval_margin', float('nan'))):.4f}, "
+            f"loss {eval_metrics['eval_loss']:.4f}"
+        )
     low = low_accuracy_warning(eval_metrics.get("eval_accuracy"), data_summary, out)
     if low:
         warn(low)

@@ -24,7 +24,7 @@ from rewardlab.metrics import preference_metrics
 from rewardlab.models.reward_model import forward_rewards
 from rewardlab.training.losses import Comparisons, comparison_loss
 
-#: Margin "stopped growing": no new best over this many consecutive logs (after warm-up).
+#: Margin "stopped growing": the mean of this many newest training logs is not above the previous ones.
 PLATEAU_LOGS = 5
 #: Rewards "collapsed": their std fell below this.
 COLLAPSE_STD = 1e-3
@@ -141,34 +141,44 @@ class JsonlLogCallback(TrainerCallback):
 
 
 class HealthCallback(TrainerCallback):
-    """Warns, once each, when the margin stops growing or the rewards collapse to a narrow range."""
+    """Warns, once each, when the margin stops growing or the rewards collapse to a narrow range.
+
+    The margin series is the held-out margin when the run evaluates, else the training margin;
+    "stopped growing" compares the mean of the newest :data:`PLATEAU_LOGS` values with the mean
+    of the ones before (single logs are too noisy to compare).
+    """
 
     def __init__(self, warn: Any) -> None:
         self.warn = warn
-        self.margins: list[float] = []
+        self.series: dict[str, list[float]] = {"eval": [], "train": []}
         self.warned: set[str] = set()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
-        """Check the newest training log."""
-        if not logs or "margin_mean" not in logs or not state.is_world_process_zero:
+        """Check the newest log."""
+        if not logs or not state.is_world_process_zero:
             return
-        self.margins.append(logs["margin_mean"])
-        warmup = max(
-            1, int(args.warmup_steps * state.max_steps) if args.warmup_steps < 1 else args.warmup_steps
-        )
-        past_warmup = state.global_step > warmup
-        if (
-            "plateau" not in self.warned
-            and past_warmup
-            and len(self.margins) > 2 * PLATEAU_LOGS
-            and max(self.margins[-PLATEAU_LOGS:]) <= max(self.margins[:-PLATEAU_LOGS])
-        ):
-            self.warned.add("plateau")
-            self.warn(
-                f"step {state.global_step}: the mean margin has not grown for {PLATEAU_LOGS} logs "
-                f"(best {max(self.margins):.4f}); more steps may not help"
-            )
-        if "collapse" not in self.warned and past_warmup and logs.get("reward_std", 1.0) < COLLAPSE_STD:
+        if "eval_margin_mean" in logs:
+            self.series["eval"].append(logs["eval_margin_mean"])
+        elif "margin_mean" in logs:
+            self.series["train"].append(logs["margin_mean"])
+        else:
+            return
+        warmup = args.warmup_steps * state.max_steps if args.warmup_steps < 1 else args.warmup_steps
+        if state.global_step <= max(1, warmup):
+            return
+        series = self.series["eval"] if len(self.series["eval"]) >= 2 else self.series["train"]
+        window = 1 if series is self.series["eval"] else PLATEAU_LOGS
+        if "plateau" not in self.warned and len(series) >= 2 * window:
+            new = sum(series[-window:]) / window
+            old = sum(series[-2 * window : -window]) / window
+            if new <= old:
+                self.warned.add("plateau")
+                which = "held-out" if window == 1 else "training"
+                self.warn(
+                    f"step {state.global_step}: the mean {which} margin stopped growing "
+                    f"({old:.4f} -> {new:.4f}); more steps may not help"
+                )
+        if "collapse" not in self.warned and logs.get("reward_std", 1.0) < COLLAPSE_STD:
             self.warned.add("collapse")
             self.warn(
                 f"step {state.global_step}: rewards collapsed to a narrow range (std "
