@@ -140,3 +140,17 @@ def test_truncation_keeps_the_response_end(tiny_models):
     assert tok.decode(e.input_ids[1:-1]).endswith("worth seeing at least once.")
     e_start = SequenceEncoder(tok, DECODER, 12, "keep_start").encode(long_prompt, "The ocean is calm.")
     assert "calm" not in tok.decode(e_start.input_ids)  # TRL-style cut loses the response
+
+
+def test_lora_runs_never_resize_the_vocabulary(tiny_models, demo_rows):
+    model, tok = load_model_and_tokenizer(tiny_models["gpt2"])
+    size = model.get_input_embeddings().weight.shape[0]
+    note = ensure_pad_token(tok, model, DECODER, allow_resize=False)
+    assert model.get_input_embeddings().weight.shape[0] == size and PAD_TOKEN not in note
+    assert tok.pad_token_id != tok.eos_token_id and model.config.pad_token_id == tok.pad_token_id
+    enc = SequenceEncoder(tok, DECODER, 96)
+    encoded = [enc.encode(p, r) for p, r in sample(demo_rows)]
+    with torch.no_grad():
+        ours = forward_rewards(model.eval(), pad_batch(encoded, tok.pad_token_id, "right", DECODER))
+        plain = torch.cat([model(torch.tensor([e.input_ids])).logits[:, 0] for e in encoded])
+    assert torch.allclose(ours, plain, atol=1e-5)  # a regular token as pad still pools at EOS

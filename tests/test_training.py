@@ -168,8 +168,16 @@ def test_lora_checkpoint_reloads_with_identical_rewards(tiny_models, small_demo,
     ] == "lora"
     prompts = [r["prompt"] for r in demo_rows[:4]]
     responses = [r["chosen"] for r in demo_rows[:4]]
-    first = RewardModel.from_pretrained(out).score(prompts, responses)
+    rm = RewardModel.from_pretrained(out)
+    first = rm.score(prompts, responses)
     again = RewardModel.from_pretrained(out).score(prompts, responses)
+    plain = AutoModelForSequenceClassification.from_pretrained(out).eval()  # transformers + PEFT
+    with torch.no_grad():
+        theirs = [
+            plain(torch.tensor([rm.encoder.encode(p, r).input_ids])).logits[0, 0].item()
+            for p, r in zip(prompts, responses, strict=True)
+        ]
+    assert theirs == pytest.approx(first, abs=1e-5)
     base = RewardModel.from_pretrained(tiny_models["llama"], max_length=64).score(prompts, responses)
     assert first == again
     assert max(abs(a - b) for a, b in zip(first, base, strict=True)) > 1e-4  # the trained head was kept
@@ -191,6 +199,20 @@ def test_lora_checkpoint_reloads_with_identical_rewards(tiny_models, small_demo,
         and (merged / "adapter" / "adapter_config.json").exists()
     )
     assert RewardModel.from_pretrained(merged).score(prompts, responses) == pytest.approx(first, abs=1e-5)
+
+
+def test_lora_with_pad_equal_to_eos_reloads_on_the_unchanged_base(tiny_models, small_demo, tmp_path):
+    out = tmp_path / "gpt2-lora"
+    res = train(cfg(tiny_models["gpt2"], small_demo, out, lora=True, lora_r=4, max_steps=2, eval_split=0.0))
+    assert any("model.config.pad_token_id" in w for w in res.warnings)
+    rm = RewardModel.from_pretrained(out)
+    plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    plain.config.pad_token_id = rm.tokenizer.pad_token_id  # what the warning tells the user
+    ids = rm.encoder.encode("What is 2 + 2?", "4").input_ids
+    with torch.no_grad():
+        assert plain(torch.tensor([ids])).logits[0, 0].item() == pytest.approx(
+            rm.score(["What is 2 + 2?"], ["4"])[0]
+        )
 
 
 def test_encoder_and_ranked_lists_train(tiny_models, tmp_path):
@@ -368,3 +390,33 @@ def test_trl_engine_runs_and_reports_what_it_dropped(tiny_models, small_demo, tm
     assert any("TRL dropped" in w for w in res.warnings)
     info = json.loads((out / "rewardlab.json").read_text())
     assert info["engine"] == "trl" and RewardModel.from_pretrained(out).score(["q"], ["a"])
+
+
+def test_health_warnings():
+    from types import SimpleNamespace
+
+    from rewardlab.training.trainer import PLATEAU_LOGS, HealthCallback
+
+    def run(margins, stds=None, evals=None):
+        said = []
+        cb = HealthCallback(said.append)
+        args = SimpleNamespace(warmup_steps=0.0)
+        for i, m in enumerate(margins):
+            state = SimpleNamespace(global_step=10 * (i + 1), max_steps=1000, is_world_process_zero=True)
+            cb.on_log(
+                args, state, None, logs={"margin_mean": m, "reward_std": (stds or [1.0] * len(margins))[i]}
+            )
+            if evals and i in evals:
+                cb.on_log(args, state, None, logs={"eval_margin_mean": evals[i]})
+        return said
+
+    growing = [0.1 * i for i in range(3 * PLATEAU_LOGS)]
+    assert run(growing) == []
+    flat = growing[: 2 * PLATEAU_LOGS] + [growing[PLATEAU_LOGS]] * PLATEAU_LOGS
+    assert any("stopped growing" in w for w in run(flat))
+    noisy_but_growing = [0.1 * i + (0.3 if i % 2 else -0.3) for i in range(3 * PLATEAU_LOGS)]
+    assert run(noisy_but_growing) == []
+    # with evaluations, the held-out margin decides
+    assert any("held-out margin stopped growing" in w for w in run(growing, evals={3: 0.5, 6: 0.4}))
+    collapsed = run(growing, stds=[1.0] * 5 + [1e-5] * (3 * PLATEAU_LOGS - 5))
+    assert sum("collapsed" in w for w in collapsed) == 1

@@ -39,35 +39,40 @@ def model_arch(model: Any) -> str:
     return DECODER if isinstance(getattr(unwrap(model), "score", None), torch.nn.Module) else ENCODER
 
 
-def ensure_pad_token(tokenizer: Any, model: Any | None, arch: str) -> str | None:
+def ensure_pad_token(tokenizer: Any, model: Any | None, arch: str, allow_resize: bool = True) -> str | None:
     """Give the tokenizer (and model config) a pad token distinct from the END token.
 
     With pad == EOS (the usual fix for GPT-2 or LLaMA tokenizers), pooling by "last non-pad
-    token" skips the EOS and scores the wrong token (trl#937, trl#2758). Existing distinct
-    special tokens (unk, bos) are used first; only when there is none is ``<|pad|>`` added and
-    the embeddings resized.
+    token" skips the EOS and scores the wrong token (trl#937, trl#2758). Any token other than END
+    is a safe pad: END is always the last real token, and padding only ever lies beyond it.
+    Existing special tokens (unk, bos, others) are used first; then ``<|pad|>`` is added and the
+    embeddings resized, unless ``allow_resize`` is false (LoRA: the adapter must load on the
+    unchanged base), in which case the first vocabulary token that is not END is used.
 
     Returns:
         A note on what was changed, or ``None``.
     """
     end = end_token_id(tokenizer) if arch == DECODER else None
-    note = None
-    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == end:
-        was = tokenizer.pad_token
-        for name in ("unk_token", "bos_token"):
-            token = getattr(tokenizer, name, None)
-            if token is not None and tokenizer.convert_tokens_to_ids(token) != end:
-                tokenizer.pad_token = token
-                break
-        else:
-            tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
-            if model is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-                model.resize_token_embeddings(len(tokenizer))
-        reason = "had none" if was is None else f"was the end token {was!r}"
-        note = f"pad token set to {tokenizer.pad_token!r} (the tokenizer's pad {reason})"
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != end:
+        if model is not None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        return None
+    was = tokenizer.pad_token
+    specials = [getattr(tokenizer, "unk_token", None), getattr(tokenizer, "bos_token", None)]
+    specials += list(getattr(tokenizer, "all_special_tokens", []))
+    usable = [t for t in specials if t is not None and tokenizer.convert_tokens_to_ids(t) != end]
+    if usable:
+        tokenizer.pad_token = usable[0]
+    elif allow_resize:
+        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+        if model is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer))
+    else:
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(0 if end != 0 else 1)
     if model is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return note
+    reason = "had none" if was is None else f"was the end token {was!r}"
+    return f"pad token set to {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}; the tokenizer's pad {reason})"
 
 
 def pad_batch(

@@ -229,7 +229,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     model, tokenizer = load_model_and_tokenizer(cfg.model)
     arch = model_arch(model)
     vocab_before = model.get_input_embeddings().weight.shape[0]
-    pad_note = ensure_pad_token(tokenizer, model, arch)
+    pad_note = ensure_pad_token(tokenizer, model, arch, allow_resize=not cfg.lora)
     resized = model.get_input_embeddings().weight.shape[0] != vocab_before
     if pad_note:
         say(pad_note)
@@ -406,6 +406,12 @@ def finish_run(
     final = save_checkpoint(trainer, tokenizer, out, cfg.lora, cfg.merge, resized)
     if final is None:
         return TrainResult(out, {}, warnings)
+    if cfg.lora and not cfg.merge and pad_note and "was the end token" in pad_note:
+        warn(
+            "plain transformers loads this LoRA folder with the base model's config, whose pad token is the "
+            "EOS: after AutoModelForSequenceClassification.from_pretrained, set model.config.pad_token_id = "
+            f"{tokenizer.pad_token_id} (RewardModel.from_pretrained does it), or train with --merge"
+        )
     norm = _normalization(unwrap(final), norm_groups, collator, cfg.norm_samples, cfg.seed)
     if "eval_accuracy" in eval_metrics:
         say(
