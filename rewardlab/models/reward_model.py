@@ -72,7 +72,10 @@ def ensure_pad_token(tokenizer: Any, model: Any | None, arch: str, allow_resize:
     if model is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     reason = "had none" if was is None else f"was the end token {was!r}"
-    return f"pad token set to {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}; the tokenizer's pad {reason})"
+    return (
+        f"pad token set to {tokenizer.pad_token!r} "
+        f"(id {tokenizer.pad_token_id}; the tokenizer's pad {reason})"
+    )
 
 
 def pad_batch(
