@@ -123,21 +123,20 @@ def _training_args(cfg: TrainConfig, out: Path, has_eval: bool) -> Any:
     )
 
 
-def _apply_lora(cfg: TrainConfig, model: Any, arch: str) -> Any:
-    from peft import LoraConfig, TaskType, get_peft_model
+def lora_config(cfg: TrainConfig, arch: str) -> Any:
+    """The PEFT LoRA config of a run; the score (or classifier) head is trained and saved in full."""
+    from peft import LoraConfig, TaskType
 
     from rewardlab.models.encoding import DECODER
 
-    head = "score" if arch == DECODER else "classifier"
-    lora = LoraConfig(
+    return LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=cfg.lora_targets or "all-linear",
-        modules_to_save=[head],
+        modules_to_save=["score" if arch == DECODER else "classifier"],
     )
-    return get_peft_model(model, lora)
 
 
 def _normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: int) -> dict[str, float]:
@@ -264,7 +263,9 @@ def train(cfg: TrainConfig) -> TrainResult:
 
         return train_with_trl(model=model, train_data=train_data, eval_data=eval_data, **common)
     if cfg.lora:
-        model = _apply_lora(cfg, model, arch)
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config(cfg, arch))
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
     args = _training_args(cfg, out, bool(eval_groups))

@@ -18,6 +18,7 @@ from rewardlab.training.run import (
     TrainResult,
     _training_args,
     finish_run,
+    lora_config,
     resume_checkpoint,
     run_callbacks,
 )
@@ -64,17 +65,7 @@ def train_with_trl(
         max_length=cfg.max_length,
         center_rewards_coefficient=cfg.center_rewards_coefficient or None,
     )
-    peft_config = None
-    if cfg.lora:
-        from peft import LoraConfig, TaskType
-
-        peft_config = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.lora_targets or "all-linear",
-        )
+    peft_config = lora_config(cfg, common["arch"]) if cfg.lora else None
     trainer = TRLRewardTrainer(
         model=model,
         args=args,
