@@ -63,7 +63,8 @@ def test_gradient_accumulation_equals_the_bigger_batch(tiny_models, demo_rows, t
     from rewardlab.data.schema import PreferencePair
     from rewardlab.models.encoding import SequenceEncoder
     from rewardlab.models.reward_model import ensure_pad_token, load_model_and_tokenizer, model_arch
-    from rewardlab.training.dataset import PaddedCollator, encode_groups
+    from rewardlab.training.batching import PaddedCollator
+    from rewardlab.training.dataset import encode_groups
     from rewardlab.training.trainer import RewardTrainer
 
     model, tok = load_model_and_tokenizer(tiny_models[arch])

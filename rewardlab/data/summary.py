@@ -14,7 +14,7 @@ from typing import Any
 
 from rewardlab import __version__
 from rewardlab.data.schema import PreferenceData, PreferencePair, text_chars, text_key
-from rewardlab.data.tokens import TRUNCATION_STRATEGIES, TokenCounter, truncate
+from rewardlab.data.tokens import TRUNCATION_STRATEGIES, TokenCounter, truncate_group
 from rewardlab.metrics import describe, fleiss_kappa, krippendorff_alpha_nominal, raw_agreement
 
 #: Below this raw annotator agreement the summary warns (label noise is likely high).
@@ -150,9 +150,8 @@ def _truncation(pairs: list[PreferencePair], counter: TokenCounter, max_length: 
         if p.identical:
             continue
         for strategy in TRUNCATION_STRATEGIES:
-            a = truncate(pid, cid, budget, strategy)
-            b = truncate(pid, rid, budget, strategy)
-            identical[strategy] += a[0] + a[1] == b[0] + b[1]
+            kept, (a, b) = truncate_group(pid, [cid, rid], budget, strategy)
+            identical[strategy] += a == b
     n = len(pairs) or 1
     return {
         "max_length": max_length,

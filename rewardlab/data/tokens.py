@@ -17,31 +17,47 @@ from rewardlab.data.schema import Text, is_messages, text_key, text_plain
 TRUNCATION_STRATEGIES = ("keep_end", "keep_start")
 
 
-def truncate(
-    prompt_ids: list[int], response_ids: list[int], budget: int, strategy: str = "keep_end"
-) -> tuple[list[int], list[int]]:
-    """Cut a (prompt, response) pair of token lists to at most ``budget`` tokens in all.
+def truncate_group(
+    prompt_ids: list[int], responses_ids: list[list[int]], budget: int, strategy: str = "keep_end"
+) -> tuple[list[int], list[list[int]]]:
+    """Cut a prompt and its responses so that ``prompt + response`` fits ``budget`` for each one.
+
+    The prompt is cut **once** for the whole group, so every response of a pair or list is judged
+    on the same prompt (and a prefix-shared batch can hold it once).
 
     Args:
         prompt_ids: Prompt tokens.
-        response_ids: Response tokens.
-        budget: Tokens allowed (the model's max length less any special tokens).
-        strategy: One of :data:`TRUNCATION_STRATEGIES`.
+        responses_ids: Tokens of each response.
+        budget: Tokens allowed per sequence (the model's max length less special tokens).
+        strategy: ``keep_end`` cuts the start of the prompt, then the start of a response too long
+            on its own, so every response's last token survives; ``keep_start`` keeps the prompt's
+            start and cuts the ends of the responses (what TRL does).
 
     Returns:
-        The kept prompt and response tokens.
+        The kept prompt tokens and the kept tokens of each response.
     """
     if strategy not in TRUNCATION_STRATEGIES:
         raise ValueError(f"unknown truncation strategy {strategy!r}")
-    if len(prompt_ids) + len(response_ids) <= budget:
-        return prompt_ids, response_ids
+    budget = max(budget, 0)
+    longest = max((len(r) for r in responses_ids), default=0)
+    if len(prompt_ids) + longest <= budget:
+        return prompt_ids, responses_ids
     if strategy == "keep_end":
-        if len(response_ids) >= budget:
-            return [], response_ids[len(response_ids) - budget :] if budget > 0 else []
-        keep = budget - len(response_ids)
-        return prompt_ids[len(prompt_ids) - keep :] if keep > 0 else [], response_ids
-    kept_prompt = prompt_ids[:budget]
-    return kept_prompt, response_ids[: budget - len(kept_prompt)]
+        keep = max(0, budget - longest)
+        room = budget - keep
+        prompt = prompt_ids[len(prompt_ids) - keep :] if keep else []
+        return prompt, [r[len(r) - room :] if len(r) > room else r for r in responses_ids]
+    prompt = prompt_ids[:budget]
+    room = budget - len(prompt)
+    return prompt, [r[:room] for r in responses_ids]
+
+
+def truncate(
+    prompt_ids: list[int], response_ids: list[int], budget: int, strategy: str = "keep_end"
+) -> tuple[list[int], list[int]]:
+    """Cut one (prompt, response) pair of token lists to ``budget`` (see :func:`truncate_group`)."""
+    prompt, (response,) = truncate_group(prompt_ids, [response_ids], budget, strategy)
+    return prompt, response
 
 
 class TokenCounter:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewardlab.data.schema import Text, is_messages
-from rewardlab.data.tokens import TokenCounter, truncate
+from rewardlab.data.tokens import TokenCounter, truncate_group
 from rewardlab.errors import RewardlabError
 
 DECODER, ENCODER = "decoder", "encoder"
@@ -110,29 +110,47 @@ class SequenceEncoder:
 
     def encode(self, prompt: Text, response: Text) -> Encoded:
         """Input ids for ``prompt`` followed by ``response`` (see the module doc)."""
+        return self.encode_group(prompt, [response])[0]
+
+    def encode_group(self, prompt: Text, responses: list[Text]) -> list[Encoded]:
+        """Input ids for each response after one shared, identically cut ``prompt``.
+
+        The prompt is cut once for all responses (:func:`rewardlab.data.tokens.truncate_group`),
+        so every sequence of the group starts with the same ``prompt_len`` tokens.
+        """
         templated = is_messages(prompt) and self.counter.has_template
         p = list(self.counter.prompt_ids(prompt))
-        r = list(self.counter.response_ids(prompt, response))
+        rs = [list(self.counter.response_ids(prompt, r)) for r in responses]
         t = self.template
         if self.arch == DECODER:
-            while r and r[-1] == self.end:
-                r.pop()
+            for r in rs:
+                while r and r[-1] == self.end:
+                    r.pop()
             prefix = [] if templated else t["prefix"]
             budget = self.max_length - len(prefix) - 1
-            cut = len(p) + len(r) > budget
-            p, r = truncate(p, r, budget, self.truncation)
-            return Encoded(prefix + p + r + [self.end], None, len(prefix) + len(p), cut)
+            kp, krs = truncate_group(p, rs, budget, self.truncation)
+            return [
+                Encoded(
+                    prefix + kp + kr + [self.end],
+                    None,
+                    len(prefix) + len(kp),
+                    len(kp) + len(kr) < len(p) + len(r),
+                )
+                for r, kr in zip(rs, krs, strict=True)
+            ]
         budget = self.max_length - len(t["prefix"]) - len(t["middle"]) - len(t["suffix"])
-        cut = len(p) + len(r) > budget
-        p, r = truncate(p, r, budget, self.truncation)
-        ids = t["prefix"] + p + t["middle"] + r + t["suffix"]
-        types = None
-        if t["has_types"]:
-            types = (
-                t["types_prefix"]
-                + t["type_a"] * len(p)
-                + t["types_middle"]
-                + t["type_b"] * len(r)
-                + t["types_suffix"]
-            )
-        return Encoded(ids, types, len(t["prefix"]) + len(p), cut)
+        kp, krs = truncate_group(p, rs, budget, self.truncation)
+        out = []
+        for r, kr in zip(rs, krs, strict=True):
+            ids = t["prefix"] + kp + t["middle"] + kr + t["suffix"]
+            types = None
+            if t["has_types"]:
+                types = (
+                    t["types_prefix"]
+                    + t["type_a"] * len(kp)
+                    + t["types_middle"]
+                    + t["type_b"] * len(kr)
+                    + t["types_suffix"]
+                )
+            out.append(Encoded(ids, types, len(t["prefix"]) + len(kp), len(kp) + len(kr) < len(p) + len(r)))
+        return out

@@ -109,11 +109,21 @@ def pad_batch(
 
 
 def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Rewards (float32, one per entry of ``reward_rows``) for a batch from :func:`pad_batch`."""
+    """Rewards (float32), one per (``reward_rows``, ``reward_cols``) entry of ``batch``.
+
+    ``batch`` comes from :func:`pad_batch` or a layout of :mod:`rewardlab.training.batching`
+    (a boolean 4-D ``attention_mask`` there says which positions each position may attend to).
+    """
     hf = unwrap(model)
     inputs = {
         k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids") if k in batch
     }
+    mask = inputs["attention_mask"]
+    if mask.dim() == 4 and mask.dtype == torch.bool:  # a layout's own mask: additive, in the model's dtype
+        dtype = next(hf.parameters()).dtype
+        inputs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+            ~mask, torch.finfo(dtype).min
+        )
     if model_arch(hf) == ENCODER:
         out = model(**inputs)
         return out.logits[:, 0][batch["reward_rows"]].float()

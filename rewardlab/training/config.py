@@ -34,6 +34,13 @@ class TrainConfig:
     truncation: str = opt(
         "keep_end", help="keep_end cuts the prompt's start first, so the response end is always kept."
     )
+    batching: str = opt(
+        "auto",
+        help="Batch layout: auto (packed for decoders, length-grouped padded rows for encoders), "
+        "padded, prefix (one shared prompt per row), packed (several groups per row).",
+    )
+    pack_tokens: int | None = opt(None, help="Token budget of a packed row (default: twice --max-length).")
+    group_by_length: bool = opt(True, help="With padded rows, batch responses of similar length together.")
     epochs: float = opt(1.0, help="Passes over the training data.")
     max_steps: int = opt(-1, help="Stop after this many optimizer steps (-1: use --epochs).")
     batch_size: int = opt(8, help="Pairs (or ranked lists) per device per step.")
@@ -83,6 +90,7 @@ class TrainConfig:
             "truncation": TRUNCATION_STRATEGIES,
             "precision": PRECISIONS,
             "padding_side": PADDING_SIDES,
+            "batching": ("auto", "padded", "prefix", "packed"),
             "on_error": ("fail", "skip"),
             "format": ("auto", *FORMATS, "trl", "hh"),
         }
@@ -99,6 +107,10 @@ class TrainConfig:
             raise ValueError("--merge needs --lora")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ValueError("give --epochs > 0 or --max-steps > 0")
+        if self.pack_tokens is None:
+            self.pack_tokens = 2 * self.max_length
+        if self.pack_tokens < self.max_length:
+            raise ValueError("--pack-tokens must be at least --max-length")
         if self.learning_rate is None:
             self.learning_rate = LORA_LR if self.lora else FULL_LR
         if self.learning_rate <= 0:

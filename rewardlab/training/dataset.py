@@ -18,8 +18,6 @@ import torch
 
 from rewardlab.data.schema import PreferenceData, text_key
 from rewardlab.models.encoding import Encoded, SequenceEncoder
-from rewardlab.models.reward_model import pad_batch
-from rewardlab.training.losses import build_comparisons
 
 
 @dataclass
@@ -94,7 +92,7 @@ def encode_groups(data: PreferenceData, encoder: SequenceEncoder) -> tuple[list[
         if p.identical:
             report.excluded["identical chosen and rejected"] += 1
             continue
-        c, r = encoder.encode(p.prompt, p.chosen), encoder.encode(p.prompt, p.rejected)
+        c, r = encoder.encode_group(p.prompt, [p.chosen, p.rejected])
         if c.input_ids == r.input_ids:
             report.excluded["identical after truncation"] += 1
             continue
@@ -104,7 +102,7 @@ def encode_groups(data: PreferenceData, encoder: SequenceEncoder) -> tuple[list[
         if len(set(lst.scores)) < 2:
             report.excluded["list with equal scores"] += 1
             continue
-        add(Group([encoder.encode(lst.prompt, r) for r in lst.responses], list(lst.scores)))
+        add(Group(encoder.encode_group(lst.prompt, list(lst.responses)), list(lst.scores)))
     report.groups = len(groups)
     return groups, report
 
@@ -120,21 +118,3 @@ class GroupDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> Group:
         return self.groups[i]
-
-
-class PaddedCollator:
-    """The plain layout: every response its own padded row; comparisons index the rows."""
-
-    def __init__(self, pad_id: int, padding_side: str, arch: str) -> None:
-        self.pad_id, self.padding_side, self.arch = pad_id, padding_side, arch
-
-    def __call__(self, groups: list[Group]) -> dict[str, torch.Tensor]:
-        """Batch ``groups`` into model inputs plus ``better``/``worse``/``margin``/``weight``."""
-        flat = [e for g in groups for e in g.encoded]
-        batch = pad_batch(flat, self.pad_id, self.padding_side, self.arch)
-        comps = build_comparisons(
-            [len(g.encoded) for g in groups], [g.scores for g in groups], [g.margin for g in groups]
-        )
-        batch.update(better=comps.better, worse=comps.worse, margin=comps.margin, weight=comps.weight)
-        batch["n_groups"] = torch.tensor(len(groups))
-        return batch

@@ -214,7 +214,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     from rewardlab.data.summary import summarize, write_summary
     from rewardlab.models.encoding import SequenceEncoder
     from rewardlab.models.reward_model import ensure_pad_token, load_model_and_tokenizer, model_arch
-    from rewardlab.training.dataset import GroupDataset, PaddedCollator, encode_groups
+    from rewardlab.training.batching import choose_batching, group_length, make_collator
+    from rewardlab.training.dataset import GroupDataset, encode_groups
     from rewardlab.training.trainer import RewardTrainer
 
     set_seed(cfg.seed)
@@ -243,7 +244,19 @@ def train(cfg: TrainConfig) -> TrainResult:
         f"{train_report.sequences} sequences cut to {cfg.max_length} tokens with {cfg.truncation}; excluded: "
         f"{dict(train_report.excluded) or 'none'}), {len(eval_groups)} held-out groups"
     )
-    collator = PaddedCollator(tokenizer.pad_token_id, padding_side, arch)
+    try:
+        layout, why = choose_batching(cfg.batching, arch)
+    except ValueError as exc:
+        raise RewardlabError(str(exc)) from exc
+    say(f"batching: {layout} ({why})")
+    collator = make_collator(
+        layout, tokenizer.pad_token_id, padding_side, arch, cfg.pack_tokens or 2 * cfg.max_length
+    )
+    lengths = (
+        [group_length(g, layout) for g in train_groups]
+        if layout == "padded" and cfg.group_by_length
+        else None
+    )
     common = {
         "cfg": cfg,
         "tokenizer": tokenizer,
@@ -279,6 +292,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         label_smoothing=cfg.label_smoothing,
         center_rewards_coefficient=cfg.center_rewards_coefficient,
         use_margin=cfg.use_margin,
+        group_lengths=lengths,
         callbacks=run_callbacks(cfg, warn),
     )
     trainer.remove_callback(PrinterCallback)
@@ -292,7 +306,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         eval_metrics=eval_metrics,
         train_metrics=dict(result.metrics),
         runtime=runtime,
-        groups={"train_groups": train_report.to_dict(), "eval_groups": eval_report.to_dict()},
+        groups={
+            "train_groups": train_report.to_dict(),
+            "eval_groups": eval_report.to_dict(),
+            "batching": {"layout": layout, "why": why, **trainer.token_counts},
+        },
         engine="native",
         tokenization=NATIVE_TOKENIZATION,
         **common,

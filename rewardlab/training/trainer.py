@@ -37,6 +37,7 @@ class RewardTrainer(Trainer):
         label_smoothing: Conservative BT ε.
         center_rewards_coefficient: Weight of the reward-centring penalty.
         use_margin: Use the data's margins.
+        group_lengths: Lengths of the training groups, for length-grouped batches of padded rows.
         *args: Passed to ``transformers.Trainer``.
         **kwargs: Passed to ``transformers.Trainer``.
     """
@@ -47,9 +48,13 @@ class RewardTrainer(Trainer):
         label_smoothing: float = 0.0,
         center_rewards_coefficient: float = 0.0,
         use_margin: bool = True,
+        group_lengths: list[int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.group_lengths = group_lengths
+        #: Real tokens and computed token positions of the training batches (this process).
+        self.token_counts = {"real_tokens": 0, "positions": 0}
         # The loss is a mean over the micro-batch's groups: let the Trainer divide by the
         # accumulation steps, so 2 x 4 accumulates to exactly the loss of a batch of 8.
         self.model_accepts_loss_kwargs = False
@@ -77,9 +82,20 @@ class RewardTrainer(Trainer):
     ) -> Any:
         """BT loss over the batch's comparisons; records accuracy, margin and reward statistics."""
         loss, rewards, deltas = self._loss(model, inputs)
+        if model.training:
+            self.token_counts["real_tokens"] += int(inputs["n_tokens"])
+            self.token_counts["positions"] += inputs["input_ids"].numel()
         self._stats["deltas"].extend(deltas.tolist())
         self._stats["rewards"].extend(rewards.detach().tolist())
         return (loss, rewards) if return_outputs else loss
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """Length-grouped order for padded rows when lengths were given, else the Trainer's."""
+        if self.group_lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        from rewardlab.training.batching import LengthGroupedSampler
+
+        return LengthGroupedSampler(self.group_lengths, self.args.per_device_train_batch_size, self.args.seed)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the training metrics gathered since the last log."""

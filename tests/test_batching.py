@@ -1,0 +1,126 @@
+"""Padded, prefix-shared and packed layouts give the same rewards, loss and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rewardlab.data import PreferenceData, PreferencePair, RankedList
+from rewardlab.models.encoding import DECODER, ENCODER, SequenceEncoder
+from rewardlab.models.reward_model import (
+    ensure_pad_token,
+    forward_rewards,
+    load_model_and_tokenizer,
+    model_arch,
+)
+from rewardlab.training.batching import (
+    LengthGroupedSampler,
+    PaddedCollator,
+    SharedPrefixCollator,
+    choose_batching,
+    group_length,
+)
+from rewardlab.training.dataset import encode_groups
+from rewardlab.training.losses import Comparisons, comparison_loss
+
+
+def setup(path, max_length=48):
+    model, tok = load_model_and_tokenizer(path)
+    arch = model_arch(model)
+    ensure_pad_token(tok, model, arch)
+    return model.eval(), tok, SequenceEncoder(tok, arch, max_length)
+
+
+def groups_for(demo_rows, enc):
+    pairs = [
+        PreferencePair(r["prompt"], r["chosen"], r["rejected"], margin=0.25 * (i % 3))
+        for i, r in enumerate(demo_rows[:7])
+    ]  # an odd number of pairs, odd lengths
+    pairs.append(PreferencePair("What is 2 + 2?", "4", "The answer is five."))  # a one-token response
+    lists = [
+        RankedList(
+            "Reply politely.",
+            ["Thanks!", "Go away.", "Sorry for the wait, I can help.", "ok"],
+            [3.0, 0.0, 4.0, 1.0],
+        )
+    ]
+    groups, _ = encode_groups(PreferenceData(pairs=pairs, lists=lists), enc)
+    return groups
+
+
+def loss_and_grads(model, batch):
+    model.zero_grad()
+    rewards = forward_rewards(model, batch)
+    comps = Comparisons(batch["better"], batch["worse"], batch["margin"], batch["weight"])
+    loss = comparison_loss(rewards, comps, center=0.01)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return rewards.detach(), loss.item(), grads
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
+def test_layouts_agree(tiny_models, demo_rows, arch):
+    model, tok, enc = setup(tiny_models[arch])
+    groups = groups_for(demo_rows, enc)
+    one_token = [g for g in groups if any(len(e.input_ids) - e.prompt_len == 2 for e in g.encoded)]
+    assert one_token, "the single-token response (plus EOS) is in the batch"
+    layouts = {
+        "right": PaddedCollator(tok.pad_token_id, "right", DECODER),
+        "left": PaddedCollator(tok.pad_token_id, "left", DECODER),
+        "prefix": SharedPrefixCollator(tok.pad_token_id),
+        "packed": SharedPrefixCollator(tok.pad_token_id, pack_tokens=96),
+    }
+    results = {name: loss_and_grads(model, col(groups)) for name, col in layouts.items()}
+    ref_r, ref_loss, ref_g = results["right"]
+    assert ref_r.std() > 0
+    for name, (r, loss, g) in results.items():
+        assert torch.allclose(r, ref_r, atol=1e-5), name
+        assert loss == pytest.approx(ref_loss, abs=1e-5), name
+        assert g.keys() == ref_g.keys()
+        for k in g:
+            assert torch.allclose(g[k], ref_g[k], atol=1e-4), (name, k)
+
+
+def test_shared_layouts_compute_fewer_positions(tiny_models, demo_rows):
+    model, tok, enc = setup(tiny_models["llama"])
+    groups = groups_for(demo_rows, enc)
+    padded = PaddedCollator(tok.pad_token_id, "right", DECODER)(groups)
+    prefix = SharedPrefixCollator(tok.pad_token_id)(groups)
+    packed = SharedPrefixCollator(tok.pad_token_id, pack_tokens=96)(groups)
+    assert packed["input_ids"].numel() < prefix["input_ids"].numel() < padded["input_ids"].numel()
+    assert prefix["n_tokens"] == packed["n_tokens"] < padded["n_tokens"]  # each prompt computed once
+    # every packed row stays within its budget unless one group alone is longer
+    longest = max(group_length(g, "prefix") for g in groups)
+    assert packed["input_ids"].shape[1] <= max(96, longest)
+
+
+def test_mask_blocks_the_other_response(tiny_models):
+    model, tok, enc = setup(tiny_models["llama"])
+    (g,) = encode_groups(PreferenceData(pairs=[PreferencePair("What is 1 + 1?", "2", "It is 3.")]), enc)[0]
+    b = SharedPrefixCollator(tok.pad_token_id)([g])
+    mask = b["attention_mask"][0, 0]
+    p = g.encoded[0].prompt_len
+    c_end = b["reward_cols"][0].item()
+    r_end = b["reward_cols"][1].item()
+    assert (
+        mask[r_end, :p].all() and not mask[r_end, p : c_end + 1].any()
+    )  # rejected sees the prompt, not chosen
+    assert b["position_ids"][0, c_end + 1].item() == p  # positions restart after the prompt
+
+
+def test_choice_by_model_type():
+    assert choose_batching("auto", DECODER)[0] == "packed"
+    assert choose_batching("auto", ENCODER)[0] == "padded"
+    with pytest.raises(ValueError, match="decoder"):
+        choose_batching("prefix", ENCODER)
+
+
+def test_length_grouped_sampler_is_a_reproducible_permutation():
+    lengths = [5, 1, 9, 3, 7, 2, 8, 4, 6, 10] * 3
+    s = LengthGroupedSampler(lengths, batch_size=2, seed=0, mega=2)
+    order = list(s)
+    assert sorted(order) == list(range(30)) and order == list(s)
+    first = [lengths[i] for i in order[:4]]
+    assert first == sorted(first, reverse=True)  # sorted within a mega-batch
+    s.set_epoch(1)
+    assert list(s) != order
