@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Read, check and summarise preference data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+bench_app = typer.Typer(help="Measured comparisons (numbers for docs/benchmarks.md).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -174,6 +176,72 @@ app.command("train")(
         "Options can also come from a YAML file (--config); flags given here override it.",
     )
 )
+
+
+@bench_app.command("train")
+def bench_train_cmd(
+    model: Annotated[str, typer.Option(help="Local model folder or preset (e.g. tiny-llama-30m).")],
+    data: Annotated[str, typer.Option(help="Preference data to take the pairs from.")],
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")],
+    pairs: Annotated[int, typer.Option(help="Pairs to train on (rounded down to whole batches).")] = 64,
+    engines: Annotated[str, typer.Option(help="Comma-separated engines: native, trl.")] = "native,trl",
+    batch_size: Annotated[int, typer.Option(help="Pairs per optimizer step.")] = 8,
+    max_length: Annotated[
+        int, typer.Option(help="Max tokens per sequence; only pairs that fit are used.")
+    ] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed for pair selection and training.")] = 0,
+    learning_rate: Annotated[float, typer.Option(help="Learning rate of both engines.")] = 1e-5,
+    batching: Annotated[str, typer.Option(help="Native layout: auto, padded, prefix, packed.")] = "auto",
+) -> None:
+    """Train each engine on the same pairs and steps; report speed, tokens, padding, memory, loss."""
+    from rewardlab.bench.train import bench_train
+
+    report = bench_train(
+        model=model,
+        data=data,
+        pairs=pairs,
+        engines=[e.strip() for e in engines.split(",") if e.strip()],
+        batch_size=batch_size,
+        max_length=max_length,
+        out=str(out),
+        seed=seed,
+        learning_rate=learning_rate,
+        batching=batching,
+    )
+    table = Table(title=f"bench train: {report['pairs_used']} pairs, batch {batch_size}, {model}")
+    cols = [
+        "engine",
+        "layout",
+        "pairs/s",
+        "real tok/s",
+        "positions",
+        "padding",
+        "peak RSS MB",
+        "final loss",
+        "MFU",
+    ]
+    for c in cols:
+        table.add_column(c)
+    for name, r in report["engines"].items():
+        table.add_row(
+            name,
+            r["layout"],
+            f"{r['pairs_per_s']:.2f}",
+            f"{r['real_tokens_per_s']:.0f}",
+            str(r["positions"]),
+            f"{r['padding_share']:.1%}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['final_loss']:.4f}",
+            f"{r['mfu']:.1%}",
+        )
+    console.print(table)
+    if "native_over_trl" in report:
+        ratio = report["native_over_trl"]
+        console.print(
+            f"native/TRL: {ratio['pairs_per_s']:.2f}x pairs/s, {ratio['positions']:.2f}x positions, "
+            f"{ratio['peak_rss']:.2f}x peak RSS"
+        )
+    console.print(f"wrote {out}", soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:

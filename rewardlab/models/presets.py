@@ -13,6 +13,7 @@ PRESETS = {
     "tiny-qwen2": "a random-initialised 2-layer Qwen2 (hidden 64) with the MiniLM tokenizer, built locally",
     "tiny-gpt2": "a random-initialised 2-layer GPT-2 (hidden 64) with the MiniLM tokenizer, built locally",
     "tiny-bert": "a random-initialised 2-layer BERT (hidden 64) with the MiniLM tokenizer, built locally",
+    "tiny-llama-30m": "a random-initialised 6-layer LLaMA (hidden 512, ~30 M parameters), MiniLM tokenizer",
 }
 
 

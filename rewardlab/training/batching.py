@@ -18,6 +18,7 @@ Encoders attend in both directions, so a prompt cannot be shared between respons
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -86,21 +87,27 @@ class SharedPrefixCollator:
         self.pad_id, self.pack_tokens = pad_id, pack_tokens
 
     def _rows(self, groups: Sequence[Group]) -> list[list[int]]:
+        """Rows of group indices: as few rows as the budget allows, filled evenly.
+
+        Longest group first into the least-filled row (LPT scheduling), so rows end up of similar
+        length and the batch, padded to its longest row, wastes few positions.
+        """
         if self.pack_tokens is None:
             return [[i] for i in range(len(groups))]
-        rows: list[list[int]] = []
-        used: list[int] = []
-        for i, g in enumerate(groups):  # first fit, in order
-            n = group_length(g, "prefix")
-            for r, u in enumerate(used):
-                if u + n <= self.pack_tokens:
-                    rows[r].append(i)
-                    used[r] += n
-                    break
-            else:
-                rows.append([i])
-                used.append(n)
-        return rows
+        sizes = [group_length(g, "prefix") for g in groups]
+        budget = max(self.pack_tokens, max(sizes))
+        n_rows = max(1, math.ceil(sum(sizes) / budget))
+        rows: list[list[int]] = [[] for _ in range(n_rows)]
+        used = [0] * n_rows
+        for i in sorted(range(len(groups)), key=lambda k: -sizes[k]):
+            r = min(range(len(rows)), key=used.__getitem__)
+            if used[r] + sizes[i] > budget:
+                rows.append([])
+                used.append(0)
+                r = len(rows) - 1
+            rows[r].append(i)
+            used[r] += sizes[i]
+        return [sorted(row) for row in rows if row]
 
     def __call__(self, groups: list[Group]) -> dict[str, torch.Tensor]:
         """Lay ``groups`` out in shared-prefix rows; rewards are read at every response's EOS."""

@@ -76,6 +76,17 @@ def train_with_trl(
         callbacks=run_callbacks(cfg, warn),
     )
     trainer.remove_callback(PrinterCallback)
+    counts = {"real_tokens": 0, "positions": 0}
+    inner = trainer.data_collator
+
+    def counting_collator(features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = inner(features)
+        if trainer.model.training:
+            counts["real_tokens"] += int(batch["attention_mask"].sum())
+            counts["positions"] += batch["input_ids"].numel()
+        return batch
+
+    trainer.data_collator = counting_collator
     kept = len(trainer.train_dataset)
     dropped = len(train_rows) - kept
     say(f"TRL engine: {kept} training pairs ({excluded} ties or identical pairs left out)")
@@ -92,6 +103,7 @@ def train_with_trl(
             "excluded": {"tie or identical": excluded, "longer than max_length (dropped by TRL)": dropped},
         },
         "eval_groups": {"pairs_in": len(eval_rows), "groups": len(trainer.eval_dataset or [])},
+        "batching": {"layout": "trl padded", "why": "--engine trl", **counts},
     }
     return finish_run(
         cfg=cfg,

@@ -1,0 +1,1 @@
+"""Benchmarks: measured, reproducible comparisons (``rewardlab bench``)."""

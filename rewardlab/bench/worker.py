@@ -1,0 +1,89 @@
+"""One engine of ``rewardlab bench train``, in its own process so that its peak memory is its own.
+
+Run by the benchmark: ``python -m rewardlab.bench.worker SPEC.json RESULT.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def matmul_flops(n: int = 2048, reps: int = 8) -> float:
+    """FLOP/s of a plain fp32 ``n × n`` matrix multiply on this machine, now (best of ``reps``)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def non_embedding_params(model_dir: Path) -> int:
+    """Parameters outside the token/position embeddings, read from the safetensors headers."""
+    from safetensors import safe_open
+
+    total = 0
+    for f in model_dir.glob("*.safetensors"):
+        with safe_open(str(f), "pt") as fh:
+            for key in fh.keys():
+                if any(t in key for t in ("embed", "wte", "wpe")):
+                    continue
+                shape = fh.get_slice(key).get_shape()
+                n = 1
+                for d in shape:
+                    n *= d
+                total += n
+    return total
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train one engine as ``spec`` says and measure it."""
+    from rewardlab.models.presets import resolve_model_path
+    from rewardlab.training.config import TrainConfig
+    from rewardlab.training.run import train
+
+    peak_flops = matmul_flops()
+    cfg = TrainConfig(**spec["train"])
+    res = train(cfg)
+    m = res.summary["train_metrics"]
+    runtime = m["train_runtime"]
+    counts = res.summary["batching"]
+    pairs = res.summary["steps"] * cfg.batch_size * cfg.grad_accum
+    log = [json.loads(x) for x in (Path(cfg.out) / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    n_params = non_embedding_params(resolve_model_path(cfg.model))
+    achieved = 6 * n_params * counts["real_tokens"] / runtime  # Kaplan et al. 2020: 6·N FLOPs per token
+    return {
+        "engine": cfg.engine,
+        "layout": counts["layout"],
+        "steps": res.summary["steps"],
+        "pairs": pairs,
+        "train_runtime_s": runtime,
+        "pairs_per_s": pairs / runtime,
+        "real_tokens": counts["real_tokens"],
+        "real_tokens_per_s": counts["real_tokens"] / runtime,
+        "positions": counts["positions"],
+        "padding_share": 1 - counts["real_tokens"] / counts["positions"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "final_loss": losses[-1] if losses else None,
+        "mean_loss": m.get("train_loss"),
+        "non_embedding_params": n_params,
+        "achieved_flops": achieved,
+        "matmul_flops": peak_flops,
+        "mfu": achieved / peak_flops,
+    }
+
+
+if __name__ == "__main__":
+    spec_path, result_path = sys.argv[1], sys.argv[2]
+    result = run(json.loads(Path(spec_path).read_text()))
+    Path(result_path).write_text(json.dumps(result, indent=2))
