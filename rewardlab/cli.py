@@ -192,6 +192,9 @@ def bench_train_cmd(
     seed: Annotated[int, typer.Option(help="Seed for pair selection and training.")] = 0,
     learning_rate: Annotated[float, typer.Option(help="Learning rate of both engines.")] = 1e-5,
     batching: Annotated[str, typer.Option(help="Native layout: auto, padded, prefix, packed.")] = "auto",
+    pack_tokens: Annotated[
+        int | None, typer.Option(help="Native packed-row budget (default: the training default).")
+    ] = None,
 ) -> None:
     """Train each engine on the same pairs and steps; report speed, tokens, padding, memory, loss."""
     from rewardlab.bench.train import bench_train
@@ -207,6 +210,7 @@ def bench_train_cmd(
         seed=seed,
         learning_rate=learning_rate,
         batching=batching,
+        pack_tokens=pack_tokens,
     )
     table = Table(title=f"bench train: {report['pairs_used']} pairs, batch {batch_size}, {model}")
     cols = [

@@ -64,16 +64,19 @@ def bench_train(
     seed: int = 0,
     learning_rate: float = 1e-5,
     batching: str = "auto",
+    pack_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark and write its JSON to ``out`` (see the module doc)."""
     import torch
 
     from rewardlab import __version__
     from rewardlab.io_utils import write_json
+    from rewardlab.training.run import _quiet_transformers
 
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise RewardlabError(f"--engines: unknown {unknown}; choose from {ENGINES}")
+    _quiet_transformers()
     rows, skipped = select_pairs(data, model, pairs, max_length, seed)
     n = len(rows) - len(rows) % batch_size
     if n < batch_size:
@@ -101,6 +104,7 @@ def bench_train(
                     "norm_samples": 8,
                     "batching": batching,
                     "warmup_ratio": 0.0,
+                    "pack_tokens": pack_tokens,
                 }
             }
             spec_file, result_file = Path(tmp) / f"{engine}.spec.json", Path(tmp) / f"{engine}.result.json"
@@ -125,6 +129,7 @@ def bench_train(
             "seed": seed,
             "learning_rate": learning_rate,
             "batching": batching,
+            "pack_tokens": pack_tokens,
         },
         "pairs_used": n,
         "pairs_skipped_too_long": skipped,

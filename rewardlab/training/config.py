@@ -39,7 +39,7 @@ class TrainConfig:
         help="Batch layout: auto (packed for decoders, length-grouped padded rows for encoders), "
         "padded, prefix (one shared prompt per row), packed (several groups per row).",
     )
-    pack_tokens: int | None = opt(None, help="Token budget of a packed row (default: twice --max-length).")
+    pack_tokens: int | None = opt(None, help="Token budget of a packed row (default: --max-length).")
     group_by_length: bool = opt(True, help="With padded rows, batch responses of similar length together.")
     epochs: float = opt(1.0, help="Passes over the training data.")
     max_steps: int = opt(-1, help="Stop after this many optimizer steps (-1: use --epochs).")
@@ -108,9 +108,9 @@ class TrainConfig:
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ValueError("give --epochs > 0 or --max-steps > 0")
         if self.pack_tokens is None:
-            self.pack_tokens = 2 * self.max_length
-        if self.pack_tokens < self.max_length:
-            raise ValueError("--pack-tokens must be at least --max-length")
+            self.pack_tokens = self.max_length
+        if self.pack_tokens < 16:
+            raise ValueError("--pack-tokens must be at least 16 (a longer group gets a row of its own)")
         if self.learning_rate is None:
             self.learning_rate = LORA_LR if self.lora else FULL_LR
         if self.learning_rate <= 0:

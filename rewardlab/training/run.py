@@ -250,7 +250,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise RewardlabError(str(exc)) from exc
     say(f"batching: {layout} ({why})")
     collator = make_collator(
-        layout, tokenizer.pad_token_id, padding_side, arch, cfg.pack_tokens or 2 * cfg.max_length
+        layout, tokenizer.pad_token_id, padding_side, arch, cfg.pack_tokens or cfg.max_length
     )
     lengths = (
         [group_length(g, layout) for g in train_groups]

@@ -77,16 +77,23 @@ def train_with_trl(
     )
     trainer.remove_callback(PrinterCallback)
     counts = {"real_tokens": 0, "positions": 0}
-    inner = trainer.data_collator
+    inner, make_train_loader = trainer.data_collator, trainer.get_train_dataloader
 
     def counting_collator(features: list[dict[str, Any]]) -> dict[str, Any]:
         batch = inner(features)
-        if trainer.model.training:
-            counts["real_tokens"] += int(batch["attention_mask"].sum())
-            counts["positions"] += batch["input_ids"].numel()
+        counts["real_tokens"] += int(batch["attention_mask"].sum())
+        counts["positions"] += batch["input_ids"].numel()
         return batch
 
-    trainer.data_collator = counting_collator
+    def train_loader_that_counts() -> Any:
+        """The training loader alone collates through the counter (batches are built ahead of steps)."""
+        trainer.data_collator = counting_collator
+        try:
+            return make_train_loader()
+        finally:
+            trainer.data_collator = inner
+
+    trainer.get_train_dataloader = train_loader_that_counts
     kept = len(trainer.train_dataset)
     dropped = len(train_rows) - kept
     say(f"TRL engine: {kept} training pairs ({excluded} ties or identical pairs left out)")
