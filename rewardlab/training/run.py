@@ -248,7 +248,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         layout, why = choose_batching(cfg.batching, arch)
     except ValueError as exc:
         raise RewardlabError(str(exc)) from exc
-    say(f"batching: {layout} ({why})")
     collator = make_collator(
         layout, tokenizer.pad_token_id, padding_side, arch, cfg.pack_tokens or cfg.max_length
     )
@@ -275,6 +274,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         from rewardlab.training.trl_engine import train_with_trl
 
         return train_with_trl(model=model, train_data=train_data, eval_data=eval_data, **common)
+    say(f"batching: {layout} ({why})")
     if cfg.lora:
         from peft import get_peft_model
 
