@@ -108,6 +108,24 @@ def pad_batch(
     return batch
 
 
+def flex_block_mask(doc_ids: torch.Tensor, seg_ids: torch.Tensor) -> Any:
+    """A FlexAttention ``BlockMask`` for prefix-shared/packed rows, from per-position ids.
+
+    A position may attend to an earlier (or its own) position of the same group that is either in
+    the group's prompt or in its own response; a padding position (group -1) only to itself. The
+    mask is computed from O(T) ids, and fully masked blocks are skipped by the kernel.
+    """
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def mask_mod(b: Any, h: Any, q: Any, kv: Any) -> Any:
+        same_group = (doc_ids[b, q] == doc_ids[b, kv]) & (doc_ids[b, q] >= 0)
+        visible = (seg_ids[b, kv] == 0) | (seg_ids[b, q] == seg_ids[b, kv])
+        return (same_group & visible & (kv <= q)) | (q == kv)
+
+    rows, width = doc_ids.shape
+    return create_block_mask(mask_mod, rows, None, width, width, device=doc_ids.device)
+
+
 def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Rewards (float32), one per (``reward_rows``, ``reward_cols``) entry of ``batch``.
 
@@ -119,7 +137,13 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids") if k in batch
     }
     mask = inputs["attention_mask"]
-    if mask.dim() == 4 and mask.dtype == torch.bool:  # a layout's own mask: additive, in the model's dtype
+    if (
+        mask.dim() == 4
+        and "doc_ids" in batch
+        and getattr(hf.config, "_attn_implementation", "") == "flex_attention"
+    ):
+        inputs["attention_mask"] = flex_block_mask(batch["doc_ids"], batch["seg_ids"])
+    elif mask.dim() == 4 and mask.dtype == torch.bool:  # a layout's own mask: additive, in the model's dtype
         dtype = next(hf.parameters()).dtype
         inputs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
             ~mask, torch.finfo(dtype).min
@@ -137,8 +161,13 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return token_rewards[batch["reward_rows"], batch["reward_cols"]].float()
 
 
-def load_model_and_tokenizer(path: str | Path, dtype: torch.dtype | None = None) -> tuple[Any, Any]:
-    """Load ``AutoModelForSequenceClassification`` (one label) and its tokenizer from a local folder."""
+def load_model_and_tokenizer(
+    path: str | Path, dtype: torch.dtype | None = None, attn_implementation: str | None = None
+) -> tuple[Any, Any]:
+    """Load ``AutoModelForSequenceClassification`` (one label) and its tokenizer from a local folder.
+
+    ``attn_implementation`` (``sdpa``, ``eager``, ``flex_attention``, …) is passed to transformers.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rewardlab.models.presets import resolve_model_path
@@ -146,7 +175,10 @@ def load_model_and_tokenizer(path: str | Path, dtype: torch.dtype | None = None)
     folder = resolve_model_path(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1, dtype=dtype)
+        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(folder), num_labels=1, dtype=dtype, **extra
+        )
     except (OSError, ValueError) as exc:
         raise RewardlabError(f"{folder}: cannot load a sequence-classification model: {exc}") from exc
     return model, tokenizer

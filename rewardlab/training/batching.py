@@ -118,6 +118,8 @@ class SharedPrefixCollator:
         pos = torch.zeros((n, width), dtype=torch.long)
         allow = torch.zeros((n, width, width), dtype=torch.bool)
         real = torch.zeros((n, width), dtype=torch.bool)
+        doc = torch.full((n, width), -1, dtype=torch.long)  # which group a position belongs to
+        seg = torch.zeros((n, width), dtype=torch.long)  # 0: the prompt, k + 1: response k
         where: dict[tuple[int, int], tuple[int, int]] = {}  # (group, response) -> (row, column)
         causal = torch.ones((width, width), dtype=torch.bool).tril()
         for r, row in enumerate(rows):
@@ -129,6 +131,7 @@ class SharedPrefixCollator:
                 ids[r, o : o + p] = torch.tensor(prompt, dtype=torch.long)
                 pos[r, o : o + p] = torch.arange(p)
                 allow[r, o : o + p, o : o + p] = causal[:p, :p]
+                doc[r, o : o + p] = gi
                 s = o + p
                 for k, e in enumerate(g.encoded):
                     resp = e.input_ids[p:]
@@ -137,6 +140,8 @@ class SharedPrefixCollator:
                     pos[r, s : s + m] = torch.arange(p, p + m)
                     allow[r, s : s + m, o : o + p] = True
                     allow[r, s : s + m, s : s + m] = causal[:m, :m]
+                    doc[r, s : s + m] = gi
+                    seg[r, s : s + m] = k + 1
                     where[(gi, k)] = (r, s + m - 1)
                     s += m
                 real[r, o:s] = True
@@ -148,6 +153,8 @@ class SharedPrefixCollator:
             "input_ids": ids,
             "attention_mask": allow[:, None],
             "position_ids": pos,
+            "doc_ids": doc,
+            "seg_ids": seg,
             "reward_rows": torch.tensor([rc[0] for rc in order]),
             "reward_cols": torch.tensor([rc[1] for rc in order]),
             "n_groups": torch.tensor(len(groups)),

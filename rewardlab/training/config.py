@@ -41,6 +41,11 @@ class TrainConfig:
     )
     pack_tokens: int | None = opt(None, help="Token budget of a packed row (default: --max-length).")
     group_by_length: bool = opt(True, help="With padded rows, batch responses of similar length together.")
+    attn_implementation: str | None = opt(
+        None,
+        help="Attention kernel passed to transformers: sdpa, eager, flex_attention (prefix-shared and packed "
+        "rows then use a block mask that skips masked blocks). Default: the model's.",
+    )
     epochs: float = opt(1.0, help="Passes over the training data.")
     max_steps: int = opt(-1, help="Stop after this many optimizer steps (-1: use --epochs).")
     batch_size: int = opt(8, help="Pairs (or ranked lists) per device per step.")

@@ -226,7 +226,15 @@ def train(cfg: TrainConfig) -> TrainResult:
     if is_main_process():
         write_summary(data_summary, out)
 
-    model, tokenizer = load_model_and_tokenizer(cfg.model)
+    if cfg.attn_implementation == "flex_attention":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RewardlabError(
+                "--attn-implementation flex_attention: PyTorch has no FlexAttention backward on the CPU; "
+                "train with it on a GPU (scoring on the CPU works)"
+            )
+    model, tokenizer = load_model_and_tokenizer(cfg.model, attn_implementation=cfg.attn_implementation)
     arch = model_arch(model)
     vocab_before = model.get_input_embeddings().weight.shape[0]
     pad_note = ensure_pad_token(tokenizer, model, arch, allow_resize=not cfg.lora)
