@@ -43,3 +43,76 @@ def test_default_minilm_embeds_offline(tmp_path):
     emb = Embedder(cache_dir=tmp_path, max_length=64)
     v = emb.embed(["What is 2 + 2?", "What is 2 + 2?"], ["4", "I don't know."])
     assert v.shape == (2, 384) and not torch.allclose(v[0], v[1])
+
+
+def test_head_learns_a_planted_linear_preference():
+    from rewardlab.training.embedding_rm import train_head
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(16, generator=g)
+    a, b = torch.randn(400, 16, generator=g), torch.randn(400, 16, generator=g)
+    better = (a @ w > b @ w).unsqueeze(1)
+    xc, xr = torch.where(better, a, b), torch.where(better, b, a)
+    for objective in ("bt", "classification"):
+        head, hist = train_head(xc[:300], xr[:300], torch.zeros(300), objective=objective, seed=0)
+        with torch.no_grad():
+            acc = (head(xc[300:]) > head(xr[300:])).float().mean().item()
+        assert acc > 0.9, (objective, acc)
+        assert hist["best_epoch"] < hist["epochs"]  # early stopping looked at the validation loss
+    # the learnt direction is the planted one
+    cos = torch.nn.functional.cosine_similarity(head.net.weight[0] / head.std, w, dim=0)
+    assert cos > 0.9
+
+
+def test_ensemble_spread_is_zero_for_identical_heads_and_positive_otherwise(tmp_path):
+    import copy
+
+    from rewardlab.models.embedding import EmbeddingRewardModel, RewardHead
+    from rewardlab.training.embedding_rm import train_ensemble
+
+    g = torch.Generator().manual_seed(1)
+    xc, xr = torch.randn(60, 8, generator=g) + 0.5, torch.randn(60, 8, generator=g)
+    heads, _ = train_ensemble(xc, xr, torch.zeros(60), k=3, seed=0)
+
+    class Fixed:
+        def embed(self, prompts, responses):
+            return xc[: len(prompts)]
+
+    same = EmbeddingRewardModel(Fixed(), [heads[0], copy.deepcopy(heads[0])], {})
+    mean, spread = same.score_ensemble(["p"] * 5, ["r"] * 5)
+    assert spread == [0.0] * 5
+    varied = EmbeddingRewardModel(Fixed(), heads, {})
+    mean, spread = varied.score_ensemble(["p"] * 5, ["r"] * 5)
+    assert all(s > 0 for s in spread)
+    assert mean == pytest.approx(torch.stack([h(xc[:5]) for h in heads]).mean(0).tolist(), abs=1e-6)
+    assert isinstance(heads[0], RewardHead)
+
+
+def test_embedding_checkpoint_reloads_and_scores_identically(tiny_models, demo_file, tmp_path, demo_rows):
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.training.config import TrainConfig
+    from rewardlab.training.run import train
+
+    out = tmp_path / "emb"
+    res = train(
+        TrainConfig(
+            data=str(demo_file),
+            out=str(out),
+            method="embedding",
+            model=str(tiny_models["bert"]),
+            ensemble=3,
+            head="mlp",
+            max_length=64,
+        )
+    )
+    assert res.summary["train_pairs"]["used"] + res.summary["eval_pairs"]["used"] == 600
+    info = (out / "rewardlab.json").read_text()
+    assert '"method": "embedding"' in info
+    prompts = [r["prompt"] for r in demo_rows[:6]]
+    responses = [r["rejected"] for r in demo_rows[:6]]
+    rm = RewardModel.from_pretrained(out)  # one loading API for every kind of reward model
+    again = RewardModel.from_pretrained(out)
+    assert rm.score(prompts, responses) == again.score(prompts, responses)
+    mean, spread = rm.score_ensemble(prompts, responses)
+    assert mean == pytest.approx(rm.score(prompts, responses)) and max(spread) > 0
+    assert 0.0 <= res.summary["eval_metrics"]["eval_accuracy"] <= 1.0

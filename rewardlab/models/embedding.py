@@ -21,9 +21,33 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from rewardlab.data.schema import Text, text_key
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder
+
+HEADS = ("linear", "mlp")
+HEADS_FILE = "heads.safetensors"
+
+
+class RewardHead(nn.Module):
+    """Standardise the embedding, then a linear layer or a one-hidden-layer MLP to one reward."""
+
+    def __init__(self, dim: int, kind: str = "linear", hidden: int = 256) -> None:
+        super().__init__()
+        if kind not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}")
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.net = (
+            nn.Linear(dim, 1)
+            if kind == "linear"
+            else nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rewards, one per row of ``x``."""
+        return self.net((x - self.mean) / self.std)[:, 0]
 
 
 def embedding_arch(config: Any) -> str:
@@ -166,3 +190,56 @@ class Embedder:
         if not keys:
             return torch.empty(0, self.dim)
         return torch.stack([cache[k] for k in keys])
+
+
+class EmbeddingRewardModel:
+    """A saved embedding reward model: the embedder and K heads, scored like any :class:`RewardModel`."""
+
+    def __init__(self, embedder: Embedder, heads: list[RewardHead], info: dict[str, Any]) -> None:
+        self.embedder, self.heads, self.info = embedder, heads, info
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> EmbeddingRewardModel:
+        """Load ``rewardlab.json`` and ``heads.safetensors`` from ``path``."""
+        import json
+
+        from safetensors.torch import load_file
+
+        info = json.loads((Path(path) / "rewardlab.json").read_text())
+        embedder = Embedder(info["base_model"], max_length=info["max_length"], truncation=info["truncation"])
+        state = load_file(str(Path(path) / HEADS_FILE))
+        heads = []
+        for i in range(info["head"]["ensemble"]):
+            head = RewardHead(info["embedding"]["dim"], info["head"]["kind"])
+            head.load_state_dict(
+                {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"member{i}.")}
+            )
+            heads.append(head.eval())
+        return cls(embedder, heads, info)
+
+    def score_members(self, prompts: Sequence[Text], responses: Sequence[Text]) -> torch.Tensor:
+        """Every head's rewards, shape (K, N)."""
+        x = self.embedder.embed(prompts, responses)
+        with torch.no_grad():
+            return torch.stack([h(x) for h in self.heads])
+
+    def score(
+        self,
+        prompts: Sequence[Text],
+        responses: Sequence[Text],
+        batch_size: int = 32,
+        normalize: bool = False,
+    ) -> list[float]:
+        """The ensemble-mean reward per (prompt, response); ``normalize`` uses the stored mean/std."""
+        mean = self.score_members(prompts, responses).mean(0)
+        if normalize:
+            norm = self.info["normalization"]
+            mean = (mean - norm["mean"]) / norm["std"]
+        return mean.tolist()
+
+    def score_ensemble(
+        self, prompts: Sequence[Text], responses: Sequence[Text]
+    ) -> tuple[list[float], list[float]]:
+        """Ensemble mean and spread (population std over heads; 0 for a single head)."""
+        members = self.score_members(prompts, responses)
+        return members.mean(0).tolist(), members.std(0, unbiased=False).tolist()

@@ -198,10 +198,19 @@ class RewardModel:
         self.info = info
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, max_length: int | None = None) -> RewardModel:
-        """Load a checkpoint; ``rewardlab.json`` (if present) gives max length and truncation."""
+    def from_pretrained(cls, path: str | Path, max_length: int | None = None) -> Any:
+        """Load any rewardlab checkpoint (or a plain sequence-classification folder).
+
+        ``rewardlab.json`` (if present) gives max length and truncation; an embedding reward model
+        (``method: embedding``) loads as :class:`rewardlab.models.embedding.EmbeddingRewardModel`,
+        which scores with the same ``score`` call.
+        """
         info_path = Path(path) / INFO_FILE
         info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        if info.get("method") == "embedding":
+            from rewardlab.models.embedding import EmbeddingRewardModel
+
+            return EmbeddingRewardModel.from_pretrained(path)
         model, tokenizer = load_model_and_tokenizer(path)
         arch = model_arch(model)
         ensure_pad_token(tokenizer, model, arch)

@@ -12,16 +12,20 @@ ENGINES = ("native", "trl")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PADDING_SIDES = ("auto", "left", "right")
 #: Default learning rates: full fine-tuning (inside the usual 5e-6 … 1.5e-5) and LoRA.
-FULL_LR, LORA_LR = 1e-5, 1e-4
+FULL_LR, LORA_LR, HEAD_LR = 1e-5, 1e-4, 1e-2
 
 
 @dataclass
 class TrainConfig:
     """Options of ``rewardlab train`` (outcome reward model on a Hugging Face model)."""
 
-    model: str = opt(help="Local model folder (any AutoModelForSequenceClassification-capable model).")
     data: str = opt(help="Training data: a file, a save_to_disk folder, or a folder of files.")
     out: str = opt(help="Output folder: the trained checkpoint, logs, rewardlab.json.")
+    model: str | None = opt(
+        None,
+        help="Local model folder or preset (any AutoModelForSequenceClassification-capable model); "
+        "with --method embedding, the frozen embedding model (default: minilm).",
+    )
     eval_data: str | None = opt(None, help="Held-out data; if absent, --eval-split is taken from --data.")
     eval_split: float | None = opt(
         None, help="Share of prompts held out for evaluation (default 0.1 without --eval-data)."
@@ -30,6 +34,17 @@ class TrainConfig:
     map: list[str] | None = opt(None, help="Field mapping NEW=OLD for the data. Repeatable.")
     on_error: str = opt("fail", help="Bad records: fail, or skip (dropped and counted).")
     engine: str = opt("native", help="native (rewardlab's trainer) or trl (TRL's RewardTrainer).")
+    method: str = opt(
+        "full",
+        help="full (train the model; add --lora for adapters) or embedding (frozen embeddings + head).",
+    )
+    head: str = opt("linear", help="With --method embedding: linear or mlp head.")
+    objective: str = opt(
+        "bt", help="With --method embedding: bt (Bradley-Terry) or classification (per response)."
+    )
+    ensemble: int = opt(
+        1, help="With --method embedding: heads trained on bootstrap resamples (mean and spread)."
+    )
     max_length: int = opt(512, help="Tokens per sequence (prompt + response); longer ones are cut.")
     truncation: str = opt(
         "keep_end", help="keep_end cuts the prompt's start first, so the response end is always kept."
@@ -84,6 +99,21 @@ class TrainConfig:
     tensorboard: bool | None = opt(None, help="Log to TensorBoard (default: when it is installed).")
 
     def __post_init__(self) -> None:
+        if self.method not in ("full", "embedding"):
+            raise ValueError("--method must be full or embedding")
+        if self.model is None:
+            if self.method != "embedding":
+                raise ValueError("missing required option --model")
+            self.model = "minilm"
+        if self.method == "embedding":
+            if self.lora or self.engine != "native":
+                raise ValueError(
+                    "--method embedding trains a head on frozen embeddings: no --lora or --engine trl"
+                )
+            if self.head not in ("linear", "mlp") or self.objective not in ("bt", "classification"):
+                raise ValueError("--head must be linear or mlp, --objective bt or classification")
+        if self.ensemble < 1:
+            raise ValueError("--ensemble must be at least 1")
         if self.eval_data is not None and self.eval_split:
             raise ValueError("give --eval-data or --eval-split, not both")
         if self.eval_split is None:
@@ -117,7 +147,7 @@ class TrainConfig:
         if self.pack_tokens < 16:
             raise ValueError("--pack-tokens must be at least 16 (a longer group gets a row of its own)")
         if self.learning_rate is None:
-            self.learning_rate = LORA_LR if self.lora else FULL_LR
+            self.learning_rate = HEAD_LR if self.method == "embedding" else LORA_LR if self.lora else FULL_LR
         if self.learning_rate <= 0:
             raise ValueError("--learning-rate must be positive")
         if self.engine == "trl" and (self.truncation != "keep_end" or self.label_smoothing):

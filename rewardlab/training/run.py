@@ -234,6 +234,10 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "--attn-implementation flex_attention: PyTorch has no FlexAttention backward on the CPU; "
                 "train with it on a GPU (scoring on the CPU works)"
             )
+    if cfg.method == "embedding":
+        from rewardlab.training.embedding_rm import train_embedding
+
+        return train_embedding(cfg, train_data, eval_data, split, data_summary, warnings, warn, say)
     model, tokenizer = load_model_and_tokenizer(cfg.model, attn_implementation=cfg.attn_implementation)
     arch = model_arch(model)
     vocab_before = model.get_input_embeddings().weight.shape[0]
