@@ -21,12 +21,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/rewardlab data demo --n 2000 --seed 0 --out $(DEMO_OUT)/demo.jsonl
-	$(BIN)/rewardlab data summarize $(DEMO_OUT)/demo.jsonl --tokenizer minilm --max-length 64 --out $(DEMO_OUT)/summary
-	rm -rf $(DEMO_OUT)/model
-	$(BIN)/rewardlab train --model tiny-llama --data $(DEMO_OUT)/demo.jsonl --out $(DEMO_OUT)/model \
-		--max-length 64 --batch-size 16 --epochs 2 --learning-rate 1e-3 --logging-steps 10
-	@echo "Open $(DEMO_OUT)/summary/data_summary.md first, then $(DEMO_OUT)/model/train_summary.json."
+	$(BIN)/rewardlab demo --out $(DEMO_OUT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check rewardlab tests

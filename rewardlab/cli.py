@@ -178,6 +178,21 @@ app.command("train")(
 )
 
 
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Output folder (its earlier demo outputs are replaced).")] = Path(
+        "runs/demo"
+    ),
+    n: Annotated[int, typer.Option(help="Demo pairs.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the data and the training.")] = 0,
+    ensemble: Annotated[int, typer.Option(help="Heads in the embedding ensemble.")] = 5,
+) -> None:
+    """The main job on defaults: demo data, data summary, embedding reward model, held-out metrics."""
+    from rewardlab.demo import run_demo
+
+    run_demo(out, n=n, seed=seed, ensemble=ensemble)
+
+
 @bench_app.command("train")
 def bench_train_cmd(
     model: Annotated[str, typer.Option(help="Local model folder or preset (e.g. tiny-llama-30m).")],

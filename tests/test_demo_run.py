@@ -1,0 +1,19 @@
+"""``rewardlab demo``: the whole main job on defaults, small enough for the test suite."""
+
+from __future__ import annotations
+
+import json
+
+from rewardlab.cli import main
+
+
+def test_demo_command_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--n", "300", "--ensemble", "2"]) == 0
+    assert (out / "demo.jsonl").exists() and (out / "summary" / "data_summary.md").exists()
+    info = json.loads((out / "model" / "rewardlab.json").read_text())
+    assert info["method"] == "embedding" and info["head"]["ensemble"] == 2
+    summary = json.loads((out / "model" / "train_summary.json").read_text())
+    assert summary["eval_metrics"]["eval_accuracy"] >= 0.85  # frozen MiniLM + heads on rule-scored data
+    assert "Look first at" in capsys.readouterr().out
+    assert main(["demo", "--out", str(out), "--n", "300", "--ensemble", "2"]) == 0  # rerunnable in place
