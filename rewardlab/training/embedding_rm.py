@@ -143,7 +143,13 @@ def train_embedding(
     from rewardlab.metrics import preference_metrics
     from rewardlab.models.embedding import HEADS_FILE, Embedder
     from rewardlab.models.reward_model import INFO_FILE
-    from rewardlab.training.run import TRAIN_SUMMARY, TrainResult, low_accuracy_warning
+    from rewardlab.training.run import (
+        TRAIN_SUMMARY,
+        TrainResult,
+        data_digest,
+        data_record,
+        low_accuracy_warning,
+    )
 
     out = Path(cfg.out)
     start = time.time()
@@ -223,13 +229,7 @@ def train_embedding(
         "rewardlab_version": __version__,
         "engine": "native",
         "method": "embedding",
-        "data": {
-            "train": cfg.data,
-            "split": split,
-            "records": data_summary["counts"]["records"],
-            "dropped_records": data_summary["counts"]["dropped"],
-            "drop_reasons": data_summary["counts"]["drop_reasons"],
-        },
+        "data": data_record(cfg, split, data_summary),
         "train_pairs": {"used": len(xc), "excluded": excluded},
         "eval_pairs": {"used": len(ec), "excluded": eval_excluded},
         "embedding": {
@@ -257,12 +257,7 @@ def train_embedding(
         "normalization": norm,
         "metrics": eval_metrics,
         "train_config": to_dict(cfg),
-        "data_summary": {
-            "counts": data_summary["counts"],
-            "duplicates": data_summary["duplicates"],
-            "agreement": data_summary["agreement"],
-            "length_bias_chars": data_summary["length_bias_chars"],
-        },
+        "data_summary": data_digest(data_summary),
         "rewardlab_version": __version__,
     }
     write_json(out / INFO_FILE, info)

@@ -407,6 +407,24 @@ def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, lora: bool, merge: 
     return final
 
 
+def data_record(cfg: TrainConfig, split: dict[str, Any], data_summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``data`` block of ``train_summary.json``: source, split, records and drops."""
+    c = data_summary["counts"]
+    return {
+        "train": cfg.data,
+        "split": split,
+        "records": c["records"],
+        "dropped_records": c["dropped"],
+        "drop_reasons": c["drop_reasons"],
+    }
+
+
+def data_digest(data_summary: dict[str, Any]) -> dict[str, Any]:
+    """The part of the data summary kept in ``rewardlab.json``."""
+    keys = ("counts", "duplicates", "agreement", "length_bias_chars")
+    return {k: data_summary[k] for k in keys}
+
+
 def finish_run(
     *,
     cfg: TrainConfig,
@@ -456,13 +474,7 @@ def finish_run(
     summary = {
         "rewardlab_version": __version__,
         "engine": engine,
-        "data": {
-            "train": cfg.data,
-            "split": split,
-            "records": data_summary["counts"]["records"],
-            "dropped_records": data_summary["counts"]["dropped"],
-            "drop_reasons": data_summary["counts"]["drop_reasons"],
-        },
+        "data": data_record(cfg, split, data_summary),
         **groups,
         "pad_token": pad_note,
         "steps": trainer.state.global_step,
@@ -487,12 +499,7 @@ def finish_run(
         "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": cfg.merge} if cfg.lora else None,
         "metrics": eval_metrics,
         "train_config": to_dict(cfg),
-        "data_summary": {
-            "counts": data_summary["counts"],
-            "duplicates": data_summary["duplicates"],
-            "agreement": data_summary["agreement"],
-            "length_bias_chars": data_summary["length_bias_chars"],
-        },
+        "data_summary": data_digest(data_summary),
         "rewardlab_version": __version__,
         "torch_dtype": str(next(final.parameters()).dtype),
     }
