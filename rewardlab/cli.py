@@ -263,6 +263,44 @@ def bench_train_cmd(
     console.print(f"wrote {out}", soft_wrap=True)
 
 
+@bench_app.command("embedding")
+def bench_embedding_cmd(
+    data: Annotated[str, typer.Option(help="Preference data.")],
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")],
+    model: Annotated[str, typer.Option(help="Frozen embedding model (folder or preset).")] = "minilm",
+    folds: Annotated[int, typer.Option(help="Cross-validation folds (split by prompt).")] = 5,
+    ensemble: Annotated[int, typer.Option(help="Heads per fold.")] = 5,
+    head: Annotated[str, typer.Option(help="linear or mlp.")] = "mlp",
+    objective: Annotated[str, typer.Option(help="bt or classification.")] = "bt",
+    max_length: Annotated[int, typer.Option(help="Tokens per embedded sequence.")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the heads.")] = 42,
+) -> None:
+    """K-fold accuracy of an embedding reward model, with the length-only baseline on the same folds."""
+    from rewardlab.bench.embedding import bench_embedding
+
+    r = bench_embedding(
+        data=data,
+        out=str(out),
+        model=model,
+        folds=folds,
+        ensemble=ensemble,
+        head=head,
+        objective=objective,
+        max_length=max_length,
+        seed=seed,
+    )
+    for row in r["folds"]:
+        console.print(
+            f"fold {row['fold']}: accuracy {row['accuracy']:.3f}, length-only {row['length_baseline']:.3f} "
+            f"({row['pairs']} pairs)"
+        )
+    console.print(
+        f"{folds}-fold accuracy {r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f} (length-only "
+        f"{r['length_baseline_mean']:.3f}); {r['total_seconds']:.0f} s in all; wrote {out}",
+        soft_wrap=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     try:

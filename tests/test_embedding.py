@@ -116,3 +116,38 @@ def test_embedding_checkpoint_reloads_and_scores_identically(tiny_models, demo_f
     mean, spread = rm.score_ensemble(prompts, responses)
     assert mean == pytest.approx(rm.score(prompts, responses)) and max(spread) > 0
     assert 0.0 <= res.summary["eval_metrics"]["eval_accuracy"] <= 1.0
+
+
+def test_bench_embedding_cross_validation(tiny_models, demo_file, tmp_path):
+    import json
+
+    from rewardlab.cli import main
+
+    out = tmp_path / "cv.json"
+    assert (
+        main(
+            [
+                "bench",
+                "embedding",
+                "--data",
+                str(demo_file),
+                "--model",
+                str(tiny_models["bert"]),
+                "--folds",
+                "3",
+                "--ensemble",
+                "1",
+                "--max-length",
+                "64",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    r = json.loads(out.read_text())
+    assert len(r["folds"]) == 3 and sum(f["pairs"] for f in r["folds"]) == r["pairs"] == 600
+    assert all(0 <= f["accuracy"] <= 1 and 0 <= f["length_baseline"] <= 1 for f in r["folds"])
+    assert r["accuracy_mean"] == pytest.approx(sum(f["accuracy"] for f in r["folds"]) / 3)
+    # the demo was generated with the chosen response longer in exactly 70 % of pairs
+    assert r["length_baseline_mean"] == pytest.approx(0.7, abs=0.05)
