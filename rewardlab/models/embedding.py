@@ -231,11 +231,10 @@ class EmbeddingRewardModel:
         normalize: bool = False,
     ) -> list[float]:
         """The ensemble-mean reward per (prompt, response); ``normalize`` uses the stored mean/std."""
-        mean = self.score_members(prompts, responses).mean(0)
-        if normalize:
-            norm = self.info["normalization"]
-            mean = (mean - norm["mean"]) / norm["std"]
-        return mean.tolist()
+        from rewardlab.models.reward_model import normalize_rewards
+
+        mean = self.score_members(prompts, responses).mean(0).tolist()
+        return normalize_rewards(mean, self.info) if normalize else mean
 
     def score_ensemble(
         self, prompts: Sequence[Text], responses: Sequence[Text]

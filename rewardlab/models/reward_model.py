@@ -184,6 +184,14 @@ def load_model_and_tokenizer(
     return model, tokenizer
 
 
+def normalize_rewards(rewards: list[float], info: dict[str, Any]) -> list[float]:
+    """``(r − mean) / std`` with the training-data statistics stored in ``rewardlab.json``."""
+    norm = info.get("normalization")
+    if not norm:
+        raise RewardlabError("this checkpoint stores no reward normalisation (rewardlab.json)")
+    return [(r - norm["mean"]) / norm["std"] for r in rewards]
+
+
 class RewardModel:
     """A loaded reward model that scores (prompt, response) pairs with one scalar each.
 
@@ -248,9 +256,4 @@ class RewardModel:
             batch = {k: v.to(device) for k, v in batch.items()}
             for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):
                 out[i] = r
-        if normalize:
-            norm = self.info.get("normalization")
-            if not norm:
-                raise RewardlabError("this checkpoint stores no reward normalisation (rewardlab.json)")
-            out = [(r - norm["mean"]) / norm["std"] for r in out]
-        return out
+        return normalize_rewards(out, self.info) if normalize else out
