@@ -270,9 +270,16 @@ def bench_embedding_cmd(
     model: Annotated[str, typer.Option(help="Frozen embedding model (folder or preset).")] = "minilm",
     folds: Annotated[int, typer.Option(help="Cross-validation folds (split by prompt).")] = 5,
     ensemble: Annotated[int, typer.Option(help="Heads per fold.")] = 5,
-    head: Annotated[str, typer.Option(help="linear or mlp.")] = "mlp",
+    head: Annotated[str, typer.Option(help="linear or mlp.")] = "linear",
     objective: Annotated[str, typer.Option(help="bt or classification.")] = "bt",
     max_length: Annotated[int, typer.Option(help="Tokens per embedded sequence.")] = 512,
+    embed_prompt: Annotated[
+        str, typer.Option(help="last_turn or full: the prompt text embedded.")
+    ] = "last_turn",
+    embed_layers: Annotated[int, typer.Option(help="Last layers whose pooled states are concatenated.")] = 6,
+    l2: Annotated[
+        float | None, typer.Option(help="L2 penalty of the heads (default: chosen on a validation split).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the folds and the heads.")] = 42,
 ) -> None:
     """K-fold accuracy of an embedding reward model, with the length-only baseline on the same folds."""
@@ -287,6 +294,9 @@ def bench_embedding_cmd(
         head=head,
         objective=objective,
         max_length=max_length,
+        embed_prompt=embed_prompt,
+        embed_layers=embed_layers,
+        l2=l2,
         seed=seed,
     )
     for row in r["folds"]:

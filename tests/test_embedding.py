@@ -42,7 +42,55 @@ def test_batched_equals_alone_whatever_the_padding(tiny_models, pairs, arch, kin
 def test_default_minilm_embeds_offline(tmp_path):
     emb = Embedder(cache_dir=tmp_path, max_length=64)
     v = emb.embed(["What is 2 + 2?", "What is 2 + 2?"], ["4", "I don't know."])
-    assert v.shape == (2, 384) and not torch.allclose(v[0], v[1])
+    assert emb.layers == 6 and v.shape == (2, 6 * 384) and not torch.allclose(v[0], v[1])
+    last = Embedder(cache_dir=tmp_path, max_length=64, layers=1)  # the plain sentence embedding
+    w = last.embed(["What is 2 + 2?"], ["4"])
+    assert w.shape == (1, 384) and torch.allclose(w[0], v[0, -384:], atol=1e-5)
+    # a sentence-transformers check: MiniLM's last layer, mean-pooled, puts the paraphrase nearer
+    a, b, c = last.embed(
+        ["Q"] * 3, ["The cat sat on the mat.", "A cat was sitting on a mat.", "Stocks fell."]
+    )
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(a, b, dim=0) > cos(a, c, dim=0) + 0.3
+
+
+def test_last_user_turn():
+    from rewardlab.data.formats import last_user_turn
+
+    hh = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: How do I boil an egg?\n\nAssistant:"
+    assert last_user_turn(hh) == "How do I boil an egg?"
+    chatml = (
+        "<|im_start|>user\nfirst<|im_end|>\n<|im_start|>assistant\nok<|im_end|>\n"
+        "<|im_start|>user\nsecond<|im_end|>\n"
+    )
+    assert last_user_turn(chatml) == "second"
+    llama3 = (
+        "<|start_header_id|>user<|end_header_id|>\n\nWhy?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+    assert last_user_turn(llama3) == "Why?"
+    assert last_user_turn("[INST] Translate this [/INST]") == "Translate this"
+    assert last_user_turn("No turn markers here.") == "No turn markers here."
+    msgs = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
+    assert last_user_turn(msgs) == [msgs[2]]
+
+
+def test_prompt_view_and_layers_are_part_of_the_cache_key(tiny_models, tmp_path):
+    hh = "\n\nHuman: earlier question\n\nAssistant: earlier answer\n\nHuman: last question\n\nAssistant:"
+    turn = Embedder(tiny_models["bert"], max_length=64, cache_dir=tmp_path)
+    full = Embedder(tiny_models["bert"], max_length=64, cache_dir=tmp_path, prompt_view="full")
+    a, b = turn.embed([hh], ["an answer"]), full.embed([hh], ["an answer"])
+    assert full.embedded == 1 and not torch.allclose(a, b)
+    # last_turn embeds exactly what the last turn alone embeds
+    assert torch.allclose(a, full.embed(["last question"], ["an answer"]), atol=1e-6)
+    one = Embedder(tiny_models["bert"], max_length=64, cache_dir=tmp_path, layers=1)
+    c = one.embed([hh], ["an answer"])
+    assert one.embedded == 1 and c.shape[1] * turn.layers == a.shape[1]
+    assert torch.allclose(c[0], a[0, -c.shape[1] :], atol=1e-6)
 
 
 def test_head_learns_a_planted_linear_preference():
@@ -58,10 +106,25 @@ def test_head_learns_a_planted_linear_preference():
         with torch.no_grad():
             acc = (head(xc[300:]) > head(xr[300:])).float().mean().item()
         assert acc > 0.9, (objective, acc)
-        assert hist["best_epoch"] < hist["epochs"]  # early stopping looked at the validation loss
+        # the L2 was chosen on the validation pairs: the one with the lowest validation loss
+        assert len(hist["val_losses"]) > 1
+        assert hist["l2"] == float(min(hist["val_losses"], key=hist["val_losses"].get))
     # the learnt direction is the planted one
     cos = torch.nn.functional.cosine_similarity(head.net.weight[0] / head.std, w, dim=0)
     assert cos > 0.9
+
+
+def test_l2_is_chosen_on_held_out_pairs_weak_for_signal_strong_for_noise():
+    from rewardlab.training.embedding_rm import train_ensemble
+
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(32, generator=g)
+    a, b = torch.randn(300, 32, generator=g), torch.randn(300, 32, generator=g)
+    better = (a @ w > b @ w).unsqueeze(1)
+    signal = train_ensemble(torch.where(better, a, b), torch.where(better, b, a), torch.zeros(300), k=3)[1]
+    noise = train_ensemble(a, b, torch.zeros(300), k=3)[1]  # labels unrelated to the features
+    assert max(h["l2"] for h in signal) <= 0.1
+    assert min(h["l2"] for h in noise) >= 1.0
 
 
 def test_ensemble_spread_is_zero_for_identical_heads_and_positive_otherwise(tmp_path):

