@@ -125,6 +125,38 @@ def data_summarize(
     console.print(f"\nwrote {json_path} and {md_path}", soft_wrap=True)
 
 
+@data_app.command("split")
+def data_split(
+    path: Annotated[Path, typer.Argument(help="Data file, save_to_disk folder, or folder of files.")],
+    out: Annotated[
+        Path, typer.Option(help="Folder for fold{k}/train.jsonl, fold{k}/test.jsonl, split.json.")
+    ],
+    folds: Annotated[int, typer.Option(help="Number of folds (split by prompt).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the fold assignment (as in bench embedding).")] = 42,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="auto, explicit, implicit, labelled, ranked.")
+    ] = "auto",
+    on_error: Annotated[str, typer.Option(help="fail or skip (dropped and counted).")] = "fail",
+) -> None:
+    """K-fold train/test files split by prompt, the folds of `rewardlab bench embedding`."""
+    from rewardlab.data import load_preferences
+    from rewardlab.data.split import write_folds
+
+    data = load_preferences(path, format=format, on_error=on_error)
+    everything = data.all_pairs(include_ties=True)
+    pairs = data.training_pairs()
+    if folds < 2:
+        raise RewardlabError("--folds must be at least 2")
+    record = write_folds(pairs, out, folds, seed)
+    left = len(everything) - len(pairs)
+    console.print(
+        f"wrote {folds} folds of {record['pairs']} pairs to {out} (test pairs per fold: "
+        f"{record['test_pairs']}); not written: {left} ties or identical pairs"
+        + (f", {len(data.drops)} records dropped by --on-error skip" if data.drops else ""),
+        soft_wrap=True,
+    )
+
+
 def _print_summary(s: dict) -> None:
     c = s["counts"]
     table = Table(title=f"data summary: {s['source']}", show_header=False)
@@ -176,6 +208,27 @@ app.command("train")(
         "Options can also come from a YAML file (--config); flags given here override it.",
     )
 )
+
+
+def _run_eval(cfg: object) -> None:
+    from rewardlab.evaluation.evaluate import evaluate
+
+    evaluate(cfg)
+
+
+def _eval_command() -> object:
+    from rewardlab.evaluation.config import EvalConfig
+
+    return typer_command(
+        EvalConfig,
+        _run_eval,
+        "Evaluate reward models on held-out preference data: agreement, margins, calibration, "
+        "length bias; writes metrics.json, scores.jsonl, report.md, report.html and plots.\n\n"
+        "Options can also come from a YAML file (--config); flags given here override it.",
+    )
+
+
+app.command("eval")(_eval_command())
 
 
 @app.command("demo")

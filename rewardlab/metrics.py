@@ -118,7 +118,7 @@ def preference_metrics(deltas: Sequence[float], rewards: Sequence[float]) -> dic
     if not deltas or not rewards:
         return {}
     n = len(deltas)
-    acc = (sum(d > 0 for d in deltas) + 0.5 * sum(d == 0 for d in deltas)) / n
+    acc = pairwise_accuracy(deltas)
     mean_r = sum(rewards) / len(rewards)
     var = sum((r - mean_r) ** 2 for r in rewards) / len(rewards)
     return {
@@ -128,3 +128,212 @@ def preference_metrics(deltas: Sequence[float], rewards: Sequence[float]) -> dic
         "reward_mean": mean_r,
         "reward_std": math.sqrt(var),
     }
+
+
+# --------------------------------------------------------------------------- evaluation
+# Conventions: a comparison's ``delta`` is r_chosen − r_rejected; the model is right when
+# delta > 0, and delta == 0 counts half. σ(delta) is the model's probability that chosen wins.
+
+
+def correctness(deltas: Sequence[float]) -> list[float]:
+    """1 where delta > 0, 0.5 where delta == 0, 0 where delta < 0."""
+    return [1.0 if d > 0 else 0.5 if d == 0 else 0.0 for d in deltas]
+
+
+def pairwise_accuracy(deltas: Sequence[float]) -> float:
+    """Share of comparisons the model orders like the humans (a tie of rewards counts half)."""
+    if not deltas:
+        raise ValueError("accuracy of no comparisons")
+    return sum(correctness(deltas)) / len(deltas)
+
+
+def bootstrap_ci(
+    values: Sequence[float], n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (Efron & Tibshirani 1993, ch. 13).
+
+    Resamples ``values`` with replacement ``n_boot`` times (seeded, so reports diff cleanly) and
+    returns the (1 − level)/2 and (1 + level)/2 percentiles of the resampled means.
+    """
+    import numpy as np
+
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("bootstrap of no values")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def sigmoid(x: float) -> float:
+    """Numerically stable logistic function."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def log_sigmoid(x: float) -> float:
+    """Log σ(x), without overflow."""
+    return -math.log1p(math.exp(-x)) if x >= 0 else x - math.log1p(math.exp(x))
+
+
+def reliability_bins(deltas: Sequence[float], bins: int = 10) -> list[dict[str, float]]:
+    """Equal-mass bins of confidence σ(|delta|) with their accuracy (top-label calibration).
+
+    The model predicts the response with the higher reward; its confidence is σ(|delta|) ∈ [0.5, 1)
+    and it is right when that response is the chosen one (Guo et al. 2017, arXiv 1706.04599, on
+    both orderings of each pair at once). Comparisons sorted by confidence are cut into ``bins``
+    groups of (nearly) equal size; each bin reports ``count``, mean ``confidence`` and ``accuracy``.
+    """
+    if not deltas:
+        return []
+    items = sorted((sigmoid(abs(d)), c) for d, c in zip(deltas, correctness(deltas), strict=True))
+    k = min(bins, len(items))
+    out = []
+    for b in range(k):
+        chunk = items[b * len(items) // k : (b + 1) * len(items) // k]
+        out.append(
+            {
+                "count": len(chunk),
+                "confidence": sum(c for c, _ in chunk) / len(chunk),
+                "accuracy": sum(a for _, a in chunk) / len(chunk),
+            }
+        )
+    return out
+
+
+def expected_calibration_error(deltas: Sequence[float], bins: int = 10) -> float:
+    """ECE: Σ_b (n_b / n) · |accuracy_b − confidence_b| over :func:`reliability_bins`."""
+    table = reliability_bins(deltas, bins)
+    n = sum(b["count"] for b in table)
+    return sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in table)
+
+
+def brier_score(deltas: Sequence[float]) -> float:
+    """Mean of (σ(delta) − 1)²: the squared error of the probability that chosen wins."""
+    return sum((1.0 - sigmoid(d)) ** 2 for d in deltas) / len(deltas)
+
+
+def log_loss(deltas: Sequence[float], temperature: float = 1.0) -> float:
+    """Mean of −log σ(delta / T): the Bradley-Terry loss of the scored comparisons."""
+    return -sum(log_sigmoid(d / temperature) for d in deltas) / len(deltas)
+
+
+def fit_temperature(deltas: Sequence[float], lo: float = 1e-3, hi: float = 1e3) -> float:
+    """The single T > 0 that minimises :func:`log_loss` of delta / T (Guo et al. 2017).
+
+    The loss is unimodal in log T here, so a golden-section search over [log lo, log hi] finds
+    it; T is clamped to [lo, hi] (a model that is never wrong wants T → 0).
+    """
+    a, b = math.log(lo), math.log(hi)
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = log_loss(deltas, math.exp(c)), log_loss(deltas, math.exp(d))
+    for _ in range(100):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = log_loss(deltas, math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = log_loss(deltas, math.exp(d))
+    return math.exp((a + b) / 2)
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, tied values sharing their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson correlation; ``None`` when either side is constant or there are < 2 points."""
+    n = len(x)
+    if n < 2 or n != len(y):
+        return None
+    mx, my = sum(x) / n, sum(y) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
+    if sxx == 0 or syy == 0:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman rank correlation (Pearson on average ranks)."""
+    return pearson(ranks(x), ranks(y))
+
+
+def length_bias(
+    chosen_rewards: Sequence[float],
+    rejected_rewards: Sequence[float],
+    chosen_lengths: Sequence[int],
+    rejected_lengths: Sequence[int],
+) -> dict[str, float | int | None]:
+    """How much a reward model's verdicts follow response length.
+
+    Returns ``length_spearman`` (reward vs length over every scored response),
+    ``accuracy_chosen_longer`` / ``accuracy_chosen_shorter`` (accuracy on the pairs whose chosen
+    response is the longer / the shorter one; ``None`` when there are none) with their counts,
+    and ``length_baseline_accuracy``: the accuracy of "the longer response wins" (equal lengths
+    count half) on the same pairs.
+    """
+    deltas = [c - r for c, r in zip(chosen_rewards, rejected_rewards, strict=True)]
+    longer = [d for d, lc, lr in zip(deltas, chosen_lengths, rejected_lengths, strict=True) if lc > lr]
+    shorter = [d for d, lc, lr in zip(deltas, chosen_lengths, rejected_lengths, strict=True) if lc < lr]
+    base = [float(lc - lr) for lc, lr in zip(chosen_lengths, rejected_lengths, strict=True)]
+    return {
+        "length_spearman": spearman(
+            [*chosen_rewards, *rejected_rewards], [float(v) for v in (*chosen_lengths, *rejected_lengths)]
+        ),
+        "accuracy_chosen_longer": pairwise_accuracy(longer) if longer else None,
+        "accuracy_chosen_shorter": pairwise_accuracy(shorter) if shorter else None,
+        "pairs_chosen_longer": len(longer),
+        "pairs_chosen_shorter": len(shorter),
+        "length_baseline_accuracy": pairwise_accuracy(base) if base else None,
+    }
+
+
+def category_accuracy(
+    deltas: Sequence[float], categories: Sequence[str | None]
+) -> dict[str, dict[str, float]]:
+    """Accuracy and count per category (pairs without one are left out)."""
+    groups: dict[str, list[float]] = {}
+    for d, c in zip(deltas, categories, strict=True):
+        if c is not None:
+            groups.setdefault(c, []).append(d)
+    return {c: {"n_pairs": len(ds), "accuracy": pairwise_accuracy(ds)} for c, ds in sorted(groups.items())}
+
+
+def section_scores(
+    per_category: dict[str, dict[str, float]], sections: dict[str, Sequence[str]]
+) -> tuple[dict[str, dict[str, float]], float | None]:
+    """RewardBench-style section scores (Lambert et al. 2024, arXiv 2403.13787).
+
+    A section's accuracy is the example-weighted mean of its categories' accuracies (categories
+    absent from the data are skipped); the overall score is the unweighted mean of the sections
+    present. Returns the per-section table and the overall score (``None`` without sections).
+    """
+    table: dict[str, dict[str, float]] = {}
+    for name, cats in sections.items():
+        present = [per_category[c] for c in cats if c in per_category]
+        n = sum(c["n_pairs"] for c in present)
+        if n:
+            table[name] = {
+                "n_pairs": n,
+                "accuracy": sum(c["accuracy"] * c["n_pairs"] for c in present) / n,
+            }
+    score = sum(t["accuracy"] for t in table.values()) / len(table) if table else None
+    return table, score

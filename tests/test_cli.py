@@ -105,3 +105,29 @@ def test_usage_errors(tmp_path, capsys):
     capsys.readouterr()
     assert main(["data", "summarize", "--help"]) == 0
     assert "--max-length" in capsys.readouterr().out
+
+
+def test_data_split_writes_disjoint_folds_by_prompt(tmp_path, capsys):
+    import json
+
+    from rewardlab.data import load_preferences
+
+    rows = [
+        {"prompt": f"q{i % 40}", "chosen": f"good {i}", "rejected": f"bad {i}", "category": "c"}
+        for i in range(100)
+    ]
+    rows.append({"prompt": "q0", "chosen": "same", "rejected": "same"})  # identical: not written, counted
+    src = tmp_path / "d.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert main(["data", "split", str(src), "--out", str(tmp_path / "cv"), "--folds", "4"]) == 0
+    assert "not written: 1 ties or identical pairs" in capsys.readouterr().out
+    seen = []
+    for f in range(4):
+        train = load_preferences(tmp_path / "cv" / f"fold{f}" / "train.jsonl").pairs
+        test = load_preferences(tmp_path / "cv" / f"fold{f}" / "test.jsonl").pairs
+        assert len(train) + len(test) == 100 and test[0].category == "c"
+        assert not {p.prompt for p in train} & {p.prompt for p in test}  # no prompt on both sides
+        seen += [p.chosen for p in test]
+    assert sorted(seen) == sorted(r["chosen"] for r in rows[:100])  # every pair tested exactly once
+    record = json.loads((tmp_path / "cv" / "split.json").read_text())
+    assert record["pairs"] == 100 and sum(record["test_pairs"]) == 100

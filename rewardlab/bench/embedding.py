@@ -10,7 +10,6 @@ Run: ``rewardlab bench embedding --data ../shared/data/hh-rlhf-helpful-base/test
 
 from __future__ import annotations
 
-import random
 import statistics
 import time
 from typing import Any
@@ -38,6 +37,7 @@ def bench_embedding(
     """Run the cross-validation and write its JSON report to ``out``."""
     from rewardlab import __version__
     from rewardlab.data import load_preferences
+    from rewardlab.data.split import fold_of_prompts
     from rewardlab.errors import RewardlabError
     from rewardlab.io_utils import write_json
     from rewardlab.models.embedding import Embedder
@@ -49,9 +49,7 @@ def bench_embedding(
     _quiet_transformers()
     start = time.time()
     pairs = load_preferences(data, on_error="skip").training_pairs()
-    keys = sorted({text_key(p.prompt) for p in pairs})
-    random.Random(seed).shuffle(keys)
-    fold_of = {k: i % folds for i, k in enumerate(keys)}
+    fold_of = fold_of_prompts((text_key(p.prompt) for p in pairs), folds, seed)
     embedder = Embedder(model, max_length=max_length, prompt_view=embed_prompt, layers=embed_layers)
     x = embedder.embed(
         [p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs], progress=True

@@ -257,9 +257,11 @@ class EmbeddingRewardModel:
             heads.append(head.eval())
         return cls(embedder, heads, info)
 
-    def score_members(self, prompts: Sequence[Text], responses: Sequence[Text]) -> torch.Tensor:
+    def score_members(
+        self, prompts: Sequence[Text], responses: Sequence[Text], progress: bool = False
+    ) -> torch.Tensor:
         """Every head's rewards, shape (K, N)."""
-        x = self.embedder.embed(prompts, responses)
+        x = self.embedder.embed(prompts, responses, progress=progress)
         with torch.no_grad():
             return torch.stack([h(x) for h in self.heads])
 
@@ -269,11 +271,12 @@ class EmbeddingRewardModel:
         responses: Sequence[Text],
         batch_size: int = 32,
         normalize: bool = False,
+        progress: bool = False,
     ) -> list[float]:
         """The ensemble-mean reward per (prompt, response); ``normalize`` uses the stored mean/std."""
         from rewardlab.models.reward_model import normalize_rewards
 
-        mean = self.score_members(prompts, responses).mean(0).tolist()
+        mean = self.score_members(prompts, responses, progress).mean(0).tolist()
         return normalize_rewards(mean, self.info) if normalize else mean
 
     def score_ensemble(

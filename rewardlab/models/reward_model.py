@@ -233,6 +233,7 @@ class RewardModel:
         responses: Sequence[Text],
         batch_size: int = 16,
         normalize: bool = False,
+        progress: bool = False,
     ) -> list[float]:
         """One reward per (prompt, response); batched by length, in the input order.
 
@@ -242,6 +243,7 @@ class RewardModel:
             batch_size: Sequences per forward pass.
             normalize: Subtract the training-data reward mean and divide by its std
                 (from ``rewardlab.json``).
+            progress: Show a progress bar.
         """
         if len(prompts) != len(responses):
             raise RewardlabError(f"{len(prompts)} prompts but {len(responses)} responses")
@@ -250,10 +252,15 @@ class RewardModel:
         out = [0.0] * len(encoded)
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = pad_batch([encoded[i] for i in idx], pad, "right", self.encoder.arch)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):
-                out[i] = r
+        from rich.progress import Progress
+
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("scoring", total=len(order))
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                batch = pad_batch([encoded[i] for i in idx], pad, "right", self.encoder.arch)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):
+                    out[i] = r
+                bar.update(task, advance=len(idx))
         return normalize_rewards(out, self.info) if normalize else out

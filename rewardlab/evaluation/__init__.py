@@ -1,0 +1,1 @@
+"""Evaluation of reward models: ``rewardlab eval`` (scores, metrics, plots, reports)."""

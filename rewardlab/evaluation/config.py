@@ -1,0 +1,63 @@
+"""Options of ``rewardlab eval``, validated once (LitGPT-style dataclass; help becomes CLI help)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rewardlab.config import opt
+
+#: RewardBench's sections (Lambert et al. 2024, arXiv 2403.13787, table 1), for ``--sections rewardbench``.
+REWARDBENCH_SECTIONS: dict[str, list[str]] = {
+    "chat": ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"],
+    "chat_hard": [
+        "mt-bench-hard",
+        "llmbar-natural",
+        "llmbar-adver-neighbor",
+        "llmbar-adver-GPTInst",
+        "llmbar-adver-GPTOut",
+        "llmbar-adver-manual",
+    ],
+    "safety": [
+        "refusals-dangerous",
+        "refusals-offensive",
+        "xstest-should-refuse",
+        "xstest-should-respond",
+        "donotanswer",
+    ],
+    "reasoning": ["math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"],
+}
+
+
+@dataclass
+class EvalConfig:
+    """Options of ``rewardlab eval``."""
+
+    model: list[str] = opt(
+        help="Reward model: a rewardlab checkpoint (full, LoRA, embedding) or any local "
+        "sequence-classification folder; NAME=PATH names it. Repeatable."
+    )
+    data: list[str] = opt(help="Held-out preference data; NAME=PATH names it. Repeatable.")
+    out: str = opt(help="Output folder: metrics.json, scores.jsonl, report.md, report.html, plots/.")
+    format: str = opt("auto", help="Data format: auto, explicit, implicit, labelled, ranked.")
+    on_error: str = opt("fail", help="Bad records: fail, or skip (dropped and counted).")
+    split: str | None = opt(None, help="Split of a saved DatasetDict.")
+    max_length: int | None = opt(None, help="Tokens per sequence (default: the checkpoint's).")
+    batch_size: int = opt(16, help="Sequences per forward pass.")
+    bootstrap: int = opt(1000, help="Bootstrap resamples for the accuracy interval.")
+    bins: int = opt(10, help="Equal-mass bins of the reliability diagram and the ECE.")
+    sections: str | None = opt(
+        None,
+        help="Group categories into sections: 'rewardbench' or a JSON file {section: [categories]}.",
+    )
+    check_pairs: int = opt(16, help="Pairs re-scored alone and in another batch for the consistency checks.")
+    seed: int = opt(0, help="Seed of the bootstrap and of the check sample.")
+
+    def __post_init__(self) -> None:
+        if not self.model or not self.data:
+            raise ValueError("give at least one --model and one --data")
+        if self.on_error not in ("fail", "skip"):
+            raise ValueError("--on-error must be fail or skip")
+        if self.batch_size < 1 or self.bins < 1 or self.bootstrap < 10 or self.check_pairs < 0:
+            raise ValueError("--batch-size and --bins must be >= 1, --bootstrap >= 10, --check-pairs >= 0")
+        if self.max_length is not None and self.max_length < 8:
+            raise ValueError("--max-length must be at least 8")

@@ -1,0 +1,252 @@
+"""``report.md`` and a self-contained ``report.html`` (plots embedded as data URIs) from metrics.json."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+#: Headline rows of the comparison tables: (metrics.json key, label, format).
+HEADLINE = (
+    ("n_pairs", "pairs", "{:d}"),
+    ("accuracy", "accuracy", "{:.3f}"),
+    ("accuracy_ci", "95 % interval", "ci"),
+    ("mean_margin", "mean margin", "{:.3f}"),
+    ("median_margin", "median margin", "{:.3f}"),
+    ("ece", "ECE", "{:.3f}"),
+    ("brier", "Brier", "{:.3f}"),
+    ("log_loss", "log loss", "{:.3f}"),
+    ("temperature", "best temperature", "{:.3g}"),
+    ("ece_after_temperature", "ECE after temperature", "{:.3f}"),
+    ("length_spearman", "Spearman(reward, length)", "{:.3f}"),
+    ("accuracy_chosen_longer", "accuracy, chosen longer", "{:.3f}"),
+    ("accuracy_chosen_shorter", "accuracy, chosen shorter", "{:.3f}"),
+    ("length_baseline_accuracy", "length-only baseline", "{:.3f}"),
+    ("n_ties", "ties (not scored as right/wrong)", "{:d}"),
+    ("tie_mean_abs_margin", "mean |margin| on ties", "{:.3f}"),
+    ("agreement_margin_spearman", "Spearman(|margin|, annotator agreement)", "{:.3f}"),
+    ("section_score", "section score", "{:.3f}"),
+)
+
+
+def fmt(value: Any, spec: str) -> str:
+    """One table cell; ``n/a`` for a missing value."""
+    if value is None:
+        return "n/a"
+    if spec == "ci":
+        return f"[{value[0]:.3f}, {value[1]:.3f}]"
+    return spec.format(value)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a dataset name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def make_plots(report: dict[str, Any], datasets: dict[str, Any], rewards: dict[str, Any], out: Path) -> dict:
+    """Draw every plot; return {dataset: [(caption, path relative to out)]}."""
+    from rewardlab.evaluation import plots
+
+    made: dict[str, list[tuple[str, str]]] = {}
+    for name, per_model in report["results"].items():
+        d = datasets[name]
+        use = [i for i, p in enumerate(d.pairs) if p.usable]
+        rw = {m: ([rc[i] for i in use], [rr[i] for i in use]) for m, (rc, rr) in rewards[name].items()}
+        base = out / "plots" / slug(name)
+        items = [
+            (
+                "Margins (right of 0 = agrees with the humans)",
+                plots.margins(
+                    {m: [a - b for a, b in zip(c, r, strict=True)] for m, (c, r) in rw.items()},
+                    base.with_name(f"{base.name}-margins.png"),
+                    name,
+                ),
+            ),
+            (
+                "Rewards of chosen and rejected responses",
+                plots.rewards(rw, base.with_name(f"{base.name}-rewards.png"), name),
+            ),
+            (
+                "Reliability diagram (equal-mass bins)",
+                plots.reliability(
+                    {m: v["reliability"] for m, v in per_model.items()},
+                    base.with_name(f"{base.name}-calibration.png"),
+                    name,
+                ),
+            ),
+            (
+                "Reward against response length",
+                plots.length(
+                    rw,
+                    [len_of(d.pairs[i].chosen) for i in use],
+                    [len_of(d.pairs[i].rejected) for i in use],
+                    base.with_name(f"{base.name}-length.png"),
+                    name,
+                ),
+            ),
+        ]
+        if any(v["per_category"] for v in per_model.values()):
+            items.append(
+                (
+                    "Accuracy per category",
+                    plots.categories(
+                        {m: v["per_category"] for m, v in per_model.items()},
+                        base.with_name(f"{base.name}-categories.png"),
+                        name,
+                    ),
+                )
+            )
+        made[name] = [(caption, str(path.relative_to(out))) for caption, path in items]
+    return made
+
+
+def len_of(text: Any) -> int:
+    """Characters of a text (see :func:`rewardlab.data.schema.text_chars`)."""
+    from rewardlab.data.schema import text_chars
+
+    return text_chars(text)
+
+
+def _tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every table of the report."""
+    out = []
+    models = list(report["models"])
+    for name, per_model in report["results"].items():
+        rows = [[label] + [fmt(per_model[m].get(key), spec) for m in models] for key, label, spec in HEADLINE]
+        checks = [per_model[m].get("checks") or {} for m in models]
+        if any(checks):
+            rows.append(["consistency checks"] + [_check_cell(c) for c in checks])
+        out.append((f"{name}", ["metric", *models], rows))
+        cats = sorted({c for m in models for c in per_model[m]["per_category"]})
+        if cats:
+            out.append(
+                (
+                    f"{name}: per category",
+                    ["category", "pairs", *models],
+                    [
+                        [c, str(per_model[models[0]]["per_category"][c]["n_pairs"])]
+                        + [f"{per_model[m]['per_category'][c]['accuracy']:.3f}" for m in models]
+                        for c in cats
+                    ],
+                )
+            )
+        secs = sorted({s for m in models for s in per_model[m]["sections"]})
+        if secs:
+            out.append(
+                (
+                    f"{name}: sections",
+                    ["section", "pairs", *models],
+                    [
+                        [s, str(per_model[models[0]]["sections"][s]["n_pairs"])]
+                        + [f"{per_model[m]['sections'][s]['accuracy']:.3f}" for m in models]
+                        for s in secs
+                    ],
+                )
+            )
+    return out
+
+
+def _check_cell(c: dict[str, Any]) -> str:
+    if not c:
+        return "n/a"
+    verdict = "passed" if c["passed"] else "FAILED"
+    return f"{verdict} (alone Δ {c['alone_max_abs_diff']:.1e}, dup Δ {c['duplicate_max_abs_diff']:.1e})"
+
+
+def _models_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "path", "kind", "method", "base model", "max length"]
+    rows = [
+        [n, m["path"], m["kind"], m["method"], str(m["base_model"]), str(m["max_length"])]
+        for n, m in report["models"].items()
+    ]
+    return header, rows
+
+
+def _findings(report: dict[str, Any]) -> list[str]:
+    """Plain-language lines a reader should see first."""
+    lines = []
+    for name, per_model in report["results"].items():
+        for m, v in per_model.items():
+            lo, hi = v["accuracy_ci"]
+            base = v["length_baseline_accuracy"]
+            line = f"{m} on {name}: accuracy {v['accuracy']:.3f} (95 % interval {lo:.3f}–{hi:.3f})"
+            if base is not None:
+                verdict = "clearly above" if lo > base else "not clearly above" if hi >= base else "below"
+                line += f", {verdict} the length-only baseline ({base:.3f})"
+            line += f"; ECE {v['ece']:.3f}"
+            if v["temperature"] is not None and not 0.5 <= v["temperature"] <= 2:
+                how = "over" if v["temperature"] > 1 else "under"
+                line += f" (best temperature {v['temperature']:.3g}: {how}confident)"
+            if v.get("checks") and not v["checks"]["passed"]:
+                line += "; CONSISTENCY CHECK FAILED (rewards depend on the batch)"
+            lines.append(line + ".")
+    return lines
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def render_markdown(report: dict[str, Any], plots: dict[str, list[tuple[str, str]]]) -> str:
+    """The report as Markdown (plots linked as files)."""
+    md = ["# rewardlab evaluation report", ""]
+    md += [f"- {line}" for line in _findings(report)] + [""]
+    header, rows = _models_table(report)
+    md += ["## Models", "", _md_row(header), "|" + "---|" * len(header)]
+    md += [_md_row(r) for r in rows] + [""]
+    for title, header, rows in _tables(report):
+        md += [f"## {title}", "", _md_row(header), "|" + "---|" * len(header)]
+        md += [_md_row(r) for r in rows] + [""]
+        for caption, path in plots.get(title, []):
+            md += [f"![{caption}]({path})", ""]
+    md += ["Metric definitions: see the README (`rewardlab eval`). All numbers are in metrics.json.", ""]
+    return "\n".join(md)
+
+
+def render_html(report: dict[str, Any], plots: dict[str, list[tuple[str, str]]], out: Path) -> str:
+    """The report as one HTML file; every plot is embedded as a base64 PNG (no network needed)."""
+    e = html.escape
+
+    def table(header: list[str], rows: list[list[str]]) -> str:
+        head = "".join(f"<th>{e(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>rewardlab evaluation report</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}",
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}",
+        "img{max-width:100%;display:block;margin:0.5em 0 1.5em}figcaption{color:#555}</style></head><body>",
+        "<h1>rewardlab evaluation report</h1><ul id='findings'>",
+        *[f"<li>{e(line)}</li>" for line in _findings(report)],
+        "</ul><h2>Models</h2>",
+        table(*_models_table(report)),
+    ]
+    for title, header, rows in _tables(report):
+        parts += [f"<h2>{e(title)}</h2>", table(header, rows)]
+        for caption, path in plots.get(title, []):
+            data = base64.b64encode((out / path).read_bytes()).decode("ascii")
+            parts.append(
+                f"<figure><img alt='{e(caption)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{e(caption)}</figcaption></figure>"
+            )
+    parts.append(
+        "<p>Metric definitions: see the README (<code>rewardlab eval</code>). "
+        "All numbers are in metrics.json.</p></body></html>"
+    )
+    return "\n".join(parts)
+
+
+def write_reports(
+    report: dict[str, Any], datasets: dict[str, Any], rewards: dict[str, Any], out: Path
+) -> None:
+    """Write the plots, ``report.md`` and ``report.html`` into ``out``."""
+    from rewardlab.io_utils import write_text
+
+    plots = make_plots(report, datasets, rewards, out)
+    write_text(out / "report.md", render_markdown(report, plots))
+    write_text(out / "report.html", render_html(report, plots, out))
