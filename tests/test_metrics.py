@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import numpy as np
 import pytest
 
@@ -63,3 +66,96 @@ def test_describe_matches_numpy_percentiles():
     assert (d["count"], d["min"], d["max"], d["mean"]) == (8, 1.0, 9.0, pytest.approx(np.mean(xs)))
     assert describe([]) is None
     assert percentile([7.0], 50) == 7.0
+
+
+# ----------------------------------------------------------------------------- evaluation metrics
+# Hand-worked values: σ(0) = 0.5 and σ(ln 3) = 0.75.
+
+LN3 = math.log(3)
+
+
+def test_pairwise_accuracy_counts_reward_ties_half():
+    from rewardlab.metrics import correctness, pairwise_accuracy
+
+    assert correctness([1.0, -1.0, 0.0, 2.0]) == [1.0, 0.0, 0.5, 1.0]
+    assert pairwise_accuracy([1.0, -1.0, 0.0, 2.0]) == 0.625
+
+
+def test_ece_brier_log_loss_by_hand():
+    from rewardlab.metrics import brier_score, expected_calibration_error, log_loss, reliability_bins
+
+    deltas = [0.0, 0.0, LN3, -LN3]
+    # confidences 0.5, 0.5, 0.75, 0.75; right: half, half, yes, no
+    bins = reliability_bins(deltas, bins=2)
+    assert [b["count"] for b in bins] == [2, 2]
+    assert bins[0]["confidence"] == pytest.approx(0.5) and bins[0]["accuracy"] == pytest.approx(0.5)
+    assert bins[1]["confidence"] == pytest.approx(0.75) and bins[1]["accuracy"] == pytest.approx(0.5)
+    assert expected_calibration_error(deltas, bins=2) == pytest.approx(0.5 * 0.25)
+    assert brier_score([0.0, LN3]) == pytest.approx((0.25 + 0.0625) / 2)
+    assert log_loss([0.0, LN3]) == pytest.approx((math.log(2) + math.log(4 / 3)) / 2)
+    assert log_loss([LN3], temperature=2.0) == pytest.approx(-math.log(1 / (1 + 3**-0.5)))
+    # a perfectly calibrated model: right with probability σ(|Δ|) → ECE near 0
+    rng = random.Random(0)
+    cal = []
+    for _ in range(20000):
+        d = rng.uniform(0, 4)
+        cal.append(d if rng.random() < 1 / (1 + math.exp(-d)) else -d)
+    assert expected_calibration_error(cal, bins=10) < 0.02
+
+
+def test_temperature_recovers_a_planted_one():
+    from rewardlab.metrics import fit_temperature
+
+    rng = random.Random(1)
+    deltas = []
+    for _ in range(20000):
+        z = rng.gauss(0, 2)  # the true log-odds that the first response wins
+        first_wins = rng.random() < 1 / (1 + math.exp(-z))
+        deltas.append(2.5 * (z if first_wins else -z))  # the model is 2.5x overconfident
+    assert fit_temperature(deltas) == pytest.approx(2.5, rel=0.05)
+
+
+def test_bootstrap_interval_contains_the_estimate_and_shrinks_with_n():
+    from rewardlab.metrics import bootstrap_ci
+
+    small = [1.0] * 14 + [0.0] * 6
+    lo, hi = bootstrap_ci(small, n_boot=2000, seed=0)
+    assert lo < 0.7 < hi and bootstrap_ci(small, n_boot=2000, seed=0) == (lo, hi)  # seeded
+    lo2, hi2 = bootstrap_ci(small * 25, n_boot=2000, seed=0)
+    assert lo2 < 0.7 < hi2 and hi2 - lo2 < (hi - lo) / 3  # ~1/sqrt(25) as wide
+    assert bootstrap_ci([1.0] * 10) == (1.0, 1.0)
+
+
+def test_spearman_and_ranks():
+    from rewardlab.metrics import ranks, spearman
+
+    assert ranks([3.0, 1.0, 1.0]) == [3.0, 1.5, 1.5]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4], [1, 1, 1, 1]) is None
+
+
+def test_length_bias_by_hand():
+    from rewardlab.metrics import length_bias
+
+    out = length_bias([2.0, 0.0, 1.0], [1.0, 1.0, 0.0], [10, 5, 3], [5, 10, 3])
+    assert out["accuracy_chosen_longer"] == 1.0 and out["pairs_chosen_longer"] == 1
+    assert out["accuracy_chosen_shorter"] == 0.0 and out["pairs_chosen_shorter"] == 1
+    assert out["length_baseline_accuracy"] == pytest.approx(0.5)  # right, wrong, equal lengths = half
+    # rewards (2,0,1,1,1,0) rank (6,1.5,4,4,4,1.5); lengths (10,5,3,5,10,3) rank (5.5,3.5,1.5,3.5,5.5,1.5);
+    # centred products sum to 9, squares to 15 and 16
+    assert out["length_spearman"] == pytest.approx(9 / math.sqrt(15 * 16))
+
+
+def test_section_scores_weight_categories_by_pairs():
+    from rewardlab.metrics import category_accuracy, section_scores
+
+    per = {
+        "a": {"n_pairs": 10, "accuracy": 0.9},
+        "b": {"n_pairs": 30, "accuracy": 0.5},
+        "c": {"n_pairs": 5, "accuracy": 1.0},
+    }
+    table, score = section_scores(per, {"s1": ["a", "b"], "s2": ["c", "missing"], "s3": ["missing"]})
+    assert table["s1"]["accuracy"] == pytest.approx((9 + 15) / 40) and table["s1"]["n_pairs"] == 40
+    assert "s3" not in table and score == pytest.approx((0.6 + 1.0) / 2)
+    assert category_accuracy([1.0, -1.0, 1.0], ["x", "x", None]) == {"x": {"n_pairs": 2, "accuracy": 0.5}}

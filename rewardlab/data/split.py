@@ -34,9 +34,16 @@ def _row(p: PreferencePair) -> dict[str, Any]:
     return row
 
 
+def write_pairs(pairs: list[PreferencePair], path: str | Path) -> Path:
+    """Write pairs as explicit JSONL rows: prompt, chosen, rejected, and margin and category if set."""
+    from rewardlab.io_utils import write_text
+
+    return write_text(path, "".join(json.dumps(_row(p), ensure_ascii=False) + "\n" for p in pairs))
+
+
 def write_folds(pairs: list[PreferencePair], out: str | Path, folds: int, seed: int) -> dict[str, Any]:
     """Write the K train/test files of ``pairs`` under ``out``; returns what ``split.json`` holds."""
-    from rewardlab.io_utils import write_json, write_text
+    from rewardlab.io_utils import write_json
 
     if folds < 2:
         raise ValueError("--folds must be at least 2")
@@ -46,10 +53,8 @@ def write_folds(pairs: list[PreferencePair], out: str | Path, folds: int, seed: 
     record: dict[str, Any] = {"folds": folds, "seed": seed, "pairs": len(pairs), "test_pairs": []}
     for f in range(folds):
         for name, keep in (("train", lambda w, f=f: w != f), ("test", lambda w, f=f: w == f)):
-            rows = [
-                json.dumps(_row(p), ensure_ascii=False) for p, w in zip(pairs, which, strict=True) if keep(w)
-            ]
-            write_text(out / f"fold{f}" / f"{name}.jsonl", "\n".join(rows) + "\n")
+            chosen = [p for p, w in zip(pairs, which, strict=True) if keep(w)]
+            write_pairs(chosen, out / f"fold{f}" / f"{name}.jsonl")
         record["test_pairs"].append(which.count(f))
     write_json(out / "split.json", record)
     return record

@@ -1,0 +1,212 @@
+"""``rewardlab eval`` end to end: outputs, recomputation from scores.jsonl, invariances, the HTML report."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rewardlab.cli import main
+from tests.conftest import REPO, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def embedding_model(tiny_models, demo_file, tmp_path_factory):
+    from rewardlab.training.config import TrainConfig
+    from rewardlab.training.run import train
+
+    out = tmp_path_factory.mktemp("eval") / "emb"
+    train(
+        TrainConfig(
+            data=str(demo_file),
+            out=str(out),
+            method="embedding",
+            model=str(tiny_models["bert"]),
+            max_length=64,
+        )
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def data_files(demo_rows, tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaldata")
+    held = demo_rows[-120:]
+    demo = write_jsonl(root / "held.jsonl", held)
+    swapped = write_jsonl(
+        root / "swapped.jsonl", [{**r, "chosen": r["rejected"], "rejected": r["chosen"]} for r in held]
+    )
+    votes = []
+    for i, r in enumerate(demo_rows[:40]):
+        a = [1, 1, 2] if i % 3 else [1, 1, 1]
+        if i % 10 == 0:
+            a = [0, 0, 0]  # a tie: reported apart, not scored right/wrong
+        votes.append(
+            {"instruction": r["prompt"], "input": "", "response1": r["chosen"], "response2": r["rejected"]}
+            | {f"annotator{k + 1}": v for k, v in enumerate(a)}
+        )
+    labelled = write_jsonl(root / "votes.jsonl", votes)
+    return demo, swapped, labelled
+
+
+def run_eval(models, data, out, *extra):
+    args = ["eval", "--out", str(out)]
+    for m in models:
+        args += ["--model", str(m)]
+    for d in data:
+        args += ["--data", str(d)]
+    assert main([*args, "--bootstrap", "200", *extra]) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_eval_two_models_two_datasets(embedding_model, tiny_models, data_files, tmp_path):
+    demo, _, labelled = data_files
+    out = tmp_path / "ev"
+    report = run_eval([embedding_model, f"llama={tiny_models['llama']}"], [demo, labelled], out)
+    assert set(report["models"]) == {"emb", "llama"}
+    assert report["models"]["emb"]["method"] == "embedding"
+    assert set(report["results"]) == {"held", "votes"}
+    for per_model in report["results"].values():
+        for m in per_model.values():
+            lo, hi = m["accuracy_ci"]
+            assert lo <= m["accuracy"] <= hi
+            assert m["checks"]["passed"], m["checks"]
+    votes = report["results"]["votes"]["emb"]
+    assert votes["n_ties"] == 4 and votes["n_pairs"] == 36 and votes["agreement_pairs"] == 36
+    assert votes["agreement_margin_spearman"] is not None and votes["tie_mean_abs_margin"] >= 0
+    held = report["results"]["held"]["emb"]
+    assert held["n_pairs"] == 120 and held["per_category"]  # demo rows have categories
+
+    # every metric can be recomputed from scores.jsonl: accuracy and mean margin here
+    rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert len(rows) == 120 + 40
+    for model in ("emb", "llama"):
+        d = [
+            r["rewards"][model]["chosen"] - r["rewards"][model]["rejected"]
+            for r in rows
+            if r["dataset"] == "held"
+        ]
+        acc = sum((x > 0) + 0.5 * (x == 0) for x in d) / len(d)
+        assert acc == pytest.approx(report["results"]["held"][model]["accuracy"])
+        assert sum(d) / len(d) == pytest.approx(report["results"]["held"][model]["mean_margin"])
+
+    # the reports: one PNG per plot, all embedded in the HTML, headline numbers in both
+    pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert "held-calibration.png" in pngs and "held-categories.png" in pngs and "votes-length.png" in pngs
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(pngs) and "http" not in html.replace("http-equiv", "")
+    assert f"{held['accuracy']:.3f}" in html and f"{held['ece']:.3f}" in (out / "report.md").read_text()
+
+
+def test_swapping_chosen_and_rejected_flips_the_metrics(embedding_model, data_files, tmp_path):
+    demo, swapped, _ = data_files
+    r = run_eval([embedding_model], [demo, swapped], tmp_path / "ev")["results"]
+    a, b = r["held"]["emb"], r["swapped"]["emb"]
+    assert b["accuracy"] == pytest.approx(1 - a["accuracy"])
+    assert b["mean_margin"] == pytest.approx(-a["mean_margin"])
+    assert b["length_baseline_accuracy"] == pytest.approx(1 - a["length_baseline_accuracy"])
+    assert b["accuracy_chosen_longer"] == pytest.approx(1 - a["accuracy_chosen_shorter"])
+    assert b["length_spearman"] == pytest.approx(a["length_spearman"])  # same responses, same rewards
+
+
+def test_sections_and_errors(embedding_model, data_files, tmp_path, capsys):
+    demo, _, _ = data_files
+    cats = sorted({json.loads(line)["category"] for line in demo.read_text().splitlines()})
+    sections = tmp_path / "sections.json"
+    sections.write_text(json.dumps({"first": cats[:1], "rest": cats[1:]}))
+    r = run_eval([embedding_model], [demo], tmp_path / "ev", "--sections", str(sections))["results"]["held"][
+        "emb"
+    ]
+    assert set(r["sections"]) == {"first", "rest"}
+    assert r["section_score"] == pytest.approx(
+        (r["sections"]["first"]["accuracy"] + r["sections"]["rest"]["accuracy"]) / 2
+    )
+    assert (
+        main(["eval", "--model", str(tmp_path / "nope"), "--data", str(demo), "--out", str(tmp_path / "x")])
+        == 2
+    )
+    assert "no such model folder" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(embedding_model),
+                "--data",
+                str(demo),
+                "--out",
+                str(tmp_path / "y"),
+                "--sections",
+                str(bad),
+            ]
+        )
+        == 2
+    )
+
+
+def test_readme_documents_every_metrics_key(embedding_model, data_files, tmp_path):
+    demo, _, _ = data_files
+    r = run_eval([embedding_model], [demo], tmp_path / "ev")
+    m = r["results"]["held"]["emb"]
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### metrics.json", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([a-z_0-9]+)`", section))
+    keys = set(r) | set(m) | set(m["checks"]) | set(m["reliability"][0]) | set(r["models"]["emb"])
+    assert keys - documented == set()
+
+
+def _chromium() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.mark.skipif(
+    _chromium() is None,
+    reason="Chromium/ChromeDriver absent (apt-get install chromium chromium-driver; .ci/run installs them)",
+)
+def test_html_report_renders_in_headless_chromium(embedding_model, data_files, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (dev extras)")
+    from selenium.webdriver.chrome.service import Service
+
+    demo, _, labelled = data_files
+    out = tmp_path / "ev"
+    report = run_eval([embedding_model], [demo, labelled], out)
+    browser, driver = _chromium()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        opts.add_argument(flag)
+    chrome = webdriver.Chrome(service=Service(driver), options=opts)
+    try:
+        chrome.set_window_size(1200, 900)
+        chrome.get(Path(out / "report.html").resolve().as_uri())
+        images = chrome.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])"
+        )
+        assert len(images) == len(list((out / "plots").glob("*.png"))) >= 9
+        assert all(done and width > 100 for done, width, _ in images), images
+        text = chrome.find_element("tag name", "body").text
+        for name in ("held", "votes"):
+            assert f"{report['results'][name]['emb']['accuracy']:.3f}" in text
+        chrome.save_screenshot(str(out / "report.png"))
+        shot = REPO / "runs" / "test-screenshots"
+        shot.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "report.png", shot / "eval-report.png")
+    finally:
+        chrome.quit()
