@@ -176,7 +176,7 @@ def _findings(report: dict[str, Any]) -> list[str]:
                 verdict = "clearly above" if lo > base else "not clearly above" if hi >= base else "below"
                 line += f", {verdict} the length-only baseline ({base:.3f})"
             line += f"; ECE {v['ece']:.3f}"
-            if v["temperature"] is not None and not 0.5 <= v["temperature"] <= 2:
+            if v["accuracy"] < 1 and not 0.5 <= v["temperature"] <= 2:
                 how = "over" if v["temperature"] > 1 else "under"
                 line += f" (best temperature {v['temperature']:.3g}: {how}confident)"
             if v.get("checks") and not v["checks"]["passed"]:
