@@ -138,7 +138,7 @@ def test_ensemble_spread_is_zero_for_identical_heads_and_positive_otherwise(tmp_
     heads, _ = train_ensemble(xc, xr, torch.zeros(60), k=3, seed=0)
 
     class Fixed:
-        def embed(self, prompts, responses):
+        def embed(self, prompts, responses, progress=False):
             return xc[: len(prompts)]
 
     same = EmbeddingRewardModel(Fixed(), [heads[0], copy.deepcopy(heads[0])], {})
