@@ -127,6 +127,16 @@ def test_l2_is_chosen_on_held_out_pairs_weak_for_signal_strong_for_noise():
     assert min(h["l2"] for h in noise) >= 1.0
 
 
+def test_early_stopping_stops_an_unregularised_head_on_noise():
+    from rewardlab.training.embedding_rm import train_head
+
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(200, 64, generator=g), torch.randn(200, 64, generator=g)  # labels carry no signal
+    _, hist = train_head(a, b, torch.zeros(200), l2=0.0, max_rounds=20)
+    # training loss keeps falling while the validation loss rises: the kept state is an early one
+    assert hist["l2"] == 0.0 and hist["rounds"] < 20 and list(hist["val_rounds"]) == ["0.0"]
+
+
 def test_ensemble_spread_is_zero_for_identical_heads_and_positive_otherwise(tmp_path):
     import copy
 

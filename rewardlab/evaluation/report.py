@@ -119,32 +119,15 @@ def _tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
         if any(checks):
             rows.append(["consistency checks"] + [_check_cell(c) for c in checks])
         out.append((f"{name}", ["metric", *models], rows))
-        cats = sorted({c for m in models for c in per_model[m]["per_category"]})
-        if cats:
-            out.append(
-                (
-                    f"{name}: per category",
-                    ["category", "pairs", *models],
-                    [
-                        [c, str(per_model[models[0]]["per_category"][c]["n_pairs"])]
-                        + [f"{per_model[m]['per_category'][c]['accuracy']:.3f}" for m in models]
-                        for c in cats
-                    ],
-                )
-            )
-        secs = sorted({s for m in models for s in per_model[m]["sections"]})
-        if secs:
-            out.append(
-                (
-                    f"{name}: sections",
-                    ["section", "pairs", *models],
-                    [
-                        [s, str(per_model[models[0]]["sections"][s]["n_pairs"])]
-                        + [f"{per_model[m]['sections'][s]['accuracy']:.3f}" for m in models]
-                        for s in secs
-                    ],
-                )
-            )
+        for key, label in (("per_category", "category"), ("sections", "section")):
+            groups = sorted({g for m in models for g in per_model[m][key]})
+            if groups:
+                rows = [
+                    [g, str(per_model[models[0]][key][g]["n_pairs"])]
+                    + [f"{per_model[m][key][g]['accuracy']:.3f}" for m in models]
+                    for g in groups
+                ]
+                out.append((f"{name}: {key.replace('_', ' ')}", [label, "pairs", *models], rows))
     return out
 
 

@@ -6,12 +6,13 @@ without GPUs", arXiv 2502.04357): embed every (prompt, response) once with a fro
 with the Bradley-Terry loss of :mod:`rewardlab.training.losses`, or with a per-response
 classification objective (chosen = 1, rejected = 0; Sun et al., ICLR 2025, arXiv 2411.04991).
 Heads are fit by full-batch L-BFGS with an L2 penalty chosen on a validation share of the training
-pairs (:data:`L2_GRID`); ``--ensemble K`` trains K heads on
+pairs (:data:`L2_GRID`) and early stopping on the same pairs; ``--ensemble K`` trains K heads on
 bootstrap resamples, whose mean is the reward and whose spread is the ensemble's uncertainty.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from typing import Any
@@ -47,6 +48,10 @@ def _pair_loss(
 L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 
+#: L-BFGS iterations between two looks at the validation loss (one early-stopping "round").
+ROUND_ITERS = 10
+
+
 def _fit(
     head: RewardHead,
     xc: torch.Tensor,
@@ -54,11 +59,21 @@ def _fit(
     margin: torch.Tensor,
     objective: str,
     l2: float,
-    max_iter: int,
-) -> None:
-    """Full-batch L-BFGS on the loss plus ``l2`` times the squared weights (biases are not penalised)."""
+    rounds: int,
+    val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    patience: int = 3,
+) -> tuple[int, float | None]:
+    """Full-batch L-BFGS on the loss plus ``l2`` times the squared weights (biases are not penalised).
+
+    Runs up to ``rounds`` rounds of :data:`ROUND_ITERS` iterations. With ``val`` (chosen, rejected,
+    margin of held-out pairs) it stops early: it keeps the state with the lowest validation
+    Bradley-Terry loss and stops after ``patience`` rounds without improvement.
+
+    Returns:
+        The number of rounds of the state kept, and its validation loss (``None`` without ``val``).
+    """
     weights = [p for name, p in head.named_parameters() if name.endswith("weight")]
-    opt = torch.optim.LBFGS(head.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(head.parameters(), max_iter=ROUND_ITERS, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -66,9 +81,25 @@ def _fit(
         loss.backward()
         return loss
 
-    head.train()
-    opt.step(closure)
+    best, best_state, best_round, bad = math.inf, None, rounds, 0
+    for r in range(1, rounds + 1):
+        head.train()
+        opt.step(closure)
+        head.eval()
+        if val is None:
+            continue
+        with torch.no_grad():
+            v = _pair_loss(head, *val, "bt").item()
+        if v < best - 1e-6:
+            best, best_state, best_round, bad = v, copy.deepcopy(head.state_dict()), r, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    if best_state is not None:
+        head.load_state_dict(best_state)
     head.eval()
+    return best_round, (best if val is not None else None)
 
 
 def _new_head(xc: torch.Tensor, xr: torch.Tensor, kind: str, seed: int) -> RewardHead:
@@ -89,41 +120,42 @@ def train_head(
     seed: int = 0,
     l2: float | None = None,
     val_share: float = 0.2,
-    max_iter: int = 200,
+    max_rounds: int = 20,
     val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[RewardHead, dict[str, Any]]:
-    """Fit one head on chosen/rejected embeddings by full-batch L-BFGS with an L2 penalty.
+    """Fit one head on chosen/rejected embeddings: L-BFGS, L2 penalty, early stopping.
 
-    With ``l2=None`` each value of :data:`L2_GRID` is fit on a ``1 - val_share`` share of the pairs
-    and scored by the Bradley-Terry loss on the rest (or on ``val``, chosen/rejected/margin of
-    pairs outside ``xc``, when given); the best one is then refit on all pairs.
+    The validation pairs are ``val`` (chosen/rejected/margin of pairs outside ``xc``) when given,
+    else a ``val_share`` of the pairs. Each L2 (``l2``, or every value of :data:`L2_GRID`) is fit
+    on the rest with early stopping on the validation Bradley-Terry loss; the L2 with the lowest
+    loss is then refit on all pairs for the number of rounds its early stop chose.
 
     Returns:
-        The head, and a record: the L2 used and, when it was chosen, the validation loss of each.
+        The head, and a record: ``l2`` and ``rounds`` used, and per L2 tried its validation loss
+        (``val_losses``) and rounds (``val_rounds``).
     """
     n = len(xc)
+    grid = L2_GRID if l2 is None else (l2,)
     val_losses: dict[str, float] = {}
-    if l2 is None:
-        g = torch.Generator().manual_seed(seed)
-        order = torch.randperm(n, generator=g)
+    val_rounds: dict[str, int] = {}
+    tr = torch.arange(n)
+    if val is None or not len(val[0]):
         n_val = math.ceil(val_share * n) if n >= 10 else 0
-        if val is not None and len(val[0]):
-            tr = torch.arange(n)
-        elif n_val:
-            held, tr = order[:n_val], order[n_val:]
-            val = (xc[held], xr[held], margin[held])
-        if val is None or not len(val[0]):
-            l2 = 1.0
-        else:
-            for value in L2_GRID:
-                head = _new_head(xc[tr], xr[tr], kind, seed)
-                _fit(head, xc[tr], xr[tr], margin[tr], objective, value, max_iter)
-                with torch.no_grad():
-                    val_losses[str(value)] = _pair_loss(head, *val, "bt").item()
-            l2 = float(min(val_losses, key=lambda k: val_losses[k]))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        held, tr = order[:n_val], order[n_val:]
+        val = (xc[held], xr[held], margin[held]) if n_val else None
+    if val is None:  # too few pairs to hold any out
+        chosen, rounds = (1.0 if l2 is None else l2), max_rounds
+    else:
+        for value in grid:
+            head = _new_head(xc[tr], xr[tr], kind, seed)
+            rounds_v, loss_v = _fit(head, xc[tr], xr[tr], margin[tr], objective, value, max_rounds, val)
+            val_losses[str(value)], val_rounds[str(value)] = float(loss_v), rounds_v
+        best = min(val_losses, key=lambda k: val_losses[k])
+        chosen, rounds = float(best), val_rounds[best]
     head = _new_head(xc, xr, kind, seed)
-    _fit(head, xc, xr, margin, objective, l2, max_iter)
-    return head, {"l2": l2, "val_losses": val_losses}
+    _fit(head, xc, xr, margin, objective, chosen, rounds)
+    return head, {"l2": chosen, "rounds": rounds, "val_losses": val_losses, "val_rounds": val_rounds}
 
 
 def train_ensemble(
