@@ -30,6 +30,7 @@ from torch import nn
 
 from rewardlab.data.schema import Text, text_key
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder
+from rewardlab.models.reward_model import PairScoring
 
 HEADS = ("linear", "mlp")
 #: What of the prompt is embedded with the response: all of it, or only its last user turn.
@@ -226,7 +227,7 @@ class Embedder:
         return torch.stack([cache[k] for k in keys])
 
 
-class EmbeddingRewardModel:
+class EmbeddingRewardModel(PairScoring):
     """A saved embedding reward model: the embedder and K heads, scored like any :class:`RewardModel`."""
 
     def __init__(self, embedder: Embedder, heads: list[RewardHead], info: dict[str, Any]) -> None:
@@ -272,8 +273,13 @@ class EmbeddingRewardModel:
         batch_size: int = 32,
         normalize: bool = False,
         progress: bool = False,
+        max_tokens: int | None = None,
     ) -> list[float]:
-        """The ensemble-mean reward per (prompt, response); ``normalize`` uses the stored mean/std."""
+        """The ensemble-mean reward per (prompt, response); ``normalize`` uses the stored mean/std.
+
+        ``batch_size`` and ``max_tokens`` are accepted for a common signature; the embedder batches
+        by its own ``batch_size``.
+        """
         from rewardlab.models.reward_model import normalize_rewards
 
         mean = self.score_members(prompts, responses, progress).mean(0).tolist()

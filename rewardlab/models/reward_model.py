@@ -192,7 +192,43 @@ def normalize_rewards(rewards: list[float], info: dict[str, Any]) -> list[float]
     return [(r - norm["mean"]) / norm["std"] for r in rewards]
 
 
-class RewardModel:
+def length_batches(
+    lengths: Sequence[int], order: Sequence[int], batch_size: int, max_tokens: int | None
+) -> list[list[int]]:
+    """Cut ``order`` (indices sorted by ascending ``lengths``) into batches.
+
+    A batch holds at most ``batch_size`` items and, with ``max_tokens``, at most ``max_tokens``
+    padded positions (items × the longest item); an item longer than the budget goes alone.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for length, i in zip(lengths, order, strict=True):
+        full = len(current) >= batch_size or (
+            max_tokens is not None and current and (len(current) + 1) * length > max_tokens
+        )
+        if full:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class PairScoring:
+    """``score_pairs`` for any model with ``score(prompts, responses, **kw)``."""
+
+    def score_pairs(
+        self, prompts: Sequence[Text], chosen: Sequence[Text], rejected: Sequence[Text], **kw: Any
+    ) -> tuple[list[float], list[float]]:
+        """Rewards of ``chosen`` and of ``rejected`` (one call, so both sides share the batching)."""
+        if not len(prompts) == len(chosen) == len(rejected):
+            raise RewardlabError(f"{len(prompts)} prompts, {len(chosen)} chosen, {len(rejected)} rejected")
+        both = self.score([*prompts, *prompts], [*chosen, *rejected], **kw)  # type: ignore[attr-defined]
+        return both[: len(prompts)], both[len(prompts) :]
+
+
+class RewardModel(PairScoring):
     """A loaded reward model that scores (prompt, response) pairs with one scalar each.
 
     Use :meth:`from_pretrained` on a rewardlab checkpoint (or any local sequence-classification
@@ -234,16 +270,20 @@ class RewardModel:
         batch_size: int = 16,
         normalize: bool = False,
         progress: bool = False,
+        max_tokens: int | None = None,
     ) -> list[float]:
         """One reward per (prompt, response); batched by length, in the input order.
 
         Args:
             prompts: Prompts (strings or chat messages).
             responses: Responses, one per prompt.
-            batch_size: Sequences per forward pass.
+            batch_size: Sequences per forward pass (at most).
             normalize: Subtract the training-data reward mean and divide by its std
                 (from ``rewardlab.json``).
             progress: Show a progress bar.
+            max_tokens: Token budget of a forward pass: sequences (sorted by length) join a
+                batch while batch size × its longest sequence stays within it (a longer
+                sequence gets a batch of its own).
         """
         if len(prompts) != len(responses):
             raise RewardlabError(f"{len(prompts)} prompts but {len(responses)} responses")
@@ -256,8 +296,9 @@ class RewardModel:
 
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("scoring", total=len(order))
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
+            for idx in length_batches(
+                [len(encoded[i].input_ids) for i in order], order, batch_size, max_tokens
+            ):
                 batch = pad_batch([encoded[i] for i in idx], pad, "right", self.encoder.arch)
                 batch = {k: v.to(device) for k, v in batch.items()}
                 for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):

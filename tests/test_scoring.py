@@ -1,0 +1,94 @@
+"""The scoring API: token-budget batches, score_pairs, ensembles and their aggregations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rewardlab.errors import RewardlabError
+from rewardlab.models.ensemble import RewardEnsemble, aggregate
+from rewardlab.models.reward_model import RewardModel, length_batches
+
+
+def test_length_batches_respect_count_and_token_budget():
+    lengths = [2, 3, 3, 5, 9, 20]
+    order = [10, 11, 12, 13, 14, 15]
+    assert length_batches(lengths, order, 4, None) == [[10, 11, 12, 13], [14, 15]]
+    # budget 12: 2,3,3 -> 3*3=9 ok, +5 -> 4*5=20 > 12; 5 -> 5, +9 -> 18 > 12; 9; 20 alone (over budget)
+    assert length_batches(lengths, order, 16, 12) == [[10, 11, 12], [13], [14], [15]]
+
+
+def test_token_budget_and_pairs_give_the_same_rewards(tiny_models, demo_rows):
+    rm = RewardModel.from_pretrained(tiny_models["llama"], max_length=64)
+    prompts = [r["prompt"] for r in demo_rows[:24]]
+    chosen = [r["chosen"] for r in demo_rows[:24]]
+    rejected = [r["rejected"] for r in demo_rows[:24]]
+    plain = rm.score(prompts, chosen, batch_size=8)
+    shapes = []
+    hook = rm.model.register_forward_hook(
+        lambda m, a, k, out: shapes.append(k["input_ids"].shape), with_kwargs=True
+    )
+    try:
+        budget = rm.score(prompts, chosen, batch_size=64, max_tokens=200)
+    finally:
+        hook.remove()
+    assert budget == pytest.approx(plain, abs=1e-5)
+    assert all(b * t <= 200 or b == 1 for b, t in shapes) and len(shapes) > 1
+    c, r = rm.score_pairs(prompts, chosen, rejected)
+    assert c == pytest.approx(plain, abs=1e-5) and r == pytest.approx(rm.score(prompts, rejected), abs=1e-5)
+    with pytest.raises(RewardlabError):
+        rm.score_pairs(prompts, chosen, rejected[:3])
+
+
+def test_aggregations_by_hand():
+    members = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
+    assert aggregate(members, "mean").tolist() == [2.0, 1.0]
+    assert aggregate(members, "min").tolist() == [1.0, 0.0]
+    assert aggregate(members, "uwo", 1.0).tolist() == [1.0, 0.0]  # population std is 1 for both
+    assert aggregate(members, "uwo", 0.5).tolist() == [1.5, 0.5]
+    with pytest.raises(RewardlabError):
+        aggregate(members, "max")
+
+
+class Fixed:
+    """A member that returns preset rewards and records whether it was asked to normalise."""
+
+    def __init__(self, rewards):
+        self.rewards, self.calls = rewards, []
+
+    def score(self, prompts, responses, normalize=False, **kw):
+        self.calls.append(normalize)
+        return self.rewards[: len(prompts)]
+
+
+def test_ensemble_of_checkpoints_normalises_each_member_once():
+    a, b = Fixed([1.0, 2.0]), Fixed([3.0, 0.0])
+    ens = RewardEnsemble([a, b], aggregation="min")
+    assert ens.score(["p", "q"], ["x", "y"], normalize=True) == [1.0, 0.0]
+    assert a.calls == [True] and b.calls == [True]  # each member normalised once, by the ensemble
+    assert ens.score_spread(["p", "q"], ["x", "y"]) == [1.0, 1.0]
+    assert RewardEnsemble([a], aggregation="uwo").score(["p"], ["x"]) == [1.0]  # one member: no spread
+
+
+def test_embedding_ensemble_heads_are_the_members(tiny_models, demo_file, tmp_path, demo_rows):
+    from rewardlab.training.config import TrainConfig
+    from rewardlab.training.run import train
+
+    out = tmp_path / "emb"
+    train(
+        TrainConfig(
+            data=str(demo_file),
+            out=str(out),
+            method="embedding",
+            model=str(tiny_models["bert"]),
+            max_length=64,
+            ensemble=3,
+        )
+    )
+    prompts, responses = [r["prompt"] for r in demo_rows[:5]], [r["chosen"] for r in demo_rows[:5]]
+    rm = RewardModel.from_pretrained(out)
+    heads = rm.score_members(prompts, responses)
+    ens = RewardEnsemble.from_pretrained([out], aggregation="min")
+    assert ens.score(prompts, responses) == pytest.approx(heads.min(0).values.tolist())
+    mean = RewardEnsemble([rm], aggregation="mean").score(prompts, responses)
+    assert mean == pytest.approx(rm.score(prompts, responses), abs=1e-6)
