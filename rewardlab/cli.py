@@ -231,6 +231,40 @@ def _eval_command() -> object:
 app.command("eval")(_eval_command())
 
 
+@app.command("score")
+def score_cmd(
+    model: Annotated[str, typer.Option(help="Reward model folder (any rewardlab checkpoint).")],
+    data: Annotated[Path, typer.Option(help="Records with a prompt and a response field.")],
+    out: Annotated[Path, typer.Option(help="JSONL: each record with its reward added.")],
+    normalize: Annotated[bool, typer.Option(help="Normalise with the checkpoint's mean/std.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 16,
+) -> None:
+    """Score every (prompt, response) record of a file."""
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.serving.files import score_file
+
+    n = score_file(RewardModel.from_pretrained(model), data, out, normalize, batch_size)
+    console.print(f"scored {n} responses; wrote {out}", soft_wrap=True)
+
+
+@app.command("bon")
+def bon_cmd(
+    model: Annotated[str, typer.Option(help="Reward model folder (any rewardlab checkpoint).")],
+    candidates: Annotated[Path, typer.Option(help="Records with a prompt and a list of N candidates.")],
+    out: Annotated[Path, typer.Option(help="JSONL: the best candidate, all scores, the KL bound.")],
+    normalize: Annotated[bool, typer.Option(help="Normalise with the checkpoint's mean/std.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 16,
+) -> None:
+    """Best-of-N: pick the highest-reward candidate per prompt."""
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.serving.files import best_of_n
+
+    rows = best_of_n(RewardModel.from_pretrained(model), candidates, out, normalize, batch_size)
+    console.print(
+        f"chose the best of {sum(r['n'] for r in rows)} candidates for {len(rows)} prompts; wrote {out}"
+    )
+
+
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Output folder (its earlier demo outputs are replaced).")] = Path(

@@ -92,3 +92,52 @@ def test_embedding_ensemble_heads_are_the_members(tiny_models, demo_file, tmp_pa
     assert ens.score(prompts, responses) == pytest.approx(heads.min(0).values.tolist())
     mean = RewardEnsemble([rm], aggregation="mean").score(prompts, responses)
     assert mean == pytest.approx(rm.score(prompts, responses), abs=1e-6)
+
+
+def test_score_and_bon_commands(tiny_models, demo_rows, tmp_path, capsys):
+    import json
+    import math
+
+    from rewardlab.cli import main
+    from rewardlab.serving.files import bon_kl
+    from tests.conftest import write_jsonl
+
+    model = str(tiny_models["llama"])
+    rows = [{"prompt": r["prompt"], "response": r["chosen"], "id": i} for i, r in enumerate(demo_rows[:10])]
+    src = write_jsonl(tmp_path / "rows.jsonl", rows)
+    assert main(["score", "--model", model, "--data", str(src), "--out", str(tmp_path / "s.jsonl")]) == 0
+    got = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
+    rm = RewardModel.from_pretrained(model)
+    direct = rm.score([r["prompt"] for r in rows], [r["response"] for r in rows])
+    assert [g["id"] for g in got] == list(range(10))  # input order, extra fields kept
+    assert [g["reward"] for g in got] == pytest.approx(direct, abs=1e-5)
+
+    pool = [
+        {
+            "question": r["prompt"],
+            "candidates": [
+                {"solution": r["chosen"]},
+                {"solution": r["rejected"]},
+                {"solution": "ok"},
+                {"solution": ""},
+            ],
+        }
+        for r in demo_rows[:5]
+    ]
+    cands = write_jsonl(tmp_path / "pool.jsonl", pool)
+    assert (
+        main(["bon", "--model", model, "--candidates", str(cands), "--out", str(tmp_path / "b.jsonl")]) == 0
+    )
+    best = [json.loads(x) for x in (tmp_path / "b.jsonl").read_text().splitlines()]
+    for b, p in zip(best, pool, strict=True):
+        texts = [c["solution"] for c in p["candidates"]]
+        scores = rm.score([p["question"]] * 4, texts)
+        assert b["scores"] == pytest.approx(scores, abs=1e-5)
+        assert b["best"] == texts[max(range(4), key=lambda k: scores[k])] and b["n"] == 4
+        assert b["kl_bon"] == pytest.approx(math.log(4) - 3 / 4)
+    assert bon_kl(1) == 0.0
+
+    bad = write_jsonl(tmp_path / "bad.jsonl", [rows[0], {"prompt": "p", "answer": "no response field"}])
+    assert main(["score", "--model", model, "--data", str(bad), "--out", str(tmp_path / "x.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl, line 2" in err and "response" in err and not (tmp_path / "x.jsonl").exists()
