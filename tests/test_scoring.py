@@ -141,3 +141,62 @@ def test_score_and_bon_commands(tiny_models, demo_rows, tmp_path, capsys):
     assert main(["score", "--model", model, "--data", str(bad), "--out", str(tmp_path / "x.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "bad.jsonl, line 2" in err and "response" in err and not (tmp_path / "x.jsonl").exists()
+
+
+def test_kl_shaped_rewards_by_hand():
+    from rewardlab.serving.rl import kl_shaped_rewards
+
+    lp = torch.tensor([[-1.0, -2.0, -0.5], [-1.0, -1.0, -9.0]])
+    ref = torch.tensor([[-1.5, -1.0, -0.5], [-2.0, -1.0, -1.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])  # the second response has 2 tokens
+    out = kl_shaped_rewards([2.0, -1.0], lp, ref, mask, beta=0.1)
+    # row 0: -0.1*(0.5, -1, 0) + reward 2 at t=2; row 1: -0.1*(1, 0) then padding 0, reward -1 at t=1
+    assert torch.allclose(out, torch.tensor([[-0.05, 0.1, 2.0], [-0.1, -1.0, 0.0]]))
+    assert kl_shaped_rewards([1.0], lp[:1], lp[:1], beta=1.0).tolist() == [[0.0, 0.0, 1.0]]
+    with pytest.raises(ValueError):
+        kl_shaped_rewards([1.0, 2.0], lp, ref[:1])
+
+
+def test_reward_function_drives_trl_grpo_for_two_steps(tiny_models, demo_rows, tmp_path):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rewardlab.serving.rl import RewardFunction
+
+    rm = RewardModel.from_pretrained(tiny_models["llama"], max_length=64)
+    fn = RewardFunction(rm, normalize=False)
+    prompts = [r["prompt"] for r in demo_rows[:4]]
+    direct = rm.score(prompts, ["a", "b", "c", "d"])
+    assert fn(prompts=prompts, completions=["a", "b", "c", "d"]) == pytest.approx(direct)
+    seen = []
+
+    def recording(prompts, completions, **kw):
+        out = fn(prompts, completions, **kw)
+        seen.append(len(out))
+        return out
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["llama"])
+    tok.pad_token = tok.pad_token or tok.eos_token
+    policy = AutoModelForCausalLM.from_pretrained(tiny_models["llama"])
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=6,
+        max_steps=2,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+    )
+    trainer = GRPOTrainer(
+        model=policy,
+        reward_funcs=[recording],
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": prompts * 2}),
+        processing_class=tok,
+    )
+    trainer.train()
+    assert seen and all(n == 4 for n in seen)  # called on every generation batch, one reward each
+    assert trainer.state.global_step == 2

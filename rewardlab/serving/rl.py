@@ -1,0 +1,69 @@
+"""Reward models inside RL loops: KL-penalised per-token rewards, and a TRL reward function.
+
+PPO-style shaping (Ziegler et al. 2019, arXiv 1909.08593; Ouyang et al. 2022): the policy is
+rewarded by the reward model at its last token and penalised at every token by β times the
+per-token log-ratio of policy and reference,
+
+    r_t = R · 1[t = last] − β · (log π(y_t | ·) − log π_ref(y_t | ·)).
+
+:class:`RewardFunction` wraps any rewardlab reward model as a ``reward_funcs=`` entry of TRL's
+``GRPOTrainer`` / ``RLOOTrainer`` (called with ``prompts`` and ``completions``, plain or
+conversational, and returning one float per completion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def kl_shaped_rewards(
+    rewards: torch.Tensor | Sequence[float],
+    logprobs: torch.Tensor,
+    ref_logprobs: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    beta: float = 0.05,
+) -> torch.Tensor:
+    """Per-token rewards of shape (B, T) from sequence rewards (B,) and per-token log-probs (B, T).
+
+    ``mask`` (1 for response tokens, 0 for padding) picks each sequence's last token for the
+    reward and zeroes the penalty on padding; without it every position is real.
+    """
+    r = torch.as_tensor(rewards, dtype=logprobs.dtype, device=logprobs.device)
+    if logprobs.shape != ref_logprobs.shape or r.shape != logprobs.shape[:1]:
+        raise ValueError("rewards (B,), logprobs and ref_logprobs (B, T) must agree")
+    m = torch.ones_like(logprobs) if mask is None else mask.to(logprobs.dtype)
+    if (m.sum(1) == 0).any():
+        raise ValueError("every sequence needs at least one response token")
+    out = -beta * (logprobs - ref_logprobs) * m
+    positions = torch.arange(m.shape[1], device=m.device).expand_as(m)
+    last = (positions * m).argmax(1)  # the highest position with mask 1
+    out[torch.arange(len(r)), last] += r
+    return out
+
+
+class RewardFunction:
+    """A rewardlab reward model as a TRL ``reward_funcs`` entry.
+
+    Args:
+        model: A loaded model (anything with ``score``) or a checkpoint folder.
+        normalize: Normalise with the checkpoint's mean/std (keeps advantages on a stable scale).
+        batch_size: Sequences per forward pass.
+    """
+
+    def __init__(self, model: Any, normalize: bool = True, batch_size: int = 16) -> None:
+        if isinstance(model, (str, Path)):
+            from rewardlab.models.reward_model import RewardModel
+
+            model = RewardModel.from_pretrained(model)
+        self.model, self.normalize, self.batch_size = model, normalize, batch_size
+        self.__name__ = "rewardlab"
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        """One reward per completion; conversational inputs are message lists."""
+        return self.model.score(
+            list(prompts), list(completions), batch_size=self.batch_size, normalize=self.normalize
+        )
