@@ -231,6 +231,25 @@ def _eval_command() -> object:
 app.command("eval")(_eval_command())
 
 
+def _run_serve(cfg: object) -> None:
+    from rewardlab.serving.server import serve
+
+    serve(cfg)
+
+
+def _serve_command() -> object:
+    from rewardlab.serving.server import ServeConfig
+
+    return typer_command(
+        ServeConfig,
+        _run_serve,
+        "Serve reward models over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info.",
+    )
+
+
+app.command("serve")(_serve_command())
+
+
 @app.command("score")
 def score_cmd(
     model: Annotated[str, typer.Option(help="Reward model folder (any rewardlab checkpoint).")],
