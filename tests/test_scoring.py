@@ -93,6 +93,14 @@ def test_embedding_ensemble_heads_are_the_members(tiny_models, demo_file, tmp_pa
     mean = RewardEnsemble([rm], aggregation="mean").score(prompts, responses)
     assert mean == pytest.approx(rm.score(prompts, responses), abs=1e-6)
 
+    # the checkpoint's INTEGRATION.md snippets work as written
+    notes = (out / "INTEGRATION.md").read_text()
+    api = notes.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(api, scope)  # noqa: S102 - the snippet we wrote into the checkpoint
+    assert scope["rewards"] == pytest.approx(rm.score(["What is 2 + 2?"], ["4"], normalize=True))
+    assert f"rewardlab serve --model {out}" in notes and "--remote_rm_url" in notes and "vLLM" in notes
+
 
 def test_score_and_bon_commands(tiny_models, demo_rows, tmp_path, capsys):
     import json
