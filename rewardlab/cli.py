@@ -369,6 +369,46 @@ def bench_train_cmd(
     console.print(f"wrote {out}", soft_wrap=True)
 
 
+@bench_app.command("score")
+def bench_score_cmd(
+    model: Annotated[str, typer.Option(help="Reward model folder or preset.")],
+    data: Annotated[str, typer.Option(help="Preference data to take the responses from.")],
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")],
+    n: Annotated[int, typer.Option(help="Responses to score.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Batch size of rewardlab and of the pipeline.")] = 16,
+    max_length: Annotated[int, typer.Option(help="Tokens per sequence.")] = 512,
+) -> None:
+    """Responses/s of RewardModel.score vs a naive per-example loop vs the transformers pipeline."""
+    from rewardlab.bench.scoring import bench_score
+
+    r = bench_score(model=model, data=data, out=str(out), n=n, batch_size=batch_size, max_length=max_length)
+    for name, row in r["results"].items():
+        console.print(f"{name}: {row['responses_per_s']:.1f} responses/s ({row['seconds']:.1f} s)")
+    console.print(
+        f"rewardlab vs naive {r['speedup_vs_naive']:.2f}x, vs pipeline {r['speedup_vs_pipeline']:.2f}x; "
+        f"wrote {out}"
+    )
+
+
+@bench_app.command("serve")
+def bench_serve_cmd(
+    model: Annotated[str, typer.Option(help="Reward model folder or preset.")],
+    data: Annotated[str, typer.Option(help="Preference data to take the requests from.")],
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")],
+    clients: Annotated[int, typer.Option(help="Concurrent clients.")] = 16,
+    requests: Annotated[int, typer.Option(help="Requests in all.")] = 320,
+    items: Annotated[int, typer.Option(help="(prompt, response) items per request.")] = 4,
+) -> None:
+    """Requests/s and p50/p99 latency of rewardlab serve under concurrent load."""
+    from rewardlab.bench.scoring import bench_serve
+
+    r = bench_serve(model=model, data=data, out=str(out), clients=clients, requests=requests, items=items)
+    console.print(
+        f"{r['requests_per_s']:.1f} requests/s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, "
+        f"{r['errors']} errors, {r['forward_calls']} forward calls; wrote {out}"
+    )
+
+
 @bench_app.command("embedding")
 def bench_embedding_cmd(
     data: Annotated[str, typer.Option(help="Preference data.")],

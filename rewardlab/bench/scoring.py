@@ -1,0 +1,173 @@
+"""``rewardlab bench score`` and ``rewardlab bench serve``: scoring throughput and server latency.
+
+``bench score`` scores the same N (prompt, response) pairs three ways and reports responses/s:
+``RewardModel.score`` (sorted by length, batched), a naive per-example loop (one forward pass per
+response, in input order), and the ``transformers`` text-classification pipeline on the same
+model (prompt + response as one text, ``batch_size`` as given, no activation).
+
+``bench serve`` starts ``rewardlab serve`` in-process on a free loopback port and sends
+``--requests`` requests of ``--items`` pairs each from ``--clients`` concurrent clients; it reports
+requests/s, p50/p99 latency and the number of errors.
+
+Run: ``rewardlab bench score --model tiny-llama-30m --data ../shared/data/hh-rlhf-helpful-base/test.jsonl.gz
+--n 256 --out score.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import statistics
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from rewardlab.data.schema import Text, text_plain
+
+
+def _pairs(data: str, n: int, seed: int) -> tuple[list[Text], list[Text]]:
+    from rewardlab.data import load_preferences
+
+    pairs = load_preferences(data, on_error="skip").training_pairs()
+    rng = random.Random(seed)
+    rng.shuffle(pairs)
+    chosen = pairs[: max(1, (n + 1) // 2)]
+    prompts = [p.prompt for p in chosen for _ in (0, 1)][:n]
+    responses = [r for p in chosen for r in (p.chosen, p.rejected)][:n]
+    return prompts, responses
+
+
+def bench_score(
+    *,
+    model: str,
+    data: str,
+    out: str,
+    n: int = 256,
+    batch_size: int = 16,
+    seed: int = 0,
+    max_length: int = 512,
+) -> dict[str, Any]:
+    """Time the three ways of scoring and write the JSON report to ``out``."""
+    import torch
+    from transformers import pipeline
+
+    from rewardlab import __version__
+    from rewardlab.io_utils import write_json
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.training.run import _quiet_transformers
+
+    _quiet_transformers()
+    torch.manual_seed(seed)
+    prompts, responses = _pairs(data, n, seed)
+    rm = RewardModel.from_pretrained(model, max_length=max_length)
+    rows: dict[str, dict[str, float]] = {}
+    rm.score(prompts[:4], responses[:4])  # warm-up
+
+    start = time.perf_counter()
+    batched = rm.score(prompts, responses, batch_size=batch_size)
+    rows["rewardlab_score"] = {"seconds": time.perf_counter() - start}
+
+    start = time.perf_counter()
+    naive = [rm.score([p], [r], batch_size=1)[0] for p, r in zip(prompts, responses, strict=True)]
+    rows["naive_loop"] = {"seconds": time.perf_counter() - start}
+
+    tok = rm.tokenizer
+    pipe = pipeline("text-classification", model=rm.model, tokenizer=tok, device=-1)
+    texts = [text_plain(p) + text_plain(r) for p, r in zip(prompts, responses, strict=True)]
+    start = time.perf_counter()
+    pipe(texts, batch_size=batch_size, truncation=True, max_length=max_length, function_to_apply="none")
+    rows["transformers_pipeline"] = {"seconds": time.perf_counter() - start}
+
+    for r in rows.values():
+        r["responses_per_s"] = n / r["seconds"]
+    report = {
+        "rewardlab_version": __version__,
+        "command": {"model": model, "data": data, "n": n, "batch_size": batch_size, "max_length": max_length},
+        "results": rows,
+        "speedup_vs_naive": rows["naive_loop"]["seconds"] / rows["rewardlab_score"]["seconds"],
+        "speedup_vs_pipeline": rows["transformers_pipeline"]["seconds"] / rows["rewardlab_score"]["seconds"],
+        "max_abs_diff_batched_vs_naive": max(abs(a - b) for a, b in zip(batched, naive, strict=True)),
+    }
+    write_json(out, report)
+    return report
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load_test(
+    base: str, prompts: list[Text], responses: list[Text], clients: int, requests: int, items: int
+) -> dict:
+    """Send ``requests`` POST /score requests from ``clients`` threads; latencies and errors."""
+
+    def one(i: int) -> tuple[float, int]:
+        at = (i * items) % max(1, len(prompts) - items)
+        body = json.dumps(
+            {"prompts": prompts[at : at + items], "responses": responses[at : at + items]}
+        ).encode()
+        req = urllib.request.Request(base + "/score", data=body, method="POST")
+        req.add_header("Content-Type", "application/json")
+        start = time.perf_counter()
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = 0
+        return time.perf_counter() - start, status
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(one, range(requests)))
+    wall = time.perf_counter() - start
+    lat = sorted(t for t, _ in results)
+    return {
+        "requests": requests,
+        "clients": clients,
+        "items_per_request": items,
+        "errors": sum(s != 200 for _, s in results),
+        "seconds": wall,
+        "requests_per_s": requests / wall,
+        "p50_ms": 1000 * statistics.median(lat),
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+    }
+
+
+def bench_serve(
+    *, model: str, data: str, out: str, clients: int = 16, requests: int = 320, items: int = 4, seed: int = 0
+) -> dict[str, Any]:
+    """Run ``rewardlab serve`` in-process and load it; write the JSON report to ``out``."""
+    import uvicorn
+
+    from rewardlab import __version__
+    from rewardlab.io_utils import write_json
+    from rewardlab.serving.server import ServeConfig, create_app
+    from rewardlab.training.run import _quiet_transformers
+
+    _quiet_transformers()
+    prompts, responses = _pairs(data, max(4 * items, 512), seed)
+    cfg = ServeConfig(model=[model], port=_free_port())
+    app = create_app(cfg)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=cfg.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        result = load_test(f"http://127.0.0.1:{cfg.port}", prompts, responses, clients, requests, items)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    result["forward_calls"] = app.state.batcher.calls
+    report = {"rewardlab_version": __version__, "command": {"model": model, "data": data}, **result}
+    write_json(out, report)
+    return report
