@@ -210,53 +210,53 @@ app.command("train")(
 )
 
 
-def _run_eval(cfg: object) -> None:
-    from rewardlab.evaluation.evaluate import evaluate
+def _config_command(config: str, runner: str, doc: str) -> object:
+    """A command whose options are the fields of the dataclass ``config`` (``module:Class``).
 
-    evaluate(cfg)
+    ``runner`` (``module:function``) is imported only when the command runs.
+    """
+    import importlib
 
+    module, name = config.split(":")
+    cls = getattr(importlib.import_module(module), name)
 
-def _eval_command() -> object:
-    from rewardlab.evaluation.config import EvalConfig
+    def run(cfg: object) -> None:
+        mod, fn = runner.split(":")
+        getattr(importlib.import_module(mod), fn)(cfg)
 
     return typer_command(
-        EvalConfig,
-        _run_eval,
-        "Evaluate reward models on held-out preference data: agreement, margins, calibration, "
-        "length bias; writes metrics.json, scores.jsonl, report.md, report.html and plots.\n\n"
-        "Options can also come from a YAML file (--config); flags given here override it.",
+        cls, run, doc + "\n\nOptions can also come from a YAML file (--config); flags override it."
     )
 
 
-app.command("eval")(_eval_command())
-
-
-def _run_serve(cfg: object) -> None:
-    from rewardlab.serving.server import serve
-
-    serve(cfg)
-
-
-def _serve_command() -> object:
-    from rewardlab.serving.server import ServeConfig
-
-    return typer_command(
-        ServeConfig,
-        _run_serve,
+app.command("eval")(
+    _config_command(
+        "rewardlab.evaluation.config:EvalConfig",
+        "rewardlab.evaluation.evaluate:evaluate",
+        "Evaluate reward models on held-out preference data: agreement, margins, calibration, "
+        "length bias; writes metrics.json, scores.jsonl, report.md, report.html and plots.",
+    )
+)
+app.command("serve")(
+    _config_command(
+        "rewardlab.serving.server:ServeConfig",
+        "rewardlab.serving.server:serve",
         "Serve reward models over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info.",
     )
+)
 
-
-app.command("serve")(_serve_command())
+ModelOption = Annotated[str, typer.Option(help="Reward model folder (any rewardlab checkpoint).")]
+NormalizeOption = Annotated[bool, typer.Option(help="Normalise with the checkpoint's mean/std.")]
+BatchOption = Annotated[int, typer.Option(help="Sequences per forward pass.")]
 
 
 @app.command("score")
 def score_cmd(
-    model: Annotated[str, typer.Option(help="Reward model folder (any rewardlab checkpoint).")],
+    model: ModelOption,
     data: Annotated[Path, typer.Option(help="Records with a prompt and a response field.")],
     out: Annotated[Path, typer.Option(help="JSONL: each record with its reward added.")],
-    normalize: Annotated[bool, typer.Option(help="Normalise with the checkpoint's mean/std.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 16,
+    normalize: NormalizeOption = False,
+    batch_size: BatchOption = 16,
 ) -> None:
     """Score every (prompt, response) record of a file."""
     from rewardlab.models.reward_model import RewardModel
@@ -268,11 +268,11 @@ def score_cmd(
 
 @app.command("bon")
 def bon_cmd(
-    model: Annotated[str, typer.Option(help="Reward model folder (any rewardlab checkpoint).")],
+    model: ModelOption,
     candidates: Annotated[Path, typer.Option(help="Records with a prompt and a list of N candidates.")],
     out: Annotated[Path, typer.Option(help="JSONL: the best candidate, all scores, the KL bound.")],
-    normalize: Annotated[bool, typer.Option(help="Normalise with the checkpoint's mean/std.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 16,
+    normalize: NormalizeOption = False,
+    batch_size: BatchOption = 16,
 ) -> None:
     """Best-of-N: pick the highest-reward candidate per prompt."""
     from rewardlab.models.reward_model import RewardModel
