@@ -37,7 +37,11 @@ class ServeConfig:
     max_body_bytes: int = opt(4_000_000, help="Largest request body accepted.")
     max_chars: int = opt(32_000, help="Longest prompt or response, in characters.")
     overlong: str = opt("refuse", help="A text over --max-chars: refuse (413) or truncate (keep its end).")
-    batch_size: int = opt(32, help="Sequences per forward pass.")
+    batch_size: int = opt(32, help="Most sequences per forward pass.")
+    max_tokens: int = opt(
+        8192,
+        help="Token budget per forward pass (batch x longest sequence): one long text does not pad many.",
+    )
     batch_window_ms: float = opt(5.0, help="How long the first request of a micro-batch waits for others.")
 
     def __post_init__(self) -> None:
@@ -50,7 +54,7 @@ class ServeConfig:
                 f"--host {self.host} is not loopback: give --token-file so clients must authenticate"
             )
         if (
-            min(self.max_items, self.max_body_bytes, self.max_chars, self.batch_size) < 1
+            min(self.max_items, self.max_body_bytes, self.max_chars, self.batch_size, self.max_tokens) < 1
             or self.batch_window_ms < 0
         ):
             raise ValueError("limits must be positive")
@@ -222,13 +226,19 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
         model = models[0]
 
         def score(prompts: list[Any], responses: list[Any]) -> list[float]:
-            return model.score(prompts, responses, batch_size=cfg.batch_size, normalize=cfg.normalize)
+            return model.score(
+                prompts,
+                responses,
+                batch_size=cfg.batch_size,
+                max_tokens=cfg.max_tokens,
+                normalize=cfg.normalize,
+            )
 
     else:
         ensemble = RewardEnsemble(models, cfg.aggregation, cfg.uwo_lambda, normalize=cfg.normalize or None)
 
         def score(prompts: list[Any], responses: list[Any]) -> list[float]:
-            return ensemble.score(prompts, responses, batch_size=cfg.batch_size)
+            return ensemble.score(prompts, responses, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens)
 
     info = {
         "models": described,
