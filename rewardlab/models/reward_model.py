@@ -136,8 +136,10 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     inputs = {
         k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids") if k in batch
     }
-    mask = inputs["attention_mask"]
-    if (
+    mask = inputs.get("attention_mask")
+    if mask is None:
+        pass
+    elif (
         mask.dim() == 4
         and "doc_ids" in batch
         and getattr(hf.config, "_attn_implementation", "") == "flex_attention"
@@ -300,6 +302,11 @@ class RewardModel(PairScoring):
                 [len(encoded[i].input_ids) for i in order], order, batch_size, max_tokens
             ):
                 batch = pad_batch([encoded[i] for i in idx], pad, "right", self.encoder.arch)
+                if self.encoder.arch == DECODER:
+                    # Right padding under causal attention: no real token attends to the pads after
+                    # it, so the mask changes nothing we read, and without it SDPA can take its
+                    # faster is_causal path (docs/benchmarks.md, "Scoring and serving").
+                    del batch["attention_mask"]
                 batch = {k: v.to(device) for k, v in batch.items()}
                 for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):
                     out[i] = r
