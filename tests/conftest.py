@@ -86,3 +86,23 @@ def tiny_models(tmp_path_factory, demo_rows):
         tok = train_tokenizer(texts, root / f"tok-{arch}", style=arch)
         out[arch] = build_tiny_model(arch, tok, root / arch)
     return out
+
+
+@pytest.fixture(scope="session")
+def embedding_checkpoint(tiny_models, demo_file, tmp_path_factory):
+    """An embedding reward model (3 bootstrap heads, tiny BERT) trained on the demo file, in ``emb/``."""
+    from rewardlab.training.config import TrainConfig
+    from rewardlab.training.run import train
+
+    out = tmp_path_factory.mktemp("checkpoints") / "emb"
+    train(
+        TrainConfig(
+            data=str(demo_file),
+            out=str(out),
+            method="embedding",
+            model=str(tiny_models["bert"]),
+            max_length=64,
+            ensemble=3,
+        )
+    )
+    return out

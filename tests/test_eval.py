@@ -14,24 +14,6 @@ from tests.conftest import REPO, write_jsonl
 
 
 @pytest.fixture(scope="module")
-def embedding_model(tiny_models, demo_file, tmp_path_factory):
-    from rewardlab.training.config import TrainConfig
-    from rewardlab.training.run import train
-
-    out = tmp_path_factory.mktemp("eval") / "emb"
-    train(
-        TrainConfig(
-            data=str(demo_file),
-            out=str(out),
-            method="embedding",
-            model=str(tiny_models["bert"]),
-            max_length=64,
-        )
-    )
-    return out
-
-
-@pytest.fixture(scope="module")
 def data_files(demo_rows, tmp_path_factory):
     root = tmp_path_factory.mktemp("evaldata")
     held = demo_rows[-120:]
@@ -62,10 +44,10 @@ def run_eval(models, data, out, *extra):
     return json.loads((out / "metrics.json").read_text())
 
 
-def test_eval_two_models_two_datasets(embedding_model, tiny_models, data_files, tmp_path):
+def test_eval_two_models_two_datasets(embedding_checkpoint, tiny_models, data_files, tmp_path):
     demo, _, labelled = data_files
     out = tmp_path / "ev"
-    report = run_eval([embedding_model, f"llama={tiny_models['llama']}"], [demo, labelled], out)
+    report = run_eval([embedding_checkpoint, f"llama={tiny_models['llama']}"], [demo, labelled], out)
     assert set(report["models"]) == {"emb", "llama"}
     assert report["models"]["emb"]["method"] == "embedding"
     assert set(report["results"]) == {"held", "votes"}
@@ -101,9 +83,9 @@ def test_eval_two_models_two_datasets(embedding_model, tiny_models, data_files, 
     assert f"{held['accuracy']:.3f}" in html and f"{held['ece']:.3f}" in (out / "report.md").read_text()
 
 
-def test_swapping_chosen_and_rejected_flips_the_metrics(embedding_model, data_files, tmp_path):
+def test_swapping_chosen_and_rejected_flips_the_metrics(embedding_checkpoint, data_files, tmp_path):
     demo, swapped, _ = data_files
-    r = run_eval([embedding_model], [demo, swapped], tmp_path / "ev")["results"]
+    r = run_eval([embedding_checkpoint], [demo, swapped], tmp_path / "ev")["results"]
     a, b = r["held"]["emb"], r["swapped"]["emb"]
     assert b["accuracy"] == pytest.approx(1 - a["accuracy"])
     assert b["mean_margin"] == pytest.approx(-a["mean_margin"])
@@ -112,14 +94,14 @@ def test_swapping_chosen_and_rejected_flips_the_metrics(embedding_model, data_fi
     assert b["length_spearman"] == pytest.approx(a["length_spearman"])  # same responses, same rewards
 
 
-def test_sections_and_errors(embedding_model, data_files, tmp_path, capsys):
+def test_sections_and_errors(embedding_checkpoint, data_files, tmp_path, capsys):
     demo, _, _ = data_files
     cats = sorted({json.loads(line)["category"] for line in demo.read_text().splitlines()})
     sections = tmp_path / "sections.json"
     sections.write_text(json.dumps({"first": cats[:1], "rest": cats[1:]}))
-    r = run_eval([embedding_model], [demo], tmp_path / "ev", "--sections", str(sections))["results"]["held"][
-        "emb"
-    ]
+    r = run_eval([embedding_checkpoint], [demo], tmp_path / "ev", "--sections", str(sections))["results"][
+        "held"
+    ]["emb"]
     assert set(r["sections"]) == {"first", "rest"}
     assert r["section_score"] == pytest.approx(
         (r["sections"]["first"]["accuracy"] + r["sections"]["rest"]["accuracy"]) / 2
@@ -136,7 +118,7 @@ def test_sections_and_errors(embedding_model, data_files, tmp_path, capsys):
             [
                 "eval",
                 "--model",
-                str(embedding_model),
+                str(embedding_checkpoint),
                 "--data",
                 str(demo),
                 "--out",
@@ -149,9 +131,9 @@ def test_sections_and_errors(embedding_model, data_files, tmp_path, capsys):
     )
 
 
-def test_readme_documents_every_metrics_key(embedding_model, data_files, tmp_path):
+def test_readme_documents_every_metrics_key(embedding_checkpoint, data_files, tmp_path):
     demo, _, _ = data_files
-    r = run_eval([embedding_model], [demo], tmp_path / "ev")
+    r = run_eval([embedding_checkpoint], [demo], tmp_path / "ev")
     m = r["results"]["held"]["emb"]
     readme = (REPO / "README.md").read_text()
     section = readme.split("### metrics.json", 1)[1].split("\n## ", 1)[0]
@@ -170,13 +152,13 @@ def _chromium() -> tuple[str, str] | None:
     _chromium() is None,
     reason="Chromium/ChromeDriver absent (apt-get install chromium chromium-driver; .ci/run installs them)",
 )
-def test_html_report_renders_in_headless_chromium(embedding_model, data_files, tmp_path):
+def test_html_report_renders_in_headless_chromium(embedding_checkpoint, data_files, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (dev extras)")
     from selenium.webdriver.chrome.service import Service
 
     demo, _, labelled = data_files
     out = tmp_path / "ev"
-    report = run_eval([embedding_model], [demo, labelled], out)
+    report = run_eval([embedding_checkpoint], [demo, labelled], out)
     browser, driver = _chromium()
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser

@@ -70,21 +70,8 @@ def test_ensemble_of_checkpoints_normalises_each_member_once():
     assert RewardEnsemble([a], aggregation="uwo").score(["p"], ["x"]) == [1.0]  # one member: no spread
 
 
-def test_embedding_ensemble_heads_are_the_members(tiny_models, demo_file, tmp_path, demo_rows):
-    from rewardlab.training.config import TrainConfig
-    from rewardlab.training.run import train
-
-    out = tmp_path / "emb"
-    train(
-        TrainConfig(
-            data=str(demo_file),
-            out=str(out),
-            method="embedding",
-            model=str(tiny_models["bert"]),
-            max_length=64,
-            ensemble=3,
-        )
-    )
+def test_embedding_ensemble_heads_are_the_members(embedding_checkpoint, demo_rows):
+    out = embedding_checkpoint
     prompts, responses = [r["prompt"] for r in demo_rows[:5]], [r["chosen"] for r in demo_rows[:5]]
     rm = RewardModel.from_pretrained(out)
     heads = rm.score_members(prompts, responses)

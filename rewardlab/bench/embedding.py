@@ -40,6 +40,7 @@ def bench_embedding(
     from rewardlab.data.split import fold_of_prompts
     from rewardlab.errors import RewardlabError
     from rewardlab.io_utils import write_json
+    from rewardlab.metrics import pairwise_accuracy
     from rewardlab.models.embedding import Embedder
     from rewardlab.training.embedding_rm import ensemble_scores, train_ensemble
     from rewardlab.training.run import _quiet_transformers
@@ -73,13 +74,10 @@ def bench_embedding(
             l2=l2,
         )
         delta = ensemble_scores(heads, xc[test]).mean(0) - ensemble_scores(heads, xr[test]).mean(0)
-        acc = ((delta > 0).float() + 0.5 * (delta == 0).float()).mean().item()
+        acc = pairwise_accuracy(delta.tolist())
         fold_pairs = [p for p, t in zip(pairs, test.tolist(), strict=True) if t]
-        base = sum(
-            (text_chars(p.chosen) > text_chars(p.rejected))
-            + 0.5 * (text_chars(p.chosen) == text_chars(p.rejected))
-            for p in fold_pairs
-        ) / len(fold_pairs)
+        # "the longer response wins": the length difference as the margin
+        base = pairwise_accuracy([float(text_chars(p.chosen) - text_chars(p.rejected)) for p in fold_pairs])
         rows.append(
             {
                 "fold": f,

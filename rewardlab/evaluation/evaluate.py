@@ -91,11 +91,7 @@ def load_model(path: str, max_length: int | None) -> Any:
 
     if not Path(path).is_dir():
         raise RewardlabError(f"{path}: no such model folder")
-    return (
-        RewardModel.from_pretrained(path, max_length=max_length)
-        if max_length
-        else RewardModel.from_pretrained(path)
-    )
+    return RewardModel.from_pretrained(path, max_length=max_length)
 
 
 def model_record(path: str, model: Any) -> dict[str, Any]:

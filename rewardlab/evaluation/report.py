@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from rewardlab.data.schema import text_chars
+
 #: Headline rows of the comparison tables: (metrics.json key, label, format).
 HEADLINE = (
     ("n_pairs", "pairs", "{:d}"),
@@ -80,8 +82,8 @@ def make_plots(report: dict[str, Any], datasets: dict[str, Any], rewards: dict[s
                 "Reward against response length",
                 plots.length(
                     rw,
-                    [len_of(d.pairs[i].chosen) for i in use],
-                    [len_of(d.pairs[i].rejected) for i in use],
+                    [text_chars(d.pairs[i].chosen) for i in use],
+                    [text_chars(d.pairs[i].rejected) for i in use],
                     base.with_name(f"{base.name}-length.png"),
                     name,
                 ),
@@ -100,13 +102,6 @@ def make_plots(report: dict[str, Any], datasets: dict[str, Any], rewards: dict[s
             )
         made[name] = [(caption, str(path.relative_to(out))) for caption, path in items]
     return made
-
-
-def len_of(text: Any) -> int:
-    """Characters of a text (see :func:`rewardlab.data.schema.text_chars`)."""
-    from rewardlab.data.schema import text_chars
-
-    return text_chars(text)
 
 
 def _tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:

@@ -173,14 +173,11 @@ class Embedder:
             if k in batch
         }
         states = self.model(**inputs, output_hidden_states=True).hidden_states[-self.layers :]
-        pooled = []
-        for hidden in states:
-            hidden = hidden.float()
-            if self.pooling == "mean":
-                mask = batch["attention_mask"].unsqueeze(-1).float()
-                pooled.append((hidden * mask).sum(1) / mask.sum(1))
-            else:
-                pooled.append(hidden[batch["reward_rows"], batch["reward_cols"]])
+        if self.pooling == "mean":
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = [(h.float() * mask).sum(1) / mask.sum(1) for h in states]
+        else:
+            pooled = [h.float()[batch["reward_rows"], batch["reward_cols"]] for h in states]
         return torch.cat(pooled, dim=1)
 
     def embed(
@@ -202,25 +199,17 @@ class Embedder:
         if missing:
             todo = [(k, self.encoder.encode(prompts[i], responses[i])) for k, i in missing]
             todo.sort(key=lambda ke: len(ke[1].input_ids))
-            bar = None
-            if progress:
-                from rich.progress import Progress
+            from rich.progress import Progress
 
-                bar = Progress()
-                bar.start()
+            with Progress(disable=not progress) as bar:
                 task = bar.add_task("embedding", total=len(todo))
-            try:
                 for start in range(0, len(todo), self.batch_size):
                     chunk = todo[start : start + self.batch_size]
                     out = self._run([e for _, e in chunk])
                     for (k, _), vec in zip(chunk, out, strict=True):
                         cache[k] = vec.clone()
                     self.embedded += len(chunk)
-                    if bar is not None:
-                        bar.update(task, advance=len(chunk))
-            finally:
-                if bar is not None:
-                    bar.stop()
+                    bar.update(task, advance=len(chunk))
             self._save_cache()
         if not keys:
             return torch.empty(0, self.dim)

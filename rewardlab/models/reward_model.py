@@ -136,20 +136,15 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     inputs = {
         k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids") if k in batch
     }
-    mask = inputs.get("attention_mask")
-    if mask is None:
-        pass
-    elif (
-        mask.dim() == 4
-        and "doc_ids" in batch
-        and getattr(hf.config, "_attn_implementation", "") == "flex_attention"
-    ):
-        inputs["attention_mask"] = flex_block_mask(batch["doc_ids"], batch["seg_ids"])
-    elif mask.dim() == 4 and mask.dtype == torch.bool:  # a layout's own mask: additive, in the model's dtype
-        dtype = next(hf.parameters()).dtype
-        inputs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
-            ~mask, torch.finfo(dtype).min
-        )
+    mask = inputs.get("attention_mask")  # absent for right-padded decoder scoring (see score)
+    if mask is not None and mask.dim() == 4:  # a layout's own mask: prefix-shared or packed rows
+        if "doc_ids" in batch and getattr(hf.config, "_attn_implementation", "") == "flex_attention":
+            inputs["attention_mask"] = flex_block_mask(batch["doc_ids"], batch["seg_ids"])
+        elif mask.dtype == torch.bool:  # additive, in the model's dtype
+            dtype = next(hf.parameters()).dtype
+            inputs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+                ~mask, torch.finfo(dtype).min
+            )
     if model_arch(hf) == ENCODER:
         out = model(**inputs)
         return out.logits[:, 0][batch["reward_rows"]].float()
