@@ -54,11 +54,23 @@ def data_demo(
     longer_chosen: Annotated[
         float, typer.Option(help="Share of pairs whose chosen response is also the longer one.")
     ] = 0.7,
+    candidates: Annotated[
+        int | None,
+        typer.Option(
+            help="Write a best-of-N pool instead: N candidates (with gold rewards) for each of --n prompts."
+        ),
+    ] = None,
 ) -> None:
     """Write the built-in demo dataset (rule-scored task families, see rewardlab.data.demo)."""
-    from rewardlab.data.demo import write_demo
+    from rewardlab.data.demo import write_candidates, write_demo
 
     try:
+        if candidates is not None:
+            path = write_candidates(out, n_prompts=n, n_candidates=candidates, seed=seed)
+            console.print(
+                f"wrote {n} demo prompts with {candidates} candidates each to {path}", soft_wrap=True
+            )
+            return
         path = write_demo(out, n=n, seed=seed, longer_chosen=longer_chosen)
     except ValueError as exc:
         raise RewardlabError(str(exc)) from exc
@@ -235,6 +247,15 @@ app.command("eval")(
         "rewardlab.evaluation.evaluate:evaluate",
         "Evaluate reward models on held-out preference data: agreement, margins, calibration, "
         "length bias; writes metrics.json, scores.jsonl, report.md, report.html and plots.",
+    )
+)
+app.command("diagnose")(
+    _config_command(
+        "rewardlab.diagnostics.config:DiagnoseConfig",
+        "rewardlab.diagnostics.diagnose:diagnose",
+        "Find a reward model's exploitable weaknesses: perturbation probes, length exploitation, "
+        "ensemble disagreement, best-of-N over-optimisation against a gold reward; ranked findings "
+        "with mitigations in diagnostics.json/.md/.html.",
     )
 )
 app.command("serve")(

@@ -337,3 +337,128 @@ def section_scores(
             }
     score = sum(t["accuracy"] for t in table.values()) / len(table) if table else None
     return table, score
+
+
+def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
+    """Area under the ROC curve of ``scores`` for the ``positive`` items (ties count half).
+
+    The Mann–Whitney form: (Σ ranks of positives − n⁺(n⁺ + 1)/2) / (n⁺ n⁻), with average ranks.
+    ``None`` when either class is empty.
+    """
+    if len(scores) != len(positive):
+        raise ValueError("scores and labels differ in length")
+    r = ranks(scores)
+    pos = [ri for ri, p in zip(r, positive, strict=True) if p]
+    n_pos, n_neg = len(pos), len(r) - len(pos)
+    if not n_pos or not n_neg:
+        return None
+    return (sum(pos) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def within_group(
+    x: Sequence[float], y: Sequence[float], groups: Sequence[Hashable]
+) -> tuple[list[float], list[float]]:
+    """``x`` and ``y`` minus their group means, for groups of two or more items (others dropped).
+
+    Demeaning within a group (e.g. all responses to one prompt) removes what the group shares,
+    so what is left compares responses to the same prompt only.
+    """
+    members: dict[Hashable, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    dx: list[float] = []
+    dy: list[float] = []
+    for idx in members.values():
+        if len(idx) < 2:
+            continue
+        mx = sum(x[i] for i in idx) / len(idx)
+        my = sum(y[i] for i in idx) / len(idx)
+        dx += [x[i] - mx for i in idx]
+        dy += [y[i] - my for i in idx]
+    return dx, dy
+
+
+def within_group_correlation(
+    x: Sequence[float], y: Sequence[float], groups: Sequence[Hashable]
+) -> float | None:
+    """Pearson correlation of ``x`` and ``y`` after removing group means.
+
+    The partial correlation controlling for the group; ``None`` when nothing varies within groups.
+    """
+    dx, dy = within_group(x, y, groups)
+    return pearson(dx, dy)
+
+
+def within_group_slope(x: Sequence[float], y: Sequence[float], groups: Sequence[Hashable]) -> float | None:
+    """Least-squares slope of ``y`` on ``x`` within groups: Σ x̃ỹ / Σ x̃² on demeaned values.
+
+    Subtracting slope · x from ``y`` makes :func:`within_group_correlation` of ``x`` and the
+    result exactly zero. ``None`` when ``x`` does not vary within any group.
+    """
+    dx, dy = within_group(x, y, groups)
+    sxx = sum(a * a for a in dx)
+    if sxx == 0:
+        return None
+    return sum(a * b for a, b in zip(dx, dy, strict=True)) / sxx
+
+
+def bon_kl(n: int) -> float:
+    """The best-of-N KL bound, log N − (N − 1)/N: 0 for N = 1, growing like log N.
+
+    The KL divergence of best-of-N sampling from the base policy (an upper bound, Beirami et
+    al. 2024, arXiv 2401.01879; the formula used by Gao et al. 2023, arXiv 2210.10760).
+    """
+    if n < 1:
+        raise ValueError("N must be at least 1")
+    return math.log(n) - (n - 1) / n
+
+
+def bon_expectation(proxy: Sequence[float], gold: Sequence[float], n: int) -> tuple[float, float]:
+    """Expected (proxy, gold) reward of the best-of-``n`` pick from a random ``n``-subset of a pool.
+
+    Exact over all C(M, n) subsets of the M candidates (the unbiased estimator of Nakano et al.
+    2021, arXiv 2112.09332, used by Gao et al. 2023): sorted by proxy, the k-th lowest of M is the
+    maximum of a random n-subset with probability C(k − 1, n − 1) / C(M, n). Candidates with the
+    same proxy reward share their probability (ties broken at random).
+    """
+    m = len(proxy)
+    if not 1 <= n <= m or len(gold) != m:
+        raise ValueError(f"need 1 <= n <= {m} candidates with as many gold rewards")
+    order = sorted(range(m), key=lambda i: proxy[i])
+    total = math.comb(m, n)
+    weight = [math.comb(k, n - 1) / total for k in range(m)]  # k = number of candidates below
+    k = 0
+    while k < m:  # average the weights over runs of tied proxy rewards
+        j = k
+        while j + 1 < m and proxy[order[j + 1]] == proxy[order[k]]:
+            j += 1
+        shared = sum(weight[k : j + 1]) / (j - k + 1)
+        weight[k : j + 1] = [shared] * (j - k + 1)
+        k = j + 1
+    exp_proxy = sum(w * proxy[i] for w, i in zip(weight, order, strict=True))
+    exp_gold = sum(w * gold[i] for w, i in zip(weight, order, strict=True))
+    return exp_proxy, exp_gold
+
+
+def fit_gao(d: Sequence[float], gain: Sequence[float]) -> tuple[float, float] | None:
+    """Least-squares (α, β) of Gao et al.'s best-of-N form R(d) = d (α − β d), d = √KL.
+
+    From Gao et al. 2023 (arXiv 2210.10760, eq. 1): the gain over the base policy of the gold
+    reward under best-of-N is well fitted by this form; its peak is at d* = α / (2β) when β > 0.
+    Solves the 2×2 normal equations of R = α d − β d² (no intercept: R(0) = 0). ``None`` with
+    fewer than two points of d > 0.
+    """
+    pts = [(a, g) for a, g in zip(d, gain, strict=True) if a > 0]
+    if len(pts) < 2:
+        return None
+    s2 = sum(a**2 for a, _ in pts)
+    s3 = sum(a**3 for a, _ in pts)
+    s4 = sum(a**4 for a, _ in pts)
+    t1 = sum(g * a for a, g in pts)
+    t2 = sum(g * a**2 for a, g in pts)
+    det = s2 * s4 - s3 * s3
+    if abs(det) < 1e-15:
+        return None
+    alpha = (t1 * s4 - t2 * s3) / det
+    b = (s2 * t2 - s3 * t1) / det  # coefficient of d²
+    return alpha, -b

@@ -94,7 +94,7 @@ def test_score_and_bon_commands(tiny_models, demo_rows, tmp_path, capsys):
     import math
 
     from rewardlab.cli import main
-    from rewardlab.serving.files import bon_kl
+    from rewardlab.metrics import bon_kl
     from tests.conftest import write_jsonl
 
     model = str(tiny_models["llama"])

@@ -37,6 +37,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 FAMILIES = ("arithmetic", "word_limit", "keyword", "politeness", "safety")
 #: Words beyond which every family's gold reward drops by 0.02 per word.
@@ -360,4 +361,51 @@ def write_demo(path: str | Path, n: int = 2000, seed: int = 0, longer_chosen: fl
     from rewardlab.io_utils import write_text
 
     rows = generate_demo(n, seed, longer_chosen)
+    return write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def generate_candidates(
+    n_prompts: int = 200, n_candidates: int = 16, seed: int = 0, max_filler: int = 25
+) -> list[dict[str, Any]]:
+    """A best-of-N candidate pool on demo prompts, with every candidate's gold reward.
+
+    Each candidate is one of its task's good or bad answers (even odds) followed by 0 to
+    ``max_filler`` filler sentences (uniform): a sampling policy whose answers vary in quality and,
+    independently, in length. Padding never raises the gold reward and costs 0.02 per word beyond
+    :data:`VERBOSE_WORDS` (and, for word-limit tasks, more beyond the limit), so a proxy reward
+    model that pays for length over-optimises on this pool as N grows.
+
+    Returns:
+        Records ``{"prompt", "responses": [N texts], "scores": [N gold rewards], "category"}``.
+    """
+    if n_prompts < 1 or n_candidates < 1 or max_filler < 0:
+        raise ValueError("n_prompts and n_candidates must be >= 1 and max_filler >= 0")
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_prompts):
+        family = FAMILIES[i % len(FAMILIES)]
+        task = _MAKERS[family](rng)
+        texts = []
+        for _ in range(n_candidates):
+            text = rng.choice(task.good if rng.random() < 0.5 else task.bad)()
+            text = " ".join([text, *(rng.choice(FILLER) for _ in range(rng.randint(0, max_filler)))])
+            texts.append(text)
+        rows.append(
+            {
+                "prompt": task.prompt,
+                "responses": texts,
+                "scores": [gold_reward(task.prompt, t) for t in texts],
+                "category": family,
+            }
+        )
+    return rows
+
+
+def write_candidates(
+    path: str | Path, n_prompts: int = 200, n_candidates: int = 16, seed: int = 0, max_filler: int = 25
+) -> Path:
+    """Write :func:`generate_candidates` as JSONL (``rewardlab bon`` / ``diagnose --candidates`` input)."""
+    from rewardlab.io_utils import write_text
+
+    rows = generate_candidates(n_prompts, n_candidates, seed, max_filler)
     return write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -699,7 +699,8 @@ def _label_key(value: Any) -> str | None:
     return str(value).strip().lower()
 
 
-def _candidate_fields(rec: Mapping[str, Any]) -> list[str]:
+def candidate_fields(rec: Mapping[str, Any]) -> list[str]:
+    """Fields of ``rec`` holding a candidate object (a text and a label, as in GSM8K's pools)."""
     return [
         k
         for k, v in rec.items()
@@ -740,7 +741,7 @@ def detect_format(rec: Mapping[str, Any]) -> tuple[str, str]:
         f in keys for f in ROW_SCORE_FIELDS + ROW_RANK_FIELDS
     ):
         return "ranked", "one scored response per row, grouped by prompt (ranked lists)"
-    cands = _candidate_fields(rec)
+    cands = candidate_fields(rec)
     if len(cands) >= 2:
         return "ranked", f"candidate objects {', '.join(cands)} with scores (ranked lists)"
     raise DataError(
@@ -801,7 +802,7 @@ def make_converter(
             if not any(f in keys for f in ROW_SCORE_FIELDS + ROW_RANK_FIELDS):
                 need(("score",), "a score or rank field")
             return LongRankedConverter(keys, because, score_key)
-        cands = _candidate_fields(rec)
+        cands = candidate_fields(rec)
         if len(cands) >= 2:
             return CandidatesConverter(keys, because, cands)
         need(("responses", "scores"), "a list of responses with scores")

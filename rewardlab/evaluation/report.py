@@ -167,16 +167,55 @@ def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Markdown lines of a table."""
+    return [_md_row(header), "|" + "---|" * len(header), *(_md_row(r) for r in rows), ""]
+
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+    "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
+    "img{max-width:100%;display:block;margin:0.5em 0 1.5em}figcaption{color:#555}"
+)
+
+
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table (cells escaped)."""
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_figure(caption: str, path: str, out: Path) -> str:
+    """A figure whose PNG (``out / path``) is embedded as a base64 data URI."""
+    data = base64.b64encode((out / path).read_bytes()).decode("ascii")
+    return (
+        f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def html_page(title: str, parts: list[str]) -> str:
+    """A self-contained HTML document (inline style, no external resources)."""
+    return "\n".join(
+        [
+            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+            *parts,
+            "</body></html>",
+        ]
+    )
+
+
 def render_markdown(report: dict[str, Any], plots: dict[str, list[tuple[str, str]]]) -> str:
     """The report as Markdown (plots linked as files)."""
     md = ["# rewardlab evaluation report", ""]
     md += [f"- {line}" for line in _findings(report)] + [""]
-    header, rows = _models_table(report)
-    md += ["## Models", "", _md_row(header), "|" + "---|" * len(header)]
-    md += [_md_row(r) for r in rows] + [""]
+    md += ["## Models", "", *md_table(*_models_table(report))]
     for title, header, rows in _tables(report):
-        md += [f"## {title}", "", _md_row(header), "|" + "---|" * len(header)]
-        md += [_md_row(r) for r in rows] + [""]
+        md += [f"## {title}", "", *md_table(header, rows)]
         for caption, path in plots.get(title, []):
             md += [f"![{caption}]({path})", ""]
     md += ["Metric definitions: see the README (`rewardlab eval`). All numbers are in metrics.json.", ""]
@@ -186,37 +225,20 @@ def render_markdown(report: dict[str, Any], plots: dict[str, list[tuple[str, str
 def render_html(report: dict[str, Any], plots: dict[str, list[tuple[str, str]]], out: Path) -> str:
     """The report as one HTML file; every plot is embedded as a base64 PNG (no network needed)."""
     e = html.escape
-
-    def table(header: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{e(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>rewardlab evaluation report</title><style>",
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}",
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}",
-        "img{max-width:100%;display:block;margin:0.5em 0 1.5em}figcaption{color:#555}</style></head><body>",
-        "<h1>rewardlab evaluation report</h1><ul id='findings'>",
+        "<ul id='findings'>",
         *[f"<li>{e(line)}</li>" for line in _findings(report)],
         "</ul><h2>Models</h2>",
-        table(*_models_table(report)),
+        html_table(*_models_table(report)),
     ]
     for title, header, rows in _tables(report):
-        parts += [f"<h2>{e(title)}</h2>", table(header, rows)]
-        for caption, path in plots.get(title, []):
-            data = base64.b64encode((out / path).read_bytes()).decode("ascii")
-            parts.append(
-                f"<figure><img alt='{e(caption)}' src='data:image/png;base64,{data}'>"
-                f"<figcaption>{e(caption)}</figcaption></figure>"
-            )
+        parts += [f"<h2>{e(title)}</h2>", html_table(header, rows)]
+        parts += [html_figure(caption, path, out) for caption, path in plots.get(title, [])]
     parts.append(
         "<p>Metric definitions: see the README (<code>rewardlab eval</code>). "
-        "All numbers are in metrics.json.</p></body></html>"
+        "All numbers are in metrics.json.</p>"
     )
-    return "\n".join(parts)
+    return html_page("rewardlab evaluation report", parts)
 
 
 def write_reports(

@@ -263,15 +263,19 @@ class EmbeddingRewardModel(PairScoring):
         normalize: bool = False,
         progress: bool = False,
         max_tokens: int | None = None,
+        length_correction: bool | None = None,
     ) -> list[float]:
         """The ensemble-mean reward per (prompt, response); ``normalize`` uses the stored mean/std.
 
-        ``batch_size`` and ``max_tokens`` are accepted for a common signature; the embedder batches
-        by its own ``batch_size``.
+        ``length_correction`` as in :meth:`RewardModel.score`. ``batch_size`` and ``max_tokens``
+        are accepted for a common signature; the embedder batches by its own ``batch_size``.
         """
-        from rewardlab.models.reward_model import normalize_rewards
+        from rewardlab.models.reward_model import correct_length, length_correction_of, normalize_rewards
 
+        correction = length_correction_of(self.info, length_correction)
         mean = self.score_members(prompts, responses, progress).mean(0).tolist()
+        if correction:
+            mean = correct_length(mean, responses, correction)
         return normalize_rewards(mean, self.info) if normalize else mean
 
     def score_ensemble(

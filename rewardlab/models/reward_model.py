@@ -11,6 +11,7 @@ picks the same token as rewardlab, whatever the padding side.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,45 @@ def normalize_rewards(rewards: list[float], info: dict[str, Any]) -> list[float]
     return [(r - norm["mean"]) / norm["std"] for r in rewards]
 
 
+#: The length a stored length correction uses: ln(1 + characters of the response).
+LENGTH_UNIT = "ln(1 + characters)"
+
+
+def response_length(response: Text) -> float:
+    """The length of a response in :data:`LENGTH_UNIT` (a doubling costs the same at any length)."""
+    from rewardlab.data.schema import text_chars
+
+    return math.log1p(text_chars(response))
+
+
+def length_correction_of(info: dict[str, Any], enabled: bool | None) -> dict[str, Any] | None:
+    """The stored length correction to apply: the checkpoint's choice (``enabled=None``), or forced.
+
+    Raises:
+        RewardlabError: ``enabled`` is true but the checkpoint stores no correction.
+    """
+    stored = info.get("length_correction")
+    if enabled is None:
+        return stored if stored and stored.get("enabled", True) else None
+    if enabled and not stored:
+        raise RewardlabError(
+            "this checkpoint stores no length correction (rewardlab diagnose --store-length-correction)"
+        )
+    return stored if enabled else None
+
+
+def correct_length(
+    rewards: list[float], responses: Sequence[Text], correction: dict[str, Any]
+) -> list[float]:
+    """``r − α·(ℓ − ℓ̄)`` with ℓ = :func:`response_length` and α, ℓ̄ as fitted by ``rewardlab diagnose``.
+
+    Centred on the mean length of the data it was fitted on, so an average-length response keeps
+    its reward.
+    """
+    a, c = correction["alpha"], correction["center"]
+    return [r - a * (response_length(x) - c) for r, x in zip(rewards, responses, strict=True)]
+
+
 def length_batches(
     lengths: Sequence[int], order: Sequence[int], batch_size: int, max_tokens: int | None
 ) -> list[list[int]]:
@@ -268,6 +308,7 @@ class RewardModel(PairScoring):
         normalize: bool = False,
         progress: bool = False,
         max_tokens: int | None = None,
+        length_correction: bool | None = None,
     ) -> list[float]:
         """One reward per (prompt, response); batched by length, in the input order.
 
@@ -281,7 +322,10 @@ class RewardModel(PairScoring):
             max_tokens: Token budget of a forward pass: sequences (sorted by length) join a
                 batch while batch size × its longest sequence stays within it (a longer
                 sequence gets a batch of its own).
+            length_correction: Apply the length correction stored by ``rewardlab diagnose``
+                (before normalisation); ``None`` follows the checkpoint (on when stored).
         """
+        correction = length_correction_of(self.info, length_correction)
         if len(prompts) != len(responses):
             raise RewardlabError(f"{len(prompts)} prompts but {len(responses)} responses")
         encoded = [self.encoder.encode(p, r) for p, r in zip(prompts, responses, strict=True)]
@@ -306,4 +350,6 @@ class RewardModel(PairScoring):
                 for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):
                     out[i] = r
                 bar.update(task, advance=len(idx))
+        if correction:
+            out = correct_length(out, responses, correction)
         return normalize_rewards(out, self.info) if normalize else out

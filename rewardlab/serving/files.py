@@ -15,25 +15,25 @@ arXiv 2401.01879; the formula as used by Gao et al. 2023, arXiv 2210.10760).
 from __future__ import annotations
 
 import json
-import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rewardlab.data.formats import (
+    CANDIDATE_SCORE_KEYS,
     CANDIDATE_TEXT_KEYS,
     LIST_RESPONSE_FIELDS,
+    LIST_SCORE_FIELDS,
     ROW_RESPONSE_FIELDS,
+    candidate_fields,
     find_prompt_field,
+    read_number,
     read_prompt,
     read_text,
 )
 from rewardlab.data.io import DataError, data_files, iter_records
 from rewardlab.data.schema import Text
-
-
-def bon_kl(n: int) -> float:
-    """The best-of-N KL bound, log N − (N − 1)/N: 0 for N = 1, growing like log N."""
-    return math.log(n) - (n - 1) / n
+from rewardlab.metrics import bon_kl
 
 
 def _records(path: str | Path) -> list[tuple[dict[str, Any], str]]:
@@ -70,38 +70,73 @@ def read_rows(path: str | Path) -> list[tuple[dict[str, Any], Text, Text]]:
     return rows
 
 
-def read_candidates(path: str | Path) -> list[tuple[dict[str, Any], Text, list[Text]]]:
-    """(record, prompt, candidate texts) for every record of a candidate pool."""
-    rows = []
+@dataclass
+class Pool:
+    """One prompt's candidates, with their gold labels when the file has them."""
+
+    record: dict[str, Any]
+    prompt: Text
+    texts: list[Text]
+    gold: list[float] | None
+    where: str
+
+
+def _candidate(cand: Any, where: str, shown: str) -> tuple[Text, float | None]:
+    """A candidate's text and its label (``is_correct``, ``score`` … of a candidate object)."""
+    if not isinstance(cand, dict) or "role" in cand:
+        return read_text({"candidate": cand}, "candidate", where, allow_empty=True, shown=shown), None
+    key = next((c for c in CANDIDATE_TEXT_KEYS if c in cand), None)
+    if key is None:
+        raise DataError(where, "missing field", f"{shown} has no text ({CANDIDATE_TEXT_KEYS})", field=shown)
+    label_key = next((c for c in CANDIDATE_SCORE_KEYS if c in cand), None)
+    label = read_number(cand, label_key, where, shown=f"{shown}.{label_key}") if label_key else None
+    return read_text(cand, key, where, allow_empty=True, shown=f"{shown}.{key}"), label
+
+
+def read_candidates(path: str | Path) -> list[Pool]:
+    """Every record of a candidate pool: a prompt and N candidates.
+
+    Candidates are a list (``responses``, ``completions``, ``outputs`` or ``candidates``; each a
+    text or an object with ``solution``/``response``/``output``/``completion``/``text``), or, as
+    in GSM8K's model-solution files, named objects of the record each holding a text and a label.
+    Labels (``is_correct``, ``correct``, ``score``, ``reward``, ``rating`` in a candidate object,
+    or a parallel ``scores``/``ratings``/``rewards`` list) are kept as gold labels when every
+    candidate of the record has one.
+    """
+    pools = []
     for rec, where in _records(path):
         field = next((f for f in LIST_RESPONSE_FIELDS if isinstance(rec.get(f), list)), None)
-        if field is None:
+        if field is not None:
+            items = [(f"{field}[{k}]", c) for k, c in enumerate(rec[field])]
+        else:
+            items = [(name, rec[name]) for name in candidate_fields(rec)]
+            field = "responses"
+        if not items:
             raise DataError(
                 where,
                 "missing field",
-                f"no list of candidates (one of {LIST_RESPONSE_FIELDS})",
+                f"no candidates: a list (one of {LIST_RESPONSE_FIELDS}) or objects with a text and a label",
                 field="responses",
             )
-        texts: list[Text] = []
-        for k, cand in enumerate(rec[field]):
-            item = cand
-            if isinstance(cand, dict) and "role" not in cand:
-                key = next((c for c in CANDIDATE_TEXT_KEYS if c in cand), None)
-                if key is None:
-                    raise DataError(
-                        where,
-                        "missing field",
-                        f"candidate {k + 1} has no text ({CANDIDATE_TEXT_KEYS})",
-                        field=field,
-                    )
-                item = cand[key]
-            texts.append(
-                read_text({"candidate": item}, "candidate", where, allow_empty=True, shown=f"{field}[{k}]")
-            )
-        if not texts:
-            raise DataError(where, "empty", "no candidates", field=field)
-        rows.append((rec, _prompt(rec, where), texts))
-    return rows
+        read = [_candidate(c, where, shown) for shown, c in items]
+        texts = [t for t, _ in read]
+        labels: list[float | None] = [lab for _, lab in read]
+        list_field = next((f for f in LIST_SCORE_FIELDS if isinstance(rec.get(f), list)), None)
+        if list_field is not None:
+            if len(rec[list_field]) != len(texts):
+                raise DataError(
+                    where,
+                    "length mismatch",
+                    f"{len(texts)} candidates but {len(rec[list_field])} scores",
+                    field=list_field,
+                )
+            labels = [
+                read_number({"v": v}, "v", where, shown=f"{list_field}[{k}]")
+                for k, v in enumerate(rec[list_field])
+            ]
+        gold = [float(v) for v in labels if v is not None]
+        pools.append(Pool(rec, _prompt(rec, where), texts, gold if len(gold) == len(texts) else None, where))
+    return pools
 
 
 def score_file(
@@ -132,7 +167,7 @@ def best_of_n(
     """Write ``out``: per prompt the best candidate, every score, N and the best-of-N KL bound."""
     from rewardlab.io_utils import write_text
 
-    rows = read_candidates(candidates)
+    rows = [(p.record, p.prompt, p.texts) for p in read_candidates(candidates)]
     prompts = [p for _, p, texts in rows for _ in texts]
     responses = [t for _, _, texts in rows for t in texts]
     rewards = model.score(prompts, responses, batch_size=batch_size, normalize=normalize, progress=True)

@@ -31,6 +31,10 @@ class ServeConfig:
     port: int = opt(8000, help="Port.")
     token_file: str | None = opt(None, help="File holding the bearer token clients must send.")
     normalize: bool = opt(False, help="Normalise rewards with the checkpoints' stored mean/std.")
+    length_correction: bool | None = opt(
+        None,
+        help="Apply the length correction stored by rewardlab diagnose (default: if a checkpoint has one).",
+    )
     aggregation: str = opt("mean", help="With several models: mean, min (WCO) or uwo (mean - lambda*std).")
     uwo_lambda: float = opt(1.0, help="Lambda of --aggregation uwo.")
     max_items: int = opt(256, help="Most (prompt, response) items in one request.")
@@ -205,7 +209,7 @@ class MicroBatcher:
 def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     """The model (or ensemble) to serve and what ``/info`` says about it."""
     from rewardlab.models.ensemble import RewardEnsemble
-    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.models.reward_model import RewardModel, length_correction_of
 
     models = [RewardModel.from_pretrained(m) for m in cfg.model]
     infos = [getattr(m, "info", {}) or {} for m in models]
@@ -217,6 +221,7 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
             "base_model": i.get("base_model", path),
             "max_length": i.get("max_length") or getattr(getattr(m, "encoder", None), "max_length", None),
             "normalization": i.get("normalization"),
+            "length_correction": length_correction_of(i, cfg.length_correction),
         }
         for path, m, i in zip(cfg.model, models, infos, strict=True)
     ]
@@ -232,13 +237,20 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
                 batch_size=cfg.batch_size,
                 max_tokens=cfg.max_tokens,
                 normalize=cfg.normalize,
+                length_correction=cfg.length_correction,
             )
 
     else:
         ensemble = RewardEnsemble(models, cfg.aggregation, cfg.uwo_lambda, normalize=cfg.normalize or None)
 
         def score(prompts: list[Any], responses: list[Any]) -> list[float]:
-            return ensemble.score(prompts, responses, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens)
+            return ensemble.score(
+                prompts,
+                responses,
+                batch_size=cfg.batch_size,
+                max_tokens=cfg.max_tokens,
+                length_correction=cfg.length_correction,
+            )
 
     info = {
         "models": described,

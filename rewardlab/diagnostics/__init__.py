@@ -1,0 +1,1 @@
+"""Reward-hacking diagnostics: probes, length exploitation, ensemble disagreement, best-of-N."""

@@ -1,0 +1,357 @@
+"""``rewardlab diagnose``: find a reward model's exploitable weaknesses before a policy does.
+
+Runs, on held-out preference data and optionally a best-of-N candidate pool with a gold reward:
+perturbation probes (:mod:`rewardlab.diagnostics.probes`), length exploitation with a fitted
+length correction, ensemble disagreement, and best-of-N over-optimisation per ensemble
+aggregation (:mod:`rewardlab.diagnostics.checks`). Ranks what it finds, with evidence and a
+mitigation each, and writes ``diagnostics.json``, ``diagnostics.md``, a self-contained
+``diagnostics.html`` and plots.
+
+Run: ``rewardlab diagnose --model runs/demo/model --data runs/demo/heldout.jsonl --gold demo
+--out runs/demo/diagnose``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import random
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from rewardlab.data.schema import Text, text_key, text_plain
+from rewardlab.diagnostics import checks
+from rewardlab.diagnostics.config import DiagnoseConfig
+from rewardlab.errors import RewardlabError
+
+console = Console()
+JSON_FILE, MD_FILE, HTML_FILE = "diagnostics.json", "diagnostics.md", "diagnostics.html"
+
+
+def load_plugins(plugins: Sequence[str]) -> None:
+    """Import each plugin (a ``.py`` file or a module name), so its probes register."""
+    for i, plugin in enumerate(plugins):
+        try:
+            if plugin.endswith(".py"):
+                spec = importlib.util.spec_from_file_location(f"rewardlab_plugin_{i}", plugin)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load {plugin}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(plugin)
+        except (ImportError, OSError, SyntaxError) as exc:
+            raise RewardlabError(f"--plugin {plugin}: {exc}") from exc
+
+
+class MemberScorer:
+    """Every member's reward for (prompt, response) texts; each distinct text is scored once."""
+
+    def __init__(self, ensemble: Any, batch_size: int) -> None:
+        self.ensemble, self.batch_size = ensemble, batch_size
+        self.cache: dict[tuple[str, str], list[float]] = {}
+
+    def __call__(self, prompts: Sequence[Text], responses: Sequence[Text]) -> list[list[float]]:
+        """K lists (one per member) of rewards, in input order."""
+        keys = [(text_key(p), text_key(r)) for p, r in zip(prompts, responses, strict=True)]
+        todo: dict[tuple[str, str], int] = {}
+        for i, k in enumerate(keys):
+            if k not in self.cache and k not in todo:
+                todo[k] = i
+        if todo:
+            idx = list(todo.values())
+            members = self.ensemble.score_members(
+                [prompts[i] for i in idx],
+                [responses[i] for i in idx],
+                batch_size=self.batch_size,
+                length_correction=False,  # diagnose the model itself
+                progress=True,
+            )
+            for j, k in enumerate(todo):
+                self.cache[k] = [float(m[j]) for m in members]
+        return [list(col) for col in zip(*(self.cache[k] for k in keys), strict=True)]
+
+
+def _mean_over(members: list[list[float]]) -> list[float]:
+    return [sum(col) / len(col) for col in zip(*members, strict=True)]
+
+
+def _pools(cfg: DiagnoseConfig) -> list[tuple[Text, list[Text], list[float] | None, str]] | None:
+    """(prompt, candidates, labels, where) of the best-of-N pool, or ``None`` without one."""
+    if cfg.candidates:
+        from rewardlab.serving.files import read_candidates
+
+        return [(p.prompt, p.texts, p.gold, p.where) for p in read_candidates(cfg.candidates)]
+    if cfg.gold == "demo":
+        from rewardlab.data.demo import generate_candidates
+
+        rows = generate_candidates(cfg.bon_prompts, cfg.bon_n, cfg.seed)
+        return [(r["prompt"], r["responses"], r["scores"], f"demo pool #{i}") for i, r in enumerate(rows)]
+    if cfg.gold:
+        raise RewardlabError("--gold with a reward model needs --candidates (a pool to select from)")
+    return None
+
+
+def _gold(
+    cfg: DiagnoseConfig, pools: list[tuple[Text, list[Text], list[float] | None, str]]
+) -> tuple[list[list[float]], str]:
+    """Gold rewards of every pool's candidates, and what they are."""
+    if cfg.gold == "demo":
+        from rewardlab.data.demo import gold_reward
+
+        out = []
+        for prompt, texts, _, where in pools:
+            try:
+                out.append([gold_reward(checks.request_text(prompt), text_plain(t)) for t in texts])
+            except ValueError as exc:
+                raise RewardlabError(f"{where}: --gold demo only judges demo prompts ({exc})") from exc
+        return out, "demo rule-based gold reward (rewardlab.data.demo.gold_reward)"
+    if cfg.gold:
+        from rewardlab.models.reward_model import RewardModel
+
+        if not Path(cfg.gold).is_dir():
+            raise RewardlabError(f"--gold {cfg.gold}: not 'demo' and not a model folder")
+        gold_model = RewardModel.from_pretrained(cfg.gold)
+        flat = gold_model.score(
+            [p for p, texts, _, _ in pools for _ in texts],
+            [t for _, texts, _, _ in pools for t in texts],
+            batch_size=cfg.batch_size,
+            progress=True,
+        )
+        out, at = [], 0
+        for _, texts, _, _ in pools:
+            out.append(flat[at : at + len(texts)])
+            at += len(texts)
+        return out, f"reward model {cfg.gold}"
+    missing = [where for _, _, labels, where in pools if labels is None]
+    if missing:
+        raise RewardlabError(
+            f"{missing[0]}: candidates without labels (is_correct, score ...): give --gold demo or --gold DIR"
+        )
+    return [list(labels or []) for _, _, labels, _ in pools], f"the pool's own labels ({cfg.candidates})"
+
+
+def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Run ``rewardlab diagnose``; return what diagnostics.json holds.
+
+    ``models`` (anything with ``score(prompts, responses, **kw)``) replaces loading ``cfg.model``,
+    for tests and for models built in code.
+    """
+    import torch
+
+    from rewardlab import __version__
+    from rewardlab.config import save_yaml
+    from rewardlab.data import load_preferences
+    from rewardlab.diagnostics.findings import rank_findings
+    from rewardlab.diagnostics.probes import select
+    from rewardlab.diagnostics.report import write_reports
+    from rewardlab.io_utils import write_json
+    from rewardlab.models.ensemble import RewardEnsemble, aggregate
+    from rewardlab.models.reward_model import RewardModel, response_length
+    from rewardlab.training.run import _quiet_transformers
+
+    _quiet_transformers()
+    load_plugins(cfg.plugin)
+    try:
+        probes = select(cfg.probes)
+    except ValueError as exc:
+        raise RewardlabError(f"--probes: {exc}") from exc
+    data = load_preferences(cfg.data, format=cfg.format, on_error=cfg.on_error, split=cfg.split)
+    pairs = data.training_pairs()
+    if not pairs:
+        raise RewardlabError(f"{cfg.data}: no usable preference pairs")
+    pools = _pools(cfg)
+    if models is None:
+        for path in cfg.model:
+            if not Path(path).is_dir():
+                raise RewardlabError(f"{path}: no such model folder")
+        models = [RewardModel.from_pretrained(p) for p in cfg.model]
+    ensemble = RewardEnsemble(models)
+    score = MemberScorer(ensemble, cfg.batch_size)
+
+    # the distinct held-out responses, and each pair as indices into them
+    index: dict[tuple[str, str], int] = {}
+    prompts: list[Text] = []
+    responses: list[Text] = []
+    for p in pairs:
+        for r in (p.chosen, p.rejected):
+            key = (text_key(p.prompt), text_key(r))
+            if key not in index:
+                index[key] = len(prompts)
+                prompts.append(p.prompt)
+                responses.append(r)
+    pair_idx = [
+        (index[(text_key(p.prompt), text_key(p.chosen))], index[(text_key(p.prompt), text_key(p.rejected))])
+        for p in pairs
+    ]
+    console.print(f"scoring {len(responses)} held-out responses of {len(pairs)} pairs ...")
+    members = score(prompts, responses)
+    k = len(members)
+    rewards = _mean_over(members)
+    std = checks.reward_std(rewards)
+    groups = [text_key(p) for p in prompts]
+    lengths = [response_length(r) for r in responses]
+    chars = [len(text_plain(r)) for r in responses]
+
+    # 1. probes
+    rng = random.Random(cfg.seed)
+    sample = sorted(rng.sample(range(len(responses)), min(cfg.max_responses, len(responses))))
+    todo: list[tuple[str, int, Text]] = []
+    skipped = {p.name: 0 for p in probes}
+    for probe in probes:
+        for i in sample:
+            try:
+                new = checks.apply_probe(probe, prompts[i], responses[i])
+            except Exception as exc:  # a user's probe: name it rather than fail deep inside
+                raise RewardlabError(f"probe {probe.name} failed on response {i}: {exc!r}") from exc
+            if new is None:
+                skipped[probe.name] += 1
+            else:
+                todo.append((probe.name, i, new))
+    console.print(
+        f"probing {len(sample)} responses with {len(probes)} probes ({len(todo)} perturbed texts) ..."
+    )
+    after = _mean_over(score([prompts[i] for _, i, _ in todo], [t for _, _, t in todo])) if todo else []
+    probed = [
+        checks.Probed(name, prompts[i], responses[i], new, rewards[i], a)
+        for (name, i, new), a in zip(todo, after, strict=True)
+    ]
+    # 2. length
+    length = checks.length_checks(rewards, lengths, chars, groups, pair_idx)
+    correction = checks.fit_length_correction(rewards, lengths, chars, groups, pair_idx, cfg.seed)
+    probe_table = checks.probe_report(probes, probed, skipped, std)
+    length["flags"] = checks.length_flags(length, probe_table)
+
+    # 3. ensemble disagreement
+    spread = None
+    if k >= 2:
+        spread = checks.disagreement(
+            [[m[c] for c, _ in pair_idx] for m in members], [[m[r] for _, r in pair_idx] for m in members]
+        )
+
+    # 4. best-of-N
+    bon = None
+    if pools is not None:
+        pools = [pl for pl in pools if len(pl[1]) >= 2]
+        if not pools:
+            raise RewardlabError("the candidate pool has no prompt with two or more candidates")
+        gold, gold_source = _gold(cfg, pools)
+        flat = score(
+            [p for p, texts, _, _ in pools for _ in texts], [t for _, texts, _, _ in pools for t in texts]
+        )
+        per_pool, at = [], 0
+        for (_, texts, _, _), g in zip(pools, gold, strict=True):
+            per_pool.append(([m[at : at + len(texts)] for m in flat], g))
+            at += len(texts)
+
+        def agg(ms: list[list[float]], how: str) -> list[float]:
+            return aggregate(torch.tensor(ms, dtype=torch.float64), how, cfg.uwo_lambda).tolist()
+
+        bon = checks.bon_curves(per_pool, agg, checks.BON_AGGREGATIONS if k >= 2 else ("mean",))
+        bon["gold_source"] = gold_source
+        bon["candidates_total"] = sum(len(t) for _, t, _, _ in pools)
+
+    report: dict[str, Any] = {
+        "rewardlab_version": __version__,
+        "models": cfg.model,
+        "members": k,
+        "data": {
+            "path": cfg.data,
+            "pairs": len(pairs),
+            "responses": len(responses),
+            "dropped": len(data.drops),
+        },
+        "reward_std": std,
+        "probes": probe_table,
+        "probed_responses": len(sample),
+        "length": length,
+        "length_correction": correction,
+        "disagreement": spread,
+        "best_of_n": bon,
+    }
+    report["findings"], report["notes"] = rank_findings(report)
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_yaml(cfg, out / "diagnose_config.yaml")
+    if cfg.export_adversarial:
+        n = export_adversarial(probed, {p.name: p.expect for p in probes}, std, cfg.export_adversarial)
+        report["adversarial_pairs"] = {"path": cfg.export_adversarial, "pairs": n}
+        console.print(f"wrote {n} adversarial pairs to {cfg.export_adversarial}", soft_wrap=True)
+    if cfg.store_length_correction:
+        report["length_correction_stored"] = store_length_correction(cfg.model[0], correction, cfg.data)
+    write_json(out / JSON_FILE, report)
+    write_reports(report, rewards, chars, out)
+    for i, f in enumerate(report["findings"], 1):
+        console.print(f"{i}. [bold]{f['title']}[/] (severity {f['severity']:.2f})", soft_wrap=True)
+    if not report["findings"]:
+        console.print("no finding: no check fired", soft_wrap=True)
+    console.print(
+        f"wrote {out / HTML_FILE} (open it in a browser), {out / MD_FILE} and {out / JSON_FILE}",
+        soft_wrap=True,
+    )
+    return report
+
+
+def export_adversarial(probed: Sequence[checks.Probed], expect: dict[str, str], std: float, path: str) -> int:
+    """Write each response whose reward rose under a probe that should not help as a pair.
+
+    The original is chosen over the perturbed text (``category: adversarial-<probe>``).
+
+    Review the file before training on it: a probe can be right to help on some prompts (a
+    refusal is the better answer to a harmful request).
+    """
+    from rewardlab.io_utils import write_text
+
+    tol = 1e-6 * max(std, 1e-12)
+    rows = [
+        {
+            "prompt": r.prompt,
+            "chosen": r.original,
+            "rejected": r.perturbed,
+            "category": f"adversarial-{r.probe}",
+            "reward_rise": r.after - r.before,
+        }
+        for r in probed
+        if expect[r.probe] == "not_higher" and r.after - r.before > tol
+    ]
+    write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return len(rows)
+
+
+def store_length_correction(model_dir: str, correction: dict[str, Any] | None, data: str) -> dict[str, Any]:
+    """Add the fitted correction to ``rewardlab.json`` (rewritten atomically; other keys kept)."""
+    from rewardlab.io_utils import write_json
+    from rewardlab.models.reward_model import INFO_FILE
+
+    if correction is None:
+        raise RewardlabError(
+            "--store-length-correction: length does not vary within any prompt; nothing fitted"
+        )
+    path = Path(model_dir) / INFO_FILE
+    if not path.exists():
+        raise RewardlabError(
+            f"{path}: not a rewardlab checkpoint; the length correction is stored in its {INFO_FILE}"
+        )
+    info = json.loads(path.read_text(encoding="utf-8"))
+    stored = {
+        "enabled": True,
+        "alpha": correction["alpha"],
+        "center": correction["center"],
+        "unit": correction["unit"],
+        "fitted_on": data,
+        "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "before": correction["before"],
+        "after_cross_fitted": correction["after"],
+    }
+    info["length_correction"] = stored
+    write_json(path, info)
+    console.print(f"stored the length correction (alpha {correction['alpha']:.4g}) in {path}", soft_wrap=True)
+    return stored
