@@ -60,13 +60,18 @@ def data_demo(
             help="Write a best-of-N pool instead: N candidates (with gold rewards) for each of --n prompts."
         ),
     ] = None,
+    max_filler: Annotated[
+        int, typer.Option(help="With --candidates: most filler sentences appended to a candidate.")
+    ] = 12,
 ) -> None:
     """Write the built-in demo dataset (rule-scored task families, see rewardlab.data.demo)."""
     from rewardlab.data.demo import write_candidates, write_demo
 
     try:
         if candidates is not None:
-            path = write_candidates(out, n_prompts=n, n_candidates=candidates, seed=seed)
+            path = write_candidates(
+                out, n_prompts=n, n_candidates=candidates, seed=seed, max_filler=max_filler
+            )
             console.print(
                 f"wrote {n} demo prompts with {candidates} candidates each to {path}", soft_wrap=True
             )

@@ -3,7 +3,8 @@
 Generates the demo dataset (2,000 rule-scored pairs, seed 0), summarises it with the bundled
 MiniLM tokenizer, holds out 10 % of the prompts, trains an embedding reward model (5-head ensemble
 on frozen MiniLM embeddings) on the rest, evaluates it on the held-out pairs with
-``rewardlab eval`` (report.html, metrics.json), and prints where everything is and what to look at
+``rewardlab eval`` (report.html, metrics.json), stress-tests it with ``rewardlab diagnose`` against
+the demo's gold reward (diagnostics.html), and prints where everything is and what to look at
 first.
 Run: ``rewardlab demo --out runs/demo`` (or ``make demo``). It replaces its own earlier outputs in OUT.
 """
@@ -24,6 +25,8 @@ def run_demo(out: str | Path, n: int = 2000, seed: int = 0, ensemble: int = 5) -
     from rewardlab.data.demo import write_demo
     from rewardlab.data.split import write_pairs
     from rewardlab.data.summary import summarize, write_summary
+    from rewardlab.diagnostics.config import DiagnoseConfig
+    from rewardlab.diagnostics.diagnose import diagnose
     from rewardlab.evaluation.config import EvalConfig
     from rewardlab.evaluation.evaluate import evaluate
     from rewardlab.models.presets import load_tokenizer
@@ -39,18 +42,18 @@ def run_demo(out: str | Path, n: int = 2000, seed: int = 0, ensemble: int = 5) -
     train_file = write_pairs(train_part.pairs, out / "train.jsonl")
     held_file = write_pairs(held_part.pairs, out / "heldout.jsonl")
     console.print(
-        f"1/4 wrote {n} demo pairs to {data_file}: {len(train_part.pairs)} for training ({train_file}), "
+        f"1/5 wrote {n} demo pairs to {data_file}: {len(train_part.pairs)} for training ({train_file}), "
         f"{len(held_part.pairs)} held out by prompt ({held_file})",
         soft_wrap=True,
     )
     summary = summarize(data, tokenizer=load_tokenizer("minilm"), max_length=128, source=str(data_file))
     write_summary(summary, out / "summary")
-    console.print(f"2/4 summarised the data into {out / 'summary'}", soft_wrap=True)
-    model_dir, eval_dir = out / "model", out / "eval"
-    for old in (model_dir, eval_dir):
+    console.print(f"2/5 summarised the data into {out / 'summary'}", soft_wrap=True)
+    model_dir, eval_dir, diag_dir = out / "model", out / "eval", out / "diagnose"
+    for old in (model_dir, eval_dir, diag_dir):
         if old.exists():
             shutil.rmtree(old)  # the demo's own earlier outputs
-    console.print(f"3/4 training an embedding reward model (frozen MiniLM, {ensemble} heads) ...")
+    console.print(f"3/5 training an embedding reward model (frozen MiniLM, {ensemble} heads) ...")
     train(
         TrainConfig(
             data=str(train_file),
@@ -62,17 +65,33 @@ def run_demo(out: str | Path, n: int = 2000, seed: int = 0, ensemble: int = 5) -
             seed=seed,
         )
     )
-    console.print("4/4 evaluating it on the held-out pairs ...")
+    console.print("4/5 evaluating it on the held-out pairs ...")
     report = evaluate(
         EvalConfig(model=[f"demo={model_dir}"], data=[f"heldout={held_file}"], out=str(eval_dir), seed=seed)
     )
+    console.print(
+        "5/5 stress-testing it (rewardlab diagnose: probes, length, ensemble, best-of-N vs gold) ..."
+    )
+    diagnosis = diagnose(
+        DiagnoseConfig(
+            model=[str(model_dir)],
+            data=str(held_file),
+            out=str(diag_dir),
+            gold="demo",
+            max_responses=200,
+            bon_prompts=max(10, n // 20),
+            seed=seed,
+        )
+    )
+    top = diagnosis["findings"][0]["title"] if diagnosis["findings"] else "no check fired"
     m = report["results"]["heldout"]["demo"]
     lo, hi = m["accuracy_ci"]
     console.print(
         f"\nDone. Held-out accuracy {m['accuracy']:.3f} (95 % interval {lo:.3f}-{hi:.3f}) on {m['n_pairs']} "
         f"pairs; the length-only baseline gets {m['length_baseline_accuracy']:.3f}.\n"
         f"Look first at {eval_dir / 'report.html'} (open it in a browser: agreement, margins, calibration,\n"
-        f"length bias), then {out / 'summary' / 'data_summary.md'} (the chosen one is longer in 70 % of\n"
+        f"length bias), then {diag_dir / 'diagnostics.html'} (what a policy could exploit; top finding:\n"
+        f"{top}), {out / 'summary' / 'data_summary.md'} (the chosen one is longer in 70 % of\n"
         f"pairs), {eval_dir / 'metrics.json'} (numbers to diff) and {model_dir / 'rewardlab.json'} "
         "(the model card).\n"
         f"Score with: RewardModel.from_pretrained('{model_dir}').score(prompts, responses)",

@@ -20,6 +20,10 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     assert metrics["accuracy"] == summary["eval_metrics"]["eval_accuracy"]
     assert metrics["n_pairs"] == summary["eval_pairs"]["used"]
     assert (out / "eval" / "report.html").exists()
+    # ... and the diagnostics against the demo's gold reward
+    diag = json.loads((out / "diagnose" / "diagnostics.json").read_text())
+    assert diag["best_of_n"]["gold_source"].startswith("demo") and diag["best_of_n"]["pools"] == 15
+    assert diag["members"] == 2 and (out / "diagnose" / "diagnostics.html").exists()
     train_prompts = {json.loads(x)["prompt"] for x in (out / "train.jsonl").read_text().splitlines()}
     held_prompts = {json.loads(x)["prompt"] for x in (out / "heldout.jsonl").read_text().splitlines()}
     assert held_prompts and not train_prompts & held_prompts

@@ -135,8 +135,12 @@ def run(tmp_path, heldout, fn, **kw):
 
 
 def test_planted_length_bias_is_the_top_finding(tmp_path, heldout):
+    from rewardlab.data.demo import write_candidates
+
     adv = tmp_path / "adv.jsonl"
-    r = run(tmp_path, heldout, biased, export_adversarial=str(adv))
+    # a pool padded up to 25 filler sentences: the longest candidates pay the gold reward's verbosity cost
+    pool = write_candidates(tmp_path / "pool.jsonl", n_prompts=60, n_candidates=16, seed=0, max_filler=25)
+    r = run(tmp_path, heldout, biased, export_adversarial=str(adv), candidates=str(pool))
     assert r["findings"][0]["kind"] == "length"
     assert r["probes"]["filler"]["flagged"] and r["probes"]["filler"]["share_rose"] == 1.0
     assert r["length"]["within_prompt_correlation"] > 0.3
@@ -150,7 +154,8 @@ def test_planted_length_bias_is_the_top_finding(tmp_path, heldout):
     # best-of-N on the demo pool: the proxy rises with N, the gold reward falls after a peak
     bon = r["best_of_n"]["curves"]["mean"]
     assert bon["proxy_rises_monotonically"] and bon["over_optimised"]
-    assert bon["gold_peak_n"] < r["best_of_n"]["n_max"]
+    assert bon["gold_peak_n"] < r["best_of_n"]["n_max"] == 16 and r["best_of_n"]["pools"] == 60
+    assert any(f["kind"] == "best_of_n" for f in r["findings"])
     # every exported pair is a response whose reward rose, original chosen over perturbed
     rows = [json.loads(line) for line in adv.read_text().splitlines()]
     assert rows and all(row["reward_rise"] > 0 and row["chosen"] != row["rejected"] for row in rows)
@@ -318,3 +323,34 @@ def test_diagnose_cli_on_a_checkpoint_with_a_labelled_pool(embedding_checkpoint,
         )
         == 2
     )
+
+
+def test_gsm8k_pool_is_read_with_its_labels(shared_data):
+    from rewardlab.serving.files import read_candidates
+
+    pools = read_candidates(shared_data / "gsm8k-model-solutions" / "example_model_solutions.jsonl")
+    assert len(pools) == 1319 and all(len(p.texts) == 4 for p in pools)
+    assert all(p.gold is not None and set(p.gold) <= {0.0, 1.0} for p in pools)
+    assert 0 < sum(sum(p.gold) for p in pools) < 4 * 1319
+
+
+@pytest.mark.slow
+def test_demo_confound_on_is_found_and_off_is_not(tmp_path):
+    """The issue's acceptance check with the real MiniLM: train on demo data with the length
+    confound on (the chosen response always the longer) and off (half the time), diagnose both on
+    held-out pairs without the confound."""
+    from rewardlab.training.config import TrainConfig
+    from rewardlab.training.run import train
+
+    held = write_demo(tmp_path / "held.jsonl", n=200, seed=1, longer_chosen=0.5)
+    tops = {}
+    for share in (1.0, 0.5):
+        data = write_demo(tmp_path / f"train-{share}.jsonl", n=800, seed=0, longer_chosen=share)
+        model = tmp_path / f"model-{share}"
+        train(TrainConfig(data=str(data), out=str(model), method="embedding", ensemble=3, max_length=128))
+        cfg = DiagnoseConfig(
+            model=[str(model)], data=str(held), out=str(tmp_path / f"d-{share}"), max_responses=100
+        )
+        tops[share] = [f["kind"] for f in diagnose(cfg)["findings"]]
+    assert tops[1.0][0] == "length"
+    assert "length" not in tops[0.5]

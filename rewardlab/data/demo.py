@@ -365,7 +365,7 @@ def write_demo(path: str | Path, n: int = 2000, seed: int = 0, longer_chosen: fl
 
 
 def generate_candidates(
-    n_prompts: int = 200, n_candidates: int = 16, seed: int = 0, max_filler: int = 25
+    n_prompts: int = 200, n_candidates: int = 16, seed: int = 0, max_filler: int = 12
 ) -> list[dict[str, Any]]:
     """A best-of-N candidate pool on demo prompts, with every candidate's gold reward.
 
@@ -402,7 +402,7 @@ def generate_candidates(
 
 
 def write_candidates(
-    path: str | Path, n_prompts: int = 200, n_candidates: int = 16, seed: int = 0, max_filler: int = 25
+    path: str | Path, n_prompts: int = 200, n_candidates: int = 16, seed: int = 0, max_filler: int = 12
 ) -> Path:
     """Write :func:`generate_candidates` as JSONL (``rewardlab bon`` / ``diagnose --candidates`` input)."""
     from rewardlab.io_utils import write_text

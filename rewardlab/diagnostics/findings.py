@@ -147,10 +147,16 @@ def _bon_finding(report: dict[str, Any]) -> tuple[dict[str, Any] | None, list[st
             f"Gao et al.'s fit R(d) = d({fit['alpha']:.3f} − {fit['beta']:.3f}d) peaks at KL "
             f"{fit['peak_kl']:.2f} nats" + (f" (N ≈ {fit['peak_n']})" if fit["peak_n"] else "")
         )
-    mitigation = (
-        f"Keep best-of-N at N ≤ {peak_n}; in RL, raise the KL coefficient β so the policy stays within "
-        f"about {kl_peak:.1f} nats of the reference"
-    )
+    if peak_n == 1:
+        mitigation = (
+            "Any selection by this reward lowers the gold reward: fix the model (the findings above) "
+            "before using it for best-of-N or RL"
+        )
+    else:
+        mitigation = (
+            f"Keep best-of-N at N ≤ {peak_n}; in RL, raise the KL coefficient β so the policy stays "
+            f"within about {kl_peak:.1f} nats of the reference"
+        )
     if best != "mean":
         mitigation += (
             f"; select with the {best} aggregation of the ensemble "
