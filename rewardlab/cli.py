@@ -112,22 +112,26 @@ def data_summarize(
     ] = None,
 ) -> None:
     """Summarise preference data: counts, drops, duplicates, lengths, agreement, categories."""
-    from rewardlab.data import load_preferences
+    from rewardlab.data import StepwiseDataError, load_preferences
     from rewardlab.data.summary import summarize, write_summary
 
     if max_length is not None and tokenizer is None:
         raise RewardlabError("--max-length needs --tokenizer (lengths are counted in tokens)")
     if max_length is not None and max_length < 2:
         raise RewardlabError("--max-length must be at least 2")
-    data = load_preferences(
-        path,
-        format=format,
-        mapping=parse_assignments(map, "--map"),
-        on_error=on_error,
-        split=split,
-        labels=parse_assignments(label, "--label"),
-        score_key=score_key,
-    )
+    try:
+        data = load_preferences(
+            path,
+            format=format,
+            mapping=parse_assignments(map, "--map"),
+            on_error=on_error,
+            split=split,
+            labels=parse_assignments(label, "--label"),
+            score_key=score_key,
+        )
+    except StepwiseDataError:
+        _summarize_steps(path, out, on_error)
+        return
     tok = None
     if tokenizer is not None:
         from transformers.utils import logging as hf_logging
@@ -172,6 +176,21 @@ def data_split(
         + (f", {len(data.drops)} records dropped by --on-error skip" if data.drops else ""),
         soft_wrap=True,
     )
+
+
+def _summarize_steps(path: Path, out: Path, on_error: str) -> None:
+    """The stepwise branch of ``data summarize``: steps, label balance, first errors, inconsistencies."""
+    from rewardlab.data.stepwise import (
+        load_stepwise,
+        render_steps_markdown,
+        summarize_steps,
+        write_steps_summary,
+    )
+
+    summary = summarize_steps(load_stepwise(path, on_error=on_error), source=str(path))
+    json_path, md_path = write_steps_summary(summary, out)
+    console.print(render_steps_markdown(summary), soft_wrap=True)
+    console.print(f"wrote {json_path} and {md_path}", soft_wrap=True)
 
 
 def _print_summary(s: dict) -> None:

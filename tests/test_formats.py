@@ -234,7 +234,7 @@ def test_ranked_candidate_objects_gsm8k_style(tmp_path):
     ],
 )
 def test_stepwise_data_gets_a_clear_message(tmp_path, row):
-    with pytest.raises(StepwiseDataError, match="use the PRM commands"):
+    with pytest.raises(StepwiseDataError, match="rewardlab train --kind prm"):
         load_rows(tmp_path, [row])
 
 

@@ -133,5 +133,5 @@ def test_gsm8k_candidate_pools(shared_data):
     ],
 )
 def test_stepwise_sets_are_refused_clearly(shared_data, rel):
-    with pytest.raises(StepwiseDataError, match="use the PRM commands"):
+    with pytest.raises(StepwiseDataError, match="rewardlab train --kind prm"):
         load_preferences(shared_data / rel)

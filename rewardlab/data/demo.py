@@ -409,3 +409,31 @@ def write_candidates(
 
     rows = generate_candidates(n_prompts, n_candidates, seed, max_filler)
     return write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def generate_steps(n: int = 600, seed: int = 0, error_rate: float = 0.2) -> list[dict[str, Any]]:
+    """A synthetic step-labelled task whose step correctness is learnable, for process reward models.
+
+    The prompt states a rule (``List even numbers, starting from 12.``); each step names a number
+    (``then 16``). A step is correct when the number follows the rule (its parity); with
+    probability ``error_rate`` a step breaks it. Correctness needs the prompt and the step together,
+    as for a real PRM, yet a tiny model learns it in seconds. Steps after the first error are
+    unlabelled. Written in TRL's stepwise format: ``prompt``, ``completions``, ``labels`` (``null``
+    after the first error).
+    """
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        parity = rng.choice(["even", "odd"])
+        value = rng.randint(0, 40) * 2 + (parity == "odd")
+        prompt = f"List {parity} numbers, starting from {value}."
+        steps, labels, wrong = [], [], False
+        for _ in range(rng.randint(3, 6)):
+            value += 2
+            ok = rng.random() >= error_rate
+            shown = value if ok else value + rng.choice([-1, 1])
+            steps.append(f"then {shown}")
+            labels.append(None if wrong else ok)
+            wrong = wrong or not ok
+        rows.append({"prompt": prompt, "completions": steps, "labels": labels})
+    return rows

@@ -724,7 +724,8 @@ def detect_format(rec: Mapping[str, Any]) -> tuple[str, str]:
             "",
             "stepwise data",
             f"stepwise data ({step}): this is process-supervision data with per-step labels; "
-            "use the PRM commands (process reward models), not the pairwise/ranked data commands",
+            "read it with rewardlab.data.stepwise.load_stepwise; rewardlab data summarize and "
+            "rewardlab train --kind prm take it as it is",
         )
     if {"prompt", "chosen", "rejected"} <= keys:
         return "explicit", "fields prompt, chosen, rejected (explicit prompt)"

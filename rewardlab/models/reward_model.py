@@ -288,6 +288,10 @@ class RewardModel(PairScoring):
         """
         info_path = Path(path) / INFO_FILE
         info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        if info.get("kind") == "prm":
+            from rewardlab.models.prm import ProcessRewardModel
+
+            return ProcessRewardModel.from_pretrained(path)
         if info.get("method") == "embedding":
             from rewardlab.models.embedding import EmbeddingRewardModel
 

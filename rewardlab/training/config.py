@@ -33,6 +33,19 @@ class TrainConfig:
     format: str = opt("auto", help="Data format: auto, explicit, implicit, labelled, ranked.")
     map: list[str] | None = opt(None, help="Field mapping NEW=OLD for the data. Repeatable.")
     on_error: str = opt("fail", help="Bad records: fail, or skip (dropped and counted).")
+    kind: str = opt(
+        "orm",
+        help="orm (outcome reward model, preference data) or prm (process reward model: step-labelled "
+        "data, one score per step).",
+    )
+    step_separator: str = opt(
+        "auto",
+        help="With --kind prm: text ending every step, where its score is read (auto: the tokenizer's "
+        "sep token, else its eos token).",
+    )
+    aggregation: str = opt(
+        "min", help="With --kind prm: default solution score from step scores: min, prod, last or mean."
+    )
     engine: str = opt("native", help="native (rewardlab's trainer) or trl (TRL's RewardTrainer).")
     method: str = opt(
         "full",
@@ -138,6 +151,15 @@ class TrainConfig:
                 raise ValueError("--embed-layers must be at least 1")
             if self.l2 is not None and self.l2 < 0:
                 raise ValueError("--l2 must be >= 0")
+        if self.kind not in ("orm", "prm"):
+            raise ValueError("--kind must be orm or prm")
+        if self.kind == "prm":
+            if self.method != "full" or self.engine != "native":
+                raise ValueError(
+                    "--kind prm trains the model (--method full, optionally --lora) with the native engine"
+                )
+            if self.aggregation not in ("min", "prod", "last", "mean"):
+                raise ValueError("--aggregation must be min, prod, last or mean")
         if self.ensemble < 1:
             raise ValueError("--ensemble must be at least 1")
         if self.eval_data is not None and self.eval_split:
@@ -153,7 +175,9 @@ class TrainConfig:
             "padding_side": PADDING_SIDES,
             "batching": ("auto", "padded", "prefix", "packed"),
             "on_error": ("fail", "skip"),
-            "format": ("auto", *FORMATS, "trl", "hh"),
+            "format": ("auto", *FORMATS, "trl", "hh")
+            if self.kind == "orm"
+            else ("auto", "trl", "prm800k", "math_shepherd", "bbm", "mrben"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -118,3 +118,19 @@ def comparison_loss(
 def kwise_loss(rewards: torch.Tensor, scores: Sequence[float]) -> torch.Tensor:
     """InstructGPT's K-wise loss of one ranked list: mean BT loss over its C(K, 2) ordered pairs."""
     return comparison_loss(rewards, build_comparisons([len(scores)], [scores]))
+
+
+def step_loss(logits: torch.Tensor, targets: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """Process-reward loss: binary cross-entropy at the labelled step positions only.
+
+    For step logits z_i (read at each step's separator token), targets y_i ∈ [0, 1] (1 = correct;
+    soft labels allowed) and mask m_i (0 for unlabelled steps, e.g. after the first error):
+
+        ℓ = Σ_i m_i · [−y_i log σ(z_i) − (1 − y_i) log σ(−z_i)] / Σ_i m_i
+
+    (Lightman et al. 2023, arXiv 2305.20050; Wang et al. 2024, Math-Shepherd, arXiv 2312.08935.)
+    Tokens that are not step separators never enter the loss, so their gradient is zero.
+    """
+    m = labelled.to(logits.dtype)
+    per_step = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
+    return (per_step * m).sum() / m.sum().clamp(min=1.0)

@@ -207,6 +207,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         if is_main_process():
             console.print(msg, soft_wrap=True, highlight=False)
 
+    if cfg.kind == "prm":
+        from rewardlab.training.prm import train_prm
+
+        if is_main_process():
+            out.mkdir(parents=True, exist_ok=True)
+            save_yaml(cfg, out / CONFIG_FILE)
+        return train_prm(cfg, warn, say, warnings)
     train_data, eval_data, split = _load_data(cfg)
 
     from transformers import PrinterCallback, set_seed

@@ -1,0 +1,212 @@
+"""Process reward models: one score per reasoning step, read at each step's separator token.
+
+Layout of one solution: ``[prefix specials] prompt  step_1 SEP  step_2 SEP … step_n SEP``, each
+part tokenized on its own and the ids concatenated, so a separator never merges with its
+neighbours. The model is ``AutoModelForTokenClassification`` with one output: the logit at the
+i-th SEP is the log-odds that step i is correct, given the prompt and the steps before it
+(decoders see only the past; encoders see the whole solution). The separator defaults to the
+tokenizer's own ``sep_token`` (BERT) or ``eos_token`` (decoders): one token in every vocabulary,
+no new embeddings. A solution's score aggregates its steps' probabilities: ``min`` (default; the
+weakest step, as Lightman et al. 2023, arXiv 2305.20050, find best for best-of-N alongside
+``prod``), ``prod``, ``last`` or ``mean``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewardlab.data.schema import Text, text_plain
+from rewardlab.errors import RewardlabError
+
+PRM_AGGREGATIONS = ("min", "prod", "last", "mean")
+#: Steps of a plain-text solution: blank-line-separated blocks, else lines.
+_BLANK = re.compile(r"\n\s*\n")
+
+
+def split_steps(solution: str) -> list[str]:
+    """A solution text cut into steps: paragraphs if it has blank lines, else non-empty lines."""
+    parts = _BLANK.split(solution) if _BLANK.search(solution) else solution.splitlines()
+    steps = [p.strip() for p in parts if p.strip()]
+    return steps or [solution]
+
+
+def aggregate_steps(probs: Sequence[float], how: str = "min") -> float:
+    """A solution score from its steps' probabilities of being correct (see the module doc)."""
+    if how not in PRM_AGGREGATIONS:
+        raise RewardlabError(f"aggregation must be one of {PRM_AGGREGATIONS}")
+    if not probs:
+        raise RewardlabError("a solution needs at least one step")
+    if how == "min":
+        return min(probs)
+    if how == "prod":
+        return math.prod(probs)
+    if how == "last":
+        return probs[-1]
+    return sum(probs) / len(probs)
+
+
+def resolve_separator(tokenizer: Any, spec: str = "auto") -> tuple[str, list[int]]:
+    """The separator text and its token ids (``auto``: the tokenizer's sep token, else its EOS)."""
+    if spec == "auto":
+        token = tokenizer.sep_token or tokenizer.eos_token
+        if token is None:
+            raise RewardlabError("the tokenizer has neither a sep nor an eos token: give --step-separator")
+        return token, [tokenizer.convert_tokens_to_ids(token)]
+    ids = tokenizer(spec, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise RewardlabError(f"--step-separator {spec!r} encodes to no tokens with this tokenizer")
+    return spec, list(ids)
+
+
+@dataclass
+class EncodedSteps:
+    """One solution's ids, where each kept step's label is read, and what truncation removed."""
+
+    input_ids: list[int]
+    positions: list[int]
+    steps_kept: int
+    prompt_cut: int
+
+
+class StepEncoder:
+    """Encodes (prompt, steps) as in the module doc, within ``max_length`` tokens.
+
+    Truncation never drops a label silently: the prompt is cut first (its start, keeping a
+    leading special token); if the steps alone do not fit, trailing steps are left out and
+    :attr:`EncodedSteps.steps_kept` says how many remain (training counts and reports them).
+    """
+
+    MIN_PROMPT = 8
+
+    def __init__(self, tokenizer: Any, max_length: int, separator_ids: list[int]) -> None:
+        self.tokenizer, self.max_length, self.sep = tokenizer, max_length, separator_ids
+
+    def encode(self, prompt: Text, steps: Sequence[str]) -> EncodedSteps:
+        """Encode one solution (see the class doc)."""
+        tok = self.tokenizer
+        prefix = list(tok(text_plain(prompt))["input_ids"])
+        parts = [list(tok(s, add_special_tokens=False)["input_ids"]) + self.sep for s in steps]
+        need = sum(len(p) for p in parts)
+        head = 1 if prefix and prefix[0] in tok.all_special_ids else 0
+        room = self.max_length - need
+        keep = len(prefix) if room >= len(prefix) else max(min(len(prefix), self.MIN_PROMPT), room)
+        cut = len(prefix) - keep
+        if cut:
+            tail = max(keep - head, 0)
+            prefix = prefix[:head] + (prefix[len(prefix) - tail :] if tail else [])
+        ids, positions = list(prefix), []
+        for part in parts:
+            if len(ids) + len(part) > self.max_length:
+                if not positions:  # even the first step is too long: keep its end and separator
+                    part = part[len(ids) + len(part) - self.max_length :]
+                else:
+                    break
+            ids += part
+            positions.append(len(ids) - 1)
+        return EncodedSteps(ids, positions, len(positions), cut)
+
+
+def pad_steps(encoded: Sequence[EncodedSteps], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch with (row, col) of every kept step's separator."""
+    width = max(len(e.input_ids) for e in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    rows, cols = [], []
+    for i, e in enumerate(encoded):
+        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[i, : len(e.input_ids)] = 1
+        rows += [i] * len(e.positions)
+        cols += e.positions
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "step_rows": torch.tensor(rows, dtype=torch.long),
+        "step_cols": torch.tensor(cols, dtype=torch.long),
+    }
+
+
+def step_logits(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The logit at every (``step_rows``, ``step_cols``) of ``batch`` (float32)."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return out.logits[..., 0][batch["step_rows"], batch["step_cols"]].float()
+
+
+class ProcessRewardModel:
+    """A loaded PRM: :meth:`score_steps` per step, :meth:`score` per solution (aggregated)."""
+
+    def __init__(self, model: Any, tokenizer: Any, info: dict[str, Any]) -> None:
+        self.model, self.tokenizer, self.info = model.eval(), tokenizer, info
+        self.encoder = StepEncoder(tokenizer, int(info["max_length"]), list(info["separator_ids"]))
+        self.aggregation = info.get("aggregation", "min")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> ProcessRewardModel:
+        """Load a ``kind: prm`` checkpoint (``rewardlab.json`` + a token-classification model)."""
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        info = json.loads((Path(path) / "rewardlab.json").read_text())
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1)
+        return cls(model, tokenizer, info)
+
+    @torch.inference_mode()
+    def step_probabilities(
+        self, prompts: Sequence[Text], solutions: Sequence[Sequence[str]], batch_size: int = 8
+    ) -> list[list[float]]:
+        """P(step correct) for every step of every solution (steps cut by truncation get ``nan``)."""
+        encoded = [self.encoder.encode(p, s) for p, s in zip(prompts, solutions, strict=True)]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+        out: list[list[float]] = [[] for _ in encoded]
+        device = next(self.model.parameters()).device
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = {
+                k: v.to(device)
+                for k, v in pad_steps([encoded[i] for i in idx], self.tokenizer.pad_token_id).items()
+            }
+            probs = torch.sigmoid(step_logits(self.model, batch)).tolist()
+            at = 0
+            for i in idx:
+                k = encoded[i].steps_kept
+                out[i] = probs[at : at + k] + [math.nan] * (len(solutions[i]) - k)
+                at += k
+        return out
+
+    def score_steps(self, prompt: Text, steps: Sequence[str]) -> list[float]:
+        """P(step correct) for each step of one solution."""
+        return self.step_probabilities([prompt], [list(steps)])[0]
+
+    def score_solutions(
+        self,
+        prompts: Sequence[Text],
+        solutions: Sequence[Sequence[str]],
+        aggregation: str | None = None,
+        batch_size: int = 8,
+    ) -> list[float]:
+        """One score per solution: its steps' probabilities aggregated (default: the checkpoint's)."""
+        how = aggregation or self.aggregation
+        return [
+            aggregate_steps([p for p in probs if not math.isnan(p)] or [0.0], how)
+            for probs in self.step_probabilities(prompts, solutions, batch_size)
+        ]
+
+    def score(
+        self,
+        prompts: Sequence[Text],
+        responses: Sequence[Text],
+        batch_size: int = 8,
+        aggregation: str | None = None,
+        **kw: Any,
+    ) -> list[float]:
+        """Like :meth:`RewardModel.score`: each response is split into steps (:func:`split_steps`)."""
+        return self.score_solutions(
+            prompts, [split_steps(text_plain(r)) for r in responses], aggregation, batch_size
+        )
