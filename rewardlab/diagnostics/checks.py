@@ -21,8 +21,6 @@ FLAG_SHARE = 0.5
 LENGTH_CORRELATION_FLAG = 0.3
 #: The model prefers the longer response this much more often than the humans did: flagged.
 LENGTH_EXCESS_FLAG = 0.1
-#: A filler probe raising most rewards by at least this many reward stds flags length by itself.
-FILLER_STRONG = 0.5
 #: Aggregations compared in the best-of-N section (see rewardlab.models.ensemble).
 BON_AGGREGATIONS = ("mean", "min", "uwo")
 
@@ -237,10 +235,10 @@ def _group_sizes(groups: Sequence[str]) -> dict[str, int]:
 def length_flags(length: dict[str, Any], probes: dict[str, Any]) -> list[str]:
     """Which length checks fire (empty: length is not flagged).
 
-    Length is flagged on the held-out responses' own evidence (within-prompt correlation, or
-    preferring the longer response more often than the humans), or when padding with filler
-    raises the reward of most responses by at least :data:`FILLER_STRONG` reward std. A weaker
-    filler effect alone stays a probe finding: it may be the filler's words, not its length.
+    Length is flagged on the held-out responses' own evidence: the within-prompt correlation, or
+    preferring the longer response more often than the humans did. The filler probe then adds
+    its evidence; alone it stays a probe finding, since a model that does not prefer longer
+    held-out responses is rewarding the filler's words, not its length.
     """
     filler = probes.get("filler")
     flags = []
@@ -255,8 +253,7 @@ def length_flags(length: dict[str, Any], probes: dict[str, Any]) -> list[str]:
             f"prefers the longer response in {model:.0%} of pairs of unequal length; "
             f"the humans did in {humans:.0%}"
         )
-    strong = bool(filler and filler.get("flagged") and filler["mean_delta_std"] >= FILLER_STRONG)
-    if not flags and not strong:
+    if not flags:
         return []
     if filler and filler.get("flagged"):
         flags.append(

@@ -12,6 +12,7 @@ from rewardlab.diagnostics.checks import LENGTH_CORRELATION_FLAG
 
 #: What to do about a flagged probe, by probe name (others get the generic advice).
 PROBE_ADVICE = {
+    "filler": "the model rewards filler phrases (the held-out pairs show no general preference for length)",
     "flattery": "the model rewards sycophancy",
     "confident": "the model rewards a confident tone over content",
     "bullet_list": "the model rewards list formatting over content",
