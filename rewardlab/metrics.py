@@ -462,3 +462,62 @@ def fit_gao(d: Sequence[float], gain: Sequence[float]) -> tuple[float, float] | 
     alpha = (t1 * s4 - t2 * s3) / det
     b = (s2 * t2 - s3 * t1) / det  # coefficient of d²
     return alpha, -b
+
+
+def step_metrics(logits: list[float], targets: list[float]) -> dict[str, float]:
+    """Step-level metrics of a process reward model from its step logits and targets (1 = correct).
+
+    ``loss`` (mean binary cross-entropy), ``step_accuracy`` (logit > 0 read as "correct";
+    targets ≥ 0.5 as correct), ``wrong_step_f1`` (F1 of finding the wrong steps), and
+    ``step_auroc`` (AUROC of the logit for the correct steps).
+    """
+    if not logits:
+        return {}
+    correct = [y >= 0.5 for y in targets]
+    pred_ok = [z > 0 for z in logits]
+    tp = sum(not p and not c for p, c in zip(pred_ok, correct, strict=True))  # wrong step caught
+    fp = sum(not p and c for p, c in zip(pred_ok, correct, strict=True))
+    fn = sum(p and not c for p, c in zip(pred_ok, correct, strict=True))
+    loss = sum(
+        -(y * log_sigmoid(z) + (1 - y) * log_sigmoid(-z)) for z, y in zip(logits, targets, strict=True)
+    )
+    out = {
+        "loss": loss / len(logits),
+        "step_accuracy": sum(p == c for p, c in zip(pred_ok, correct, strict=True)) / len(logits),
+        "wrong_step_f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan"),
+        "steps": float(len(logits)),
+    }
+    auc = auroc(logits, correct)
+    if auc is not None:
+        out["step_auroc"] = auc
+    return out
+
+
+def first_error(probs: Sequence[float], threshold: float = 0.5) -> int | None:
+    """The index of the first step whose probability of being correct is below ``threshold``."""
+    return next((i for i, p in enumerate(probs) if p < threshold), None)
+
+
+def first_error_metrics(
+    predicted: Sequence[int | None], gold: Sequence[int | None]
+) -> dict[str, float | None]:
+    """ProcessBench-style first-error identification (Zheng et al. 2024, arXiv 2412.06559).
+
+    ``accuracy_erroneous``: share of solutions with an error whose first wrong step is predicted
+    exactly; ``accuracy_correct``: share of error-free solutions predicted error-free; ``f1``:
+    their harmonic mean. ``None`` where a side has no solutions.
+    """
+    err = [p == g for p, g in zip(predicted, gold, strict=True) if g is not None]
+    ok = [p is None for p, g in zip(predicted, gold, strict=True) if g is None]
+    a = sum(err) / len(err) if err else None
+    b = sum(ok) / len(ok) if ok else None
+    f1 = None
+    if a is not None and b is not None:
+        f1 = 2 * a * b / (a + b) if a + b else 0.0
+    return {
+        "solutions_erroneous": len(err),
+        "solutions_correct": len(ok),
+        "accuracy_erroneous": a,
+        "accuracy_correct": b,
+        "f1": f1,
+    }

@@ -51,6 +51,11 @@ class EvalConfig:
     )
     check_pairs: int = opt(16, help="Pairs re-scored alone and in another batch for the consistency checks.")
     seed: int = opt(0, help="Seed of the bootstrap and of the check sample.")
+    candidates: str | None = opt(
+        None,
+        help="Best-of-N pool with an outcome label per candidate (e.g. GSM8K is_correct): report each "
+        "model's selection accuracy (a PRM: per aggregation).",
+    )
 
     def __post_init__(self) -> None:
         if not self.model or not self.data:

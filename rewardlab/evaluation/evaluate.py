@@ -103,7 +103,7 @@ def model_record(path: str, model: Any) -> dict[str, Any]:
         "method": info.get("method", "full" if info else "sequence-classification folder"),
         "base_model": info.get("base_model", str(path)),
         "max_length": info.get("max_length"),
-        "ensemble": (info.get("head") or {}).get("ensemble"),
+        "ensemble": info["head"].get("ensemble") if isinstance(info.get("head"), dict) else None,
     }
 
 
@@ -269,6 +269,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     """Run ``rewardlab eval``: score, compute the metrics, write every output; return metrics.json."""
     from rewardlab import __version__
     from rewardlab.config import save_yaml
+    from rewardlab.data import StepwiseDataError
     from rewardlab.evaluation.report import write_reports
     from rewardlab.io_utils import write_json, write_text
     from rewardlab.training.run import _quiet_transformers
@@ -276,7 +277,17 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     _quiet_transformers()
     out = Path(cfg.out)
     sections = read_sections(cfg.sections)
-    datasets = load_datasets(cfg)
+    try:
+        datasets = load_datasets(cfg)
+    except StepwiseDataError:
+        from rewardlab.evaluation.steps import evaluate_steps
+
+        return evaluate_steps(cfg)
+    pools, bon = None, None
+    if cfg.candidates:
+        from rewardlab.evaluation.steps import read_pools
+
+        pools, bon = read_pools(cfg.candidates)
     model_entries = [split_name(m) for m in cfg.model]
     names = unique_names(model_entries)
     results: dict[str, dict[str, Any]] = {d.name: {} for d in datasets}
@@ -303,6 +314,11 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                 f"{m['length_baseline_accuracy']:.3f} ({m['n_pairs']} pairs, {seconds:.1f} s)",
                 soft_wrap=True,
             )
+        if pools is not None and bon is not None:
+            from rewardlab.evaluation.steps import bon_report
+
+            bon["models"][name] = bon_report(model, pools, cfg.batch_size)
+            console.print(f"  best-of-N on {cfg.candidates}: {bon['models'][name]}", soft_wrap=True)
         del model
     report = {
         "rewardlab_version": __version__,
@@ -317,6 +333,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             for d in datasets
         },
         "results": results,
+        "best_of_n": bon,
     }
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, out / "eval_config.yaml")

@@ -218,6 +218,11 @@ def render_markdown(report: dict[str, Any], plots: dict[str, list[tuple[str, str
         md += [f"## {title}", "", *md_table(header, rows)]
         for caption, path in plots.get(title, []):
             md += [f"![{caption}]({path})", ""]
+    if report.get("best_of_n"):
+        from rewardlab.evaluation.steps import bon_table
+
+        title, header, rows = bon_table(report["best_of_n"])
+        md += [f"## {title}", "", *md_table(header, rows)]
     md += ["Metric definitions: see the README (`rewardlab eval`). All numbers are in metrics.json.", ""]
     return "\n".join(md)
 
@@ -234,6 +239,11 @@ def render_html(report: dict[str, Any], plots: dict[str, list[tuple[str, str]]],
     for title, header, rows in _tables(report):
         parts += [f"<h2>{e(title)}</h2>", html_table(header, rows)]
         parts += [html_figure(caption, path, out) for caption, path in plots.get(title, [])]
+    if report.get("best_of_n"):
+        from rewardlab.evaluation.steps import bon_table
+
+        title, header, rows = bon_table(report["best_of_n"])
+        parts += [f"<h2>{e(title)}</h2>", html_table(header, rows)]
     parts.append(
         "<p>Metric definitions: see the README (<code>rewardlab eval</code>). "
         "All numbers are in metrics.json.</p>"

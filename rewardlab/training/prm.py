@@ -99,35 +99,11 @@ class PRMTrainer(Trainer):
             pairs = gather_object(pairs)
         metrics = {
             f"{metric_key_prefix}_{k}": v
-            for k, v in step_metrics([z for z, _ in pairs], [y for _, y in pairs]).items()
+            for k, v in M.step_metrics([z for z, _ in pairs], [y for _, y in pairs]).items()
         }
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
-
-
-def step_metrics(logits: list[float], targets: list[float]) -> dict[str, float]:
-    """Loss, accuracy (threshold 0.5), AUROC of P(correct) for correct steps, F1 for wrong steps."""
-    if not logits:
-        return {}
-    correct = [y >= 0.5 for y in targets]
-    pred_ok = [z > 0 for z in logits]
-    tp = sum(not p and not c for p, c in zip(pred_ok, correct, strict=True))  # wrong step caught
-    fp = sum(not p and c for p, c in zip(pred_ok, correct, strict=True))
-    fn = sum(p and not c for p, c in zip(pred_ok, correct, strict=True))
-    loss = sum(
-        -(y * M.log_sigmoid(z) + (1 - y) * M.log_sigmoid(-z)) for z, y in zip(logits, targets, strict=True)
-    )
-    out = {
-        "loss": loss / len(logits),
-        "step_accuracy": sum(p == c for p, c in zip(pred_ok, correct, strict=True)) / len(logits),
-        "wrong_step_f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan"),
-        "steps": float(len(logits)),
-    }
-    auc = M.auroc(logits, correct)
-    if auc is not None:
-        out["step_auroc"] = auc
-    return out
 
 
 def split_examples(examples: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any]]:
@@ -296,7 +272,11 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         "kind": "prm",
         "method": "lora" if cfg.lora and not cfg.merge else "full",
         "arch": arch,
-        "head": "token classification, 1 logit per step separator (log-odds that the step is correct)",
+        "head": {
+            "kind": "token-classification",
+            "outputs": 1,
+            "read_at": "every step separator: the log-odds that the step is correct",
+        },
         "base_model": str(Path(cfg.model).resolve()) if Path(cfg.model).exists() else cfg.model,
         "max_length": cfg.max_length,
         "step_separator": separator,

@@ -1,0 +1,219 @@
+"""``rewardlab eval`` on step-labelled data, and best-of-N selection accuracy on a labelled pool.
+
+Step-labelled data (:mod:`rewardlab.data.stepwise`): for each process reward model, step-level
+accuracy, wrong-step F1 and AUROC (:func:`rewardlab.metrics.step_metrics`), and ProcessBench-style
+first-error identification: the predicted first error is the first step with P(correct) < 0.5,
+compared with the human one (:func:`rewardlab.metrics.first_error_metrics`). Outcome models have no
+step scores and are reported as such.
+
+Best-of-N (``--candidates``, a pool whose candidates carry outcome labels such as GSM8K's
+``is_correct``): per model, the mean label of the candidate it ranks first (ties share the pick),
+for a PRM under each aggregation (min, prod, last, mean), against picking at random and an oracle.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from rewardlab import metrics as M
+from rewardlab.data.schema import text_plain
+from rewardlab.errors import RewardlabError
+
+console = Console()
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return math.log(p / (1 - p))
+
+
+def step_report(model: Any, examples: list[Any], batch_size: int) -> dict[str, Any]:
+    """Step-level and first-error metrics of one PRM on stepwise examples."""
+    probs = model.step_probabilities([e.prompt for e in examples], [e.steps for e in examples], batch_size)
+    logits, targets, predicted, gold, cut = [], [], [], [], 0
+    for e, ps in zip(examples, probs, strict=True):
+        kept = [p for p in ps if not math.isnan(p)]
+        cut += len(ps) - len(kept)
+        for p, y in zip(kept, e.labels, strict=False):
+            if y is not None:
+                logits.append(_logit(p))
+                targets.append(y)
+        if all(y is None for y in e.labels):
+            continue
+        gold.append(next((i for i, y in enumerate(e.labels) if y is not None and y < 0.5), None))
+        predicted.append(M.first_error(kept))
+    return {
+        "solutions": len(examples),
+        "steps_cut_by_max_length": cut,
+        **M.step_metrics(logits, targets),
+        "first_error": M.first_error_metrics(predicted, gold),
+    }
+
+
+def bon_report(model: Any, pools: list[Any], batch_size: int) -> dict[str, float]:
+    """Mean outcome label of each model's best-of-N pick (a PRM: per aggregation)."""
+    from rewardlab.models.prm import PRM_AGGREGATIONS, ProcessRewardModel, aggregate_steps, split_steps
+
+    def pick(scores: list[float], gold: list[float]) -> float:
+        best = max(scores)
+        tied = [g for s, g in zip(scores, gold, strict=True) if s == best]
+        return sum(tied) / len(tied)
+
+    prompts = [p.prompt for p in pools for _ in p.texts]
+    texts = [t for p in pools for t in p.texts]
+    out: dict[str, float] = {}
+    if isinstance(model, ProcessRewardModel):
+        probs = model.step_probabilities(prompts, [split_steps(text_plain(t)) for t in texts], batch_size)
+        for how in PRM_AGGREGATIONS:
+            flat = [aggregate_steps([x for x in ps if not math.isnan(x)] or [0.0], how) for ps in probs]
+            out[how] = _mean_pick(pools, flat, pick)
+    else:
+        out["score"] = _mean_pick(pools, model.score(prompts, texts, batch_size=batch_size), pick)
+    return out
+
+
+def _mean_pick(pools: list[Any], flat: list[float], pick: Any) -> float:
+    at, total = 0, 0.0
+    for p in pools:
+        total += pick(flat[at : at + len(p.texts)], p.gold)
+        at += len(p.texts)
+    return total / len(pools)
+
+
+def read_pools(path: str) -> tuple[list[Any], dict[str, Any]]:
+    """A candidate pool whose every candidate has an outcome label, and its baselines."""
+    from rewardlab.serving.files import read_candidates
+
+    pools = read_candidates(path)
+    missing = [p.where for p in pools if p.gold is None]
+    if missing:
+        raise RewardlabError(
+            f"{missing[0]}: --candidates needs an outcome label per candidate (is_correct, score …)"
+        )
+    return pools, {
+        "path": path,
+        "pools": len(pools),
+        "candidates": sum(len(p.texts) for p in pools),
+        "random": sum(sum(p.gold) / len(p.gold) for p in pools) / len(pools),
+        "oracle": sum(max(p.gold) for p in pools) / len(pools),
+        "models": {},
+    }
+
+
+def evaluate_steps(cfg: Any) -> dict[str, Any]:
+    """``rewardlab eval`` when the data is step-labelled: write metrics.json and report.md/.html."""
+    from rewardlab import __version__
+    from rewardlab.config import save_yaml
+    from rewardlab.data.stepwise import load_stepwise
+    from rewardlab.evaluation.evaluate import load_model, model_record, split_name, unique_names
+    from rewardlab.io_utils import write_json, write_text
+    from rewardlab.models.prm import ProcessRewardModel
+
+    entries = [split_name(d) for d in cfg.data]
+    datasets = {
+        name: load_stepwise(path, on_error=cfg.on_error)
+        for name, (_, path) in zip(unique_names(entries), entries, strict=True)
+    }
+    model_entries = [split_name(m) for m in cfg.model]
+    pools, bon = read_pools(cfg.candidates) if cfg.candidates else (None, None)
+    results: dict[str, dict[str, Any]] = {name: {} for name in datasets}
+    models = {}
+    for name, (_, path) in zip(unique_names(model_entries), model_entries, strict=True):
+        model = load_model(path, cfg.max_length)
+        models[name] = model_record(path, model)
+        for dname, data in datasets.items():
+            if isinstance(model, ProcessRewardModel):
+                r = step_report(model, data.examples, cfg.batch_size)
+                fe = r["first_error"]
+                console.print(
+                    f"{name} on {dname}: step accuracy {r.get('step_accuracy', math.nan):.3f}, AUROC "
+                    f"{r.get('step_auroc', math.nan):.3f}, first-error F1 {_f(fe['f1'])}",
+                    soft_wrap=True,
+                )
+            else:
+                r = {"skipped": "an outcome reward model gives no step scores"}
+            results[dname][name] = r
+        if pools is not None and bon is not None:
+            bon["models"][name] = bon_report(model, pools, cfg.batch_size)
+            console.print(f"{name} best-of-N on {cfg.candidates}: {bon['models'][name]}", soft_wrap=True)
+    report = {
+        "rewardlab_version": __version__,
+        "kind": "stepwise",
+        "models": models,
+        "datasets": {n: {"solutions": len(d.examples), "dropped": len(d.drops)} for n, d in datasets.items()},
+        "results": results,
+        "best_of_n": bon,
+    }
+    out = Path(cfg.out)
+    save_yaml(cfg, out / "eval_config.yaml")
+    write_json(out / "metrics.json", report)
+    write_text(out / "report.md", render_markdown(report))
+    write_text(out / "report.html", render_html(report))
+    console.print(
+        f"wrote {out / 'report.html'}, {out / 'report.md'} and {out / 'metrics.json'}", soft_wrap=True
+    )
+    return report
+
+
+def _f(x: float | None, spec: str = "{:.3f}") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else spec.format(x)
+
+
+ROWS = (
+    ("step_accuracy", "step accuracy"),
+    ("step_auroc", "step AUROC"),
+    ("wrong_step_f1", "wrong-step F1"),
+    ("loss", "step log loss"),
+)
+
+
+def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of the stepwise report."""
+    out = []
+    names = list(report["models"])
+    for dname, per in report["results"].items():
+        rows = [[label] + [_f(per[m].get(key)) for m in names] for key, label in ROWS]
+        for key, label in (
+            ("accuracy_erroneous", "first error found exactly (erroneous solutions)"),
+            ("accuracy_correct", "no error predicted (correct solutions)"),
+            ("f1", "first-error F1 (harmonic mean)"),
+        ):
+            rows.append([label] + [_f((per[m].get("first_error") or {}).get(key)) for m in names])
+        out.append((dname, ["metric", *names], rows))
+    if report.get("best_of_n"):
+        out.append(bon_table(report["best_of_n"]))
+    return out
+
+
+def bon_table(bon: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """The best-of-N selection table (also used by the pairwise report)."""
+    rows = [["random pick", "", _f(bon["random"])], ["oracle (any correct)", "", _f(bon["oracle"])]]
+    rows += [[m, how, _f(v)] for m, per in bon["models"].items() for how, v in per.items()]
+    title = f"best-of-N on {bon['path']} ({bon['pools']} prompts, {bon['candidates']} candidates)"
+    return title, ["selector", "aggregation", "mean outcome of the pick"], rows
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The stepwise evaluation as Markdown."""
+    from rewardlab.evaluation.report import md_table
+
+    md = ["# rewardlab evaluation report (step-labelled data)", ""]
+    for title, header, rows in tables(report):
+        md += [f"## {title}", "", *md_table(header, rows)]
+    return "\n".join(md)
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The stepwise evaluation as one HTML file."""
+    import html
+
+    from rewardlab.evaluation.report import html_page, html_table
+
+    parts = []
+    for title, header, rows in tables(report):
+        parts += [f"<h2>{html.escape(title)}</h2>", html_table(header, rows)]
+    return html_page("rewardlab evaluation report (step-labelled data)", parts)
