@@ -295,6 +295,18 @@ NormalizeOption = Annotated[bool, typer.Option(help="Normalise with the checkpoi
 BatchOption = Annotated[int, typer.Option(help="Sequences per forward pass.")]
 
 
+@app.command("advise")
+def advise_cmd(
+    data: Annotated[Path, typer.Option(help="Preference or step-labelled data (file or folder).")],
+    out: Annotated[Path | None, typer.Option(help="Folder for advice.json.")] = None,
+    on_error: Annotated[str, typer.Option(help="fail or skip (dropped and counted).")] = "fail",
+) -> None:
+    """Recommend an outcome (ORM) or process (PRM) reward model for this data, with reasons."""
+    from rewardlab.training.advise import advise
+
+    advise(data, out, on_error)
+
+
 @app.command("score")
 def score_cmd(
     model: ModelOption,

@@ -308,14 +308,18 @@ _CODE = re.compile(
 )
 
 
-def task_type(example: StepwiseExample) -> str:
-    """``code``, ``math`` or ``other``, from the solution's text (a heuristic the summary reports)."""
-    text = "\n".join(example.steps)
+def text_task_type(text: str, prompt: str = "") -> str:
+    """``code``, ``math`` or ``other``, from a solution's text (a heuristic the summary reports)."""
     if len(_CODE.findall(text)) >= 2:
         return "code"
-    if _MATH.search(text) or _MATH.search(example.prompt if isinstance(example.prompt, str) else ""):
+    if _MATH.search(text) or _MATH.search(prompt):
         return "math"
     return "other"
+
+
+def task_type(example: StepwiseExample) -> str:
+    """:func:`text_task_type` of a stepwise example."""
+    return text_task_type("\n".join(example.steps), example.prompt if isinstance(example.prompt, str) else "")
 
 
 def _step_key(step: str) -> str:
@@ -385,6 +389,16 @@ def summarize_steps(data: StepwiseData, source: str = "") -> dict[str, Any]:
             "conflicting_steps": conflicting,
         },
         "task_types": dict(types),
+        "last_step_only_share": (
+            sum(
+                1
+                for e in ex
+                if e.labels[-1] is not None and all(v is None for v in e.labels[:-1]) and len(e.labels) > 1
+            )
+            / len(ex)
+            if ex
+            else 0.0
+        ),
         "warnings": [],
     }
     w = summary["warnings"]
