@@ -33,7 +33,8 @@ _BLANK = re.compile(r"\n\s*\n")
 
 def split_steps(solution: str) -> list[str]:
     """A solution text cut into steps: paragraphs if it has blank lines, else non-empty lines."""
-    parts = _BLANK.split(solution) if _BLANK.search(solution) else solution.splitlines()
+    text = solution.strip()
+    parts = _BLANK.split(text) if _BLANK.search(text) else text.splitlines()
     steps = [p.strip() for p in parts if p.strip()]
     return steps or [solution]
 
