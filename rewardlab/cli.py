@@ -178,6 +178,27 @@ def data_split(
     )
 
 
+@data_app.command("outcome-pairs")
+def data_outcome_pairs(
+    path: Annotated[Path, typer.Argument(help="Step-labelled data (file or folder).")],
+    out: Annotated[Path, typer.Option(help="JSONL of preference pairs (explicit format).")],
+    per_prompt: Annotated[int, typer.Option(help="Most pairs per prompt.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the pair choice.")] = 0,
+    on_error: Annotated[str, typer.Option(help="fail or skip (dropped and counted).")] = "fail",
+) -> None:
+    """Pairs of a correct over a wrong solution to the same prompt, to train an ORM on step data."""
+    import json as _json
+
+    from rewardlab.data.stepwise import load_stepwise, outcome_pairs
+    from rewardlab.io_utils import write_text
+
+    rows = outcome_pairs(load_stepwise(path, on_error=on_error).examples, per_prompt, seed)
+    if not rows:
+        raise RewardlabError(f"{path}: no prompt has both a correct and a wrong solution")
+    write_text(out, "".join(_json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    console.print(f"wrote {len(rows)} outcome pairs to {out}", soft_wrap=True)
+
+
 def _summarize_steps(path: Path, out: Path, on_error: str) -> None:
     """The stepwise branch of ``data summarize``: steps, label balance, first errors, inconsistencies."""
     from rewardlab.data.stepwise import (

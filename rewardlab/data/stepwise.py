@@ -461,3 +461,33 @@ def write_steps_summary(summary: dict[str, Any], out: str | Path) -> tuple[Path,
     return write_json(out / "data_summary.json", summary), write_text(
         out / "data_summary.md", render_steps_markdown(summary)
     )
+
+
+def outcome_pairs(
+    examples: list[StepwiseExample], per_prompt: int = 8, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Preference pairs (a correct solution over a wrong one to the same prompt) from step labels.
+
+    A solution is correct when every step is labelled and none is wrong, wrong when a step is
+    wrong; others are left out. Per prompt at most ``per_prompt`` pairs, drawn with ``seed``.
+    This is the outcome-level view of the same data, for training an ORM to compare with a PRM.
+    """
+    import random
+
+    from rewardlab.data.schema import text_key
+
+    rng = random.Random(seed)
+    groups: dict[str, tuple[Any, list[str], list[str]]] = {}
+    for e in examples:
+        text = "\n".join(e.steps)
+        entry = groups.setdefault(text_key(e.prompt), (e.prompt, [], []))
+        if any(v is not None and v < 0.5 for v in e.labels):
+            entry[2].append(text)
+        elif all(v is not None for v in e.labels):
+            entry[1].append(text)
+    rows = []
+    for prompt, good, bad in groups.values():
+        combos = [(g, b) for g in dict.fromkeys(good) for b in dict.fromkeys(bad)]
+        rng.shuffle(combos)
+        rows += [{"prompt": prompt, "chosen": g, "rejected": b} for g, b in combos[:per_prompt]]
+    return rows

@@ -236,6 +236,17 @@ class RichProgressCallback(TrainerCallback):
         """Show the newest metrics; print evaluations as their own lines."""
         if self.progress is None or not logs:
             return
+        if "eval_step_accuracy" in logs or "step_accuracy" in logs:  # a process reward model
+            if "eval_loss" in logs:
+                self.progress.console.print(
+                    f"step {state.global_step} eval: loss {logs['eval_loss']:.4f} step accuracy "
+                    f"{logs['eval_step_accuracy']:.3f} AUROC {logs.get('eval_step_auroc', float('nan')):.3f}"
+                )
+            elif "loss" in logs:
+                self.progress.update(
+                    self.task, description=f"loss {logs['loss']:.4f} step acc {logs['step_accuracy']:.3f}"
+                )
+            return
         if "eval_loss" in logs:
             self.progress.console.print(
                 f"step {state.global_step} eval: loss {logs['eval_loss']:.4f} "
