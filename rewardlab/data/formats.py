@@ -235,22 +235,22 @@ def read_prompt(rec: Mapping[str, Any], field: str, where: str) -> Text:
 # --------------------------------------------------------------------------- stepwise
 
 
+#: How each stepwise format is named in messages.
+STEP_FORMAT_NAMES = {
+    "mrben": "Mr-Ben (Model_Solution_Steps)",
+    "bbm": "BIG-Bench-Mistake (steps, mistake_index)",
+    "prm800k": "PRM800K (label.steps)",
+    "math_shepherd": "Math-Shepherd (ки step tags)",
+    "trl": "TRL stepwise (prompt, completions, labels)",
+}
+
+
 def stepwise_signature(keys: set[str], rec: Mapping[str, Any]) -> str | None:
     """Name the step-labelled format a record is in, or ``None``."""
-    if "Model_Solution_Steps" in keys:
-        return "Mr-Ben (Model_Solution_Steps)"
-    if "steps" in keys and "mistake_index" in keys:
-        return "BIG-Bench-Mistake (steps, mistake_index)"
-    label = rec.get("label")
-    if isinstance(label, Mapping) and "steps" in label:
-        return "PRM800K (label.steps)"
-    if any(isinstance(rec.get(k), str) and "ки" in rec[k] for k in ("input", "label")):
-        return "Math-Shepherd (ки step tags)"
-    if "completions" in keys and "labels" in keys and "prompt" in keys:
-        return "TRL stepwise (prompt, completions, labels)"
-    if "steps" in keys and ("labels" in keys or "step_labels" in keys):
-        return "stepwise (steps, labels)"
-    return None
+    from rewardlab.data.stepwise import detect_step_format
+
+    fmt = detect_step_format(rec)
+    return STEP_FORMAT_NAMES[fmt] if fmt else None
 
 
 # --------------------------------------------------------------------------- implicit split

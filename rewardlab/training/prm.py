@@ -147,12 +147,11 @@ def encode_all(
 
 def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any:
     """Run ``rewardlab train --kind prm`` (see the module doc); return a TrainResult."""
-    from peft import LoraConfig, TaskType, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForTokenClassification, AutoTokenizer, PrinterCallback, set_seed
 
     from rewardlab.data.stepwise import load_stepwise, summarize_steps, write_steps_summary
     from rewardlab.io_utils import write_json
-    from rewardlab.models.encoding import DECODER
     from rewardlab.models.presets import resolve_model_path
     from rewardlab.models.prm import resolve_separator
     from rewardlab.models.reward_model import INFO_FILE, ensure_pad_token, model_arch
@@ -161,6 +160,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         TrainResult,
         _training_args,
         is_main_process,
+        lora_config,
         resume_checkpoint,
         run_callbacks,
         save_checkpoint,
@@ -220,17 +220,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
                 f"did not fit in --max-length {cfg.max_length} and were left out (counted in {TRAIN_SUMMARY})"
             )
     if cfg.lora:
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                task_type=TaskType.TOKEN_CLS,
-                r=cfg.lora_r,
-                lora_alpha=cfg.lora_alpha,
-                lora_dropout=cfg.lora_dropout,
-                target_modules=cfg.lora_targets or "all-linear",
-                modules_to_save=["score" if arch == DECODER else "classifier"],
-            ),
-        )
+        model = get_peft_model(model, lora_config(cfg, arch, "TOKEN_CLS"))
     trainer = PRMTrainer(
         model=model,
         args=_training_args(cfg, out, bool(eval_items)),

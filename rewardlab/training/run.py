@@ -123,14 +123,17 @@ def _training_args(cfg: TrainConfig, out: Path, has_eval: bool) -> Any:
     )
 
 
-def lora_config(cfg: TrainConfig, arch: str) -> Any:
-    """The PEFT LoRA config of a run; the score (or classifier) head is trained and saved in full."""
+def lora_config(cfg: TrainConfig, arch: str, task: str = "SEQ_CLS") -> Any:
+    """The PEFT LoRA config of a run; the score (or classifier) head is trained and saved in full.
+
+    ``task`` is PEFT's task type: ``SEQ_CLS`` for outcome models, ``TOKEN_CLS`` for PRMs.
+    """
     from peft import LoraConfig, TaskType
 
     from rewardlab.models.encoding import DECODER
 
     return LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType[task],
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
