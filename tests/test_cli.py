@@ -90,8 +90,14 @@ def test_bad_data_gives_located_error_and_keeps_earlier_output(tmp_path, capsys)
 
 def test_stepwise_file_message(tmp_path, capsys):
     path = write_jsonl(tmp_path / "s.jsonl", [{"input": "q", "steps": ["a"], "mistake_index": None}])
-    assert main(["data", "summarize", str(path), "--out", str(tmp_path / "o")]) == 2
-    assert "stepwise data" in capsys.readouterr().err
+    # summarize reads step-labelled data with the stepwise reader ...
+    assert main(["data", "summarize", str(path), "--out", str(tmp_path / "o")]) == 0
+    assert '"kind": "stepwise"' in (tmp_path / "o" / "data_summary.json").read_text()
+    capsys.readouterr()
+    # ... and outcome-model training refuses it, pointing to --kind prm
+    assert main(["train", "--model", str(tmp_path), "--data", str(path), "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "stepwise data" in err and "--kind prm" in err
 
 
 def test_usage_errors(tmp_path, capsys):
