@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +147,7 @@ def encode_all(
 def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any:
     """Run ``rewardlab train --kind prm`` (see the module doc); return a TrainResult."""
     from peft import get_peft_model
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, PrinterCallback, set_seed
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
 
     from rewardlab.data.stepwise import load_stepwise, summarize_steps, write_steps_summary
     from rewardlab.io_utils import write_json
@@ -161,8 +160,8 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         _training_args,
         is_main_process,
         lora_config,
-        resume_checkpoint,
         run_callbacks,
+        run_trainer,
         save_checkpoint,
     )
 
@@ -230,12 +229,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         processing_class=tokenizer,
         callbacks=run_callbacks(cfg, warn),
     )
-    trainer.remove_callback(PrinterCallback)
-    resume_from = resume_checkpoint(cfg, warn, say)
-    start = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    runtime = time.time() - start
-    eval_metrics = trainer.evaluate() if eval_items else {}
+    result, runtime, eval_metrics = run_trainer(trainer, cfg, bool(eval_items), warn, say)
     final = save_checkpoint(trainer, tokenizer, out, cfg.lora, cfg.merge, resized)
     if final is None:
         return TrainResult(out, {}, warnings)

@@ -219,7 +219,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         return train_prm(cfg, warn, say, warnings)
     train_data, eval_data, split = _load_data(cfg)
 
-    from transformers import PrinterCallback, set_seed
+    from transformers import set_seed
 
     from rewardlab.data.summary import summarize, write_summary
     from rewardlab.models.encoding import SequenceEncoder
@@ -317,12 +317,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         group_lengths=lengths,
         callbacks=run_callbacks(cfg, warn),
     )
-    trainer.remove_callback(PrinterCallback)
-    resume_from = resume_checkpoint(cfg, warn, say)
-    start = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    runtime = time.time() - start
-    eval_metrics = trainer.evaluate() if eval_groups else {}
+    result, runtime, eval_metrics = run_trainer(trainer, cfg, bool(eval_groups), warn, say)
     return finish_run(
         trainer=trainer,
         eval_metrics=eval_metrics,
@@ -343,6 +338,20 @@ NATIVE_TOKENIZATION = (
     "prompt and response tokenized separately; decoders: [BOS] prompt response EOS, reward at EOS; "
     "encoders: the tokenizer's pair form, model pooling"
 )
+
+
+def run_trainer(
+    trainer: Any, cfg: TrainConfig, has_eval: bool, warn: Any, say: Any
+) -> tuple[Any, float, dict]:
+    """Train (resuming when asked) and evaluate; return the train result, its seconds and the metrics."""
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the Rich bar and the JSONL log replace it
+    resume_from = resume_checkpoint(cfg, warn, say)
+    start = time.time()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    runtime = time.time() - start
+    return result, runtime, (trainer.evaluate() if has_eval else {})
 
 
 def run_callbacks(cfg: TrainConfig, warn: Any) -> list[Any]:
