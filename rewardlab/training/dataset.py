@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rewardlab.data.schema import PreferenceData, text_key
+from rewardlab.data.schema import PreferenceData, Text, text_key
 from rewardlab.models.encoding import Encoded, SequenceEncoder
 
 
@@ -54,15 +54,22 @@ class EncodeReport:
         }
 
 
+def held_out_prompts(prompts: list[Text], share: float, seed: int) -> set[str]:
+    """Keys (:func:`text_key`) of ``ceil(share × distinct prompts)`` prompts, drawn with ``seed``.
+
+    Every split by prompt (pairs and lists here, step-labelled solutions for PRMs) uses this rule.
+    """
+    keys = sorted({text_key(p) for p in prompts})
+    random.Random(seed).shuffle(keys)
+    return set(keys[: math.ceil(share * len(keys))]) if share > 0 else set()
+
+
 def split_by_prompt(data: PreferenceData, share: float, seed: int) -> tuple[PreferenceData, PreferenceData]:
     """Hold out ``share`` of the prompts (all their pairs and lists) as evaluation data.
 
     Splitting by prompt keeps near-copies of a training example out of the held-out set.
     """
-    keys = sorted({text_key(p.prompt) for p in data.pairs} | {text_key(lst.prompt) for lst in data.lists})
-    random.Random(seed).shuffle(keys)
-    n_eval = math.ceil(share * len(keys)) if share > 0 else 0
-    held = set(keys[:n_eval])
+    held = held_out_prompts([p.prompt for p in data.pairs] + [lst.prompt for lst in data.lists], share, seed)
     train = PreferenceData(files=data.files)
     evals = PreferenceData(files=data.files)
     for p in data.pairs:

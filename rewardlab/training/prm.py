@@ -16,7 +16,6 @@ Run: ``rewardlab train --kind prm --model tiny-llama --data ../shared/data/big-b
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +105,11 @@ class PRMTrainer(Trainer):
 
 
 def split_examples(examples: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any]]:
-    """Hold out ``share`` of the prompts (all their solutions), seeded."""
+    """Hold out ``share`` of the prompts (all their solutions), by the rule of ``split_by_prompt``."""
     from rewardlab.data.schema import text_key
+    from rewardlab.training.dataset import held_out_prompts
 
-    prompts = sorted({text_key(e.prompt) for e in examples})
-    random.Random(seed).shuffle(prompts)
-    held = set(prompts[: round(len(prompts) * share)]) if share else set()
+    held = held_out_prompts([e.prompt for e in examples], share, seed)
     return [e for e in examples if text_key(e.prompt) not in held], [
         e for e in examples if text_key(e.prompt) in held
     ]
