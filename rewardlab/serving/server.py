@@ -227,30 +227,21 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     ]
     if cfg.normalize and not all(i.get("normalization") for i in infos):
         raise RewardlabError("--normalize: a model stores no reward normalisation in rewardlab.json")
-    if len(models) == 1:
-        model = models[0]
+    # one model, or the ensemble (which normalises its members by its own rule and ignores ``normalize``)
+    scorer = (
+        models[0]
+        if len(models) == 1
+        else RewardEnsemble(models, cfg.aggregation, cfg.uwo_lambda, normalize=cfg.normalize or None)
+    )
+    options = {
+        "batch_size": cfg.batch_size,
+        "max_tokens": cfg.max_tokens,
+        "normalize": cfg.normalize,
+        "length_correction": cfg.length_correction,
+    }
 
-        def score(prompts: list[Any], responses: list[Any]) -> list[float]:
-            return model.score(
-                prompts,
-                responses,
-                batch_size=cfg.batch_size,
-                max_tokens=cfg.max_tokens,
-                normalize=cfg.normalize,
-                length_correction=cfg.length_correction,
-            )
-
-    else:
-        ensemble = RewardEnsemble(models, cfg.aggregation, cfg.uwo_lambda, normalize=cfg.normalize or None)
-
-        def score(prompts: list[Any], responses: list[Any]) -> list[float]:
-            return ensemble.score(
-                prompts,
-                responses,
-                batch_size=cfg.batch_size,
-                max_tokens=cfg.max_tokens,
-                length_correction=cfg.length_correction,
-            )
+    def score(prompts: list[Any], responses: list[Any]) -> list[float]:
+        return scorer.score(prompts, responses, **options)
 
     info = {
         "models": described,
