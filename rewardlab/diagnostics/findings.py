@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rewardlab.diagnostics.checks import LENGTH_CORRELATION_FLAG
+from rewardlab.evaluation.report import fmt
 
 #: What to do about a flagged probe, by probe name (others get the generic advice).
 PROBE_ADVICE = {
@@ -61,8 +62,8 @@ def _length_finding(report: dict[str, Any]) -> dict[str, Any] | None:
         b, a = c["before"], c["after"]
         evidence.append(
             f"a length correction (alpha {c['alpha']:.3g} per unit of ln(1 + characters)) takes the "
-            f"within-prompt correlation from {_f(b['within_prompt_correlation'])} to "
-            f"{_f(a['within_prompt_correlation'])} and accuracy from {b['accuracy']:.3f} to "
+            f"within-prompt correlation from {fmt(b['within_prompt_correlation'], '{:.2f}')} to "
+            f"{fmt(a['within_prompt_correlation'], '{:.2f}')} and accuracy from {b['accuracy']:.3f} to "
             f"{a['accuracy']:.3f} (cross-fitted)"
         )
         mitigation = (
@@ -76,10 +77,6 @@ def _length_finding(report: dict[str, Any]) -> dict[str, Any] | None:
         "evidence": evidence,
         "mitigation": mitigation + "; " + ADVERSARIAL + ".",
     }
-
-
-def _f(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
 
 
 def _probe_findings(report: dict[str, Any], length_found: bool) -> list[dict[str, Any]]:
@@ -215,9 +212,10 @@ def rank_findings(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[st
     else:
         lc = report["length"]
         notes.append(
-            f"length: no check fired (within-prompt correlation {_f(lc['within_prompt_correlation'])}, "
-            f"prefers the longer response in {_pct(lc['model_prefers_longer'])} of pairs; "
-            f"humans did in {_pct(lc['humans_prefer_longer'])})"
+            "length: no check fired (within-prompt correlation "
+            f"{fmt(lc['within_prompt_correlation'], '{:.2f}')}, "
+            f"prefers the longer response in {fmt(lc['model_prefers_longer'], '{:.0%}')} of pairs; "
+            f"humans did in {fmt(lc['humans_prefer_longer'], '{:.0%}')})"
         )
     findings += _probe_findings(report, length is not None)
     for make in (_bon_finding, _ensemble_finding):
@@ -230,7 +228,3 @@ def rank_findings(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[st
         notes.append(f"probes that passed: {', '.join(passed)}")
     findings.sort(key=lambda f: -f["severity"])
     return findings, notes
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.0%}"

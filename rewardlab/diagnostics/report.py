@@ -6,11 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from rewardlab.evaluation.report import html_figure, html_page, html_table, md_table
-
-
-def _f(x: Any, spec: str = "{:.3f}") -> str:
-    return "n/a" if x is None else spec.format(x)
+from rewardlab.evaluation.report import fmt, html_figure, html_page, html_table, md_table
 
 
 def make_plots(report: dict[str, Any], rewards: list[float], chars: list[int], out: Path) -> dict[str, str]:
@@ -40,9 +36,9 @@ def sections(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[lis
             p["expect"].replace("_", " "),
             str(p["n"]),
             str(p["skipped"]),
-            _f(p.get("mean_delta_std"), "{:+.2f}"),
-            _f(p.get("share_rose"), "{:.0%}"),
-            _f(p.get("share_fell"), "{:.0%}"),
+            fmt(p.get("mean_delta_std"), "{:+.2f}"),
+            fmt(p.get("share_rose"), "{:.0%}"),
+            fmt(p.get("share_fell"), "{:.0%}"),
             "FLAGGED" if p.get("flagged") else "ok",
         ]
         for name, p in report["probes"].items()
@@ -58,13 +54,13 @@ def sections(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[lis
     )
     lc = report["length"]
     rows = [
-        ["Spearman(reward, characters)", _f(lc["spearman"])],
-        ["within-prompt correlation (reward, ln(1 + chars))", _f(lc["within_prompt_correlation"])],
-        ["model prefers the longer response", _f(lc["model_prefers_longer"], "{:.1%}")],
-        ["humans preferred the longer response", _f(lc["humans_prefer_longer"], "{:.1%}")],
-        ["length-only policy gain (reward std)", _f(lc["length_policy_gain_std"], "{:+.3f}")],
-        ["human-preference policy gain (reward std)", _f(lc["human_policy_gain_std"], "{:+.3f}")],
-        ["length-only share of that gain", _f(lc["length_policy_share"], "{:.1%}")],
+        ["Spearman(reward, characters)", fmt(lc["spearman"])],
+        ["within-prompt correlation (reward, ln(1 + chars))", fmt(lc["within_prompt_correlation"])],
+        ["model prefers the longer response", fmt(lc["model_prefers_longer"], "{:.1%}")],
+        ["humans preferred the longer response", fmt(lc["humans_prefer_longer"], "{:.1%}")],
+        ["length-only policy gain (reward std)", fmt(lc["length_policy_gain_std"], "{:+.3f}")],
+        ["human-preference policy gain (reward std)", fmt(lc["human_policy_gain_std"], "{:+.3f}")],
+        ["length-only share of that gain", fmt(lc["length_policy_share"], "{:.1%}")],
     ]
     c = report["length_correction"]
     if c:
@@ -76,13 +72,13 @@ def sections(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[lis
             ],
             [
                 "within-prompt correlation before → after",
-                f"{_f(c['before']['within_prompt_correlation'])} → "
-                f"{_f(c['after']['within_prompt_correlation'])}",
+                f"{fmt(c['before']['within_prompt_correlation'])} → "
+                f"{fmt(c['after']['within_prompt_correlation'])}",
             ],
             [
                 "prefers the longer before → after",
-                f"{_f(c['before']['model_prefers_longer'], '{:.1%}')} → "
-                f"{_f(c['after']['model_prefers_longer'], '{:.1%}')}",
+                f"{fmt(c['before']['model_prefers_longer'], '{:.1%}')} → "
+                f"{fmt(c['after']['model_prefers_longer'], '{:.1%}')}",
             ],
         ]
     out.append(("length", "Length exploitation", ["check", "value"], rows, "Reward against response length"))
@@ -91,11 +87,11 @@ def sections(report: dict[str, Any]) -> list[tuple[str, str, list[str], list[lis
         rows = [
             ["members", str(d["members"])],
             ["pairs (wrong)", f"{d['pairs']} ({d['errors']})"],
-            ["AUROC of spread for wrong pairs", _f(d["auroc_spread_for_errors"])],
-            ["mean spread, right / wrong", f"{_f(d['mean_spread_right'])} / {_f(d['mean_spread_wrong'])}"],
+            ["AUROC of spread for wrong pairs", fmt(d["auroc_spread_for_errors"])],
+            ["mean spread, right / wrong", f"{fmt(d['mean_spread_right'])} / {fmt(d['mean_spread_wrong'])}"],
             [
                 "accuracy, low-spread half / high-spread half",
-                f"{_f(d['accuracy_low_spread_half'])} / {_f(d['accuracy_high_spread_half'])}",
+                f"{fmt(d['accuracy_low_spread_half'])} / {fmt(d['accuracy_high_spread_half'])}",
             ],
         ]
         out.append(

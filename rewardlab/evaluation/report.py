@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,9 @@ HEADLINE = (
 )
 
 
-def fmt(value: Any, spec: str) -> str:
-    """One table cell; ``n/a`` for a missing value."""
-    if value is None:
+def fmt(value: Any, spec: str = "{:.3f}") -> str:
+    """One table cell; ``n/a`` for a missing value (``None`` or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if spec == "ci":
         return f"[{value[0]:.3f}, {value[1]:.3f}]"

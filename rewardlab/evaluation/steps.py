@@ -22,6 +22,7 @@ from rich.console import Console
 from rewardlab import metrics as M
 from rewardlab.data.schema import text_plain
 from rewardlab.errors import RewardlabError
+from rewardlab.evaluation.report import fmt
 
 console = Console()
 
@@ -131,7 +132,7 @@ def evaluate_steps(cfg: Any) -> dict[str, Any]:
                 fe = r["first_error"]
                 console.print(
                     f"{name} on {dname}: step accuracy {r.get('step_accuracy', math.nan):.3f}, AUROC "
-                    f"{r.get('step_auroc', math.nan):.3f}, first-error F1 {_f(fe['f1'])}",
+                    f"{r.get('step_auroc', math.nan):.3f}, first-error F1 {fmt(fe['f1'])}",
                     soft_wrap=True,
                 )
             else:
@@ -159,10 +160,6 @@ def evaluate_steps(cfg: Any) -> dict[str, Any]:
     return report
 
 
-def _f(x: float | None, spec: str = "{:.3f}") -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else spec.format(x)
-
-
 ROWS = (
     ("step_accuracy", "step accuracy"),
     ("step_auroc", "step AUROC"),
@@ -176,13 +173,13 @@ def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     out = []
     names = list(report["models"])
     for dname, per in report["results"].items():
-        rows = [[label] + [_f(per[m].get(key)) for m in names] for key, label in ROWS]
+        rows = [[label] + [fmt(per[m].get(key)) for m in names] for key, label in ROWS]
         for key, label in (
             ("accuracy_erroneous", "first error found exactly (erroneous solutions)"),
             ("accuracy_correct", "no error predicted (correct solutions)"),
             ("f1", "first-error F1 (harmonic mean)"),
         ):
-            rows.append([label] + [_f((per[m].get("first_error") or {}).get(key)) for m in names])
+            rows.append([label] + [fmt((per[m].get("first_error") or {}).get(key)) for m in names])
         out.append((dname, ["metric", *names], rows))
     if report.get("best_of_n"):
         out.append(bon_table(report["best_of_n"]))
@@ -191,8 +188,8 @@ def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
 
 def bon_table(bon: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
     """The best-of-N selection table (also used by the pairwise report)."""
-    rows = [["random pick", "", _f(bon["random"])], ["oracle (any correct)", "", _f(bon["oracle"])]]
-    rows += [[m, how, _f(v)] for m, per in bon["models"].items() for how, v in per.items()]
+    rows = [["random pick", "", fmt(bon["random"])], ["oracle (any correct)", "", fmt(bon["oracle"])]]
+    rows += [[m, how, fmt(v)] for m, per in bon["models"].items() for how, v in per.items()]
     title = f"best-of-N on {bon['path']} ({bon['pools']} prompts, {bon['candidates']} candidates)"
     return title, ["selector", "aggregation", "mean outcome of the pick"], rows
 
