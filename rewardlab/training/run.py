@@ -426,6 +426,17 @@ def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, lora: bool, merge: 
     return final
 
 
+def checkpoint_record(cfg: TrainConfig, arch: str) -> dict[str, Any]:
+    """What ``rewardlab.json`` says of a trained (not embedding) model, outcome or process."""
+    return {
+        "method": "lora" if cfg.lora and not cfg.merge else "full",
+        "arch": arch,
+        "base_model": str(Path(cfg.model).resolve()) if Path(cfg.model).exists() else cfg.model,
+        "max_length": cfg.max_length,
+        "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": cfg.merge} if cfg.lora else None,
+    }
+
+
 def data_record(cfg: TrainConfig, split: dict[str, Any], data_summary: dict[str, Any]) -> dict[str, Any]:
     """The ``data`` block of ``train_summary.json``: source, split, records and drops."""
     c = data_summary["counts"]
@@ -506,16 +517,12 @@ def finish_run(
     write_json(out / TRAIN_SUMMARY, summary)
     info = {
         "kind": "orm",
-        "method": "lora" if cfg.lora and not cfg.merge else "full",
+        **checkpoint_record(cfg, arch),
         "engine": engine,
-        "arch": arch,
-        "base_model": str(Path(cfg.model).resolve()) if Path(cfg.model).exists() else cfg.model,
-        "max_length": cfg.max_length,
         "truncation": cfg.truncation,
         "tokenization": tokenization,
         "pad_token": tokenizer.pad_token,
         "normalization": norm,
-        "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": cfg.merge} if cfg.lora else None,
         "metrics": eval_metrics,
         "train_config": to_dict(cfg),
         "data_summary": data_digest(data_summary),
