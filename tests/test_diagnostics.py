@@ -267,22 +267,12 @@ def test_diagnose_cli_on_a_checkpoint_with_a_labelled_pool(embedding_checkpoint,
     ]
     pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "diag"
-    code = main(
-        [
-            "diagnose",
-            "--model",
-            str(embedding_checkpoint),
-            "--data",
-            str(heldout),
-            "--candidates",
-            str(pool),
-            "--max-responses",
-            "10",
-            "--out",
-            str(out),
-        ]
-    )
-    assert code == 0
+
+    def diagnose_cli(*extra: str) -> int:
+        base = ["diagnose", "--model", str(embedding_checkpoint), "--data", str(heldout), "--out", str(out)]
+        return main([*base, *extra])
+
+    assert diagnose_cli("--candidates", str(pool), "--max-responses", "10") == 0
     report = json.loads((out / "diagnostics.json").read_text())
     assert report["best_of_n"]["n_max"] == 2 and report["best_of_n"]["pools"] == 2
     assert report["members"] == 3  # the checkpoint's three heads
@@ -290,39 +280,10 @@ def test_diagnose_cli_on_a_checkpoint_with_a_labelled_pool(embedding_checkpoint,
     # bad input: an unlabelled pool without --gold, an unknown probe
     bare = tmp_path / "bare.jsonl"
     bare.write_text(json.dumps({"prompt": "p", "responses": ["a", "b"]}) + "\n")
-    assert (
-        main(
-            [
-                "diagnose",
-                "--model",
-                str(embedding_checkpoint),
-                "--data",
-                str(heldout),
-                "--candidates",
-                str(bare),
-                "--out",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert diagnose_cli("--candidates", str(bare)) == 2
     assert "without labels" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "diagnose",
-                "--model",
-                str(embedding_checkpoint),
-                "--data",
-                str(heldout),
-                "--probes",
-                "nope",
-                "--out",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert diagnose_cli("--probes", "nope") == 2
+    assert "unknown probe" in capsys.readouterr().err
 
 
 def test_gsm8k_pool_is_read_with_its_labels(shared_data):
