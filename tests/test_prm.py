@@ -203,6 +203,15 @@ def test_truncation_keeps_labels_and_counts_what_it_cuts(step_setup):
     assert len(short.input_ids) <= 40 and short.prompt_cut > 0 and 0 < short.steps_kept < len(steps)
     assert all(short.input_ids[p] == sep[0] for p in short.positions)
     assert short.input_ids[0] == tok.bos_token_id  # the leading special token survives the cut
+    # a solution with no labelled step is left out of training, and counted
+    from rewardlab.data.schema import StepwiseExample
+    from rewardlab.training.prm import encode_all
+
+    items, report = encode_all(
+        [StepwiseExample("p", ["then 2"], [None]), StepwiseExample("p", ["then 2"], [1.0])],
+        StepEncoder(tok, 40, sep),
+    )
+    assert len(items) == 1 and report["solutions_without_labelled_step"] == 1 and report["solutions"] == 2
 
 
 def test_tiny_prm_learns_the_synthetic_task_and_loads(step_setup, tmp_path):

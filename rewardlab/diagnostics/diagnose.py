@@ -239,9 +239,12 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
     # 4. best-of-N
     bon = None
     if pools is not None:
+        single = sum(len(pl[1]) < 2 for pl in pools)  # nothing to select among: left out, counted
         pools = [pl for pl in pools if len(pl[1]) >= 2]
         if not pools:
             raise RewardlabError("the candidate pool has no prompt with two or more candidates")
+        if single:
+            console.print(f"best-of-N: {single} prompts with a single candidate left out", soft_wrap=True)
         gold, gold_source = _gold(cfg, pools)
         flat = score(
             [p for p, texts, _, _ in pools for _ in texts], [t for _, texts, _, _ in pools for t in texts]
@@ -256,6 +259,7 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
 
         bon = checks.bon_curves(per_pool, agg, checks.BON_AGGREGATIONS if k >= 2 else ("mean",))
         bon["gold_source"] = gold_source
+        bon["prompts_with_one_candidate_left_out"] = single
         bon["candidates_total"] = sum(len(t) for _, t, _, _ in pools)
 
     report: dict[str, Any] = {

@@ -35,7 +35,7 @@ def _logit(p: float) -> float:
 def step_report(model: Any, examples: list[Any], batch_size: int) -> dict[str, Any]:
     """Step-level and first-error metrics of one PRM on stepwise examples."""
     probs = model.step_probabilities([e.prompt for e in examples], [e.steps for e in examples], batch_size)
-    logits, targets, predicted, gold, cut = [], [], [], [], 0
+    logits, targets, predicted, gold, cut, unlabelled = [], [], [], [], 0, 0
     for e, ps in zip(examples, probs, strict=True):
         kept = [p for p in ps if not math.isnan(p)]
         cut += len(ps) - len(kept)
@@ -44,12 +44,14 @@ def step_report(model: Any, examples: list[Any], batch_size: int) -> dict[str, A
                 logits.append(_logit(p))
                 targets.append(y)
         if all(y is None for y in e.labels):
+            unlabelled += 1  # no human first error to compare with
             continue
         gold.append(next((i for i, y in enumerate(e.labels) if y is not None and y < 0.5), None))
         predicted.append(M.first_error(kept))
     return {
         "solutions": len(examples),
         "steps_cut_by_max_length": cut,
+        "solutions_without_labels": unlabelled,
         **M.step_metrics(logits, targets),
         "first_error": M.first_error_metrics(predicted, gold),
     }

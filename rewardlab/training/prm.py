@@ -118,7 +118,11 @@ def split_examples(examples: list[Any], share: float, seed: int) -> tuple[list[A
 def encode_all(
     examples: list[Any], encoder: StepEncoder
 ) -> tuple[list[tuple[EncodedSteps, list[float | None]]], dict[str, int]]:
-    """Encode every solution; count what truncation removed (steps, labelled steps, prompt tokens)."""
+    """Encode every solution; count what truncation removed (steps, labelled steps, prompt tokens).
+
+    A solution left with no labelled step (none labelled, or all cut) has nothing to learn from:
+    it is left out and counted in ``solutions_without_labelled_step``.
+    """
     items = []
     report = {
         "solutions": 0,
@@ -127,6 +131,7 @@ def encode_all(
         "steps_cut": 0,
         "labelled_steps_cut": 0,
         "prompts_cut": 0,
+        "solutions_without_labelled_step": 0,
     }
     for e in examples:
         enc = encoder.encode(e.prompt, e.steps)
@@ -139,6 +144,8 @@ def encode_all(
         report["prompts_cut"] += enc.prompt_cut > 0
         if any(v is not None for v in e.labels[: enc.steps_kept]):
             items.append((enc, e.labels))
+        else:
+            report["solutions_without_labelled_step"] += 1
     return items, report
 
 
@@ -212,6 +219,11 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         f"aggregation {cfg.aggregation}"
     )
     for name, rep in (("training", train_report), ("held-out", eval_report)):
+        if rep["solutions_without_labelled_step"]:
+            warn(
+                f"{name}: {rep['solutions_without_labelled_step']} solutions have no labelled step within "
+                f"--max-length {cfg.max_length} and were left out (counted in {TRAIN_SUMMARY})"
+            )
         if rep["steps_cut"]:
             warn(
                 f"{name}: {rep['steps_cut']} steps ({rep['labelled_steps_cut']} labelled) of {rep['steps']} "
