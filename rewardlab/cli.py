@@ -314,6 +314,12 @@ app.command("serve")(
 ModelOption = Annotated[str, typer.Option(help="Reward model folder (any rewardlab checkpoint).")]
 NormalizeOption = Annotated[bool, typer.Option(help="Normalise with the checkpoint's mean/std.")]
 BatchOption = Annotated[int, typer.Option(help="Sequences per forward pass.")]
+LayoutOption = Annotated[
+    str,
+    typer.Option(
+        help="auto (packed for decoders), packed (shared prompts computed once, no padding) or padded."
+    ),
+]
 
 
 @app.command("advise")
@@ -335,12 +341,13 @@ def score_cmd(
     out: Annotated[Path, typer.Option(help="JSONL: each record with its reward added.")],
     normalize: NormalizeOption = False,
     batch_size: BatchOption = 16,
+    layout: LayoutOption = "auto",
 ) -> None:
     """Score every (prompt, response) record of a file."""
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.serving.files import score_file
 
-    n = score_file(RewardModel.from_pretrained(model), data, out, normalize, batch_size)
+    n = score_file(RewardModel.from_pretrained(model), data, out, normalize, batch_size, layout)
     console.print(f"scored {n} responses; wrote {out}", soft_wrap=True)
 
 
@@ -351,12 +358,13 @@ def bon_cmd(
     out: Annotated[Path, typer.Option(help="JSONL: the best candidate, all scores, the KL bound.")],
     normalize: NormalizeOption = False,
     batch_size: BatchOption = 16,
+    layout: LayoutOption = "auto",
 ) -> None:
     """Best-of-N: pick the highest-reward candidate per prompt."""
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.serving.files import best_of_n
 
-    rows = best_of_n(RewardModel.from_pretrained(model), candidates, out, normalize, batch_size)
+    rows = best_of_n(RewardModel.from_pretrained(model), candidates, out, normalize, batch_size, layout)
     console.print(
         f"chose the best of {sum(r['n'] for r in rows)} candidates for {len(rows)} prompts; wrote {out}"
     )

@@ -18,26 +18,86 @@ def test_length_batches_respect_count_and_token_budget():
     assert length_batches(lengths, order, 16, 12) == [[10, 11, 12], [13], [14], [15]]
 
 
-def test_token_budget_and_pairs_give_the_same_rewards(tiny_models, demo_rows):
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_token_budget_and_pairs_give_the_same_rewards(tiny_models, demo_rows, layout):
     rm = RewardModel.from_pretrained(tiny_models["llama"], max_length=64)
     prompts = [r["prompt"] for r in demo_rows[:24]]
     chosen = [r["chosen"] for r in demo_rows[:24]]
     rejected = [r["rejected"] for r in demo_rows[:24]]
-    plain = rm.score(prompts, chosen, batch_size=8)
-    shapes = []
+    plain = rm.score(prompts, chosen, batch_size=8, layout="padded")
+    inputs = []
     hook = rm.model.register_forward_hook(
-        lambda m, a, k, out: shapes.append(k["input_ids"].shape), with_kwargs=True
+        lambda m, a, k, out: inputs.append(k["input_ids"]), with_kwargs=True
     )
     try:
-        budget = rm.score(prompts, chosen, batch_size=64, max_tokens=200)
+        budget = rm.score(prompts, chosen, batch_size=64, max_tokens=200, layout=layout)
     finally:
         hook.remove()
     assert budget == pytest.approx(plain, abs=1e-5)
-    assert all(b * t <= 200 or b == 1 for b, t in shapes) and len(shapes) > 1
-    c, r = rm.score_pairs(prompts, chosen, rejected)
+    assert len(inputs) > 1
+    if layout == "padded":  # positions: rows x the longest row
+        assert all(ids.numel() <= 200 or len(ids) == 1 for ids in inputs)
+    else:  # real tokens: the rows' sum
+        pad = rm.tokenizer.pad_token_id
+        assert all(int((ids != pad).sum()) <= 200 for ids in inputs)
+    c, r = rm.score_pairs(prompts, chosen, rejected, layout=layout)
     assert c == pytest.approx(plain, abs=1e-5) and r == pytest.approx(rm.score(prompts, rejected), abs=1e-5)
     with pytest.raises(RewardlabError):
         rm.score_pairs(prompts, chosen, rejected[:3])
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
+def test_packed_scoring_equals_one_sequence_at_a_time(tiny_models, demo_rows, arch):
+    """Shared prompts (pairs, a best-of-N group larger than a batch), a prompt cut by max_length,
+    a one-token response and unrelated prompts: packed rewards are those of each sequence alone."""
+    rm = RewardModel.from_pretrained(tiny_models[arch], max_length=48)
+    rows = demo_rows[:5]
+    prompts = [r["prompt"] for r in rows for _ in (0, 1)] + ["Say a number."] * 7
+    responses = [r[k] for r in rows for k in ("chosen", "rejected")]
+    responses += ["4", "Seven.", "I think twelve is a fine number.", "1 2", "ten", "no", "Nine!"]
+    prompts.append(" ".join(r["prompt"] for r in demo_rows[:12]))  # cut to fit 48 tokens
+    responses.append("A long prompt gets a short answer.")
+    alone = [rm.score([p], [r], layout="padded")[0] for p, r in zip(prompts, responses, strict=True)]
+    inputs = []
+    hook = rm.model.register_forward_hook(
+        lambda m, a, k, out: inputs.append(k["input_ids"]), with_kwargs=True
+    )
+    try:
+        packed = rm.score(prompts, responses, batch_size=4, layout="packed")
+    finally:
+        hook.remove()
+    assert torch.tensor(alone).std() > 0
+    assert packed == pytest.approx(alone, abs=1e-5)
+    pad = rm.tokenizer.pad_token_id
+    real = sum(int((ids != pad).sum()) for ids in inputs)
+    whole = sum(len(rm.encoder.encode(p, r).input_ids) for p, r in zip(prompts, responses, strict=True))
+    assert real < whole  # the shared prompts were computed once per group
+    assert all(int((ids != pad).sum()) > 0 for ids in inputs)
+    assert rm.score_layout() == "packed"
+
+
+def test_encoders_score_padded_and_refuse_packing(tiny_models):
+    rm = RewardModel.from_pretrained(tiny_models["bert"], max_length=48)
+    assert rm.score_layout() == "padded"
+    with pytest.raises(RewardlabError, match="decoder"):
+        rm.score(["a"], ["b"], layout="packed")
+    with pytest.raises(RewardlabError, match="layout"):
+        rm.score(["a"], ["b"], layout="sideways")
+
+
+def test_prompt_groups_share_only_identical_prompt_ids():
+    from rewardlab.models.encoding import Encoded
+    from rewardlab.models.reward_model import prompt_groups
+
+    def enc(prompt, response):
+        return Encoded([*prompt, *response], None, len(prompt), False)
+
+    items = [enc([1, 2], [5]), enc([1, 3], [6]), enc([1, 2], [7, 8]), enc([1, 2], [9]), enc([1, 2, 4], [5])]
+    assert prompt_groups(items, 16, 100) == [[0, 2, 3], [1], [4]]
+    assert prompt_groups(items, 2, 100) == [[0, 2], [3], [1], [4]]  # at most 2 responses a group
+    # positions: prompt 2 + responses 1 + 2 = 5 fit a budget of 5; one more response would not
+    assert prompt_groups(items, 16, 5) == [[0, 2], [3], [1], [4]]
+    assert prompt_groups(items, 16, 6) == [[0, 2, 3], [1], [4]]
 
 
 def test_aggregations_by_hand():

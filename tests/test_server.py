@@ -155,3 +155,15 @@ def test_load_16_clients_all_answered(server, demo_rows):
     finally:
         ur.install_opener(ur.build_opener())
     assert r["errors"] == 0 and r["requests"] == 320  # latency figures belong in docs/benchmarks.md
+
+
+def test_layout_is_checked_at_start_and_shown_in_info(server, tiny_models):
+    from rewardlab.errors import RewardlabError
+
+    base, _ = server
+    status, info = call(base, "/info")
+    assert status == 200 and info["models"][0]["layout"] == "packed"  # auto, for a decoder
+    with pytest.raises(ValueError, match="layout"):
+        ServeConfig(model=["m"], layout="sideways")
+    with pytest.raises(RewardlabError, match="decoder"):  # an encoder cannot share a prompt
+        create_app(ServeConfig(model=[str(tiny_models["bert"])], layout="packed"))

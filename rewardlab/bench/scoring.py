@@ -1,7 +1,8 @@
 """``rewardlab bench score`` and ``rewardlab bench serve``: scoring throughput and server latency.
 
-``bench score`` scores the same N (prompt, response) pairs three ways and reports responses/s:
-``RewardModel.score`` (sorted by length, batched), a naive per-example loop (one forward pass per
+``bench score`` scores the same N (prompt, response) pairs four ways and reports responses/s:
+``RewardModel.score`` in its default layout and with ``layout="padded"`` (sorted by length,
+batched), a naive per-example loop (one forward pass per
 response, in input order), and the ``transformers`` text-classification pipeline on the same
 model (prompt + response as one text, ``batch_size`` as given, no activation).
 
@@ -69,7 +70,10 @@ def bench_score(
 
     start = time.perf_counter()
     batched = rm.score(prompts, responses, batch_size=batch_size)
-    rows["rewardlab_score"] = {"seconds": time.perf_counter() - start}
+    rows["rewardlab_score"] = {"seconds": time.perf_counter() - start, "layout": rm.score_layout()}
+    start = time.perf_counter()
+    padded = rm.score(prompts, responses, batch_size=batch_size, layout="padded")
+    rows["rewardlab_score_padded"] = {"seconds": time.perf_counter() - start, "layout": "padded"}
 
     start = time.perf_counter()
     naive = [rm.score([p], [r], batch_size=1)[0] for p, r in zip(prompts, responses, strict=True)]
@@ -91,6 +95,7 @@ def bench_score(
         "speedup_vs_naive": rows["naive_loop"]["seconds"] / rows["rewardlab_score"]["seconds"],
         "speedup_vs_pipeline": rows["transformers_pipeline"]["seconds"] / rows["rewardlab_score"]["seconds"],
         "max_abs_diff_batched_vs_naive": max(abs(a - b) for a, b in zip(batched, naive, strict=True)),
+        "max_abs_diff_padded_vs_naive": max(abs(a - b) for a, b in zip(padded, naive, strict=True)),
     }
     write_json(out, report)
     return report

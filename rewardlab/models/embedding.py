@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from rewardlab.data.schema import Text, text_key
+from rewardlab.errors import RewardlabError
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder
 from rewardlab.models.reward_model import PairScoring
 
@@ -264,14 +265,18 @@ class EmbeddingRewardModel(PairScoring):
         progress: bool = False,
         max_tokens: int | None = None,
         length_correction: bool | None = None,
+        layout: str = "auto",
     ) -> list[float]:
         """The ensemble-mean reward per (prompt, response); ``normalize`` uses the stored mean/std.
 
-        ``length_correction`` as in :meth:`RewardModel.score`. ``batch_size`` and ``max_tokens``
-        are accepted for a common signature; the embedder batches by its own ``batch_size``.
+        ``length_correction`` as in :meth:`RewardModel.score`. ``batch_size``, ``max_tokens`` and
+        ``layout`` (``auto`` or ``padded``: an encoder cannot share a prompt) are accepted for a
+        common signature; the embedder batches by its own ``batch_size``.
         """
         from rewardlab.models.reward_model import correct_length, length_correction_of, normalize_rewards
 
+        if layout not in ("auto", "padded"):
+            raise RewardlabError(f"layout {layout!r}: an embedding reward model scores padded rows only")
         correction = length_correction_of(self.info, length_correction)
         mean = self.score_members(prompts, responses, progress).mean(0).tolist()
         if correction:

@@ -140,7 +140,12 @@ def read_candidates(path: str | Path) -> list[Pool]:
 
 
 def score_file(
-    model: Any, data: str | Path, out: str | Path, normalize: bool = False, batch_size: int = 16
+    model: Any,
+    data: str | Path,
+    out: str | Path,
+    normalize: bool = False,
+    batch_size: int = 16,
+    layout: str = "auto",
 ) -> int:
     """Write ``out``: every record of ``data`` with its ``reward``; returns the number scored."""
     from rewardlab.io_utils import write_text
@@ -152,6 +157,7 @@ def score_file(
         batch_size=batch_size,
         normalize=normalize,
         progress=True,
+        layout=layout,
     )
     lines = [
         json.dumps({**rec, "reward": r}, ensure_ascii=False)
@@ -162,7 +168,12 @@ def score_file(
 
 
 def best_of_n(
-    model: Any, candidates: str | Path, out: str | Path, normalize: bool = False, batch_size: int = 16
+    model: Any,
+    candidates: str | Path,
+    out: str | Path,
+    normalize: bool = False,
+    batch_size: int = 16,
+    layout: str = "auto",
 ) -> list[dict[str, Any]]:
     """Write ``out``: per prompt the best candidate, every score, N and the best-of-N KL bound."""
     from rewardlab.io_utils import write_text
@@ -170,7 +181,9 @@ def best_of_n(
     rows = [(p.record, p.prompt, p.texts) for p in read_candidates(candidates)]
     prompts = [p for _, p, texts in rows for _ in texts]
     responses = [t for _, _, texts in rows for t in texts]
-    rewards = model.score(prompts, responses, batch_size=batch_size, normalize=normalize, progress=True)
+    rewards = model.score(
+        prompts, responses, batch_size=batch_size, normalize=normalize, progress=True, layout=layout
+    )
     results, at = [], 0
     for i, (_, prompt, texts) in enumerate(rows):
         scores = rewards[at : at + len(texts)]

@@ -44,13 +44,19 @@ class ServeConfig:
     batch_size: int = opt(32, help="Most sequences per forward pass.")
     max_tokens: int = opt(
         8192,
-        help="Token budget per forward pass (batch x longest sequence): one long text does not pad many.",
+        help="Token budget per forward pass (padded: batch x longest sequence; packed: tokens).",
+    )
+    layout: str = opt(
+        "auto",
+        help="auto (packed for decoders), packed (shared prompts computed once, no padding) or padded.",
     )
     batch_window_ms: float = opt(5.0, help="How long the first request of a micro-batch waits for others.")
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError("give at least one --model")
+        if self.layout not in ("auto", "padded", "packed"):
+            raise ValueError("--layout must be auto, padded or packed")
         if self.overlong not in ("refuse", "truncate"):
             raise ValueError("--overlong must be refuse or truncate")
         if not is_loopback(self.host) and not self.token_file:
@@ -206,6 +212,15 @@ class MicroBatcher:
                 at += len(p)
 
 
+def layout_of(model: Any, layout: str) -> str:
+    """The scoring layout ``model`` uses for ``layout``; raises at start-up if it cannot."""
+    if hasattr(model, "score_layout"):
+        return str(model.score_layout(layout))
+    if layout == "packed":
+        raise RewardlabError(f"--layout packed: a {type(model).__name__} scores padded rows only")
+    return "padded"
+
+
 def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     """The model (or ensemble) to serve and what ``/info`` says about it."""
     from rewardlab.models.ensemble import RewardEnsemble
@@ -222,6 +237,7 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
             "max_length": i.get("max_length") or getattr(getattr(m, "encoder", None), "max_length", None),
             "normalization": i.get("normalization"),
             "length_correction": length_correction_of(i, cfg.length_correction),
+            "layout": layout_of(m, cfg.layout),
         }
         for path, m, i in zip(cfg.model, models, infos, strict=True)
     ]
@@ -238,6 +254,7 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
         "max_tokens": cfg.max_tokens,
         "normalize": cfg.normalize,
         "length_correction": cfg.length_correction,
+        "layout": cfg.layout,
     }
 
     def score(prompts: list[Any], responses: list[Any]) -> list[float]:

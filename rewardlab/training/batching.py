@@ -18,7 +18,6 @@ Encoders attend in both directions, so a prompt cannot be shared between respons
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 
 from rewardlab.models.encoding import DECODER
+from rewardlab.models.layouts import shared_prefix_batch, shared_size
 from rewardlab.models.reward_model import pad_batch
 from rewardlab.training.dataset import Group
 from rewardlab.training.losses import build_comparisons
@@ -71,12 +71,13 @@ def group_length(group: Group, layout: str) -> int:
     """Token positions a group takes in ``layout`` (one row each when padded; one segment when shared)."""
     if layout == "padded":
         return max(len(e.input_ids) for e in group.encoded)
-    p = group.encoded[0].prompt_len
-    return p + sum(len(e.input_ids) - p for e in group.encoded)
+    return shared_size(group.encoded)
 
 
 class SharedPrefixCollator:
     """Prefix-shared rows (one group per row), or packed rows (groups up to ``pack_tokens``).
+
+    The layout itself is :func:`rewardlab.models.layouts.shared_prefix_batch`.
 
     Args:
         pad_id: Pad token id (pad positions attend only to themselves, so no softmax row is empty).
@@ -86,80 +87,10 @@ class SharedPrefixCollator:
     def __init__(self, pad_id: int, pack_tokens: int | None = None) -> None:
         self.pad_id, self.pack_tokens = pad_id, pack_tokens
 
-    def _rows(self, groups: Sequence[Group]) -> list[list[int]]:
-        """Rows of group indices: as few rows as the budget allows, filled evenly.
-
-        Longest group first into the least-filled row (LPT scheduling), so rows end up of similar
-        length and the batch, padded to its longest row, wastes few positions.
-        """
-        if self.pack_tokens is None:
-            return [[i] for i in range(len(groups))]
-        sizes = [group_length(g, "prefix") for g in groups]
-        budget = max(self.pack_tokens, max(sizes))
-        n_rows = max(1, math.ceil(sum(sizes) / budget))
-        rows: list[list[int]] = [[] for _ in range(n_rows)]
-        used = [0] * n_rows
-        for i in sorted(range(len(groups)), key=lambda k: -sizes[k]):
-            r = min(range(len(rows)), key=used.__getitem__)
-            if used[r] + sizes[i] > budget:
-                rows.append([])
-                used.append(0)
-                r = len(rows) - 1
-            rows[r].append(i)
-            used[r] += sizes[i]
-        return [sorted(row) for row in rows if row]
-
     def __call__(self, groups: list[Group]) -> dict[str, torch.Tensor]:
         """Lay ``groups`` out in shared-prefix rows; rewards are read at every response's EOS."""
-        rows = self._rows(groups)
-        width = max(sum(group_length(groups[i], "prefix") for i in row) for row in rows)
-        n = len(rows)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        pos = torch.zeros((n, width), dtype=torch.long)
-        allow = torch.zeros((n, width, width), dtype=torch.bool)
-        real = torch.zeros((n, width), dtype=torch.bool)
-        doc = torch.full((n, width), -1, dtype=torch.long)  # which group a position belongs to
-        seg = torch.zeros((n, width), dtype=torch.long)  # 0: the prompt, k + 1: response k
-        where: dict[tuple[int, int], tuple[int, int]] = {}  # (group, response) -> (row, column)
-        causal = torch.ones((width, width), dtype=torch.bool).tril()
-        for r, row in enumerate(rows):
-            o = 0
-            for gi in row:
-                g = groups[gi]
-                p = g.encoded[0].prompt_len
-                prompt = g.encoded[0].input_ids[:p]
-                ids[r, o : o + p] = torch.tensor(prompt, dtype=torch.long)
-                pos[r, o : o + p] = torch.arange(p)
-                allow[r, o : o + p, o : o + p] = causal[:p, :p]
-                doc[r, o : o + p] = gi
-                s = o + p
-                for k, e in enumerate(g.encoded):
-                    resp = e.input_ids[p:]
-                    m = len(resp)
-                    ids[r, s : s + m] = torch.tensor(resp, dtype=torch.long)
-                    pos[r, s : s + m] = torch.arange(p, p + m)
-                    allow[r, s : s + m, o : o + p] = True
-                    allow[r, s : s + m, s : s + m] = causal[:m, :m]
-                    doc[r, s : s + m] = gi
-                    seg[r, s : s + m] = k + 1
-                    where[(gi, k)] = (r, s + m - 1)
-                    s += m
-                real[r, o:s] = True
-                o = s
-        pad = ~real
-        allow |= torch.diag_embed(pad)  # a pad position sees itself only
-        order = [where[(gi, k)] for gi, g in enumerate(groups) for k in range(len(g.encoded))]
-        batch = {
-            "input_ids": ids,
-            "attention_mask": allow[:, None],
-            "position_ids": pos,
-            "doc_ids": doc,
-            "seg_ids": seg,
-            "reward_rows": torch.tensor([rc[0] for rc in order]),
-            "reward_cols": torch.tensor([rc[1] for rc in order]),
-            "n_groups": torch.tensor(len(groups)),
-            "n_tokens": real.sum(),
-        }
+        batch = shared_prefix_batch([g.encoded for g in groups], self.pad_id, self.pack_tokens)
+        batch["n_groups"] = torch.tensor(len(groups))
         batch.update(_comparison_fields(groups))
         return batch
 
