@@ -13,6 +13,7 @@ from rewardlab.cli import main
 from rewardlab.data.demo import generate_steps
 from rewardlab.data.io import DataError
 from rewardlab.data.stepwise import load_stepwise, summarize_steps
+from rewardlab.errors import RewardlabError
 from rewardlab.models.prm import StepEncoder, aggregate_steps, split_steps
 from rewardlab.training.losses import step_loss
 from tests.conftest import write_jsonl
@@ -242,6 +243,16 @@ def test_tiny_prm_learns_the_synthetic_task_and_loads(step_setup, tmp_path):
         assert prm.score(["List even numbers, starting from 10."], [sol], aggregation=how)[
             0
         ] == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(RewardlabError, match="normalisation"):  # refused, not ignored
+        prm.score(["List even numbers, starting from 10."], [sol], normalize=True)
+    # INTEGRATION.md: the API and the plain-transformers snippets run as written and agree
+    notes = (out / "INTEGRATION.md").read_text()
+    api, plain = (block.split("```", 1)[0] for block in notes.split("```python\n")[1:3])
+    scope: dict = {}
+    exec(api, scope)  # noqa: S102 - the snippets we wrote into the checkpoint
+    exec(plain, scope)  # noqa: S102
+    assert len(scope["probs"]) == 2 and scope["step_probs"] == pytest.approx(scope["probs"], abs=1e-5)
+    assert f"rewardlab serve --model {out}" in notes and "token_classify" in notes
     # eval on step-labelled data: step metrics, first-error F1, and best-of-N per aggregation
     pool = write_jsonl(
         tmp_path / "pool.jsonl",

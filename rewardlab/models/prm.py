@@ -205,9 +205,28 @@ class ProcessRewardModel:
         responses: Sequence[Text],
         batch_size: int = 8,
         aggregation: str | None = None,
+        normalize: bool = False,
+        length_correction: bool | None = None,
+        layout: str = "auto",
         **kw: Any,
     ) -> list[float]:
-        """Like :meth:`RewardModel.score`: each response is split into steps (:func:`split_steps`)."""
+        """Like :meth:`RewardModel.score`: each response is split into steps (:func:`split_steps`).
+
+        Scores are aggregated step probabilities in [0, 1]: ``normalize=True``, a length correction,
+        or ``layout="packed"`` is refused rather than ignored. Other keywords (``progress``,
+        ``max_tokens``) do not apply and are accepted for a common signature.
+
+        Raises:
+            RewardlabError: ``normalize``, ``length_correction`` or ``layout="packed"`` asked for.
+        """
+        if normalize:
+            raise RewardlabError(
+                "a process reward model stores no reward normalisation: its scores are in [0, 1]"
+            )
+        if length_correction:
+            raise RewardlabError("a process reward model stores no length correction")
+        if layout not in ("auto", "padded"):
+            raise RewardlabError(f"layout {layout!r}: a process reward model scores padded rows only")
         return self.score_solutions(
             prompts, [split_steps(text_plain(r)) for r in responses], aggregation, batch_size
         )

@@ -15,6 +15,8 @@ INTEGRATION_FILE = "INTEGRATION.md"
 
 def render_integration(out: Path, info: dict[str, Any]) -> str:
     """The Markdown for the checkpoint in ``out`` described by its ``rewardlab.json`` ``info``."""
+    if info.get("kind") == "prm":
+        return render_prm_integration(out, info)
     d = str(out)
     method = info.get("method", "full")
     norm = info.get("normalization") or {}
@@ -113,6 +115,94 @@ def render_integration(out: Path, info: dict[str, Any]) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def render_prm_integration(out: Path, info: dict[str, Any]) -> str:
+    """``INTEGRATION.md`` for a process reward model (``kind: prm``): per-step and per-solution use."""
+    d = str(out)
+    how = info.get("aggregation", "min")
+    sep = info.get("separator_ids")
+    return "\n".join(
+        [
+            f"# Using the process reward model in `{d}`",
+            "",
+            f"Kind: prm (one score per reasoning step); method: {info.get('method', 'full')}; base model: "
+            f"`{info.get('base_model')}`; max length {info.get('max_length')} tokens. Each step ends with "
+            f"the separator {info.get('step_separator')!r} (token ids {sep}); the logit there is the "
+            "log-odds that the step is correct given the prompt and the steps before it. A solution's "
+            f"score aggregates its steps' probabilities with `{how}` (also: min, prod, last, mean). "
+            "Scores are probabilities in [0, 1]: there is no reward normalisation to apply.",
+            "",
+            "## rewardlab API",
+            "",
+            "```python",
+            "from rewardlab.models.reward_model import RewardModel",
+            "",
+            f'prm = RewardModel.from_pretrained("{d}")  # a ProcessRewardModel',
+            'steps = ["2 + 2 = 4.", "So the answer is 4."]',
+            'probs = prm.score_steps("What is 2 + 2?", steps)  # P(step correct), one per step',
+            'best = prm.score_solutions(["What is 2 + 2?"], [steps], aggregation="min")',
+            "# score(): each response is cut into steps at blank lines (else lines), then aggregated",
+            'rewards = prm.score(["What is 2 + 2?"], ["2 + 2 = 4.\\nSo the answer is 4."])',
+            "```",
+            "",
+            "## Plain transformers",
+            "",
+            "```python",
+            "import torch",
+            "from transformers import AutoModelForTokenClassification, AutoTokenizer",
+            "",
+            f'tok = AutoTokenizer.from_pretrained("{d}")',
+            f'model = AutoModelForTokenClassification.from_pretrained("{d}", num_labels=1).eval()',
+            f"sep = {sep}  # rewardlab.json: separator_ids",
+            'ids, ends = tok("What is 2 + 2?")["input_ids"], []',
+            'for step in ["2 + 2 = 4.", "So the answer is 4."]:',
+            '    ids += tok(step, add_special_tokens=False)["input_ids"] + sep',
+            "    ends.append(len(ids) - 1)",
+            "with torch.no_grad():",
+            "    logits = model(input_ids=torch.tensor([ids])).logits[0, :, 0]",
+            "step_probs = torch.sigmoid(logits[ends]).tolist()  # as prm.score_steps (no truncation here)",
+            "```",
+            "",
+            "## TRL GRPO / RLOO reward function",
+            "",
+            "```python",
+            "from rewardlab.serving.rl import RewardFunction",
+            "",
+            f'reward = RewardFunction("{d}", normalize=False)  # aggregated step probabilities',
+            "trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=args, train_dataset=ds)",
+            "```",
+            "",
+            "## HTTP server and OpenRLHF",
+            "",
+            "```bash",
+            f"rewardlab serve --model {d} --port 8000",
+            "curl -s localhost:8000/score -H 'Content-Type: application/json' \\",
+            '     -d \'{"prompts": ["What is 2 + 2?"], "responses": ["2 + 2 = 4.\\nSo the answer is 4."]}\'',
+            "# OpenRLHF: --remote_rm_url http://127.0.0.1:8000/get_reward",
+            "```",
+            "",
+            "Each response is cut into steps at blank lines (else lines) and scored with the aggregation "
+            "above. On another interface, add `--host 0.0.0.0 --token-file TOKEN`.",
+            "",
+            "## Best-of-N",
+            "",
+            "```bash",
+            f"rewardlab bon --model {d} --candidates pool.jsonl --out best.jsonl",
+            "# step metrics on labelled steps, and best-of-N per aggregation:",
+            f"rewardlab eval --model prm={d} --data steps.jsonl --candidates pool.jsonl --out eval",
+            "```",
+            "",
+            "## Outgrowing one server: vLLM",
+            "",
+            "vLLM serves token-classification models as process reward models with its pooling runner "
+            "and the `token_classify` task (`LLM.reward(...)` offline, the `/pooling` endpoint online), "
+            "returning one output per token: read the positions of the separator ids above, apply a "
+            "sigmoid, and aggregate. Build the input ids as in the transformers snippet (check that "
+            "your vLLM version supports this architecture as a token classifier).",
+            "",
+        ]
+    )
 
 
 def write_integration(out: str | Path, info: dict[str, Any]) -> Path:

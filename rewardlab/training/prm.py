@@ -281,5 +281,11 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         "rewardlab_version": __version__,
     }
     write_json(out / INFO_FILE, info)
-    say(f"saved the process reward model to {out} (rewardlab.json, {TRAIN_SUMMARY}, data_summary.md)")
+    from rewardlab.serving.integration import write_integration
+
+    write_integration(out, info)
+    say(
+        f"saved the process reward model to {out} "
+        f"(rewardlab.json, INTEGRATION.md, {TRAIN_SUMMARY}, data_summary.md)"
+    )
     return TrainResult(out, summary, warnings)
