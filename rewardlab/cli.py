@@ -314,6 +314,10 @@ app.command("serve")(
 ModelOption = Annotated[str, typer.Option(help="Reward model folder (any rewardlab checkpoint).")]
 NormalizeOption = Annotated[bool, typer.Option(help="Normalise with the checkpoint's mean/std.")]
 BatchOption = Annotated[int, typer.Option(help="Sequences per forward pass.")]
+DeviceOption = Annotated[
+    str, typer.Option(help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, cuda:1, ...")
+]
+DtypeOption = Annotated[str, typer.Option(help="Weights in float32, bfloat16 or float16.")]
 LayoutOption = Annotated[
     str,
     typer.Option(
@@ -342,12 +346,15 @@ def score_cmd(
     normalize: NormalizeOption = False,
     batch_size: BatchOption = 16,
     layout: LayoutOption = "auto",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "float32",
 ) -> None:
     """Score every (prompt, response) record of a file."""
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.serving.files import score_file
 
-    n = score_file(RewardModel.from_pretrained(model), data, out, normalize, batch_size, layout)
+    rm = RewardModel.from_pretrained(model, device=device, dtype=dtype)
+    n = score_file(rm, data, out, normalize, batch_size, layout)
     console.print(f"scored {n} responses; wrote {out}", soft_wrap=True)
 
 
@@ -359,12 +366,15 @@ def bon_cmd(
     normalize: NormalizeOption = False,
     batch_size: BatchOption = 16,
     layout: LayoutOption = "auto",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "float32",
 ) -> None:
     """Best-of-N: pick the highest-reward candidate per prompt."""
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.serving.files import best_of_n
 
-    rows = best_of_n(RewardModel.from_pretrained(model), candidates, out, normalize, batch_size, layout)
+    rm = RewardModel.from_pretrained(model, device=device, dtype=dtype)
+    rows = best_of_n(rm, candidates, out, normalize, batch_size, layout)
     console.print(
         f"chose the best of {sum(r['n'] for r in rows)} candidates for {len(rows)} prompts; wrote {out}"
     )
@@ -463,11 +473,22 @@ def bench_score_cmd(
     n: Annotated[int, typer.Option(help="Responses to score.")] = 256,
     batch_size: Annotated[int, typer.Option(help="Batch size of rewardlab and of the pipeline.")] = 16,
     max_length: Annotated[int, typer.Option(help="Tokens per sequence.")] = 512,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "float32",
 ) -> None:
     """Responses/s of RewardModel.score vs a naive per-example loop vs the transformers pipeline."""
     from rewardlab.bench.scoring import bench_score
 
-    r = bench_score(model=model, data=data, out=str(out), n=n, batch_size=batch_size, max_length=max_length)
+    r = bench_score(
+        model=model,
+        data=data,
+        out=str(out),
+        n=n,
+        batch_size=batch_size,
+        max_length=max_length,
+        device=device,
+        dtype=dtype,
+    )
     for name, row in r["results"].items():
         console.print(f"{name}: {row['responses_per_s']:.1f} responses/s ({row['seconds']:.1f} s)")
     console.print(

@@ -100,6 +100,28 @@ def test_prompt_groups_share_only_identical_prompt_ids():
     assert prompt_groups(items, 16, 6) == [[0, 2, 3], [1], [4]]
 
 
+def test_device_and_dtype_are_resolved_or_refused_clearly(tiny_models, embedding_checkpoint):
+    from rewardlab.models.reward_model import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(RewardlabError, match="sideways"):
+        resolve_device("sideways")
+    if not torch.cuda.is_available():
+        with pytest.raises(RewardlabError, match="no CUDA"):
+            RewardModel.from_pretrained(tiny_models["llama"], device="cuda")
+    prompts, responses = ["What is 2 + 2?", "Name a colour."], ["4", "Blue, or perhaps green."]
+    fp32 = RewardModel.from_pretrained(tiny_models["llama"], device="cpu")
+    bf16 = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="bfloat16")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert next(fp32.model.parameters()).dtype == torch.float32
+    assert bf16.score(prompts, responses) == pytest.approx(fp32.score(prompts, responses), abs=0.05)
+    with pytest.raises(RewardlabError, match="float64"):
+        RewardModel.from_pretrained(tiny_models["llama"], dtype="float64")
+    with pytest.raises(RewardlabError, match="float32 only"):  # its cache holds float32 embeddings
+        RewardModel.from_pretrained(embedding_checkpoint, dtype="bfloat16")
+
+
 def test_aggregations_by_hand():
     members = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
     assert aggregate(members, "mean").tolist() == [2.0, 1.0]

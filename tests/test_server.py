@@ -11,6 +11,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.serving.server import ServeConfig, create_app
@@ -163,6 +164,7 @@ def test_layout_is_checked_at_start_and_shown_in_info(server, tiny_models):
     base, _ = server
     status, info = call(base, "/info")
     assert status == 200 and info["models"][0]["layout"] == "packed"  # auto, for a decoder
+    assert info["device"] == ("cuda" if torch.cuda.is_available() else "cpu") and info["dtype"] == "float32"
     with pytest.raises(ValueError, match="layout"):
         ServeConfig(model=["m"], layout="sideways")
     with pytest.raises(RewardlabError, match="decoder"):  # an encoder cannot share a prompt

@@ -51,8 +51,10 @@ def bench_score(
     batch_size: int = 16,
     seed: int = 0,
     max_length: int = 512,
+    device: str = "auto",
+    dtype: str = "float32",
 ) -> dict[str, Any]:
-    """Time the three ways of scoring and write the JSON report to ``out``."""
+    """Time the four ways of scoring and write the JSON report to ``out``."""
     import torch
     from transformers import pipeline
 
@@ -64,7 +66,7 @@ def bench_score(
     _quiet_transformers()
     torch.manual_seed(seed)
     prompts, responses = _pairs(data, n, seed)
-    rm = RewardModel.from_pretrained(model, max_length=max_length)
+    rm = RewardModel.from_pretrained(model, max_length=max_length, device=device, dtype=dtype)
     rows: dict[str, dict[str, float]] = {}
     rm.score(prompts[:4], responses[:4])  # warm-up
 
@@ -80,7 +82,7 @@ def bench_score(
     rows["naive_loop"] = {"seconds": time.perf_counter() - start}
 
     tok = rm.tokenizer
-    pipe = pipeline("text-classification", model=rm.model, tokenizer=tok, device=-1)
+    pipe = pipeline("text-classification", model=rm.model, tokenizer=tok, device=rm.model.device)
     texts = [text_plain(p) + text_plain(r) for p, r in zip(prompts, responses, strict=True)]
     start = time.perf_counter()
     pipe(texts, batch_size=batch_size, truncation=True, max_length=max_length, function_to_apply="none")
@@ -90,7 +92,16 @@ def bench_score(
         r["responses_per_s"] = n / r["seconds"]
     report = {
         "rewardlab_version": __version__,
-        "command": {"model": model, "data": data, "n": n, "batch_size": batch_size, "max_length": max_length},
+        "command": {
+            "model": model,
+            "data": data,
+            "n": n,
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "device": str(rm.model.device),
+            "dtype": dtype,
+        },
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "results": rows,
         "speedup_vs_naive": rows["naive_loop"]["seconds"] / rows["rewardlab_score"]["seconds"],
         "speedup_vs_pipeline": rows["transformers_pipeline"]["seconds"] / rows["rewardlab_score"]["seconds"],

@@ -49,6 +49,7 @@ class DiagnoseConfig:
     on_error: str = opt("fail", help="Bad records: fail, or skip (dropped and counted).")
     split: str | None = opt(None, help="Split of a saved DatasetDict.")
     batch_size: int = opt(16, help="Sequences per forward pass.")
+    device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
     seed: int = opt(0, help="Seed of the response sample, the demo pool and the cross-fitting.")
 
     def __post_init__(self) -> None:

@@ -118,7 +118,7 @@ def _gold(
 
         if not Path(cfg.gold).is_dir():
             raise RewardlabError(f"--gold {cfg.gold}: not 'demo' and not a model folder")
-        gold_model = RewardModel.from_pretrained(cfg.gold)
+        gold_model = RewardModel.from_pretrained(cfg.gold, device=cfg.device)
         flat = gold_model.score(
             [p for p, texts, _, _ in pools for _ in texts],
             [t for _, texts, _, _ in pools for t in texts],
@@ -172,7 +172,7 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
         for path in cfg.model:
             if not Path(path).is_dir():
                 raise RewardlabError(f"{path}: no such model folder")
-        models = [RewardModel.from_pretrained(p) for p in cfg.model]
+        models = [RewardModel.from_pretrained(p, device=cfg.device) for p in cfg.model]
     ensemble = RewardEnsemble(models)
     score = MemberScorer(ensemble, cfg.batch_size)
 

@@ -43,6 +43,7 @@ class EvalConfig:
     split: str | None = opt(None, help="Split of a saved DatasetDict.")
     max_length: int | None = opt(None, help="Tokens per sequence (default: the checkpoint's).")
     batch_size: int = opt(16, help="Sequences per forward pass.")
+    device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
     bootstrap: int = opt(1000, help="Bootstrap resamples for the accuracy interval.")
     bins: int = opt(10, help="Equal-mass bins of the reliability diagram and the ECE.")
     sections: str | None = opt(

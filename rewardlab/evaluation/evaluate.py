@@ -85,13 +85,13 @@ def load_datasets(cfg: EvalConfig) -> list[Dataset]:
     return out
 
 
-def load_model(path: str, max_length: int | None) -> Any:
+def load_model(path: str, max_length: int | None, device: str = "auto") -> Any:
     """Any rewardlab checkpoint or sequence-classification folder, through the one loading API."""
     from rewardlab.models.reward_model import RewardModel
 
     if not Path(path).is_dir():
         raise RewardlabError(f"{path}: no such model folder")
-    return RewardModel.from_pretrained(path, max_length=max_length)
+    return RewardModel.from_pretrained(path, max_length=max_length, device=device)
 
 
 def model_record(path: str, model: Any) -> dict[str, Any]:
@@ -295,7 +295,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     models: dict[str, Any] = {}
     for name, (_, path) in zip(names, model_entries, strict=True):
         console.print(f"model {name}: loading {path}", soft_wrap=True)
-        model = load_model(path, cfg.max_length)
+        model = load_model(path, cfg.max_length, cfg.device)
         models[name] = model_record(path, model)
         for d in datasets:
             start = time.time()

@@ -126,7 +126,7 @@ def evaluate_steps(cfg: Any) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {name: {} for name in datasets}
     models = {}
     for name, (_, path) in zip(unique_names(model_entries), model_entries, strict=True):
-        model = load_model(path, cfg.max_length)
+        model = load_model(path, cfg.max_length, cfg.device)
         models[name] = model_record(path, model)
         for dname, data in datasets.items():
             if isinstance(model, ProcessRewardModel):

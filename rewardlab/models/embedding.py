@@ -102,18 +102,20 @@ class Embedder:
         use_cache: bool = True,
         prompt_view: str = "last_turn",
         layers: int = 6,
+        device: str | None = "auto",
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         from rewardlab.models.presets import resolve_model_path
-        from rewardlab.models.reward_model import ensure_pad_token
+        from rewardlab.models.reward_model import ensure_pad_token, resolve_device
 
         if prompt_view not in PROMPT_VIEWS:
             raise ValueError(f"prompt_view must be one of {PROMPT_VIEWS}")
         self.prompt_view = prompt_view
         self.folder = resolve_model_path(model)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
-        self.model = AutoModel.from_pretrained(str(self.folder)).eval()
+        self.device = resolve_device(device)
+        self.model = AutoModel.from_pretrained(str(self.folder)).eval().to(self.device)
         self.arch = embedding_arch(self.model.config)
         if layers < 1:
             raise ValueError("layers must be at least 1")
@@ -168,6 +170,7 @@ class Embedder:
         from rewardlab.models.reward_model import pad_batch
 
         batch = pad_batch(encoded, self.tokenizer.pad_token_id, "right", self.arch)
+        batch = {k: v.to(self.device) for k, v in batch.items()}
         inputs = {
             k: batch[k]
             for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids")
@@ -179,7 +182,7 @@ class Embedder:
             pooled = [(h.float() * mask).sum(1) / mask.sum(1) for h in states]
         else:
             pooled = [h.float()[batch["reward_rows"], batch["reward_cols"]] for h in states]
-        return torch.cat(pooled, dim=1)
+        return torch.cat(pooled, dim=1).cpu()  # the cache and the heads live on the CPU
 
     def embed(
         self, prompts: Sequence[Text], responses: Sequence[Text], progress: bool = False
@@ -224,12 +227,21 @@ class EmbeddingRewardModel(PairScoring):
         self.embedder, self.heads, self.info = embedder, heads, info
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> EmbeddingRewardModel:
-        """Load ``rewardlab.json`` and ``heads.safetensors`` from ``path``."""
+    def from_pretrained(
+        cls, path: str | Path, device: str | None = "auto", dtype: str = "float32"
+    ) -> EmbeddingRewardModel:
+        """Load ``rewardlab.json`` and ``heads.safetensors`` from ``path``.
+
+        The encoder runs on ``device`` (as in ``RewardModel.from_pretrained``); the heads and the
+        embedding cache stay on the CPU. Only ``float32`` is accepted: the cache holds float32
+        embeddings, and other weights would mix two kinds in it.
+        """
         import json
 
         from safetensors.torch import load_file
 
+        if dtype != "float32":
+            raise RewardlabError(f"dtype {dtype!r}: an embedding reward model scores in float32 only")
         info = json.loads((Path(path) / "rewardlab.json").read_text())
         embedder = Embedder(
             info["base_model"],
@@ -237,6 +249,7 @@ class EmbeddingRewardModel(PairScoring):
             truncation=info["truncation"],
             prompt_view=info["embedding"].get("prompt_view", "full"),
             layers=info["embedding"].get("layers", 1),
+            device=device,
         )
         state = load_file(str(Path(path) / HEADS_FILE))
         heads = []

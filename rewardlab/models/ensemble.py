@@ -72,10 +72,15 @@ class RewardEnsemble(PairScoring):
 
     @classmethod
     def from_pretrained(cls, paths: Sequence[str | Path], **kw: Any) -> RewardEnsemble:
-        """Load every checkpoint in ``paths`` (one embedding ensemble alone gives its heads)."""
+        """Load every checkpoint in ``paths`` (one embedding ensemble alone gives its heads).
+
+        ``device`` and ``dtype`` go to each ``RewardModel.from_pretrained``; other keywords to the
+        ensemble.
+        """
         from rewardlab.models.reward_model import RewardModel
 
-        return cls([RewardModel.from_pretrained(p) for p in paths], **kw)
+        load = {k: kw.pop(k) for k in ("device", "dtype") if k in kw}
+        return cls([RewardModel.from_pretrained(p, **load) for p in paths], **kw)
 
     def score_members(self, prompts: Sequence[Text], responses: Sequence[Text], **kw: Any) -> torch.Tensor:
         """Every member's rewards, shape (K, N)."""

@@ -149,14 +149,22 @@ class ProcessRewardModel:
         self.aggregation = info.get("aggregation", "min")
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> ProcessRewardModel:
-        """Load a ``kind: prm`` checkpoint (``rewardlab.json`` + a token-classification model)."""
+    def from_pretrained(
+        cls, path: str | Path, device: str | None = "auto", dtype: str = "float32"
+    ) -> ProcessRewardModel:
+        """Load a ``kind: prm`` checkpoint (``rewardlab.json`` + a token-classification model).
+
+        ``device`` and ``dtype`` as in :meth:`rewardlab.models.reward_model.RewardModel.from_pretrained`.
+        """
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+        from rewardlab.models.reward_model import resolve_device, resolve_dtype
+
+        dev, dt = resolve_device(device), resolve_dtype(dtype)
         info = json.loads((Path(path) / "rewardlab.json").read_text())
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1)
-        return cls(model, tokenizer, info)
+        model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dt)
+        return cls(model.to(dev), tokenizer, info)
 
     @torch.inference_mode()
     def step_probabilities(

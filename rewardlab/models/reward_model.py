@@ -162,6 +162,34 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return token_rewards[batch["reward_rows"], batch["reward_cols"]].float()
 
 
+#: Weight dtypes a reward model can be loaded in for scoring.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str | None = "auto") -> torch.device:
+    """The device to score on: ``auto`` is the first CUDA device when torch sees one, else the CPU.
+
+    Raises:
+        RewardlabError: the name is not a device, or names CUDA on a machine without it.
+    """
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise RewardlabError(f"device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RewardlabError(f"device {device!r}: torch sees no CUDA device on this machine")
+    return dev
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """``float32`` (default: rewards as trained), ``bfloat16`` or ``float16`` (faster on a GPU)."""
+    if dtype not in DTYPES:
+        raise RewardlabError(f"dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
 def load_model_and_tokenizer(
     path: str | Path, dtype: torch.dtype | None = None, attn_implementation: str | None = None
 ) -> tuple[Any, Any]:
@@ -313,24 +341,41 @@ class RewardModel(PairScoring):
         self.info = info
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, max_length: int | None = None) -> Any:
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        max_length: int | None = None,
+        device: str | None = "auto",
+        dtype: str = "float32",
+    ) -> Any:
         """Load any rewardlab checkpoint (or a plain sequence-classification folder).
 
-        ``rewardlab.json`` (if present) gives max length and truncation; an embedding reward model
-        (``method: embedding``) loads as :class:`rewardlab.models.embedding.EmbeddingRewardModel`,
-        which scores with the same ``score`` call.
+        ``rewardlab.json`` (if present) gives max length and truncation; a process reward model
+        (``kind: prm``) loads as :class:`rewardlab.models.prm.ProcessRewardModel` and an embedding
+        reward model (``method: embedding``) as
+        :class:`rewardlab.models.embedding.EmbeddingRewardModel`; both score with the same
+        ``score`` call.
+
+        Args:
+            path: The checkpoint folder.
+            max_length: Tokens per sequence (default: the checkpoint's).
+            device: ``auto`` (a CUDA device when torch sees one, else the CPU), ``cpu``, ``cuda``,
+                ``cuda:1``, …
+            dtype: Weights in ``float32`` (default), ``bfloat16`` or ``float16``.
         """
+        dev, dt = resolve_device(device), resolve_dtype(dtype)
         info_path = Path(path) / INFO_FILE
         info = json.loads(info_path.read_text()) if info_path.exists() else {}
         if info.get("kind") == "prm":
             from rewardlab.models.prm import ProcessRewardModel
 
-            return ProcessRewardModel.from_pretrained(path)
+            return ProcessRewardModel.from_pretrained(path, device=str(dev), dtype=dtype)
         if info.get("method") == "embedding":
             from rewardlab.models.embedding import EmbeddingRewardModel
 
-            return EmbeddingRewardModel.from_pretrained(path)
-        model, tokenizer = load_model_and_tokenizer(path)
+            return EmbeddingRewardModel.from_pretrained(path, device=str(dev), dtype=dtype)
+        model, tokenizer = load_model_and_tokenizer(path, dtype=dt)
+        model.to(dev)
         arch = model_arch(model)
         ensure_pad_token(tokenizer, model, arch)
         length = max_length or info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), 512)

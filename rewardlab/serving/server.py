@@ -51,6 +51,8 @@ class ServeConfig:
         help="auto (packed for decoders), packed (shared prompts computed once, no padding) or padded.",
     )
     batch_window_ms: float = opt(5.0, help="How long the first request of a micro-batch waits for others.")
+    device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
+    dtype: str = opt("float32", help="Weights in float32, bfloat16 or float16.")
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -224,9 +226,9 @@ def layout_of(model: Any, layout: str) -> str:
 def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     """The model (or ensemble) to serve and what ``/info`` says about it."""
     from rewardlab.models.ensemble import RewardEnsemble
-    from rewardlab.models.reward_model import RewardModel, length_correction_of
+    from rewardlab.models.reward_model import RewardModel, length_correction_of, resolve_device
 
-    models = [RewardModel.from_pretrained(m) for m in cfg.model]
+    models = [RewardModel.from_pretrained(m, device=cfg.device, dtype=cfg.dtype) for m in cfg.model]
     infos = [getattr(m, "info", {}) or {} for m in models]
     described = [
         {
@@ -264,6 +266,8 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
         "models": described,
         "aggregation": cfg.aggregation if len(models) > 1 else None,
         "normalize": cfg.normalize,
+        "device": str(resolve_device(cfg.device)),
+        "dtype": cfg.dtype,
         "limits": {"max_items": cfg.max_items, "max_chars": cfg.max_chars, "overlong": cfg.overlong},
     }
     return score, info
