@@ -28,6 +28,25 @@ def test_cache_hit_skips_the_model(tiny_models, pairs, tmp_path):
     assert other.embedded == 2
 
 
+def test_cut_sequences_are_counted_from_the_cache_too(tiny_models, pairs, tmp_path):
+    prompts, responses = pairs
+    prompts, responses = [*prompts, "Hi.", "Hi."], [*responses, "Hello.", "Hello."]  # short ones: not cut
+    first = Embedder(tiny_models["bert"], max_length=24, cache_dir=tmp_path)
+    first.embed(prompts, responses)
+    expected = sum(first.encoder.encode(p, r).cut for p, r in zip(prompts, responses, strict=True))
+    assert 0 < expected < len(prompts) and first.last_cut == expected
+    again = Embedder(tiny_models["bert"], max_length=24, cache_dir=tmp_path)
+    again.embed(prompts, responses)
+    assert again.embedded == 0 and again.last_cut == expected  # all from the cache, flags included
+    saved = torch.load(again.cache_file, weights_only=True)
+    del saved["cut"]  # a cache written before the flags were kept
+    torch.save(saved, again.cache_file)
+    old = Embedder(tiny_models["bert"], max_length=24, cache_dir=tmp_path)
+    old.embed(prompts, responses)
+    assert old.embedded == 0 and old.last_cut == expected
+    assert "cut" in torch.load(old.cache_file, weights_only=True)  # filled in and saved
+
+
 @pytest.mark.parametrize(("arch", "kind"), [("bert", ENCODER), ("llama", DECODER), ("gpt2", DECODER)])
 def test_batched_equals_alone_whatever_the_padding(tiny_models, pairs, arch, kind):
     prompts, responses = pairs
@@ -179,6 +198,8 @@ def test_embedding_checkpoint_reloads_and_scores_identically(tiny_models, demo_f
         )
     )
     assert res.summary["train_pairs"]["used"] + res.summary["eval_pairs"]["used"] == 600
+    cut = res.summary["train_pairs"]["sequences_cut"]  # at 64 tokens, some demo responses are cut
+    assert cut > 0 and any(f"{cut} of " in w for w in res.summary["warnings"])
     info = (out / "rewardlab.json").read_text()
     assert '"method": "embedding"' in info
     prompts = [r["prompt"] for r in demo_rows[:6]]

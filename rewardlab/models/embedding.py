@@ -136,8 +136,12 @@ class Embedder:
         name = hashlib.sha256(self.key_prefix.encode()).hexdigest()[:16]
         self.cache_file = root / f"{name}.pt" if use_cache else None
         self._cache: dict[str, torch.Tensor] | None = None
+        #: Whether each cached sequence was cut to ``max_length`` (saved with the cache).
+        self._cut: dict[str, bool] = {}
         #: Sequences actually run through the model (cache misses), for the curious and the tests.
         self.embedded = 0
+        #: Items of the last :meth:`embed` call that were cut to ``max_length``.
+        self.last_cut = 0
 
     @property
     def dim(self) -> int:
@@ -154,6 +158,12 @@ class Embedder:
             if self.cache_file is not None and self.cache_file.exists():
                 saved = torch.load(self.cache_file, weights_only=True)
                 self._cache = dict(zip(saved["keys"], saved["embeddings"], strict=True))
+                # caches written before the flags were kept have none: embed() fills them in
+                cut = saved.get("cut")
+                if cut is not None:
+                    self._cut = {
+                        k: bool(c) for k, c in zip(saved["keys"], cut.tolist(), strict=True) if c >= 0
+                    }
         return self._cache
 
     def _save_cache(self) -> None:
@@ -162,7 +172,8 @@ class Embedder:
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         keys = list(self._cache)
         tmp = self.cache_file.with_name(f".{self.cache_file.name}.tmp{os.getpid()}")
-        torch.save({"keys": keys, "embeddings": torch.stack([self._cache[k] for k in keys])}, tmp)
+        cut = torch.tensor([int(self._cut.get(k, -1)) for k in keys], dtype=torch.int8)  # -1: unknown
+        torch.save({"keys": keys, "embeddings": torch.stack([self._cache[k] for k in keys]), "cut": cut}, tmp)
         tmp.replace(self.cache_file)
 
     @torch.inference_mode()
@@ -190,7 +201,8 @@ class Embedder:
         """Embeddings (float32, one row per pair), from the cache where present.
 
         Missing ones are computed in batches sorted by length under ``torch.inference_mode``
-        (with a progress bar when ``progress``), then added to the cache.
+        (with a progress bar when ``progress``), then added to the cache. :attr:`last_cut` counts
+        the items that were cut to ``max_length`` (a flag kept in the cache, so cached items count).
         """
         if self.prompt_view == "last_turn":
             from rewardlab.data.formats import last_user_turn
@@ -210,11 +222,17 @@ class Embedder:
                 for start in range(0, len(todo), self.batch_size):
                     chunk = todo[start : start + self.batch_size]
                     out = self._run([e for _, e in chunk])
-                    for (k, _), vec in zip(chunk, out, strict=True):
+                    for (k, e), vec in zip(chunk, out, strict=True):
                         cache[k] = vec.clone()
+                        self._cut[k] = e.cut
                     self.embedded += len(chunk)
                     bar.update(task, advance=len(chunk))
+        unflagged = {k: i for i, k in enumerate(keys) if k not in self._cut}  # from an older cache
+        for k, i in unflagged.items():
+            self._cut[k] = self.encoder.encode(prompts[i], responses[i]).cut  # tokenizing only
+        if missing or unflagged:
             self._save_cache()
+        self.last_cut = sum(self._cut[k] for k in keys)
         if not keys:
             return torch.empty(0, self.dim)
         return torch.stack([cache[k] for k in keys])

@@ -232,7 +232,7 @@ def train_embedding(
         f"cache {embedder.cache_file})"
     )
 
-    def embed(data: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, int]]:
+    def embed(data: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, int], int]:
         everything = data.all_pairs(include_ties=True)
         pairs = [p for p in everything if p.usable]
         excluded = {
@@ -244,14 +244,20 @@ def train_embedding(
             prompts * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs], progress=True
         )
         margin = torch.tensor([(p.margin or 0.0) if cfg.use_margin else 0.0 for p in pairs])
-        return x[: len(pairs)], x[len(pairs) :], margin, {k: v for k, v in excluded.items() if v}
+        kept = {k: v for k, v in excluded.items() if v}
+        return x[: len(pairs)], x[len(pairs) :], margin, kept, embedder.last_cut
 
-    xc, xr, margin, excluded = embed(train_data)
+    xc, xr, margin, excluded, train_cut = embed(train_data)
     if len(xc) == 0:
         from rewardlab.errors import RewardlabError
 
         raise RewardlabError("no usable training pairs")
-    ec, er, emargin, eval_excluded = embed(eval_data)
+    ec, er, emargin, eval_excluded, eval_cut = embed(eval_data)
+    if train_cut:
+        warn(
+            f"{train_cut} of {2 * len(xc)} training sequences were longer than --max-length "
+            f"{cfg.max_length} and were cut ({cfg.truncation}) before embedding"
+        )
     embedded_s = time.time() - start
     heads, histories = train_ensemble(
         xc,
@@ -303,8 +309,8 @@ def train_embedding(
         "engine": "native",
         "method": "embedding",
         "data": data_record(cfg, split, data_summary),
-        "train_pairs": {"used": len(xc), "excluded": excluded},
-        "eval_pairs": {"used": len(ec), "excluded": eval_excluded},
+        "train_pairs": {"used": len(xc), "excluded": excluded, "sequences_cut": train_cut},
+        "eval_pairs": {"used": len(ec), "excluded": eval_excluded, "sequences_cut": eval_cut},
         "embedding": {
             "model": str(embedder.folder),
             "sequences_embedded_now": embedder.embedded,
