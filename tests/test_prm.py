@@ -345,3 +345,33 @@ def test_advise_rules(tmp_path):
     )
     p = advise(pairs)
     assert p["recommendation"] == "orm" and any("PRM would likely select better" in r for r in p["reasons"])
+
+
+def test_prm_resume_continues_to_the_same_weights(step_setup, tmp_path, capsys):
+    """An interrupted PRM run (its last checkpoint and final model gone) resumed with --resume
+    ends with the weights of the uninterrupted run."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    def run(out, *extra):
+        args = ["train", "--kind", "prm", "--model", str(step_setup["model"]),
+                "--data", str(step_setup["data"]), "--out", str(out), "--max-length", "48",
+                "--batch-size", "4", "--max-steps", "6", "--save-steps", "2", "--save-total-limit",
+                "10", "--learning-rate", "3e-3", "--logging-steps", "1", *extra]  # fmt: skip
+        return main(args)
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert run(full) == 0 and run(cut) == 0
+    shutil.rmtree(cut / "checkpoints" / "checkpoint-6")  # as if the run died after step 4's save
+    for f in ("rewardlab.json", "model.safetensors", "train_summary.json"):
+        (cut / f).unlink()
+    capsys.readouterr()
+    assert run(cut, "--resume") == 0
+    assert "resuming from" in capsys.readouterr().out
+    logged = [json.loads(x) for x in (cut / "train_log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in logged if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6, 5, 6]  # the first run, then the resumed one from step 4
+    a, b = load_file(str(full / "model.safetensors")), load_file(str(cut / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert json.loads((cut / "train_summary.json").read_text())["steps"] == 6
