@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test test-slow lint clean
+.PHONY: demo test test-slow lint clean gpu-prepare
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test-slow: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check rewardlab tests
 	$(BIN)/ruff format --check rewardlab tests
+
+# Wheels, data and tokenizer for scripts/gpu_checks.sh on a GPU machine that can reach nothing.
+gpu-prepare: $(VENV)/.installed-dev
+	bash scripts/gpu_prepare.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

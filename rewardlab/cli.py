@@ -412,6 +412,15 @@ def bench_train_cmd(
     pack_tokens: Annotated[
         int | None, typer.Option(help="Native packed-row budget (default: the training default).")
     ] = None,
+    attn_implementation: Annotated[
+        str | None,
+        typer.Option(
+            help="Native attention kernel (sdpa, eager, flex_attention on a GPU); TRL keeps its own."
+        ),
+    ] = None,
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16.")
+    ] = "auto",
 ) -> None:
     """Train each engine on the same pairs and steps; report speed, tokens, padding, memory, loss."""
     from rewardlab.bench.train import bench_train
@@ -428,6 +437,8 @@ def bench_train_cmd(
         learning_rate=learning_rate,
         batching=batching,
         pack_tokens=pack_tokens,
+        attn_implementation=attn_implementation,
+        precision=precision,
     )
     table = Table(title=f"bench train: {report['pairs_used']} pairs, batch {batch_size}, {model}")
     cols = [
@@ -505,11 +516,22 @@ def bench_serve_cmd(
     clients: Annotated[int, typer.Option(help="Concurrent clients.")] = 16,
     requests: Annotated[int, typer.Option(help="Requests in all.")] = 320,
     items: Annotated[int, typer.Option(help="(prompt, response) items per request.")] = 4,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "float32",
 ) -> None:
     """Requests/s and p50/p99 latency of rewardlab serve under concurrent load."""
     from rewardlab.bench.scoring import bench_serve
 
-    r = bench_serve(model=model, data=data, out=str(out), clients=clients, requests=requests, items=items)
+    r = bench_serve(
+        model=model,
+        data=data,
+        out=str(out),
+        clients=clients,
+        requests=requests,
+        items=items,
+        device=device,
+        dtype=dtype,
+    )
     console.print(
         f"{r['requests_per_s']:.1f} requests/s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, "
         f"{r['errors']} errors, {r['forward_calls']} forward calls; wrote {out}"

@@ -159,7 +159,16 @@ def load_test(
 
 
 def bench_serve(
-    *, model: str, data: str, out: str, clients: int = 16, requests: int = 320, items: int = 4, seed: int = 0
+    *,
+    model: str,
+    data: str,
+    out: str,
+    clients: int = 16,
+    requests: int = 320,
+    items: int = 4,
+    seed: int = 0,
+    device: str = "auto",
+    dtype: str = "float32",
 ) -> dict[str, Any]:
     """Run ``rewardlab serve`` in-process and load it; write the JSON report to ``out``."""
     import uvicorn
@@ -171,7 +180,7 @@ def bench_serve(
 
     _quiet_transformers()
     prompts, responses = _pairs(data, max(4 * items, 512), seed)
-    cfg = ServeConfig(model=[model], port=_free_port())
+    cfg = ServeConfig(model=[model], port=_free_port(), device=device, dtype=dtype)
     app = create_app(cfg)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=cfg.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -184,6 +193,7 @@ def bench_serve(
         server.should_exit = True
         thread.join(timeout=30)
     result["forward_calls"] = app.state.batcher.calls
-    report = {"rewardlab_version": __version__, "command": {"model": model, "data": data}, **result}
+    command = {"model": model, "data": data, "device": device, "dtype": dtype}
+    report = {"rewardlab_version": __version__, "command": command, **result}
     write_json(out, report)
     return report

@@ -6,7 +6,10 @@ on exactly the same pairs), writes them to a JSONL file, then trains each engine
 process for ``pairs / batch size`` optimizer steps with the same seed and hyper-parameters, and
 reports per engine: pairs/s, real tokens/s, token positions computed, padding share, peak RSS,
 final loss, and model FLOP utilisation (6·N·tokens over the FLOP/s of a plain matrix multiply
-measured in the same process). The ratio native/TRL is of pairs/s.
+measured in the same process: 2048² fp32 on the CPU; 4096² in the training precision on a GPU,
+where peak GPU memory is reported too). The ratio native/TRL is of pairs/s.
+``--attn-implementation flex_attention`` (GPU) applies to the native engine only: TRL's padded rows
+have no block mask to use.
 
 Run: ``rewardlab bench train --model tiny-llama-30m --data ../shared/data/hh-rlhf-helpful-base/test.jsonl.gz
 --pairs 64 --engines native,trl --batch-size 8 --max-length 1024 --out bench.json``.
@@ -65,6 +68,8 @@ def bench_train(
     learning_rate: float = 1e-5,
     batching: str = "auto",
     pack_tokens: int | None = None,
+    attn_implementation: str | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Run the benchmark and write its JSON to ``out`` (see the module doc)."""
     import torch
@@ -105,6 +110,9 @@ def bench_train(
                     "batching": batching,
                     "warmup_ratio": 0.0,
                     "pack_tokens": pack_tokens,
+                    "precision": precision,
+                    # TRL's padded rows take no id-based block mask: FlexAttention is for rewardlab's layouts
+                    "attn_implementation": attn_implementation if engine == "native" else None,
                 }
             }
             spec_file, result_file = Path(tmp) / f"{engine}.spec.json", Path(tmp) / f"{engine}.result.json"
@@ -130,6 +138,8 @@ def bench_train(
             "learning_rate": learning_rate,
             "batching": batching,
             "pack_tokens": pack_tokens,
+            "attn_implementation": attn_implementation,
+            "precision": precision,
         },
         "pairs_used": n,
         "pairs_skipped_too_long": skipped,

@@ -13,18 +13,35 @@ from pathlib import Path
 from typing import Any
 
 
-def matmul_flops(n: int = 2048, reps: int = 8) -> float:
-    """FLOP/s of a plain fp32 ``n × n`` matrix multiply on this machine, now (best of ``reps``)."""
+def matmul_flops(n: int = 2048, reps: int = 8, device: str = "cpu", dtype: str = "fp32") -> float:
+    """FLOP/s of a plain ``n × n`` matrix multiply where training runs, now (best of ``reps``).
+
+    On a GPU it is measured in the training precision, with the device synchronised around
+    each product, so the utilisation compares like with like.
+    """
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    a, b = torch.randn(n, n, device=device, dtype=dt), torch.randn(n, n, device=device, dtype=dt)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     a @ b  # warm-up
+    sync()
     best = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best
+
+
+def training_precision(requested: str) -> str:
+    """The precision training runs in (``auto`` resolved as the trainer resolves it)."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
 
 
 def non_embedding_params(model_dir: Path) -> int:
@@ -47,12 +64,16 @@ def non_embedding_params(model_dir: Path) -> int:
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Train one engine as ``spec`` says and measure it."""
+    import torch
+
     from rewardlab.models.presets import resolve_model_path
     from rewardlab.training.config import TrainConfig
     from rewardlab.training.run import train
 
-    peak_flops = matmul_flops()
     cfg = TrainConfig(**spec["train"])
+    cuda = torch.cuda.is_available()
+    precision = training_precision(cfg.precision)
+    peak_flops = matmul_flops(4096 if cuda else 2048, device="cuda" if cuda else "cpu", dtype=precision)
     res = train(cfg)
     m = res.summary["train_metrics"]
     runtime = m["train_runtime"]
@@ -80,6 +101,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "achieved_flops": achieved,
         "matmul_flops": peak_flops,
         "mfu": achieved / peak_flops,
+        "precision": precision,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
     }
 
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# What it does: the GPU checks of issues 4 and 7 in one run on a lent GPU machine (run by the
+# device tool with `carry: [".gpu"]`, after scripts/gpu_prepare.sh here):
+#   tests  pytest -m gpu: FlexAttention gradients through packed rows, scoring and embedding on
+#          the GPU against the CPU, a short FlexAttention training run;
+#   score  rewardlab bench score on HH-RLHF (256 responses) on cuda in float32 and bfloat16;
+#   train  rewardlab bench train, native vs TRL, HH-RLHF batch 8 and 32, and native with
+#          FlexAttention at batch 8;
+#   serve  rewardlab bench serve with 16 clients on cuda.
+# Results go to $OUT (at most 8 files come back): log.txt and one JSON per benchmark.
+#
+# Run: bash scripts/gpu_checks.sh [all|tests|score|train|serve ...]   (default: all)
+# A dry run of the plumbing on a CPU machine (no wheels, small sizes):
+#   PY=.venv/bin/python SKIP_INSTALL=1 DEVICE=cpu N=16 REQUESTS=32 OUT=/tmp/gpu bash scripts/gpu_checks.sh score serve
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/gpu}
+mkdir -p "$OUT"
+LOG="$OUT/log.txt"
+PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}
+N=${N:-256}
+REQUESTS=${REQUESTS:-320}
+export PYTHONUNBUFFERED=1 REWARDLAB_CACHE=/tmp/rewardlab-cache TOKENIZERS_PARALLELISM=false
+parts=${*:-all}
+want() { [[ " $parts " == *" all "* || " $parts " == *" $1 "* ]]; }
+
+{
+    if [ -z "${SKIP_INSTALL:-}" ]; then
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site .gpu/whl/*.whl || exit 1
+        export PYTHONPATH=/tmp/site:$PWD
+    fi
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+    "$PY" -c "import torch, transformers, trl; print('torch', torch.__version__, 'transformers', \
+transformers.__version__, 'trl', trl.__version__, 'cuda', torch.cuda.is_available())"
+    # the tiny-llama-30m preset, built as here (seeded) from the carried MiniLM tokenizer
+    "$PY" -c "
+import os
+from pathlib import Path
+from rewardlab.models.tiny import PRESET_SPECS, build_tiny_model
+arch, size = PRESET_SPECS['tiny-llama-30m']
+root = Path(os.environ['REWARDLAB_CACHE']) / 'presets' / 'tiny-llama-30m'
+if not (root / 'config.json').exists():
+    build_tiny_model(arch, Path('.gpu/minilm-tok'), root, **size)
+print('preset', root)"
+    HH=.gpu/data/hh-rlhf-helpful-base/test.jsonl.gz
+    RL="$PY -m rewardlab"
+    if want tests; then
+        "$PY" -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
+    fi
+    if want score; then
+        for dt in float32 bfloat16; do
+            $RL bench score --model tiny-llama-30m --data $HH --n "$N" --device "$DEVICE" --dtype $dt \
+                --out "$OUT/score-$DEVICE-$dt.json"
+        done
+    fi
+    if want train; then
+        for b in 8 32; do
+            $RL bench train --model tiny-llama-30m --data $HH --pairs $((8 * b)) --batch-size $b \
+                --max-length 1024 --engines native,trl --out "$OUT/train-hh-b$b.json"
+        done
+        $RL bench train --model tiny-llama-30m --data $HH --pairs 64 --batch-size 8 --max-length 1024 \
+            --engines native --attn-implementation flex_attention --out "$OUT/train-hh-b8-flex.json"
+    fi
+    if want serve; then
+        $RL bench serve --model tiny-llama-30m --data $HH --clients 16 --requests "$REQUESTS" --items 2 \
+            --device "$DEVICE" --out "$OUT/serve-$DEVICE.json"
+    fi
+} 2>&1 | tee "$LOG"
