@@ -234,10 +234,11 @@ def test_kl_shaped_rewards_by_hand():
         kl_shaped_rewards([1.0, 2.0], lp, ref[:1])
 
 
-def test_reward_function_drives_trl_grpo_for_two_steps(tiny_models, demo_rows, tmp_path):
+@pytest.mark.parametrize("algo", ["grpo", "rloo"])
+def test_reward_function_drives_trl_grpo_and_rloo_for_two_steps(tiny_models, demo_rows, tmp_path, algo):
+    import trl
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
 
     from rewardlab.serving.rl import RewardFunction
 
@@ -256,8 +257,13 @@ def test_reward_function_drives_trl_grpo_for_two_steps(tiny_models, demo_rows, t
     tok = AutoTokenizer.from_pretrained(tiny_models["llama"])
     tok.pad_token = tok.pad_token or tok.eos_token
     policy = AutoModelForCausalLM.from_pretrained(tiny_models["llama"])
-    args = GRPOConfig(
-        output_dir=str(tmp_path / "grpo"),
+    config, trainer_class = {
+        "grpo": (trl.GRPOConfig, trl.GRPOTrainer),
+        "rloo": (trl.RLOOConfig, trl.RLOOTrainer),
+    }[algo]
+    args = config(
+        output_dir=str(tmp_path / algo),
+        beta=0.0,  # no reference model: the reward function is what is under test
         per_device_train_batch_size=4,
         num_generations=2,
         max_completion_length=6,
@@ -267,7 +273,7 @@ def test_reward_function_drives_trl_grpo_for_two_steps(tiny_models, demo_rows, t
         use_cpu=True,
         save_strategy="no",
     )
-    trainer = GRPOTrainer(
+    trainer = trainer_class(
         model=policy,
         reward_funcs=[recording],
         args=args,
