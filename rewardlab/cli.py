@@ -486,6 +486,9 @@ def bench_score_cmd(
     max_length: Annotated[int, typer.Option(help="Tokens per sequence.")] = 512,
     device: DeviceOption = "auto",
     dtype: DtypeOption = "float32",
+    pool: Annotated[
+        bool, typer.Option(help="--data is a best-of-N candidate pool: score its candidates (N per prompt).")
+    ] = False,
 ) -> None:
     """Responses/s of RewardModel.score vs a naive per-example loop vs the transformers pipeline."""
     from rewardlab.bench.scoring import bench_score
@@ -499,6 +502,7 @@ def bench_score_cmd(
         max_length=max_length,
         device=device,
         dtype=dtype,
+        pool=pool,
     )
     for name, row in r["results"].items():
         console.print(f"{name}: {row['responses_per_s']:.1f} responses/s ({row['seconds']:.1f} s)")

@@ -59,3 +59,24 @@ def test_bench_rejects_unknown_engine(tmp_path, demo_file, capsys):
         ]
     )
     assert code == 2 and "unknown ['fast']" in capsys.readouterr().err
+
+
+def test_bench_score_on_pairs_and_on_a_pool(tiny_models, demo_file, tmp_path):
+    from rewardlab.data.demo import write_candidates
+
+    pool = tmp_path / "pool.jsonl"
+    write_candidates(pool, 6, 4, seed=0)
+    for data, extra, distinct in ((demo_file, [], 8), (pool, ["--pool"], 4)):
+        out = tmp_path / "score.json"
+        args = ["bench", "score", "--model", str(tiny_models["llama"]), "--data", str(data), "--n", "16"]
+        assert main([*args, "--max-length", "64", "--out", str(out), *extra]) == 0
+        r = json.loads(out.read_text())
+        assert r["responses"] == 16 and r["distinct_prompts"] == distinct  # pairs: 2 per prompt; pool: 4
+        assert set(r["results"]) == {
+            "rewardlab_score",
+            "rewardlab_score_padded",
+            "naive_loop",
+            "transformers_pipeline",
+        }
+        assert r["results"]["rewardlab_score"]["layout"] == "packed" and r["command"]["pool"] == bool(extra)
+        assert r["max_abs_diff_batched_vs_naive"] < 1e-5 and r["max_abs_diff_padded_vs_naive"] < 1e-5

@@ -42,6 +42,20 @@ def _pairs(data: str, n: int, seed: int) -> tuple[list[Text], list[Text]]:
     return prompts, responses
 
 
+def _pool(data: str, n: int) -> tuple[list[Text], list[Text]]:
+    """The candidates of the first prompts of a best-of-N pool, in file order, ``n`` at most."""
+    from rewardlab.serving.files import read_candidates
+
+    prompts: list[Text] = []
+    responses: list[Text] = []
+    for pool in read_candidates(data):
+        prompts += [pool.prompt] * len(pool.texts)
+        responses += pool.texts
+        if len(responses) >= n:
+            break
+    return prompts[:n], responses[:n]
+
+
 def bench_score(
     *,
     model: str,
@@ -53,8 +67,13 @@ def bench_score(
     max_length: int = 512,
     device: str = "auto",
     dtype: str = "float32",
+    pool: bool = False,
 ) -> dict[str, Any]:
-    """Time the four ways of scoring and write the JSON report to ``out``."""
+    """Time the four ways of scoring and write the JSON report to ``out``.
+
+    ``pool``: ``data`` is a best-of-N candidate pool, and the responses are its candidates (N per
+    prompt) instead of the two sides of preference pairs.
+    """
     import torch
     from transformers import pipeline
 
@@ -65,7 +84,8 @@ def bench_score(
 
     _quiet_transformers()
     torch.manual_seed(seed)
-    prompts, responses = _pairs(data, n, seed)
+    prompts, responses = _pool(data, n) if pool else _pairs(data, n, seed)
+    n = len(responses)
     rm = RewardModel.from_pretrained(model, max_length=max_length, device=device, dtype=dtype)
     rows: dict[str, dict[str, float]] = {}
     rm.score(prompts[:4], responses[:4])  # warm-up
@@ -100,7 +120,10 @@ def bench_score(
             "max_length": max_length,
             "device": str(rm.model.device),
             "dtype": dtype,
+            "pool": pool,
         },
+        "responses": n,
+        "distinct_prompts": len({text_plain(p) for p in prompts}),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "results": rows,
         "speedup_vs_naive": rows["naive_loop"]["seconds"] / rows["rewardlab_score"]["seconds"],
