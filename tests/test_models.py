@@ -154,3 +154,21 @@ def test_lora_runs_never_resize_the_vocabulary(tiny_models, demo_rows):
         ours = forward_rewards(model.eval(), pad_batch(encoded, tok.pad_token_id, "right", DECODER))
         plain = torch.cat([model(torch.tensor([e.input_ids])).logits[:, 0] for e in encoded])
     assert torch.allclose(ours, plain, atol=1e-5)  # a regular token as pad still pools at EOS
+
+
+def test_a_preset_built_by_two_processes_at_once_is_used_not_an_error(tmp_path, monkeypatch):
+    """DDP ranks each build a missing preset; the one that finishes second finds it built."""
+    import rewardlab.models.tiny as tiny
+
+    monkeypatch.setenv("REWARDLAB_CACHE", str(tmp_path))
+    root = tmp_path / "presets" / "tiny-llama"
+
+    def build(arch, tokenizer, out, **size):  # the other rank finishes first, then this one
+        for folder in (root, out):
+            folder.mkdir(parents=True)
+            (folder / "config.json").write_text("{}")
+
+    monkeypatch.setattr(tiny, "build_tiny_model", build)
+    monkeypatch.setattr("rewardlab.models.presets.resolve_model_path", lambda name: tmp_path)
+    assert tiny.preset_path("tiny-llama") == root
+    assert [p.name for p in root.parent.iterdir()] == ["tiny-llama"]  # our copy was removed

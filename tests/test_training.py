@@ -360,26 +360,33 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_models, small_de
     assert same_weights(full, killed, atol=1e-6)
 
 
-def test_two_process_ddp_on_cpu(tiny_models, small_demo, tmp_path):
-    out = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "rewardlab",
-        "train",
-        *_train_cmd(tiny_models["llama"], small_demo, out, "--max-steps", "3")[4:],
-    ]
-    cmd[cmd.index("--eval-split") + 1] = "0.25"
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+def test_two_process_ddp_on_cpu_gives_the_one_process_weights(tiny_models, small_demo, tmp_path):
+    """2 processes x 4 pairs (gloo) end with the weights of one process at batch 8, and say so."""
+    one, out = tmp_path / "one", tmp_path / "ddp"
+    args = _train_cmd(tiny_models["llama"], small_demo, out, "--max-steps", "3")[4:]
+    args[args.index("--eval-split") + 1] = "0.25"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run(
+        [*cmd, "-m", "rewardlab", "train", *args], env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 3 and "eval_accuracy" in summary["eval_metrics"]
+    assert summary["distributed"] == {"type": "MULTI_CPU", "processes": 2}
     assert RewardModel.from_pretrained(out).score(["What is 1 + 1?"], ["2"])
+    single = [*args]
+    single[single.index("--out") + 1] = str(one)
+    single[single.index("--batch-size") + 1] = "8"
+    subprocess.run(
+        [sys.executable, "-m", "rewardlab", "train", *single], check=True, env=_env(), capture_output=True
+    )
+    assert json.loads((one / "train_summary.json").read_text())["distributed"] == {
+        "type": "NO",
+        "processes": 1,
+    }
+    start = weights(tiny_models["llama"])
+    moved = max((weights(one)[k] - start[k]).abs().max().item() for k in start)
+    assert moved > 1e-4 and same_weights(one, out, atol=1e-6)
 
 
 def test_trl_engine_runs_and_reports_what_it_dropped(tiny_models, small_demo, tmp_path):

@@ -187,5 +187,12 @@ def preset_path(name: str) -> Path:
     if not (root / "config.json").exists():
         tmp = root.with_name(root.name + f".building{os.getpid()}")
         build_tiny_model(arch, resolve_model_path("minilm"), tmp, **size)
-        tmp.replace(root)
+        try:
+            tmp.replace(root)
+        except OSError:  # another process (a DDP rank, say) built it first: the same files
+            if not (root / "config.json").exists():
+                raise
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
     return root

@@ -354,6 +354,17 @@ def run_trainer(
     return result, runtime, (trainer.evaluate() if has_eval else {})
 
 
+def distributed_record(trainer: Any) -> dict[str, Any]:
+    """How the run was spread, so a summary shows what ``accelerate launch`` did.
+
+    Accelerate's distributed type (NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, …) and the number
+    of processes.
+    """
+    acc = trainer.accelerator
+    kind = acc.distributed_type
+    return {"type": getattr(kind, "value", str(kind)), "processes": acc.num_processes}
+
+
 def run_callbacks(cfg: TrainConfig, warn: Any) -> list[Any]:
     """Progress bar, JSONL log, health warnings, and the config saved next to every checkpoint."""
     from transformers import TrainerCallback
@@ -508,6 +519,7 @@ def finish_run(
         **groups,
         "pad_token": pad_note,
         "steps": trainer.state.global_step,
+        "distributed": distributed_record(trainer),
         "runtime_s": runtime,
         "train_metrics": train_metrics,
         "eval_metrics": eval_metrics,
