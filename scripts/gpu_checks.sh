@@ -6,7 +6,9 @@
 #   score  rewardlab bench score on HH-RLHF (256 responses) on cuda in float32 and bfloat16;
 #   train  rewardlab bench train, native vs TRL, HH-RLHF batch 8 and 32, and native with
 #          FlexAttention at batch 8;
-#   serve  rewardlab bench serve with 16 clients on cuda.
+#   serve  rewardlab bench serve with 16 clients on cuda;
+#   fsdp   one-GPU FSDP2 through accelerate launch against a plain run: the distributed record and
+#          the largest weight difference (printed to the log).
 # Results go to $OUT (at most 8 files come back): log.txt and one JSON per benchmark.
 #
 # Run: bash scripts/gpu_checks.sh [all|tests|score|train|serve ...]   (default: all)
@@ -66,5 +68,32 @@ print('preset', root)"
     if want serve; then
         $RL bench serve --model tiny-llama-30m --data $HH --clients 16 --requests "$REQUESTS" --items 2 \
             --device "$DEVICE" --out "$OUT/serve-$DEVICE.json"
+    fi
+    if want fsdp; then
+        $RL data demo --out /tmp/fsdp-demo.jsonl --n 64
+        cat > /tmp/fsdp.yaml <<'YAML'
+compute_environment: LOCAL_MACHINE
+distributed_type: FSDP
+num_machines: 1
+num_processes: 1
+mixed_precision: 'no'
+fsdp_config:
+  fsdp_version: 2
+  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
+  fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer
+  fsdp_state_dict_type: FULL_STATE_DICT
+  fsdp_reshard_after_forward: true
+YAML
+        common="train --model tiny-llama-30m --data /tmp/fsdp-demo.jsonl --max-steps 3 --batch-size 8 \
+            --max-length 256 --precision fp32 --learning-rate 1e-3 --save-steps 100000"
+        $RL $common --out /tmp/plain-run
+        "$PY" -m accelerate.commands.launch --config_file /tmp/fsdp.yaml -m rewardlab $common --out /tmp/fsdp-run
+        "$PY" -c "
+import json
+from safetensors.torch import load_file
+a, b = load_file('/tmp/plain-run/model.safetensors'), load_file('/tmp/fsdp-run/model.safetensors')
+print('fsdp distributed:', json.load(open('/tmp/fsdp-run/train_summary.json'))['distributed'])
+print('fsdp vs plain: same keys', a.keys() == b.keys(), 'max weight difference',
+      max((a[k].float() - b[k].float()).abs().max().item() for k in a))"
     fi
 } 2>&1 | tee "$LOG"
