@@ -283,3 +283,49 @@ def test_reward_function_drives_trl_grpo_and_rloo_for_two_steps(tiny_models, dem
     trainer.train()
     assert seen and all(n == 4 for n in seen)  # called on every generation batch, one reward each
     assert trainer.state.global_step == 2
+
+
+@pytest.fixture(scope="module")
+def alibi_models(tiny_models, tmp_path_factory):
+    """Tiny MPT (packed rows silently change its rewards) and BLOOM (packed rows fail)."""
+    from rewardlab.models.tiny import build_tiny_model
+
+    root = tmp_path_factory.mktemp("alibi")
+    return {a: build_tiny_model(a, tiny_models["llama"], root / a) for a in ("mpt", "bloom")}
+
+
+def test_auto_layout_is_checked_per_model_and_falls_back_to_padded(tiny_models, alibi_models, demo_rows):
+    from rewardlab.models.reward_model import check_shared_layout
+
+    prompts = [r["prompt"] for r in demo_rows[:4] for _ in (0, 1)]
+    responses = [r[k] for r in demo_rows[:4] for k in ("chosen", "rejected")]
+    llama = RewardModel.from_pretrained(tiny_models["llama"], max_length=48)
+    assert llama.score_layout() == "packed" and "largest difference" in llama.layout_note
+    mpt = RewardModel.from_pretrained(alibi_models["mpt"], max_length=48)
+    ok, note = check_shared_layout(mpt.model, mpt.encoder, mpt.tokenizer.pad_token_id)
+    assert not ok and "change this model's rewards" in note  # ALiBi: wrong, not an error
+    assert mpt.score_layout() == "padded" and mpt.layout_note == note
+    padded = mpt.score(prompts, responses, layout="padded")
+    assert mpt.score(prompts, responses) == padded  # auto scores padded rows
+    forced = mpt.score(prompts, responses, layout="packed")  # what auto avoids
+    assert max(abs(a - b) for a, b in zip(forced, padded, strict=True)) > 1e-4
+    bloom = RewardModel.from_pretrained(alibi_models["bloom"], max_length=48)
+    assert bloom.score_layout() == "padded" and "fail" in bloom.layout_note
+    assert len(bloom.score(prompts, responses)) == 8
+
+
+def test_training_auto_batching_falls_back_for_alibi(alibi_models, demo_file, tmp_path):
+    from rewardlab.training.config import TrainConfig
+    from rewardlab.training.run import train
+
+    res = train(
+        TrainConfig(
+            model=str(alibi_models["mpt"]), data=str(demo_file), out=str(tmp_path / "mpt"),
+            max_steps=2, batch_size=4, max_length=48, eval_split=0.0,
+        )
+    )  # fmt: skip
+    assert (
+        res.summary["batching"]["layout"] == "padded"
+        and "change this model's rewards" in (res.summary["batching"]["why"])
+    )
+    assert any("training on padded rows" in w for w in res.warnings)

@@ -190,6 +190,47 @@ def resolve_dtype(dtype: str) -> torch.dtype:
     return DTYPES[dtype]
 
 
+#: The probe of :func:`check_shared_layout`: two responses sharing a prompt, and a one-token one.
+_PROBE_PROMPT = "Which colour is the sky on a clear day?"
+_PROBE_RESPONSES = ("Blue.", "It is usually blue, and grey when it is cloudy.")
+
+
+def check_shared_layout(model: Any, encoder: SequenceEncoder, pad_id: int) -> tuple[bool, str]:
+    """Whether prefix-shared, packed rows give this model the rewards of padded rows.
+
+    They do when the model's attention takes a custom 4-D mask and its positions come from
+    ``position_ids`` (LLaMA, Qwen2, Mistral, Gemma 2, Phi, GPT-NeoX, OPT, GPT-2 here). Models that
+    derive positions from the 2-D mask (ALiBi: MPT computes wrong rewards silently; BLOOM and
+    ALiBi Falcon raise) do not. A probe of three sequences (two sharing a prompt, packed into one
+    row) is scored both ways in the model's own dtype; the tolerance is relative to the rewards'
+    scale (1e-4 in float32, 1e-2 in half precision).
+
+    Returns:
+        (ok, reason): ``ok`` false when the rewards differ or the packed forward pass fails.
+    """
+    shared = encoder.encode_group(_PROBE_PROMPT, list(_PROBE_RESPONSES))
+    alone = encoder.encode("Say one word.", "Yes")
+    device = next(model.parameters()).device
+    padded = pad_batch([*shared, alone], pad_id, "right", encoder.arch)
+    packed = shared_prefix_batch([shared, [alone]], pad_id, pack_tokens=10**9)  # both groups, one row
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            ref = forward_rewards(model, {k: v.to(device) for k, v in padded.items()})
+            got = forward_rewards(model, {k: v.to(device) for k, v in packed.items()})
+    except Exception as exc:  # noqa: BLE001 - any failure means: do not use the layout
+        return False, f"packed rows fail on this model ({type(exc).__name__}: {str(exc)[:200]})"
+    finally:
+        model.train(was_training)
+    full = next(model.parameters()).dtype == torch.float32
+    scale = max(float(ref.abs().max()), 1e-3)
+    diff = float((ref - got).abs().max())
+    if diff > (1e-4 if full else 1e-2) * scale:
+        return False, f"packed rows change this model's rewards by up to {diff:.2g} (of {scale:.2g})"
+    return True, f"packed rows give this model's padded rewards (probe: largest difference {diff:.1g})"
+
+
 def load_model_and_tokenizer(
     path: str | Path, dtype: torch.dtype | None = None, attn_implementation: str | None = None
 ) -> tuple[Any, Any]:
@@ -339,6 +380,9 @@ class RewardModel(PairScoring):
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.info = info
+        self._packed_ok: bool | None = None
+        #: Why ``layout="auto"`` packs or pads this model (set on first use).
+        self.layout_note = "padded rows: an encoder attends both ways" if encoder.arch != DECODER else ""
 
     @classmethod
     def from_pretrained(
@@ -383,14 +427,24 @@ class RewardModel(PairScoring):
         return cls(model, tokenizer, encoder, info)
 
     def score_layout(self, layout: str = "auto") -> str:
-        """The scoring layout ``layout`` resolves to: ``auto`` packs decoders and pads encoders."""
+        """The scoring layout ``layout`` resolves to.
+
+        ``auto`` packs decoders whose rewards the packed layout reproduces (checked once per
+        model with :func:`check_shared_layout`; :attr:`layout_note` says why) and pads the rest.
+        """
         if layout not in SCORE_LAYOUTS:
             raise RewardlabError(f"layout {layout!r}: use one of {', '.join(SCORE_LAYOUTS)}")
         if layout == "packed" and self.encoder.arch != DECODER:
             raise RewardlabError("layout 'packed' needs a decoder (causal) model; this one is an encoder")
-        if layout == "auto":
-            return "packed" if self.encoder.arch == DECODER else "padded"
-        return layout
+        if layout != "auto":
+            return layout
+        if self.encoder.arch != DECODER:
+            return "padded"
+        if self._packed_ok is None:
+            self._packed_ok, self.layout_note = check_shared_layout(
+                self.model, self.encoder, self.tokenizer.pad_token_id
+            )
+        return "packed" if self._packed_ok else "padded"
 
     @torch.inference_mode()
     def score(

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-ARCHS = ("llama", "qwen2", "gpt2", "bert")
+ARCHS = ("llama", "qwen2", "gpt2", "bert", "mpt", "bloom")
 
 #: Chat template of the ``qwen2``-style test tokenizer (ChatML).
 CHATML = (
@@ -143,6 +143,14 @@ def build_tiny_model(
         )
     elif arch == "gpt2":
         config = GPT2Config(n_embd=hidden, n_layer=layers, n_head=heads, n_positions=2048, **common)
+    elif arch == "mpt":  # ALiBi: positions from the 2-D mask (packed rows do not apply)
+        from transformers import MptConfig
+
+        config = MptConfig(d_model=hidden, n_layers=layers, n_heads=heads, max_seq_len=2048, **common)
+    elif arch == "bloom":  # ALiBi too; a 4-D mask makes its forward pass fail
+        from transformers import BloomConfig
+
+        config = BloomConfig(hidden_size=hidden, n_layer=layers, n_head=heads, **common)
     else:
         config = BertConfig(
             hidden_size=hidden,

@@ -240,6 +240,9 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
             "normalization": i.get("normalization"),
             "length_correction": length_correction_of(i, cfg.length_correction),
             "layout": layout_of(m, cfg.layout),
+            "layout_reason": getattr(m, "layout_note", "")
+            if cfg.layout == "auto"
+            else f"--layout {cfg.layout}",
         }
         for path, m, i in zip(cfg.model, models, infos, strict=True)
     ]
