@@ -34,6 +34,9 @@ want() { [[ " $parts " == *" all "* || " $parts " == *" $1 "* ]]; }
         export PYTHONPATH=/tmp/site:$PWD
     fi
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+    # the image's own versions of what the carried wheels rely on (for diagnosing an import error)
+    "$PY" -m pip list 2>/dev/null | grep -i -E \
+        "^(pyarrow|fsspec|regex|tokenizers|huggingface.hub|accelerate|safetensors|numpy|pandas|typer|rich) "
     "$PY" -c "import torch, transformers, trl; print('torch', torch.__version__, 'transformers', \
 transformers.__version__, 'trl', trl.__version__, 'cuda', torch.cuda.is_available())"
     # the tiny-llama-30m preset, built as here (seeded) from the carried MiniLM tokenizer

@@ -16,8 +16,9 @@ rm -rf .gpu
 mkdir -p .gpu/whl .gpu/data/hh-rlhf-helpful-base .gpu/minilm-tok
 
 # The versions installed here, so the GPU run executes the code that was tested here.
+# EXTRA adds more (e.g. EXTRA=pyarrow, about 40 MB, if the image's pyarrow is older than datasets needs).
 pkgs="trl transformers datasets fastapi starlette uvicorn pydantic pydantic_core annotated-types
-typing-inspection annotated-doc dill multiprocess peft"
+typing-inspection annotated-doc dill multiprocess peft ${EXTRA:-}"
 specs=""
 for p in $pkgs; do
     v=$("$PY" -m pip show "$p" 2>/dev/null | awk '/^Version:/{print $2}')
