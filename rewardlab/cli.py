@@ -522,6 +522,9 @@ def bench_serve_cmd(
     items: Annotated[int, typer.Option(help="(prompt, response) items per request.")] = 4,
     device: DeviceOption = "auto",
     dtype: DtypeOption = "float32",
+    in_process: Annotated[
+        bool, typer.Option(help="Run the server in a thread of the benchmark (default: its own process).")
+    ] = False,
 ) -> None:
     """Requests/s and p50/p99 latency of rewardlab serve under concurrent load."""
     from rewardlab.bench.scoring import bench_serve
@@ -535,6 +538,7 @@ def bench_serve_cmd(
         items=items,
         device=device,
         dtype=dtype,
+        in_process=in_process,
     )
     console.print(
         f"{r['requests_per_s']:.1f} requests/s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, "

@@ -80,3 +80,16 @@ def test_bench_score_on_pairs_and_on_a_pool(tiny_models, demo_file, tmp_path):
         }
         assert r["results"]["rewardlab_score"]["layout"] == "packed" and r["command"]["pool"] == bool(extra)
         assert r["max_abs_diff_batched_vs_naive"] < 1e-5 and r["max_abs_diff_padded_vs_naive"] < 1e-5
+
+
+def test_bench_serve_in_its_own_process_and_in_a_thread(tiny_models, demo_file, tmp_path):
+    for extra in ([], ["--in-process"]):
+        out = tmp_path / "serve.json"
+        args = ["bench", "serve", "--model", str(tiny_models["llama"]), "--data", str(demo_file)]
+        assert (
+            main([*args, "--clients", "4", "--requests", "12", "--items", "2", "--out", str(out), *extra])
+            == 0
+        )
+        r = json.loads(out.read_text())
+        assert r["requests"] == 12 and r["errors"] == 0 and r["command"]["in_process"] == bool(extra)
+        assert 1 <= r["forward_calls"] <= 12 and r["p99_ms"] >= r["p50_ms"] > 0

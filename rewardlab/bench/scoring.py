@@ -6,9 +6,10 @@ batched), a naive per-example loop (one forward pass per
 response, in input order), and the ``transformers`` text-classification pipeline on the same
 model (prompt + response as one text, ``batch_size`` as given, no activation).
 
-``bench serve`` starts ``rewardlab serve`` in-process on a free loopback port and sends
-``--requests`` requests of ``--items`` pairs each from ``--clients`` concurrent clients; it reports
-requests/s, p50/p99 latency and the number of errors.
+``bench serve`` starts ``rewardlab serve`` on a free loopback port, in its own process as in
+production (or with ``in_process`` in a thread of this one), and sends ``--requests`` requests of
+``--items`` pairs each from ``--clients`` concurrent clients; it reports requests/s, p50/p99
+latency, the number of errors and the server's forward calls.
 
 Run: ``rewardlab bench score --model tiny-llama-30m --data ../shared/data/hh-rlhf-helpful-base/test.jsonl.gz
 --n 256 --out score.json``.
@@ -16,18 +17,24 @@ Run: ``rewardlab bench score --model tiny-llama-30m --data ../shared/data/hh-rlh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import signal
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rewardlab.data.schema import Text, text_plain
+from rewardlab.errors import RewardlabError
 
 
 def _pairs(data: str, n: int, seed: int) -> tuple[list[Text], list[Text]]:
@@ -135,6 +142,67 @@ def bench_score(
     return report
 
 
+@contextlib.contextmanager
+def _serve_in_thread(model: str, port: int, device: str, dtype: str) -> Iterator[Callable[[], int]]:
+    """``rewardlab serve`` in a thread of this process; yields a reader of its forward calls."""
+    import uvicorn
+
+    from rewardlab.serving.server import ServeConfig, create_app
+    from rewardlab.training.run import _quiet_transformers
+
+    _quiet_transformers()
+    app = create_app(ServeConfig(model=[model], port=port, device=device, dtype=dtype))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield lambda: int(app.state.batcher.calls)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def _serve_in_process(model: str, port: int, device: str, dtype: str) -> Iterator[Callable[[], int]]:
+    """``rewardlab serve`` as its own process; yields a reader of its forward calls (``/info``)."""
+    import tempfile
+
+    cmd = [sys.executable, "-m", "rewardlab", "serve", "--model", model, "--port", str(port)]
+    log = tempfile.TemporaryFile()  # not a pipe: uvicorn's request log would fill it and block the server
+    proc = subprocess.Popen(
+        [*cmd, "--device", device, "--dtype", dtype], stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 600
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RewardlabError(f"rewardlab serve exited: {log.read().decode(errors='replace')[-2000:]}")
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=5):
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    raise RewardlabError("rewardlab serve did not start in 600 s") from None
+                time.sleep(0.2)
+
+        def calls() -> int:
+            with urllib.request.urlopen(base + "/info", timeout=30) as resp:
+                return int(json.loads(resp.read())["forward_calls"])
+
+        yield calls
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -192,31 +260,20 @@ def bench_serve(
     seed: int = 0,
     device: str = "auto",
     dtype: str = "float32",
+    in_process: bool = False,
 ) -> dict[str, Any]:
-    """Run ``rewardlab serve`` in-process and load it; write the JSON report to ``out``."""
-    import uvicorn
-
+    """Run ``rewardlab serve`` and load it; write the JSON report to ``out``."""
     from rewardlab import __version__
     from rewardlab.io_utils import write_json
-    from rewardlab.serving.server import ServeConfig, create_app
-    from rewardlab.training.run import _quiet_transformers
 
-    _quiet_transformers()
     prompts, responses = _pairs(data, max(4 * items, 512), seed)
-    cfg = ServeConfig(model=[model], port=_free_port(), device=device, dtype=dtype)
-    app = create_app(cfg)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=cfg.port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        result = load_test(f"http://127.0.0.1:{cfg.port}", prompts, responses, clients, requests, items)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-    result["forward_calls"] = app.state.batcher.calls
-    command = {"model": model, "data": data, "device": device, "dtype": dtype}
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    run = _serve_in_thread if in_process else _serve_in_process
+    with run(model, port, device, dtype) as forward_calls:
+        result = load_test(base, prompts, responses, clients, requests, items)
+        result["forward_calls"] = forward_calls()
+    command = {"model": model, "data": data, "device": device, "dtype": dtype, "in_process": in_process}
     report = {"rewardlab_version": __version__, "command": command, **result}
     write_json(out, report)
     return report
