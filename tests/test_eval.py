@@ -140,6 +140,7 @@ def test_readme_documents_every_metrics_key(embedding_checkpoint, data_files, tm
     documented = set(re.findall(r"`([a-z_0-9]+)`", section))
     keys = set(r) | set(m) | set(m["checks"]) | set(m["reliability"][0]) | set(r["models"]["emb"])
     assert keys - documented == set()
+    assert r["models"]["emb"]["layout"] == "padded"  # an embedding model: padded rows
 
 
 def _chromium() -> tuple[str, str] | None:

@@ -95,9 +95,12 @@ def load_model(path: str, max_length: int | None, device: str = "auto") -> Any:
 
 
 def model_record(path: str, model: Any) -> dict[str, Any]:
-    """What the report says about a model: kind, method, base model, max length."""
+    """What the report says about a model: kind, method, base model, max length, scoring layout."""
     info = getattr(model, "info", {}) or {}
+    layout = model.score_layout() if hasattr(model, "score_layout") else "padded"
     return {
+        "layout": layout,
+        "layout_reason": getattr(model, "layout_note", ""),
         "path": str(path),
         "kind": info.get("kind", "orm"),
         "method": info.get("method", "full" if info else "sequence-classification folder"),
