@@ -321,7 +321,7 @@ DtypeOption = Annotated[str, typer.Option(help="Weights in float32, bfloat16 or 
 LayoutOption = Annotated[
     str,
     typer.Option(
-        help="auto (packed for decoders), packed (shared prompts computed once, no padding) or padded."
+        help="auto (packed for decoders that reproduce padded rewards on a probe), packed or padded."
     ),
 ]
 

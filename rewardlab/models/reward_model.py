@@ -476,8 +476,9 @@ class RewardModel(PairScoring):
             layout: ``packed`` (decoders): responses to the same prompt share one computation of
                 it, and sequences are packed into rows with block-diagonal masks, so no forward
                 pass computes padding; ``padded``: one right-padded row per response; ``auto``
-                (default): ``packed`` for decoders, ``padded`` for encoders. Both give the same
-                rewards (tested to 1e-5).
+                (default): ``packed`` for decoders that pass :func:`check_shared_layout`,
+                ``padded`` otherwise (see :meth:`score_layout`). Both give the same rewards
+                (tested to 1e-5).
         """
         correction = length_correction_of(self.info, length_correction)
         if len(prompts) != len(responses):

@@ -48,7 +48,7 @@ class ServeConfig:
     )
     layout: str = opt(
         "auto",
-        help="auto (packed for decoders), packed (shared prompts computed once, no padding) or padded.",
+        help="auto (packed for decoders that reproduce padded rewards on a probe), packed or padded.",
     )
     batch_window_ms: float = opt(5.0, help="How long the first request of a micro-batch waits for others.")
     device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
