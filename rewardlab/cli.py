@@ -318,6 +318,10 @@ DeviceOption = Annotated[
     str, typer.Option(help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, cuda:1, ...")
 ]
 DtypeOption = Annotated[str, typer.Option(help="Weights in float32, bfloat16 or float16.")]
+AttnOption = Annotated[
+    str | None,
+    typer.Option(help="Attention kernel: sdpa, eager, flex_attention (block masks for packed rows; GPU)."),
+]
 LayoutOption = Annotated[
     str,
     typer.Option(
@@ -348,12 +352,15 @@ def score_cmd(
     layout: LayoutOption = "auto",
     device: DeviceOption = "auto",
     dtype: DtypeOption = "float32",
+    attn_implementation: AttnOption = None,
 ) -> None:
     """Score every (prompt, response) record of a file."""
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.serving.files import score_file
 
-    rm = RewardModel.from_pretrained(model, device=device, dtype=dtype)
+    rm = RewardModel.from_pretrained(
+        model, device=device, dtype=dtype, attn_implementation=attn_implementation
+    )
     n = score_file(rm, data, out, normalize, batch_size, layout)
     console.print(f"scored {n} responses; wrote {out}", soft_wrap=True)
 
@@ -368,12 +375,15 @@ def bon_cmd(
     layout: LayoutOption = "auto",
     device: DeviceOption = "auto",
     dtype: DtypeOption = "float32",
+    attn_implementation: AttnOption = None,
 ) -> None:
     """Best-of-N: pick the highest-reward candidate per prompt."""
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.serving.files import best_of_n
 
-    rm = RewardModel.from_pretrained(model, device=device, dtype=dtype)
+    rm = RewardModel.from_pretrained(
+        model, device=device, dtype=dtype, attn_implementation=attn_implementation
+    )
     rows = best_of_n(rm, candidates, out, normalize, batch_size, layout)
     console.print(
         f"chose the best of {sum(r['n'] for r in rows)} candidates for {len(rows)} prompts; wrote {out}"
@@ -489,6 +499,7 @@ def bench_score_cmd(
     pool: Annotated[
         bool, typer.Option(help="--data is a best-of-N candidate pool: score its candidates (N per prompt).")
     ] = False,
+    attn_implementation: AttnOption = None,
 ) -> None:
     """Responses/s of RewardModel.score vs a naive per-example loop vs the transformers pipeline."""
     from rewardlab.bench.scoring import bench_score
@@ -503,6 +514,7 @@ def bench_score_cmd(
         device=device,
         dtype=dtype,
         pool=pool,
+        attn_implementation=attn_implementation,
     )
     for name, row in r["results"].items():
         console.print(f"{name}: {row['responses_per_s']:.1f} responses/s ({row['seconds']:.1f} s)")

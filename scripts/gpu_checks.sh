@@ -3,7 +3,8 @@
 # device tool with `carry: [".gpu"]`, after scripts/gpu_prepare.sh here):
 #   tests  pytest -m gpu: FlexAttention gradients through packed rows, scoring and embedding on
 #          the GPU against the CPU, a short FlexAttention training run;
-#   score  rewardlab bench score on HH-RLHF (256 responses) on cuda in float32 and bfloat16;
+#   score  rewardlab bench score on HH-RLHF (256 responses) on cuda in float32 and bfloat16, and
+#          bfloat16 with FlexAttention;
 #   train  rewardlab bench train, native vs TRL, HH-RLHF batch 8 and 32, and native with
 #          FlexAttention at batch 8;
 #   serve  rewardlab bench serve with 16 clients on cuda;
@@ -59,6 +60,10 @@ print('preset', root)"
             $RL bench score --model tiny-llama-30m --data $HH --n "$N" --device "$DEVICE" --dtype $dt \
                 --out "$OUT/score-$DEVICE-$dt.json"
         done
+        if [ "$DEVICE" = cuda ]; then  # packed rows through FlexAttention block masks
+            $RL bench score --model tiny-llama-30m --data $HH --n "$N" --device cuda --dtype bfloat16 \
+                --attn-implementation flex_attention --out "$OUT/score-cuda-bfloat16-flex.json"
+        fi
     fi
     if want train; then
         for b in 8 32; do

@@ -63,6 +63,18 @@ def test_scoring_on_the_gpu_matches_the_cpu(tiny_models, demo_rows):
     assert bf16.score(prompts, responses) == pytest.approx(cpu, abs=0.05)
 
 
+def test_flex_attention_scoring_gives_the_sdpa_rewards(tiny_models, demo_rows):
+    prompts = [r["prompt"] for r in demo_rows[:6] for _ in (0, 1)]
+    responses = [r[k] for r in demo_rows[:6] for k in ("chosen", "rejected")]
+    sdpa = RewardModel.from_pretrained(tiny_models["llama"], max_length=48, device="cuda")
+    flex = RewardModel.from_pretrained(
+        tiny_models["llama"], max_length=48, device="cuda", attn_implementation="flex_attention"
+    )
+    assert flex.score_layout() == "packed", flex.layout_note
+    expected = sdpa.score(prompts, responses, layout="padded")
+    assert flex.score(prompts, responses) == pytest.approx(expected, abs=1e-4)
+
+
 def test_embeddings_on_the_gpu_match_the_cpu(tiny_models, demo_rows):
     from rewardlab.models.embedding import Embedder
 

@@ -329,3 +329,27 @@ def test_training_auto_batching_falls_back_for_alibi(alibi_models, demo_file, tm
         and "change this model's rewards" in (res.summary["batching"]["why"])
     )
     assert any("training on padded rows" in w for w in res.warnings)
+
+
+def test_flex_attention_scoring_is_refused_on_the_cpu_and_for_other_kinds(tiny_models, embedding_checkpoint):
+    """FlexAttention scoring is for GPUs (tests/test_gpu.py compares it with SDPA there)."""
+    if not torch.cuda.is_available():
+        with pytest.raises(RewardlabError, match="for GPUs"):
+            RewardModel.from_pretrained(tiny_models["llama"], attn_implementation="flex_attention")
+    with pytest.raises(RewardlabError, match="outcome checkpoints only"):
+        RewardModel.from_pretrained(embedding_checkpoint, device="cpu", attn_implementation="sdpa")
+
+
+def test_a_probe_that_gives_nan_fails(tiny_models, monkeypatch):
+    import rewardlab.models.reward_model as rmod
+
+    real = rmod.forward_rewards
+
+    def nan_when_packed(model, batch):
+        out = real(model, batch)
+        return out * float("nan") if batch["attention_mask"].dim() == 4 else out
+
+    rm = RewardModel.from_pretrained(tiny_models["llama"], max_length=48)
+    monkeypatch.setattr(rmod, "forward_rewards", nan_when_packed)
+    ok, note = rmod.check_shared_layout(rm.model, rm.encoder, rm.tokenizer.pad_token_id)
+    assert not ok and "nan" in note

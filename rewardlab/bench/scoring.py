@@ -75,6 +75,7 @@ def bench_score(
     device: str = "auto",
     dtype: str = "float32",
     pool: bool = False,
+    attn_implementation: str | None = None,
 ) -> dict[str, Any]:
     """Time the four ways of scoring and write the JSON report to ``out``.
 
@@ -93,7 +94,9 @@ def bench_score(
     torch.manual_seed(seed)
     prompts, responses = _pool(data, n) if pool else _pairs(data, n, seed)
     n = len(responses)
-    rm = RewardModel.from_pretrained(model, max_length=max_length, device=device, dtype=dtype)
+    rm = RewardModel.from_pretrained(
+        model, max_length=max_length, device=device, dtype=dtype, attn_implementation=attn_implementation
+    )
     rows: dict[str, dict[str, float]] = {}
     rm.score(prompts[:4], responses[:4])  # warm-up
 
@@ -128,6 +131,7 @@ def bench_score(
             "device": str(rm.model.device),
             "dtype": dtype,
             "pool": pool,
+            "attn_implementation": attn_implementation,
         },
         "responses": n,
         "distinct_prompts": len({text_plain(p) for p in prompts}),

@@ -226,7 +226,7 @@ def check_shared_layout(model: Any, encoder: SequenceEncoder, pad_id: int) -> tu
     full = next(model.parameters()).dtype == torch.float32
     scale = max(float(ref.abs().max()), 1e-3)
     diff = float((ref - got).abs().max())
-    if diff > (1e-4 if full else 1e-2) * scale:
+    if not math.isfinite(diff) or diff > (1e-4 if full else 1e-2) * scale:  # NaN fails too
         return False, f"packed rows change this model's rewards by up to {diff:.2g} (of {scale:.2g})"
     return True, f"packed rows give this model's padded rewards (probe: largest difference {diff:.1g})"
 
@@ -391,6 +391,7 @@ class RewardModel(PairScoring):
         max_length: int | None = None,
         device: str | None = "auto",
         dtype: str = "float32",
+        attn_implementation: str | None = None,
     ) -> Any:
         """Load any rewardlab checkpoint (or a plain sequence-classification folder).
 
@@ -406,10 +407,20 @@ class RewardModel(PairScoring):
             device: ``auto`` (a CUDA device when torch sees one, else the CPU), ``cpu``, ``cuda``,
                 ``cuda:1``, …
             dtype: Weights in ``float32`` (default), ``bfloat16`` or ``float16``.
+            attn_implementation: Attention kernel for transformers (``sdpa``, ``eager``,
+                ``flex_attention``: packed rows then pass a block mask built from group ids
+                instead of a dense 4-D mask, which saves memory on a GPU). Full and LoRA
+                checkpoints only.
         """
         dev, dt = resolve_device(device), resolve_dtype(dtype)
+        if attn_implementation == "flex_attention" and dev.type == "cpu":
+            # FlexAttention on the CPU runs through torch.compile's CPU code generation, which here
+            # failed to compile some shapes and returned NaN rewards for others (torch 2.13).
+            raise RewardlabError("attn_implementation flex_attention is for GPUs: on the CPU use sdpa")
         info_path = Path(path) / INFO_FILE
         info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        if attn_implementation and (info.get("kind") == "prm" or info.get("method") == "embedding"):
+            raise RewardlabError("attn_implementation applies to full and LoRA outcome checkpoints only")
         if info.get("kind") == "prm":
             from rewardlab.models.prm import ProcessRewardModel
 
@@ -418,7 +429,7 @@ class RewardModel(PairScoring):
             from rewardlab.models.embedding import EmbeddingRewardModel
 
             return EmbeddingRewardModel.from_pretrained(path, device=str(dev), dtype=dtype)
-        model, tokenizer = load_model_and_tokenizer(path, dtype=dt)
+        model, tokenizer = load_model_and_tokenizer(path, dtype=dt, attn_implementation=attn_implementation)
         model.to(dev)
         arch = model_arch(model)
         ensure_pad_token(tokenizer, model, arch)

@@ -53,6 +53,9 @@ class ServeConfig:
     batch_window_ms: float = opt(5.0, help="How long the first request of a micro-batch waits for others.")
     device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
     dtype: str = opt("float32", help="Weights in float32, bfloat16 or float16.")
+    attn_implementation: str | None = opt(
+        None, help="Attention kernel: sdpa, eager, flex_attention (block masks for packed rows; GPU)."
+    )
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -228,7 +231,8 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     from rewardlab.models.ensemble import RewardEnsemble
     from rewardlab.models.reward_model import RewardModel, length_correction_of, resolve_device
 
-    models = [RewardModel.from_pretrained(m, device=cfg.device, dtype=cfg.dtype) for m in cfg.model]
+    load = {"device": cfg.device, "dtype": cfg.dtype, "attn_implementation": cfg.attn_implementation}
+    models = [RewardModel.from_pretrained(m, **load) for m in cfg.model]
     infos = [getattr(m, "info", {}) or {} for m in models]
     described = [
         {
