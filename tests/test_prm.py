@@ -243,6 +243,20 @@ def test_tiny_prm_learns_the_synthetic_task_and_loads(step_setup, tmp_path):
         assert prm.score(["List even numbers, starting from 10."], [sol], aggregation=how)[
             0
         ] == pytest.approx(expected, abs=1e-5)
+    # a token budget changes the batches (as RewardModel.score's), not the probabilities
+    held = [json.loads(x) for x in step_setup["held"].read_text().splitlines()][:12]
+    ps, sols = [r["prompt"] for r in held], [r["completions"] for r in held]
+    shapes = []
+    hook = prm.model.register_forward_hook(
+        lambda m, a, k, o: shapes.append(tuple(k["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        budget = prm.step_probabilities(ps, sols, batch_size=16, max_tokens=100)
+    finally:
+        hook.remove()
+    assert len(shapes) > 1 and all(b * t <= 100 or b == 1 for b, t in shapes)
+    flat = [p for probs in prm.step_probabilities(ps, sols) for p in probs]
+    assert [p for probs in budget for p in probs] == pytest.approx(flat, abs=1e-5, nan_ok=True)
     with pytest.raises(RewardlabError, match="normalisation"):  # refused, not ignored
         prm.score(["List even numbers, starting from 10."], [sol], normalize=True)
     # INTEGRATION.md: the API and the plain-transformers snippets run as written and agree

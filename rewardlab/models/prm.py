@@ -168,25 +168,40 @@ class ProcessRewardModel:
 
     @torch.inference_mode()
     def step_probabilities(
-        self, prompts: Sequence[Text], solutions: Sequence[Sequence[str]], batch_size: int = 8
+        self,
+        prompts: Sequence[Text],
+        solutions: Sequence[Sequence[str]],
+        batch_size: int = 8,
+        max_tokens: int | None = None,
+        progress: bool = False,
     ) -> list[list[float]]:
-        """P(step correct) for every step of every solution (steps cut by truncation get ``nan``)."""
+        """P(step correct) for every step of every solution (steps cut by truncation get ``nan``).
+
+        Solutions are sorted by length and batched by ``batch_size`` and, with ``max_tokens``, by a
+        token budget (batch × longest ≤ the budget; a longer solution goes alone), as
+        :meth:`rewardlab.models.reward_model.RewardModel.score` does.
+        """
+        from rich.progress import Progress
+
+        from rewardlab.models.reward_model import length_batches
+
         encoded = [self.encoder.encode(p, s) for p, s in zip(prompts, solutions, strict=True)]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
         out: list[list[float]] = [[] for _ in encoded]
         device = next(self.model.parameters()).device
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = {
-                k: v.to(device)
-                for k, v in pad_steps([encoded[i] for i in idx], self.tokenizer.pad_token_id).items()
-            }
-            probs = torch.sigmoid(step_logits(self.model, batch)).tolist()
-            at = 0
-            for i in idx:
-                k = encoded[i].steps_kept
-                out[i] = probs[at : at + k] + [math.nan] * (len(solutions[i]) - k)
-                at += k
+        lengths = [len(encoded[i].input_ids) for i in order]
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("scoring steps", total=len(order))
+            for idx in length_batches(lengths, order, batch_size, max_tokens):
+                padded = pad_steps([encoded[i] for i in idx], self.tokenizer.pad_token_id)
+                logits = step_logits(self.model, {k: v.to(device) for k, v in padded.items()})
+                probs = torch.sigmoid(logits).tolist()
+                at = 0
+                for i in idx:
+                    k = encoded[i].steps_kept
+                    out[i] = probs[at : at + k] + [math.nan] * (len(solutions[i]) - k)
+                    at += k
+                bar.update(task, advance=len(idx))
         return out
 
     def score_steps(self, prompt: Text, steps: Sequence[str]) -> list[float]:
@@ -199,12 +214,14 @@ class ProcessRewardModel:
         solutions: Sequence[Sequence[str]],
         aggregation: str | None = None,
         batch_size: int = 8,
+        max_tokens: int | None = None,
+        progress: bool = False,
     ) -> list[float]:
         """One score per solution: its steps' probabilities aggregated (default: the checkpoint's)."""
         how = aggregation or self.aggregation
         return [
             aggregate_steps([p for p in probs if not math.isnan(p)] or [0.0], how)
-            for probs in self.step_probabilities(prompts, solutions, batch_size)
+            for probs in self.step_probabilities(prompts, solutions, batch_size, max_tokens, progress)
         ]
 
     def score(
@@ -216,13 +233,14 @@ class ProcessRewardModel:
         normalize: bool = False,
         length_correction: bool | None = None,
         layout: str = "auto",
-        **kw: Any,
+        max_tokens: int | None = None,
+        progress: bool = False,
     ) -> list[float]:
         """Like :meth:`RewardModel.score`: each response is split into steps (:func:`split_steps`).
 
-        Scores are aggregated step probabilities in [0, 1]: ``normalize=True``, a length correction,
-        or ``layout="packed"`` is refused rather than ignored. Other keywords (``progress``,
-        ``max_tokens``) do not apply and are accepted for a common signature.
+        Batched by ``batch_size`` and the ``max_tokens`` budget as there. Scores are aggregated
+        step probabilities in [0, 1]: ``normalize=True``, a length correction, or
+        ``layout="packed"`` is refused rather than ignored.
 
         Raises:
             RewardlabError: ``normalize``, ``length_correction`` or ``layout="packed"`` asked for.
@@ -235,6 +253,5 @@ class ProcessRewardModel:
             raise RewardlabError("a process reward model stores no length correction")
         if layout not in ("auto", "padded"):
             raise RewardlabError(f"layout {layout!r}: a process reward model scores padded rows only")
-        return self.score_solutions(
-            prompts, [split_steps(text_plain(r)) for r in responses], aggregation, batch_size
-        )
+        steps = [split_steps(text_plain(r)) for r in responses]
+        return self.score_solutions(prompts, steps, aggregation, batch_size, max_tokens, progress)
