@@ -13,6 +13,26 @@ from typing import Any
 INTEGRATION_FILE = "INTEGRATION.md"
 
 
+def _section(title: str, code: list[str] | None = None, lang: str = "python", text: str = "") -> list[str]:
+    """One Markdown section: a title, an optional fenced code block, an optional paragraph."""
+    lines = [f"## {title}", ""]
+    if code is not None:
+        lines += [f"```{lang}", *code, "```", ""]
+    return lines + ([text, ""] if text else [])
+
+
+def _serving_sections(d: str, serve_flags: str, response: str, note: str, bon: list[str]) -> list[str]:
+    """The HTTP server / OpenRLHF and best-of-N sections, which every checkpoint kind has."""
+    body = '{"prompts": ["What is 2 + 2?"], "responses": [' + response + "]}"
+    serve = [
+        f"rewardlab serve --model {d} --port 8000{serve_flags}",
+        "curl -s localhost:8000/score -H 'Content-Type: application/json' \\",
+        f"     -d '{body}'",
+        "# OpenRLHF: --remote_rm_url http://127.0.0.1:8000/get_reward",
+    ]
+    return _section("HTTP server and OpenRLHF", serve, "bash", note) + _section("Best-of-N", bon, "bash")
+
+
 def render_integration(out: Path, info: dict[str, Any]) -> str:
     """The Markdown for the checkpoint in ``out`` described by its ``rewardlab.json`` ``info``."""
     if info.get("kind") == "prm":
@@ -32,21 +52,18 @@ def render_integration(out: Path, info: dict[str, Any]) -> str:
             else ""
         ),
         "",
-        "## rewardlab API",
-        "",
-        "```python",
-        "from rewardlab.models.reward_model import RewardModel",
-        "",
-        f'rm = RewardModel.from_pretrained("{d}")',
-        'rewards = rm.score(["What is 2 + 2?"], ["4"], normalize=True)',
-        "```",
-        "",
     ]
-    if method in ("full", "lora"):
-        lines += [
-            "## Plain transformers",
+    lines += _section(
+        "rewardlab API",
+        [
+            "from rewardlab.models.reward_model import RewardModel",
             "",
-            "```python",
+            f'rm = RewardModel.from_pretrained("{d}")',
+            'rewards = rm.score(["What is 2 + 2?"], ["4"], normalize=True)',
+        ],
+    )
+    if method in ("full", "lora"):
+        plain = [
             "import torch",
             "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
             "",
@@ -54,48 +71,31 @@ def render_integration(out: Path, info: dict[str, Any]) -> str:
             f'model = AutoModelForSequenceClassification.from_pretrained("{d}").eval()',
             "# rewardlab reads the reward at the response's last token, after appending EOS (decoders);",
             "# RewardModel.score does this encoding for you and is the safer choice.",
-            "```",
-            "",
         ]
-        if method == "lora":
-            lines += [
-                "This folder holds LoRA adapters: transformers loads them through PEFT with the base "
-                "model named in `adapter_config.json`. `rewardlab train --lora --merge` writes a plain "
-                "model instead.",
-                "",
-            ]
-    lines += [
-        "## TRL GRPO / RLOO reward function",
-        "",
-        "```python",
-        "from rewardlab.serving.rl import RewardFunction",
-        "",
-        f'reward = RewardFunction("{d}")  # normalised rewards, one per completion',
-        "trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=args, train_dataset=ds)",
-        "```",
-        "",
-        "## HTTP server and OpenRLHF",
-        "",
-        "```bash",
-        f"rewardlab serve --model {d} --port 8000 --normalize",
-        "curl -s localhost:8000/score -H 'Content-Type: application/json' \\",
-        '     -d \'{"prompts": ["What is 2 + 2?"], "responses": ["4"]}\'',
-        "# OpenRLHF: --remote_rm_url http://127.0.0.1:8000/get_reward",
-        "```",
-        "",
+        lora = (
+            "This folder holds LoRA adapters: transformers loads them through PEFT with the base "
+            "model named in `adapter_config.json`. `rewardlab train --lora --merge` writes a plain "
+            "model instead."
+        )
+        lines += _section("Plain transformers", plain, text=lora if method == "lora" else "")
+    lines += _section(
+        "TRL GRPO / RLOO reward function",
+        [
+            "from rewardlab.serving.rl import RewardFunction",
+            "",
+            f'reward = RewardFunction("{d}")  # normalised rewards, one per completion',
+            "trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=args, train_dataset=ds)",
+        ],
+    )
+    lines += _serving_sections(
+        d,
+        " --normalize",
+        '"4"',
         "On another interface, add `--host 0.0.0.0 --token-file TOKEN` and send `Authorization: Bearer ...`.",
-        "",
-        "## Best-of-N",
-        "",
-        "```bash",
-        f"rewardlab bon --model {d} --candidates pool.jsonl --out best.jsonl",
-        "```",
-        "",
-        "## Outgrowing one server: vLLM",
-        "",
-    ]
+        [f"rewardlab bon --model {d} --candidates pool.jsonl --out best.jsonl"],
+    )
     if method in ("full", "lora"):
-        lines += [
+        vllm = (
             "A transformers sequence-classification checkpoint can be served by vLLM's pooling runner "
             f"(`vllm serve {d} --runner pooling`, with LoRA merged first), whose `/pooling` endpoint "
             "returns the classification head's output per input (check whether your vLLM version "
@@ -104,16 +104,15 @@ def render_integration(out: Path, info: dict[str, Any]) -> str:
             "prompt and response as `RewardModel.score` encodes them (chat template for message "
             "lists, EOS appended for decoders), and put a small adapter in front that accepts this "
             "server's `/score` request shape and calls vLLM. rewardlab's own server micro-batches "
-            "but runs one process; vLLM adds continuous batching across GPUs.",
-            "",
-        ]
+            "but runs one process; vLLM adds continuous batching across GPUs."
+        )
     else:
-        lines += [
+        vllm = (
             "An embedding reward model is a frozen encoder plus small heads; it is cheap enough that "
             "several `rewardlab serve` processes behind a load balancer scale it. vLLM does not run "
-            "its heads.",
-            "",
-        ]
+            "its heads."
+        )
+    lines += _section("Outgrowing one server: vLLM", text=vllm)
     return "\n".join(lines)
 
 
@@ -122,20 +121,20 @@ def render_prm_integration(out: Path, info: dict[str, Any]) -> str:
     d = str(out)
     how = info.get("aggregation", "min")
     sep = info.get("separator_ids")
-    return "\n".join(
+    lines = [
+        f"# Using the process reward model in `{d}`",
+        "",
+        f"Kind: prm (one score per reasoning step); method: {info.get('method', 'full')}; base model: "
+        f"`{info.get('base_model')}`; max length {info.get('max_length')} tokens. Each step ends with "
+        f"the separator {info.get('step_separator')!r} (token ids {sep}); the logit there is the "
+        "log-odds that the step is correct given the prompt and the steps before it. A solution's "
+        f"score aggregates its steps' probabilities with `{how}` (also: min, prod, last, mean). "
+        "Scores are probabilities in [0, 1]: there is no reward normalisation to apply.",
+        "",
+    ]
+    lines += _section(
+        "rewardlab API",
         [
-            f"# Using the process reward model in `{d}`",
-            "",
-            f"Kind: prm (one score per reasoning step); method: {info.get('method', 'full')}; base model: "
-            f"`{info.get('base_model')}`; max length {info.get('max_length')} tokens. Each step ends with "
-            f"the separator {info.get('step_separator')!r} (token ids {sep}); the logit there is the "
-            "log-odds that the step is correct given the prompt and the steps before it. A solution's "
-            f"score aggregates its steps' probabilities with `{how}` (also: min, prod, last, mean). "
-            "Scores are probabilities in [0, 1]: there is no reward normalisation to apply.",
-            "",
-            "## rewardlab API",
-            "",
-            "```python",
             "from rewardlab.models.reward_model import RewardModel",
             "",
             f'prm = RewardModel.from_pretrained("{d}")  # a ProcessRewardModel',
@@ -144,11 +143,11 @@ def render_prm_integration(out: Path, info: dict[str, Any]) -> str:
             'best = prm.score_solutions(["What is 2 + 2?"], [steps], aggregation="min")',
             "# score(): each response is cut into steps at blank lines (else lines), then aggregated",
             'rewards = prm.score(["What is 2 + 2?"], ["2 + 2 = 4.\\nSo the answer is 4."])',
-            "```",
-            "",
-            "## Plain transformers",
-            "",
-            "```python",
+        ],
+    )
+    lines += _section(
+        "Plain transformers",
+        [
             "import torch",
             "from transformers import AutoModelForTokenClassification, AutoTokenizer",
             "",
@@ -162,47 +161,38 @@ def render_prm_integration(out: Path, info: dict[str, Any]) -> str:
             "with torch.no_grad():",
             "    logits = model(input_ids=torch.tensor([ids])).logits[0, :, 0]",
             "step_probs = torch.sigmoid(logits[ends]).tolist()  # as prm.score_steps (no truncation here)",
-            "```",
-            "",
-            "## TRL GRPO / RLOO reward function",
-            "",
-            "```python",
+        ],
+    )
+    lines += _section(
+        "TRL GRPO / RLOO reward function",
+        [
             "from rewardlab.serving.rl import RewardFunction",
             "",
             f'reward = RewardFunction("{d}", normalize=False)  # aggregated step probabilities',
             "trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=args, train_dataset=ds)",
-            "```",
-            "",
-            "## HTTP server and OpenRLHF",
-            "",
-            "```bash",
-            f"rewardlab serve --model {d} --port 8000",
-            "curl -s localhost:8000/score -H 'Content-Type: application/json' \\",
-            '     -d \'{"prompts": ["What is 2 + 2?"], "responses": ["2 + 2 = 4.\\nSo the answer is 4."]}\'',
-            "# OpenRLHF: --remote_rm_url http://127.0.0.1:8000/get_reward",
-            "```",
-            "",
-            "Each response is cut into steps at blank lines (else lines) and scored with the aggregation "
-            "above. On another interface, add `--host 0.0.0.0 --token-file TOKEN`.",
-            "",
-            "## Best-of-N",
-            "",
-            "```bash",
+        ],
+    )
+    lines += _serving_sections(
+        d,
+        "",
+        '"2 + 2 = 4.\\nSo the answer is 4."',
+        "Each response is cut into steps at blank lines (else lines) and scored with the aggregation "
+        "above. On another interface, add `--host 0.0.0.0 --token-file TOKEN`.",
+        [
             f"rewardlab bon --model {d} --candidates pool.jsonl --out best.jsonl",
             "# step metrics on labelled steps, and best-of-N per aggregation:",
             f"rewardlab eval --model prm={d} --data steps.jsonl --candidates pool.jsonl --out eval",
-            "```",
-            "",
-            "## Outgrowing one server: vLLM",
-            "",
-            "vLLM serves token-classification models as process reward models with its pooling runner "
-            "and the `token_classify` task (`LLM.reward(...)` offline, the `/pooling` endpoint online), "
-            "returning one output per token: read the positions of the separator ids above, apply a "
-            "sigmoid, and aggregate. Build the input ids as in the transformers snippet (check that "
-            "your vLLM version supports this architecture as a token classifier).",
-            "",
-        ]
+        ],
     )
+    vllm = (
+        "vLLM serves token-classification models as process reward models with its pooling runner "
+        "and the `token_classify` task (`LLM.reward(...)` offline, the `/pooling` endpoint online), "
+        "returning one output per token: read the positions of the separator ids above, apply a "
+        "sigmoid, and aggregate. Build the input ids as in the transformers snippet (check that "
+        "your vLLM version supports this architecture as a token classifier)."
+    )
+    lines += _section("Outgrowing one server: vLLM", text=vllm)
+    return "\n".join(lines)
 
 
 def write_integration(out: str | Path, info: dict[str, Any]) -> Path:
