@@ -12,7 +12,7 @@
 #          the largest weight difference (printed to the log).
 # Results go to $OUT (at most 8 files come back): log.txt and one JSON per benchmark.
 #
-# Run: bash scripts/gpu_checks.sh [all|tests|score|train|serve ...]   (default: all)
+# Run: bash scripts/gpu_checks.sh [all|tests|score|train|serve|fsdp ...]   (default: all)
 # A dry run of the plumbing on a CPU machine (no wheels, small sizes):
 #   PY=.venv/bin/python SKIP_INSTALL=1 DEVICE=cpu N=16 REQUESTS=32 OUT=/tmp/gpu bash scripts/gpu_checks.sh score serve
 set -uo pipefail
