@@ -251,12 +251,22 @@ def test_tiny_prm_learns_the_synthetic_task_and_loads(step_setup, tmp_path):
         lambda m, a, k, o: shapes.append(tuple(k["input_ids"].shape)), with_kwargs=True
     )
     try:
-        budget = prm.step_probabilities(ps, sols, batch_size=16, max_tokens=100)
+        budget = prm.step_probabilities(ps, sols, batch_size=16, max_tokens=100, layout="padded")
     finally:
         hook.remove()
     assert len(shapes) > 1 and all(b * t <= 100 or b == 1 for b, t in shapes)
-    flat = [p for probs in prm.step_probabilities(ps, sols) for p in probs]
+    flat = [p for probs in prm.step_probabilities(ps, sols, layout="padded") for p in probs]
     assert [p for probs in budget for p in probs] == pytest.approx(flat, abs=1e-5, nan_ok=True)
+    # packed rows (the default for this decoder PRM): best-of-N solutions share their problem's
+    # prompt, and every step's probability is the padded one
+    assert prm.score_layout() == "packed", prm.layout_note
+    ps2, sols2 = (
+        [p for p in ps[:6] for _ in (0, 1)],
+        [s for k in range(6) for s in (sols[k], sols[(k + 1) % 6])],
+    )
+    padded = [p for probs in prm.step_probabilities(ps2, sols2, layout="padded") for p in probs]
+    packed = [p for probs in prm.step_probabilities(ps2, sols2, batch_size=5) for p in probs]
+    assert packed == pytest.approx(padded, abs=1e-5, nan_ok=True) and len(packed) > 12
     with pytest.raises(RewardlabError, match="normalisation"):  # refused, not ignored
         prm.score(["List even numbers, starting from 10."], [sol], normalize=True)
     # INTEGRATION.md: the API and the plain-transformers snippets run as written and agree

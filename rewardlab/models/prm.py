@@ -75,6 +75,8 @@ class EncodedSteps:
     positions: list[int]
     steps_kept: int
     prompt_cut: int
+    #: Tokens before the first step (the prompt, as kept): solutions with equal ones can share them.
+    prompt_len: int = 0
 
 
 class StepEncoder:
@@ -104,6 +106,7 @@ class StepEncoder:
             tail = max(keep - head, 0)
             prefix = prefix[:head] + (prefix[len(prefix) - tail :] if tail else [])
         ids, positions = list(prefix), []
+        prompt_len = len(prefix)
         for part in parts:
             if len(ids) + len(part) > self.max_length:
                 if not positions:  # even the first step is too long: keep its end and separator
@@ -112,7 +115,7 @@ class StepEncoder:
                     break
             ids += part
             positions.append(len(ids) - 1)
-        return EncodedSteps(ids, positions, len(positions), cut)
+        return EncodedSteps(ids, positions, len(positions), cut, prompt_len)
 
 
 def pad_steps(encoded: Sequence[EncodedSteps], pad_id: int) -> dict[str, torch.Tensor]:
@@ -134,9 +137,37 @@ def pad_steps(encoded: Sequence[EncodedSteps], pad_id: int) -> dict[str, torch.T
     }
 
 
+def packed_steps(
+    encoded: Sequence[EncodedSteps], groups: Sequence[Sequence[int]], pad_id: int, pack_tokens: int
+) -> dict[str, torch.Tensor]:
+    """Prefix-shared, packed rows (:mod:`rewardlab.models.layouts`) for decoder PRMs.
+
+    ``groups`` holds indices of ``encoded`` whose prompt ids are equal. Each step's separator is
+    found from its solution's last token, where the layout puts the reward: a solution of ``n``
+    ids ending at column ``c`` has position ``p`` at column ``c - (n - 1 - p)``.
+    """
+    from rewardlab.models.encoding import Encoded
+    from rewardlab.models.layouts import shared_prefix_batch
+
+    seqs = [[Encoded(encoded[i].input_ids, None, encoded[i].prompt_len, False) for i in g] for g in groups]
+    batch = shared_prefix_batch(seqs, pad_id, pack_tokens)
+    rows: list[int] = []
+    cols: list[int] = []
+    ends = zip(batch["reward_rows"].tolist(), batch["reward_cols"].tolist(), strict=True)
+    for i, (r, c) in zip([i for g in groups for i in g], ends, strict=True):
+        n = len(encoded[i].input_ids)
+        rows += [r] * len(encoded[i].positions)
+        cols += [c - (n - 1 - p) for p in encoded[i].positions]
+    batch["step_rows"] = torch.tensor(rows, dtype=torch.long)
+    batch["step_cols"] = torch.tensor(cols, dtype=torch.long)
+    return batch
+
+
 def step_logits(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The logit at every (``step_rows``, ``step_cols``) of ``batch`` (float32)."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    from rewardlab.models.reward_model import model_inputs
+
+    out = model(**model_inputs(model, batch))
     return out.logits[..., 0][batch["step_rows"], batch["step_cols"]].float()
 
 
@@ -147,6 +178,39 @@ class ProcessRewardModel:
         self.model, self.tokenizer, self.info = model.eval(), tokenizer, info
         self.encoder = StepEncoder(tokenizer, int(info["max_length"]), list(info["separator_ids"]))
         self.aggregation = info.get("aggregation", "min")
+        self._packed_ok: bool | None = None
+        #: Why ``layout="auto"`` packs or pads this model (set on first use).
+        self.layout_note = ""
+
+    def score_layout(self, layout: str = "auto") -> str:
+        """The layout ``layout`` resolves to, as :meth:`RewardModel.score_layout` decides it.
+
+        ``packed`` shares the prompt of solutions to the same problem (best-of-N) and packs rows;
+        ``auto`` uses it for a decoder PRM that passes
+        :func:`rewardlab.models.reward_model.check_shared_layout`, else padded rows.
+        """
+        from rewardlab.models.encoding import DECODER, SequenceEncoder
+        from rewardlab.models.reward_model import SCORE_LAYOUTS, check_shared_layout, model_arch
+
+        if layout not in SCORE_LAYOUTS:
+            raise RewardlabError(f"layout {layout!r}: use one of {', '.join(SCORE_LAYOUTS)}")
+        decoder = model_arch(self.model) == DECODER
+        if layout == "packed" and not decoder:
+            raise RewardlabError("layout 'packed' needs a decoder (causal) model; this one is an encoder")
+        if layout != "auto":
+            return layout
+        if not decoder:
+            self.layout_note = "padded rows: an encoder attends both ways"
+            return "padded"
+        if self._packed_ok is None:
+            try:
+                probe = SequenceEncoder(self.tokenizer, DECODER, self.encoder.max_length)
+                self._packed_ok, self.layout_note = check_shared_layout(
+                    self.model, probe, self.tokenizer.pad_token_id
+                )
+            except RewardlabError as exc:
+                self._packed_ok, self.layout_note = False, f"no probe for packed rows: {exc}"
+        return "packed" if self._packed_ok else "padded"
 
     @classmethod
     def from_pretrained(
@@ -174,27 +238,47 @@ class ProcessRewardModel:
         batch_size: int = 8,
         max_tokens: int | None = None,
         progress: bool = False,
+        layout: str = "auto",
     ) -> list[list[float]]:
         """P(step correct) for every step of every solution (steps cut by truncation get ``nan``).
 
         Solutions are sorted by length and batched by ``batch_size`` and, with ``max_tokens``, by a
-        token budget (batch × longest ≤ the budget; a longer solution goes alone), as
-        :meth:`rewardlab.models.reward_model.RewardModel.score` does.
+        token budget, in the ``layout`` of :meth:`score_layout`, as
+        :meth:`rewardlab.models.reward_model.RewardModel.score` does: with ``packed`` rows the
+        solutions to one problem share its prompt.
         """
         from rich.progress import Progress
 
-        from rewardlab.models.reward_model import length_batches
+        from rewardlab.models.encoding import Encoded
+        from rewardlab.models.layouts import shared_size
+        from rewardlab.models.reward_model import length_batches, prompt_groups
 
+        use = self.score_layout(layout)
         encoded = [self.encoder.encode(p, s) for p, s in zip(prompts, solutions, strict=True)]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+        seqs = [Encoded(e.input_ids, None, e.prompt_len, False) for e in encoded]
+        units = (
+            prompt_groups(seqs, batch_size, self.encoder.max_length)
+            if use == "packed"
+            else [[i] for i in range(len(seqs))]
+        )
+        sizes = [shared_size([seqs[i] for i in u]) for u in units]
+        order = sorted(range(len(units)), key=sizes.__getitem__)
         out: list[list[float]] = [[] for _ in encoded]
         device = next(self.model.parameters()).device
-        lengths = [len(encoded[i].input_ids) for i in order]
+        pad = self.tokenizer.pad_token_id
         with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("scoring steps", total=len(order))
-            for idx in length_batches(lengths, order, batch_size, max_tokens):
-                padded = pad_steps([encoded[i] for i in idx], self.tokenizer.pad_token_id)
-                logits = step_logits(self.model, {k: v.to(device) for k, v in padded.items()})
+            task = bar.add_task("scoring steps", total=len(encoded))
+            for chunk in length_batches(
+                [sizes[u] for u in order], order, batch_size, max_tokens, [len(units[u]) for u in order], use
+            ):
+                idx = [i for u in chunk for i in units[u]]
+                if use == "packed":
+                    batch = packed_steps(
+                        encoded, [units[u] for u in chunk], pad, max(sizes[u] for u in chunk)
+                    )
+                else:
+                    batch = pad_steps([encoded[i] for i in idx], pad)
+                logits = step_logits(self.model, {k: v.to(device) for k, v in batch.items()})
                 probs = torch.sigmoid(logits).tolist()
                 at = 0
                 for i in idx:
@@ -216,12 +300,13 @@ class ProcessRewardModel:
         batch_size: int = 8,
         max_tokens: int | None = None,
         progress: bool = False,
+        layout: str = "auto",
     ) -> list[float]:
         """One score per solution: its steps' probabilities aggregated (default: the checkpoint's)."""
         how = aggregation or self.aggregation
         return [
             aggregate_steps([p for p in probs if not math.isnan(p)] or [0.0], how)
-            for probs in self.step_probabilities(prompts, solutions, batch_size, max_tokens, progress)
+            for probs in self.step_probabilities(prompts, solutions, batch_size, max_tokens, progress, layout)
         ]
 
     def score(
@@ -238,12 +323,12 @@ class ProcessRewardModel:
     ) -> list[float]:
         """Like :meth:`RewardModel.score`: each response is split into steps (:func:`split_steps`).
 
-        Batched by ``batch_size`` and the ``max_tokens`` budget as there. Scores are aggregated
-        step probabilities in [0, 1]: ``normalize=True``, a length correction, or
-        ``layout="packed"`` is refused rather than ignored.
+        Batched by ``batch_size`` and the ``max_tokens`` budget, in ``layout``, as there. Scores
+        are aggregated step probabilities in [0, 1]: ``normalize=True`` or a length correction is
+        refused rather than ignored.
 
         Raises:
-            RewardlabError: ``normalize``, ``length_correction`` or ``layout="packed"`` asked for.
+            RewardlabError: ``normalize`` or ``length_correction`` asked for.
         """
         if normalize:
             raise RewardlabError(
@@ -251,7 +336,5 @@ class ProcessRewardModel:
             )
         if length_correction:
             raise RewardlabError("a process reward model stores no length correction")
-        if layout not in ("auto", "padded"):
-            raise RewardlabError(f"layout {layout!r}: a process reward model scores padded rows only")
         steps = [split_steps(text_plain(r)) for r in responses]
-        return self.score_solutions(prompts, steps, aggregation, batch_size, max_tokens, progress)
+        return self.score_solutions(prompts, steps, aggregation, batch_size, max_tokens, progress, layout)

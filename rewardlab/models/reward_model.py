@@ -130,25 +130,36 @@ def flex_block_mask(doc_ids: torch.Tensor, seg_ids: torch.Tensor) -> Any:
     return create_block_mask(mask_mod, rows, None, width, width, device=doc_ids.device)
 
 
-def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Rewards (float32), one per (``reward_rows``, ``reward_cols``) entry of ``batch``.
+def model_inputs(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keyword arguments of the model's forward for ``batch``.
 
-    ``batch`` comes from :func:`pad_batch` or a layout of :mod:`rewardlab.training.batching`
-    (a boolean 4-D ``attention_mask`` there says which positions each position may attend to).
+    A layout's boolean 4-D ``attention_mask`` (prefix-shared or packed rows) becomes an additive
+    mask in the model's dtype, or a FlexAttention block mask when the model uses FlexAttention.
     """
     hf = unwrap(model)
     inputs = {
         k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids") if k in batch
     }
     mask = inputs.get("attention_mask")  # absent for right-padded decoder scoring (see score)
-    if mask is not None and mask.dim() == 4:  # a layout's own mask: prefix-shared or packed rows
+    if mask is not None and mask.dim() == 4:
         if "doc_ids" in batch and getattr(hf.config, "_attn_implementation", "") == "flex_attention":
             inputs["attention_mask"] = flex_block_mask(batch["doc_ids"], batch["seg_ids"])
-        elif mask.dtype == torch.bool:  # additive, in the model's dtype
+        elif mask.dtype == torch.bool:
             dtype = next(hf.parameters()).dtype
             inputs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
                 ~mask, torch.finfo(dtype).min
             )
+    return inputs
+
+
+def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Rewards (float32), one per (``reward_rows``, ``reward_cols``) entry of ``batch``.
+
+    ``batch`` comes from :func:`pad_batch` or a layout of :mod:`rewardlab.models.layouts`
+    (a boolean 4-D ``attention_mask`` there says which positions each position may attend to).
+    """
+    hf = unwrap(model)
+    inputs = model_inputs(model, batch)
     if model_arch(hf) == ENCODER:
         out = model(**inputs)
         return out.logits[:, 0][batch["reward_rows"]].float()
