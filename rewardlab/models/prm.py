@@ -250,32 +250,20 @@ class ProcessRewardModel:
         from rich.progress import Progress
 
         from rewardlab.models.encoding import Encoded
-        from rewardlab.models.layouts import shared_size
-        from rewardlab.models.reward_model import length_batches, prompt_groups
+        from rewardlab.models.reward_model import plan_batches
 
         use = self.score_layout(layout)
         encoded = [self.encoder.encode(p, s) for p, s in zip(prompts, solutions, strict=True)]
         seqs = [Encoded(e.input_ids, None, e.prompt_len, False) for e in encoded]
-        units = (
-            prompt_groups(seqs, batch_size, self.encoder.max_length)
-            if use == "packed"
-            else [[i] for i in range(len(seqs))]
-        )
-        sizes = [shared_size([seqs[i] for i in u]) for u in units]
-        order = sorted(range(len(units)), key=sizes.__getitem__)
         out: list[list[float]] = [[] for _ in encoded]
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("scoring steps", total=len(encoded))
-            for chunk in length_batches(
-                [sizes[u] for u in order], order, batch_size, max_tokens, [len(units[u]) for u in order], use
-            ):
-                idx = [i for u in chunk for i in units[u]]
+            for units, widest in plan_batches(seqs, use, batch_size, max_tokens, self.encoder.max_length):
+                idx = [i for u in units for i in u]
                 if use == "packed":
-                    batch = packed_steps(
-                        encoded, [units[u] for u in chunk], pad, max(sizes[u] for u in chunk)
-                    )
+                    batch = packed_steps(encoded, units, pad, widest)
                 else:
                     batch = pad_steps([encoded[i] for i in idx], pad)
                 logits = step_logits(self.model, {k: v.to(device) for k, v in batch.items()})

@@ -366,6 +366,26 @@ def prompt_groups(encoded: Sequence[Encoded], max_responses: int, budget: int) -
     return [chunk for chunks in by_prompt.values() for chunk in chunks]
 
 
+def plan_batches(
+    encoded: Sequence[Encoded], layout: str, batch_size: int, max_tokens: int | None, max_length: int
+) -> list[tuple[list[list[int]], int]]:
+    """The forward passes that score ``encoded`` in ``layout``, shortest first.
+
+    Each pass is a list of units (indices of sequences that share their prompt under ``packed``;
+    one index each under ``padded``) and the size of its largest unit (the row budget when
+    packing). Passes follow :func:`length_batches`; groups follow :func:`prompt_groups`.
+    """
+    if layout == "packed":
+        units = prompt_groups(encoded, batch_size, max_length)
+    else:
+        units = [[i] for i in range(len(encoded))]
+    sizes = [shared_size([encoded[i] for i in u]) for u in units]
+    order = sorted(range(len(units)), key=sizes.__getitem__)
+    counts = [len(units[u]) for u in order]
+    chunks = length_batches([sizes[u] for u in order], order, batch_size, max_tokens, counts, layout)
+    return [([units[u] for u in chunk], max(sizes[u] for u in chunk)) for chunk in chunks]
+
+
 class PairScoring:
     """``score_pairs`` for any model with ``score(prompts, responses, **kw)``."""
 
@@ -507,12 +527,6 @@ class RewardModel(PairScoring):
             raise RewardlabError(f"{len(prompts)} prompts but {len(responses)} responses")
         use = self.score_layout(layout)
         encoded = [self.encoder.encode(p, r) for p, r in zip(prompts, responses, strict=True)]
-        if use == "packed":
-            units = prompt_groups(encoded, batch_size, self.encoder.max_length)
-        else:
-            units = [[i] for i in range(len(encoded))]
-        sizes = [shared_size([encoded[i] for i in u]) for u in units]
-        order = sorted(range(len(units)), key=sizes.__getitem__)
         out = [0.0] * len(encoded)
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id
@@ -520,13 +534,10 @@ class RewardModel(PairScoring):
 
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("scoring", total=len(encoded))
-            for chunk in length_batches(
-                [sizes[u] for u in order], order, batch_size, max_tokens, [len(units[u]) for u in order], use
-            ):
-                idx = [i for u in chunk for i in units[u]]
+            for units, widest in plan_batches(encoded, use, batch_size, max_tokens, self.encoder.max_length):
+                idx = [i for u in units for i in u]
                 if use == "packed":
-                    groups = [[encoded[i] for i in units[u]] for u in chunk]
-                    batch = shared_prefix_batch(groups, pad, max(sizes[u] for u in chunk))
+                    batch = shared_prefix_batch([[encoded[i] for i in u] for u in units], pad, widest)
                 else:
                     batch = pad_batch([encoded[i] for i in idx], pad, "right", self.encoder.arch)
                     if self.encoder.arch == DECODER:
