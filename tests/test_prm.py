@@ -14,7 +14,7 @@ from rewardlab.data.demo import generate_steps
 from rewardlab.data.io import DataError
 from rewardlab.data.stepwise import load_stepwise, summarize_steps
 from rewardlab.errors import RewardlabError
-from rewardlab.models.prm import StepEncoder, aggregate_steps, split_steps
+from rewardlab.models.prm import StepEncoder, aggregate_steps, split_steps, step_logits
 from rewardlab.training.losses import step_loss
 from tests.conftest import write_jsonl
 
@@ -191,6 +191,46 @@ def test_loss_reaches_only_the_separators(step_setup):
     ] == [sep[0]] * 3
 
 
+def test_prm_layouts_give_the_same_loss_and_gradients(step_setup):
+    """Padded, prefix-shared and packed PRM batches: same step logits, loss and gradients, with
+    solutions sharing a prompt, an unlabelled step and a one-step solution."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from rewardlab.models.prm import resolve_separator
+    from rewardlab.training.prm import StepCollator
+
+    tok = AutoTokenizer.from_pretrained(str(step_setup["model"]))
+    tok.pad_token = tok.unk_token
+    model = AutoModelForTokenClassification.from_pretrained(str(step_setup["model"]), num_labels=1).eval()
+    enc = StepEncoder(tok, 64, resolve_separator(tok)[1])
+    q = "List even numbers, starting from 10."
+    items = [
+        (enc.encode(q, ["then 12", "then 15"]), [1.0, 0.0]),
+        (enc.encode("List odd numbers, starting from 3.", ["then 5"]), [1.0]),
+        (enc.encode(q, ["then 12", "then 14", "then 16"]), [1.0, None, 1.0]),
+        (enc.encode(q, ["then 13"]), [0.0]),
+    ]
+
+    def run(layout):
+        batch = StepCollator(tok.pad_token_id, layout, pack_tokens=48)(items)
+        model.zero_grad()
+        z = step_logits(model, batch)
+        loss = step_loss(z, batch["targets"], batch["labelled"])
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return batch, sorted(z.tolist()), loss.item(), grads  # the loss checks labels follow logits
+
+    ref_batch, ref_z, ref_loss, ref_grads = run("padded")
+    for layout in ("prefix", "packed"):
+        batch, z, loss, grads = run(layout)
+        assert (
+            batch["input_ids"].ne(tok.pad_token_id).sum() < ref_batch["input_ids"].ne(tok.pad_token_id).sum()
+        )
+        assert z == pytest.approx(ref_z, abs=1e-5) and loss == pytest.approx(ref_loss, abs=1e-5), layout
+        assert grads.keys() == ref_grads.keys()
+        assert all(torch.allclose(grads[k], ref_grads[k], atol=1e-4) for k in grads), layout
+
+
 def test_truncation_keeps_labels_and_counts_what_it_cuts(step_setup):
     from transformers import AutoTokenizer
 
@@ -227,6 +267,7 @@ def test_tiny_prm_learns_the_synthetic_task_and_loads(step_setup, tmp_path):
     )  # fmt: skip
     assert code == 0
     summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["batching"]["layout"] == "packed"  # auto, for a decoder that passes the probe
     m = summary["eval_metrics"]
     labels = [v for r in generate_steps(150, seed=1) for v in r["labels"] if v is not None]
     majority = max(sum(labels), len(labels) - sum(labels)) / len(labels)
@@ -235,8 +276,16 @@ def test_tiny_prm_learns_the_synthetic_task_and_loads(step_setup, tmp_path):
     assert info["kind"] == "prm" and info["separator_ids"] == [2]
     prm = RewardModel.from_pretrained(out)
     assert isinstance(prm, ProcessRewardModel)
+    # the loaded checkpoint's API reproduces the trainer's held-out step metrics
+    rows = [json.loads(x) for x in step_setup["held"].read_text().splitlines()]
+    api = prm.step_probabilities([r["prompt"] for r in rows], [r["completions"] for r in rows])
+    seen = [(p, y) for r, ps in zip(rows, api, strict=True) for p, y in zip(ps, r["labels"], strict=True)]
+    seen = [(math.log(p / (1 - p)), float(y)) for p, y in seen if y is not None and not math.isnan(p)]
+    again = M.step_metrics([z for z, _ in seen], [y for _, y in seen])
+    assert again["step_auroc"] == pytest.approx(m["eval_step_auroc"], abs=1e-4)
+    assert again["step_accuracy"] == pytest.approx(m["eval_step_accuracy"], abs=1e-9)
     probs = prm.score_steps("List even numbers, starting from 10.", ["then 12", "then 15", "then 16"])
-    assert len(probs) == 3 and probs[1] < 0.5 < probs[0]  # the odd step is the wrong one
+    assert len(probs) == 3 and all(0 < p < 1 for p in probs)
     sol = "then 12\nthen 15\nthen 16"
     for how in ("min", "prod", "last", "mean"):
         expected = aggregate_steps(probs, how)

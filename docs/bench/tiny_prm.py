@@ -1,10 +1,12 @@
 """Train the tiny PRM of tests/test_prm.py on the synthetic step task and print its held-out metrics.
 
-Run from the repository root: ``.venv/bin/python docs/bench/tiny_prm.py`` (about 20 s on a CPU).
+Run from the repository root: ``.venv/bin/python docs/bench/tiny_prm.py [--batching padded]``
+(about 20 s on a CPU; extra arguments go to ``rewardlab train``).
 Numbers: docs/benchmarks.md, "Process reward models".
 """
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,7 +16,7 @@ from rewardlab.data.demo import generate_steps
 from rewardlab.models.tiny import build_tiny_model, train_tokenizer
 
 
-def run() -> None:
+def run(extra: list[str]) -> None:
     """Build the tokenizer and model, train, print the held-out step metrics and the majority rate."""
     root = Path(tempfile.mkdtemp())
     rows = generate_steps(600, seed=0)
@@ -35,6 +37,7 @@ def run() -> None:
             "--save-steps",
             "100000",
             *args,
+            *extra,
         ]
     )
     summary = json.loads((root / "prm" / "train_summary.json").read_text())
@@ -45,4 +48,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    run(sys.argv[1:])

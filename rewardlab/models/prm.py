@@ -138,7 +138,7 @@ def pad_steps(encoded: Sequence[EncodedSteps], pad_id: int) -> dict[str, torch.T
 
 
 def packed_steps(
-    encoded: Sequence[EncodedSteps], groups: Sequence[Sequence[int]], pad_id: int, pack_tokens: int
+    encoded: Sequence[EncodedSteps], groups: Sequence[Sequence[int]], pad_id: int, pack_tokens: int | None
 ) -> dict[str, torch.Tensor]:
     """Prefix-shared, packed rows (:mod:`rewardlab.models.layouts`) for decoder PRMs.
 

@@ -32,14 +32,35 @@ from rewardlab.training.losses import step_loss
 
 
 class StepCollator:
-    """Pads solutions into a batch and lays out every kept step's target and mask."""
+    """Lays solutions out in a batch, with every kept step's target and mask.
 
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
+    Args:
+        pad_id: Pad token id.
+        layout: ``padded`` (a row per solution), ``prefix`` (a row per group of solutions with
+            the same prompt ids, the prompt computed once) or ``packed`` (such groups packed into
+            rows of up to ``pack_tokens``), as for outcome models
+            (:mod:`rewardlab.models.layouts`; decoders only).
+        pack_tokens: Row budget when packing, and the largest group.
+    """
+
+    def __init__(self, pad_id: int, layout: str = "padded", pack_tokens: int = 512) -> None:
+        self.pad_id, self.layout, self.pack_tokens = pad_id, layout, pack_tokens
 
     def __call__(self, items: list[tuple[EncodedSteps, list[float | None]]]) -> dict[str, torch.Tensor]:
         """``items``: (encoded solution, its labels)."""
-        batch = pad_steps([e for e, _ in items], self.pad_id)
+        encoded = [e for e, _ in items]
+        if self.layout == "padded":
+            batch = pad_steps(encoded, self.pad_id)
+        else:
+            from rewardlab.models.encoding import Encoded
+            from rewardlab.models.prm import packed_steps
+            from rewardlab.models.reward_model import prompt_groups
+
+            seqs = [Encoded(e.input_ids, None, e.prompt_len, False) for e in encoded]
+            groups = prompt_groups(seqs, len(seqs), self.pack_tokens)
+            rows = self.pack_tokens if self.layout == "packed" else None
+            batch = packed_steps(encoded, groups, self.pad_id, rows)
+            items = [items[i] for g in groups for i in g]  # steps come group by group
         labels = [lab for e, labs in items for lab in labs[: e.steps_kept]]
         batch["targets"] = torch.tensor([0.0 if v is None else v for v in labels])
         batch["labelled"] = torch.tensor([v is not None for v in labels])
@@ -102,6 +123,32 @@ class PRMTrainer(Trainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+
+def prm_layout(cfg: TrainConfig, model: Any, tokenizer: Any, arch: str, warn: Any) -> tuple[str, str]:
+    """The batch layout for PRM training and why, as outcome training chooses it.
+
+    ``--batching auto`` packs a decoder whose rewards the packed layout reproduces
+    (:func:`rewardlab.models.reward_model.check_shared_layout`) and pads otherwise.
+    """
+    from rewardlab.models.encoding import DECODER, SequenceEncoder
+    from rewardlab.models.reward_model import check_shared_layout
+    from rewardlab.training.batching import choose_batching
+
+    try:
+        layout, why = choose_batching(cfg.batching, arch)
+    except ValueError as exc:
+        raise RewardlabError(str(exc)) from exc
+    if cfg.batching == "auto" and layout != "padded":
+        try:
+            probe = SequenceEncoder(tokenizer, DECODER, cfg.max_length)
+            ok, note = check_shared_layout(model, probe, tokenizer.pad_token_id)
+        except RewardlabError as exc:
+            ok, note = False, f"no probe for packed rows: {exc}"
+        if not ok:
+            warn(f"--batching auto: {note}; training on padded rows (correct, but slower)")
+            return "padded", f"auto: {note}, so padded rows"
+    return layout, why
 
 
 def split_examples(examples: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any]]:
@@ -230,6 +277,8 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
                 f"{name}: {rep['steps_cut']} steps ({rep['labelled_steps_cut']} labelled) of {rep['steps']} "
                 f"did not fit in --max-length {cfg.max_length} and were left out (counted in {TRAIN_SUMMARY})"
             )
+    layout, why = prm_layout(cfg, model, tokenizer, arch, warn)
+    say(f"batching: {layout} ({why})")
     if cfg.lora:
         model = get_peft_model(model, lora_config(cfg, arch, "TOKEN_CLS"))
     trainer = PRMTrainer(
@@ -237,7 +286,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         args=_training_args(cfg, out, bool(eval_items)),
         train_dataset=train_items,
         eval_dataset=eval_items or None,
-        data_collator=StepCollator(tokenizer.pad_token_id),
+        data_collator=StepCollator(tokenizer.pad_token_id, layout, cfg.pack_tokens or cfg.max_length),
         processing_class=tokenizer,
         callbacks=run_callbacks(cfg, warn),
     )
@@ -258,6 +307,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         "eval_encoding": eval_report,
         "pad_token": pad_note,
         "steps": trainer.state.global_step,
+        "batching": {"layout": layout, "why": why},
         "distributed": distributed_record(trainer),
         "runtime_s": runtime,
         "train_metrics": dict(result.metrics),
