@@ -44,6 +44,39 @@ def choose_batching(requested: str, arch: str) -> tuple[str, str]:
     return "padded", "auto: an encoder attends both ways, so responses get their own rows, grouped by length"
 
 
+def resolve_batching(
+    requested: str, model: Any, tokenizer: Any, arch: str, max_length: int, warn: Any
+) -> tuple[str, str]:
+    """The layout to train with and why: :func:`choose_batching`, checked for this model.
+
+    For ``auto``'s shared layouts, :func:`rewardlab.models.reward_model.check_shared_layout`
+    checks that they give this model its padded rewards; a model that fails it (ALiBi models:
+    MPT, BLOOM) gets padded rows and a warning.
+
+    Raises:
+        RewardlabError: a shared layout asked for an encoder.
+    """
+    from rewardlab.errors import RewardlabError
+    from rewardlab.models.encoding import SequenceEncoder
+    from rewardlab.models.reward_model import check_shared_layout
+
+    try:
+        layout, why = choose_batching(requested, arch)
+    except ValueError as exc:
+        raise RewardlabError(str(exc)) from exc
+    if requested != "auto" or layout == "padded":
+        return layout, why
+    try:
+        probe = SequenceEncoder(tokenizer, DECODER, max_length)
+        ok, note = check_shared_layout(model, probe, tokenizer.pad_token_id)
+    except RewardlabError as exc:
+        ok, note = False, f"no probe for packed rows: {exc}"
+    if ok:
+        return layout, why
+    warn(f"--batching auto: {note}; training on padded rows (correct, but slower)")
+    return "padded", f"auto: {note}, so padded rows"
+
+
 def _comparison_fields(groups: Sequence[Group]) -> dict[str, torch.Tensor]:
     comps = build_comparisons(
         [len(g.encoded) for g in groups], [g.scores for g in groups], [g.margin for g in groups]

@@ -125,32 +125,6 @@ class PRMTrainer(Trainer):
         return metrics
 
 
-def prm_layout(cfg: TrainConfig, model: Any, tokenizer: Any, arch: str, warn: Any) -> tuple[str, str]:
-    """The batch layout for PRM training and why, as outcome training chooses it.
-
-    ``--batching auto`` packs a decoder whose rewards the packed layout reproduces
-    (:func:`rewardlab.models.reward_model.check_shared_layout`) and pads otherwise.
-    """
-    from rewardlab.models.encoding import DECODER, SequenceEncoder
-    from rewardlab.models.reward_model import check_shared_layout
-    from rewardlab.training.batching import choose_batching
-
-    try:
-        layout, why = choose_batching(cfg.batching, arch)
-    except ValueError as exc:
-        raise RewardlabError(str(exc)) from exc
-    if cfg.batching == "auto" and layout != "padded":
-        try:
-            probe = SequenceEncoder(tokenizer, DECODER, cfg.max_length)
-            ok, note = check_shared_layout(model, probe, tokenizer.pad_token_id)
-        except RewardlabError as exc:
-            ok, note = False, f"no probe for packed rows: {exc}"
-        if not ok:
-            warn(f"--batching auto: {note}; training on padded rows (correct, but slower)")
-            return "padded", f"auto: {note}, so padded rows"
-    return layout, why
-
-
 def split_examples(examples: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any]]:
     """Hold out ``share`` of the prompts (all their solutions), by the rule of ``split_by_prompt``."""
     from rewardlab.data.schema import text_key
@@ -206,6 +180,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
     from rewardlab.models.presets import resolve_model_path
     from rewardlab.models.prm import resolve_separator
     from rewardlab.models.reward_model import INFO_FILE, ensure_pad_token, model_arch
+    from rewardlab.training.batching import resolve_batching
     from rewardlab.training.run import (
         TRAIN_SUMMARY,
         TrainResult,
@@ -277,7 +252,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
                 f"{name}: {rep['steps_cut']} steps ({rep['labelled_steps_cut']} labelled) of {rep['steps']} "
                 f"did not fit in --max-length {cfg.max_length} and were left out (counted in {TRAIN_SUMMARY})"
             )
-    layout, why = prm_layout(cfg, model, tokenizer, arch, warn)
+    layout, why = resolve_batching(cfg.batching, model, tokenizer, arch, cfg.max_length, warn)
     say(f"batching: {layout} ({why})")
     if cfg.lora:
         model = get_peft_model(model, lora_config(cfg, arch, "TOKEN_CLS"))

@@ -223,13 +223,8 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     from rewardlab.data.summary import summarize, write_summary
     from rewardlab.models.encoding import SequenceEncoder
-    from rewardlab.models.reward_model import (
-        check_shared_layout,
-        ensure_pad_token,
-        load_model_and_tokenizer,
-        model_arch,
-    )
-    from rewardlab.training.batching import choose_batching, group_length, make_collator
+    from rewardlab.models.reward_model import ensure_pad_token, load_model_and_tokenizer, model_arch
+    from rewardlab.training.batching import choose_batching, group_length, make_collator, resolve_batching
     from rewardlab.training.dataset import GroupDataset, encode_groups
     from rewardlab.training.trainer import RewardTrainer
 
@@ -271,15 +266,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         f"{train_report.sequences} sequences cut to {cfg.max_length} tokens with {cfg.truncation}; excluded: "
         f"{dict(train_report.excluded) or 'none'}), {len(eval_groups)} held-out groups"
     )
-    try:
-        layout, why = choose_batching(cfg.batching, arch)
-    except ValueError as exc:
-        raise RewardlabError(str(exc)) from exc
-    if cfg.batching == "auto" and layout != "padded" and cfg.engine == "native":
-        ok, note = check_shared_layout(model, encoder, tokenizer.pad_token_id)
-        if not ok:  # e.g. ALiBi models, whose positions come from the 2-D mask
-            layout, why = "padded", f"auto: {note}, so padded rows"
-            warn(f"--batching auto: {note}; training on padded rows (correct, but slower)")
+    if cfg.engine == "native":
+        layout, why = resolve_batching(cfg.batching, model, tokenizer, arch, cfg.max_length, warn)
+    else:  # TRL lays out its own batches
+        try:
+            layout, why = choose_batching(cfg.batching, arch)
+        except ValueError as exc:
+            raise RewardlabError(str(exc)) from exc
     collator = make_collator(
         layout, tokenizer.pad_token_id, padding_side, arch, cfg.pack_tokens or cfg.max_length
     )
