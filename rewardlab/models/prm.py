@@ -25,6 +25,9 @@ import torch
 
 from rewardlab.data.schema import Text, text_plain
 from rewardlab.errors import RewardlabError
+from rewardlab.models.encoding import Encoded
+from rewardlab.models.layouts import shared_prefix_batch
+from rewardlab.models.reward_model import LayoutChoice, model_inputs
 
 PRM_AGGREGATIONS = ("min", "prod", "last", "mean")
 #: Steps of a plain-text solution: blank-line-separated blocks, else lines.
@@ -77,6 +80,10 @@ class EncodedSteps:
     prompt_cut: int
     #: Tokens before the first step (the prompt, as kept): solutions with equal ones can share them.
     prompt_len: int = 0
+
+    def sequence(self) -> Encoded:
+        """The solution as a plain sequence with its prompt length, for the shared layouts."""
+        return Encoded(self.input_ids, None, self.prompt_len, False)
 
 
 class StepEncoder:
@@ -146,11 +153,7 @@ def packed_steps(
     found from its solution's last token, where the layout puts the reward: a solution of ``n``
     ids ending at column ``c`` has position ``p`` at column ``c - (n - 1 - p)``.
     """
-    from rewardlab.models.encoding import Encoded
-    from rewardlab.models.layouts import shared_prefix_batch
-
-    seqs = [[Encoded(encoded[i].input_ids, None, encoded[i].prompt_len, False) for i in g] for g in groups]
-    batch = shared_prefix_batch(seqs, pad_id, pack_tokens)
+    batch = shared_prefix_batch([[encoded[i].sequence() for i in g] for g in groups], pad_id, pack_tokens)
     rows: list[int] = []
     cols: list[int] = []
     ends = zip(batch["reward_rows"].tolist(), batch["reward_cols"].tolist(), strict=True)
@@ -165,52 +168,17 @@ def packed_steps(
 
 def step_logits(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The logit at every (``step_rows``, ``step_cols``) of ``batch`` (float32)."""
-    from rewardlab.models.reward_model import model_inputs
-
     out = model(**model_inputs(model, batch))
     return out.logits[..., 0][batch["step_rows"], batch["step_cols"]].float()
 
 
-class ProcessRewardModel:
+class ProcessRewardModel(LayoutChoice):
     """A loaded PRM: :meth:`score_steps` per step, :meth:`score` per solution (aggregated)."""
 
     def __init__(self, model: Any, tokenizer: Any, info: dict[str, Any]) -> None:
         self.model, self.tokenizer, self.info = model.eval(), tokenizer, info
         self.encoder = StepEncoder(tokenizer, int(info["max_length"]), list(info["separator_ids"]))
         self.aggregation = info.get("aggregation", "min")
-        self._packed_ok: bool | None = None
-        #: Why ``layout="auto"`` packs or pads this model (set on first use).
-        self.layout_note = ""
-
-    def score_layout(self, layout: str = "auto") -> str:
-        """The layout ``layout`` resolves to, as :meth:`RewardModel.score_layout` decides it.
-
-        ``packed`` shares the prompt of solutions to the same problem (best-of-N) and packs rows;
-        ``auto`` uses it for a decoder PRM that passes
-        :func:`rewardlab.models.reward_model.check_shared_layout`, else padded rows.
-        """
-        from rewardlab.models.encoding import DECODER, SequenceEncoder
-        from rewardlab.models.reward_model import SCORE_LAYOUTS, check_shared_layout, model_arch
-
-        if layout not in SCORE_LAYOUTS:
-            raise RewardlabError(f"layout {layout!r}: use one of {', '.join(SCORE_LAYOUTS)}")
-        decoder = model_arch(self.model) == DECODER
-        if layout == "packed" and not decoder:
-            raise RewardlabError("layout 'packed' needs a decoder (causal) model; this one is an encoder")
-        if layout != "auto":
-            return layout
-        if not decoder:
-            self.layout_note = "padded rows: an encoder attends both ways"
-            return "padded"
-        if self._packed_ok is None:
-            try:
-                probe = SequenceEncoder(self.tokenizer, DECODER, self.encoder.max_length)
-                self._packed_ok, self.layout_note = check_shared_layout(
-                    self.model, probe, self.tokenizer.pad_token_id
-                )
-            except RewardlabError as exc:
-                self._packed_ok, self.layout_note = False, f"no probe for packed rows: {exc}"
-        return "packed" if self._packed_ok else "padded"
 
     @classmethod
     def from_pretrained(
@@ -249,12 +217,11 @@ class ProcessRewardModel:
         """
         from rich.progress import Progress
 
-        from rewardlab.models.encoding import Encoded
         from rewardlab.models.reward_model import plan_batches
 
         use = self.score_layout(layout)
         encoded = [self.encoder.encode(p, s) for p, s in zip(prompts, solutions, strict=True)]
-        seqs = [Encoded(e.input_ids, None, e.prompt_len, False) for e in encoded]
+        seqs = [e.sequence() for e in encoded]
         out: list[list[float]] = [[] for _ in encoded]
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id

@@ -242,6 +242,54 @@ def check_shared_layout(model: Any, encoder: SequenceEncoder, pad_id: int) -> tu
     return True, f"packed rows give this model's padded rewards (probe: largest difference {diff:.1g})"
 
 
+def probe_shared_layout(model: Any, tokenizer: Any, max_length: int) -> tuple[bool, str]:
+    """:func:`check_shared_layout` with a decoder probe encoder for ``tokenizer``.
+
+    A tokenizer that cannot encode the probe (no END token) fails the check, with the reason.
+    """
+    try:
+        probe = SequenceEncoder(tokenizer, DECODER, max_length)
+    except RewardlabError as exc:
+        return False, f"no probe for packed rows: {exc}"
+    return check_shared_layout(model, probe, tokenizer.pad_token_id)
+
+
+class LayoutChoice:
+    """``score_layout`` for a scorer with ``model``, ``tokenizer`` and ``encoder.max_length``.
+
+    Outcome and process reward models choose their scoring layout by this one rule.
+    """
+
+    model: Any
+    tokenizer: Any
+    encoder: Any
+    _packed_ok: bool | None = None
+    #: Why ``layout="auto"`` packs or pads this model (set on first use).
+    layout_note: str = ""
+
+    def score_layout(self, layout: str = "auto") -> str:
+        """The scoring layout ``layout`` resolves to.
+
+        ``auto`` packs decoders whose rewards the packed layout reproduces (checked once per
+        model with :func:`check_shared_layout`; :attr:`layout_note` says why) and pads the rest.
+        """
+        if layout not in SCORE_LAYOUTS:
+            raise RewardlabError(f"layout {layout!r}: use one of {', '.join(SCORE_LAYOUTS)}")
+        decoder = model_arch(self.model) == DECODER
+        if layout == "packed" and not decoder:
+            raise RewardlabError("layout 'packed' needs a decoder (causal) model; this one is an encoder")
+        if layout != "auto":
+            return layout
+        if not decoder:
+            self.layout_note = "padded rows: an encoder attends both ways"
+            return "padded"
+        if self._packed_ok is None:
+            self._packed_ok, self.layout_note = probe_shared_layout(
+                self.model, self.tokenizer, self.encoder.max_length
+            )
+        return "packed" if self._packed_ok else "padded"
+
+
 def load_model_and_tokenizer(
     path: str | Path, dtype: torch.dtype | None = None, attn_implementation: str | None = None
 ) -> tuple[Any, Any]:
@@ -399,7 +447,7 @@ class PairScoring:
         return both[: len(prompts)], both[len(prompts) :]
 
 
-class RewardModel(PairScoring):
+class RewardModel(LayoutChoice, PairScoring):
     """A loaded reward model that scores (prompt, response) pairs with one scalar each.
 
     Use :meth:`from_pretrained` on a rewardlab checkpoint (or any local sequence-classification
@@ -411,9 +459,6 @@ class RewardModel(PairScoring):
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.info = info
-        self._packed_ok: bool | None = None
-        #: Why ``layout="auto"`` packs or pads this model (set on first use).
-        self.layout_note = "padded rows: an encoder attends both ways" if encoder.arch != DECODER else ""
 
     @classmethod
     def from_pretrained(
@@ -467,26 +512,6 @@ class RewardModel(PairScoring):
         length = max_length or info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), 512)
         encoder = SequenceEncoder(tokenizer, arch, int(length), info.get("truncation", "keep_end"))
         return cls(model, tokenizer, encoder, info)
-
-    def score_layout(self, layout: str = "auto") -> str:
-        """The scoring layout ``layout`` resolves to.
-
-        ``auto`` packs decoders whose rewards the packed layout reproduces (checked once per
-        model with :func:`check_shared_layout`; :attr:`layout_note` says why) and pads the rest.
-        """
-        if layout not in SCORE_LAYOUTS:
-            raise RewardlabError(f"layout {layout!r}: use one of {', '.join(SCORE_LAYOUTS)}")
-        if layout == "packed" and self.encoder.arch != DECODER:
-            raise RewardlabError("layout 'packed' needs a decoder (causal) model; this one is an encoder")
-        if layout != "auto":
-            return layout
-        if self.encoder.arch != DECODER:
-            return "padded"
-        if self._packed_ok is None:
-            self._packed_ok, self.layout_note = check_shared_layout(
-                self.model, self.encoder, self.tokenizer.pad_token_id
-            )
-        return "packed" if self._packed_ok else "padded"
 
     @torch.inference_mode()
     def score(

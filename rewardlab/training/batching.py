@@ -45,32 +45,28 @@ def choose_batching(requested: str, arch: str) -> tuple[str, str]:
 
 
 def resolve_batching(
-    requested: str, model: Any, tokenizer: Any, arch: str, max_length: int, warn: Any
+    requested: str, arch: str, model: Any, tokenizer: Any, max_length: int, warn: Any
 ) -> tuple[str, str]:
     """The layout to train with and why: :func:`choose_batching`, checked for this model.
 
-    For ``auto``'s shared layouts, :func:`rewardlab.models.reward_model.check_shared_layout`
+    For ``auto``'s shared layouts, :func:`rewardlab.models.reward_model.probe_shared_layout`
     checks that they give this model its padded rewards; a model that fails it (ALiBi models:
-    MPT, BLOOM) gets padded rows and a warning.
+    MPT, BLOOM) gets padded rows and a warning. ``model=None`` skips the check (TRL lays out
+    its own batches).
 
     Raises:
         RewardlabError: a shared layout asked for an encoder.
     """
     from rewardlab.errors import RewardlabError
-    from rewardlab.models.encoding import SequenceEncoder
-    from rewardlab.models.reward_model import check_shared_layout
+    from rewardlab.models.reward_model import probe_shared_layout
 
     try:
         layout, why = choose_batching(requested, arch)
     except ValueError as exc:
         raise RewardlabError(str(exc)) from exc
-    if requested != "auto" or layout == "padded":
+    if model is None or requested != "auto" or layout == "padded":
         return layout, why
-    try:
-        probe = SequenceEncoder(tokenizer, DECODER, max_length)
-        ok, note = check_shared_layout(model, probe, tokenizer.pad_token_id)
-    except RewardlabError as exc:
-        ok, note = False, f"no probe for packed rows: {exc}"
+    ok, note = probe_shared_layout(model, tokenizer, max_length)
     if ok:
         return layout, why
     warn(f"--batching auto: {note}; training on padded rows (correct, but slower)")

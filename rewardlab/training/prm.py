@@ -52,12 +52,10 @@ class StepCollator:
         if self.layout == "padded":
             batch = pad_steps(encoded, self.pad_id)
         else:
-            from rewardlab.models.encoding import Encoded
             from rewardlab.models.prm import packed_steps
             from rewardlab.models.reward_model import prompt_groups
 
-            seqs = [Encoded(e.input_ids, None, e.prompt_len, False) for e in encoded]
-            groups = prompt_groups(seqs, len(seqs), self.pack_tokens)
+            groups = prompt_groups([e.sequence() for e in encoded], len(encoded), self.pack_tokens)
             rows = self.pack_tokens if self.layout == "packed" else None
             batch = packed_steps(encoded, groups, self.pad_id, rows)
             items = [items[i] for g in groups for i in g]  # steps come group by group
@@ -252,7 +250,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
                 f"{name}: {rep['steps_cut']} steps ({rep['labelled_steps_cut']} labelled) of {rep['steps']} "
                 f"did not fit in --max-length {cfg.max_length} and were left out (counted in {TRAIN_SUMMARY})"
             )
-    layout, why = resolve_batching(cfg.batching, model, tokenizer, arch, cfg.max_length, warn)
+    layout, why = resolve_batching(cfg.batching, arch, model, tokenizer, cfg.max_length, warn)
     say(f"batching: {layout} ({why})")
     if cfg.lora:
         model = get_peft_model(model, lora_config(cfg, arch, "TOKEN_CLS"))

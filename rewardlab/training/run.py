@@ -224,7 +224,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     from rewardlab.data.summary import summarize, write_summary
     from rewardlab.models.encoding import SequenceEncoder
     from rewardlab.models.reward_model import ensure_pad_token, load_model_and_tokenizer, model_arch
-    from rewardlab.training.batching import choose_batching, group_length, make_collator, resolve_batching
+    from rewardlab.training.batching import group_length, make_collator, resolve_batching
     from rewardlab.training.dataset import GroupDataset, encode_groups
     from rewardlab.training.trainer import RewardTrainer
 
@@ -266,13 +266,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         f"{train_report.sequences} sequences cut to {cfg.max_length} tokens with {cfg.truncation}; excluded: "
         f"{dict(train_report.excluded) or 'none'}), {len(eval_groups)} held-out groups"
     )
-    if cfg.engine == "native":
-        layout, why = resolve_batching(cfg.batching, model, tokenizer, arch, cfg.max_length, warn)
-    else:  # TRL lays out its own batches
-        try:
-            layout, why = choose_batching(cfg.batching, arch)
-        except ValueError as exc:
-            raise RewardlabError(str(exc)) from exc
+    checked = model if cfg.engine == "native" else None  # TRL lays out its own batches
+    layout, why = resolve_batching(cfg.batching, arch, checked, tokenizer, cfg.max_length, warn)
     collator = make_collator(
         layout, tokenizer.pad_token_id, padding_side, arch, cfg.pack_tokens or cfg.max_length
     )
