@@ -195,7 +195,32 @@ def _check_out(out: Path, resume: bool) -> None:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Run a training job (see the module doc) and return where its outputs are."""
+    """Run a training job (see the module doc) and return where its outputs are.
+
+    Under a multi-process launch every rank waits here for the main one to finish writing, then
+    closes the process group: a rank that exits with its gloo/NCCL group still open can abort
+    ("terminate called without an active exception") and fail the whole launch.
+    """
+    ok = False
+    try:
+        result = _train(cfg)
+        ok = True
+        return result
+    finally:
+        close_process_group(sync=ok)
+
+
+def close_process_group(sync: bool) -> None:
+    """Barrier (when ``sync``) and destroy the default process group, if one is open."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if sync:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     _check_out(out, cfg.resume)
     _quiet_transformers()
