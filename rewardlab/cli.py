@@ -46,6 +46,18 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
     return out
 
 
+def _str_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    """Parse ``"8,32"``; anything but positive integers is a user error."""
+    items = _str_list(text)
+    if not items or not all(i.isdigit() and int(i) > 0 for i in items):
+        raise RewardlabError(f"{option} expects positive integers, comma-separated (e.g. 8,32), got {text!r}")
+    return [int(i) for i in items]
+
+
 @data_app.command("demo")
 def data_demo(
     out: Annotated[Path, typer.Option(help="Where to write the JSONL file.")] = Path("demo.jsonl"),
@@ -408,11 +420,21 @@ def demo_cmd(
 @bench_app.command("train")
 def bench_train_cmd(
     model: Annotated[str, typer.Option(help="Local model folder or preset (e.g. tiny-llama-30m).")],
-    data: Annotated[str, typer.Option(help="Preference data to take the pairs from.")],
-    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")],
-    pairs: Annotated[int, typer.Option(help="Pairs to train on (rounded down to whole batches).")] = 64,
+    data: Annotated[
+        list[str], typer.Option(help="Preference data to take the pairs from; repeat for several sets.")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report (and its Markdown table, .md).")],
+    pairs: Annotated[
+        str,
+        typer.Option(
+            help="Pairs to train on (rounded down to whole batches): one count, or one per batch size "
+            "(comma-separated)."
+        ),
+    ] = "64",
     engines: Annotated[str, typer.Option(help="Comma-separated engines: native, trl.")] = "native,trl",
-    batch_size: Annotated[int, typer.Option(help="Pairs per optimizer step.")] = 8,
+    batch_size: Annotated[
+        str, typer.Option(help="Pairs per optimizer step; comma-separated for several (e.g. 8,32).")
+    ] = "8",
     max_length: Annotated[
         int, typer.Option(help="Max tokens per sequence; only pairs that fit are used.")
     ] = 1024,
@@ -433,14 +455,14 @@ def bench_train_cmd(
     ] = "auto",
 ) -> None:
     """Train each engine on the same pairs and steps; report speed, tokens, padding, memory, loss."""
-    from rewardlab.bench.train import bench_train
+    from rewardlab.bench.train import COLUMNS, bench_train_table, table_rows
 
-    report = bench_train(
+    result = bench_train_table(
         model=model,
         data=data,
-        pairs=pairs,
-        engines=[e.strip() for e in engines.split(",") if e.strip()],
-        batch_size=batch_size,
+        batch_sizes=_int_list(batch_size, "--batch-size"),
+        pairs=_int_list(pairs, "--pairs"),
+        engines=_str_list(engines),
         max_length=max_length,
         out=str(out),
         seed=seed,
@@ -450,40 +472,14 @@ def bench_train_cmd(
         attn_implementation=attn_implementation,
         precision=precision,
     )
-    table = Table(title=f"bench train: {report['pairs_used']} pairs, batch {batch_size}, {model}")
-    cols = [
-        "engine",
-        "layout",
-        "pairs/s",
-        "real tok/s",
-        "positions",
-        "padding",
-        "peak RSS MB",
-        "final loss",
-        "MFU",
-    ]
-    for c in cols:
+    table = Table(title=f"bench train: {model}")
+    for c in COLUMNS:
         table.add_column(c)
-    for name, r in report["engines"].items():
-        table.add_row(
-            name,
-            r["layout"],
-            f"{r['pairs_per_s']:.2f}",
-            f"{r['real_tokens_per_s']:.0f}",
-            str(r["positions"]),
-            f"{r['padding_share']:.1%}",
-            f"{r['peak_rss_mb']:.0f}",
-            f"{r['final_loss']:.4f}",
-            f"{r['mfu']:.1%}",
-        )
+    for report in result.get("runs", [result]):
+        for row in table_rows(report):
+            table.add_row(*(cell.replace("**", "") for cell in row))
     console.print(table)
-    if "native_over_trl" in report:
-        ratio = report["native_over_trl"]
-        console.print(
-            f"native/TRL: {ratio['pairs_per_s']:.2f}x pairs/s, {ratio['positions']:.2f}x positions, "
-            f"{ratio['peak_rss']:.2f}x peak RSS"
-        )
-    console.print(f"wrote {out}", soft_wrap=True)
+    console.print(f"wrote {out} and {out.with_suffix('.md')}", soft_wrap=True)
 
 
 @bench_app.command("score")

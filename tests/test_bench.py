@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rewardlab.cli import main
 
 
@@ -41,6 +43,89 @@ def test_bench_train_reports_both_engines(tiny_models, demo_file, tmp_path):
     assert report["native_over_trl"]["positions"] < 1
     # TRL runs each prompt twice, so on the same pairs it must count more real tokens than native
     assert trl["real_tokens"] > native["real_tokens"]
+    table = out.with_suffix(".md").read_text().splitlines()
+    assert len(table) == 2 + 3  # header, rule, native, trl, ratio
+    assert table[2].startswith("| demo.jsonl, batch 8 | native (packed) | 16 / 2 | ")
+    assert f"**{report['native_over_trl']['pairs_per_s']:.2f}×**" in table[4]
+
+
+@pytest.mark.slow
+def test_bench_train_runs_a_grid_in_one_command(tiny_models, demo_rows, demo_file, tmp_path):
+    """Two data sets x two batch sizes, pairs per batch size: four cells, batch size outer."""
+    from tests.conftest import write_jsonl
+
+    (tmp_path / "llmbar").mkdir()
+    other = write_jsonl(tmp_path / "llmbar" / "test.jsonl", demo_rows[300:])
+    out = tmp_path / "grid.json"
+    args = ["bench", "train", "--model", str(tiny_models["llama"]), "--engines", "native"]
+    args += ["--data", str(demo_file), "--data", str(other), "--batch-size", "4,8", "--pairs", "8,16"]
+    assert main([*args, "--max-length", "96", "--out", str(out)]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    cells = [(r["command"]["batch_size"], r["command"]["data"], r["pairs_used"]) for r in runs]
+    assert cells == [(4, str(demo_file), 8), (4, str(other), 8), (8, str(demo_file), 16), (8, str(other), 16)]
+    assert [r["engines"]["native"]["steps"] for r in runs] == [2, 2, 2, 2]
+    rows = out.with_suffix(".md").read_text().splitlines()[2:]
+    labels = [row.split(" | ")[0] for row in rows]
+    assert labels == [
+        "| demo.jsonl, batch 4",
+        "| llmbar, batch 4",
+        "| demo.jsonl, batch 8",
+        "| llmbar, batch 8",
+    ]
+
+
+def test_bench_train_table_orders_cells_and_pairs_counts(tmp_path, monkeypatch):
+    """The grid without training: batch size outer, data inner, one --pairs count reused for all."""
+    import rewardlab.bench.train as bt
+
+    calls = []
+
+    def fake_cell(*, model, data, pairs, batch_size, **common):
+        calls.append((batch_size, data, pairs, common["engines"]))
+        r = {"layout": "packed", "pairs": pairs, "steps": pairs // batch_size, "pairs_per_s": 1.0}
+        r |= {"real_tokens_per_s": 10.0, "positions": 100, "padding_share": 0.1, "peak_rss_mb": 5.0}
+        r |= {"final_loss": 0.69, "mean_loss": None, "mfu": 0.5}
+        return {"command": {"data": data, "batch_size": batch_size}, "engines": {"native": r}}
+
+    monkeypatch.setattr(bt, "bench_train", fake_cell)
+    out = tmp_path / "t.json"
+    result = bt.bench_train_table(
+        model="m",
+        data=["a/test.jsonl", "b.jsonl"],
+        batch_sizes=[8, 32],
+        pairs=[64],
+        out=str(out),
+        engines=["native"],
+    )
+    assert calls == [(8, "a/test.jsonl", 64, ["native"]), (8, "b.jsonl", 64, ["native"])] + [
+        (32, "a/test.jsonl", 64, ["native"]),
+        (32, "b.jsonl", 64, ["native"]),
+    ]
+    assert json.loads(out.read_text()) == result and len(result["runs"]) == 4
+    rows = out.with_suffix(".md").read_text().splitlines()
+    assert (
+        rows[2]
+        == "| a, batch 8 | native (packed) | 64 / 8 | 1.00 | 10 | 100 | 10.0% | 5 | 0.6900 / n/a | 50.0% |"
+    )
+    assert rows[5].startswith("| b.jsonl, batch 32 | native (packed) | 64 / 2 |")
+
+
+def test_bench_train_rejects_mismatched_pairs_and_bad_sizes(demo_file, tmp_path, capsys):
+    base = [
+        "bench",
+        "train",
+        "--model",
+        "tiny-llama",
+        "--data",
+        str(demo_file),
+        "--out",
+        str(tmp_path / "b.json"),
+    ]
+    assert main([*base, "--batch-size", "8,32", "--pairs", "64,128,256"]) == 2
+    assert "one per batch size (2), not 3" in capsys.readouterr().err
+    assert main([*base, "--batch-size", "8,x"]) == 2
+    assert "--batch-size expects positive integers" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()
 
 
 def test_bench_rejects_unknown_engine(tmp_path, demo_file, capsys):

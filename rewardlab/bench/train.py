@@ -11,8 +11,12 @@ where peak GPU memory is reported too). The ratio native/TRL is of pairs/s.
 ``--attn-implementation flex_attention`` (GPU) applies to the native engine only: TRL's padded rows
 have no block mask to use.
 
+Several ``--data`` and comma-separated ``--batch-size``/``--pairs`` run every (batch size, data)
+cell in turn, so one command reproduces the whole table of ``docs/benchmarks.md``; the JSON then
+holds ``runs`` (one report per cell), and ``FILE.md`` next to it has the table in Markdown.
+
 Run: ``rewardlab bench train --model tiny-llama-30m --data ../shared/data/hh-rlhf-helpful-base/test.jsonl.gz
---pairs 64 --engines native,trl --batch-size 8 --max-length 1024 --out bench.json``.
+--data ../shared/data/llmbar --batch-size 8,32 --pairs 64,128 --max-length 1024 --out bench.json``.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def bench_train(
     engines: list[str],
     batch_size: int,
     max_length: int,
-    out: str,
+    out: str | None = None,
     seed: int = 0,
     learning_rate: float = 1e-5,
     batching: str = "auto",
@@ -71,7 +75,7 @@ def bench_train(
     attn_implementation: str | None = None,
     precision: str = "auto",
 ) -> dict[str, Any]:
-    """Run the benchmark and write its JSON to ``out`` (see the module doc)."""
+    """Run one cell of the benchmark and return its report, also written to ``out`` when given."""
     import torch
 
     from rewardlab import __version__
@@ -158,5 +162,107 @@ def bench_train(
             "positions": results["native"]["positions"] / results["trl"]["positions"],
             "peak_rss": results["native"]["peak_rss_mb"] / results["trl"]["peak_rss_mb"],
         }
-    write_json(out, report)
+    if out is not None:
+        write_json(out, report)
     return report
+
+
+def bench_train_table(
+    *, model: str, data: list[str], batch_sizes: list[int], pairs: list[int], out: str, **common: Any
+) -> dict[str, Any]:
+    """Run every (batch size, data) cell; write the JSON to ``out`` and its Markdown table beside it.
+
+    ``pairs`` is one count for every batch size or one per batch size, in the same order. With
+    one cell the JSON is that cell's report; with several, ``{"runs": [report, ...]}``.
+    """
+    from rewardlab import __version__
+    from rewardlab.io_utils import write_json
+
+    if not data or not batch_sizes:
+        raise RewardlabError("bench train: give at least one --data and one --batch-size")
+    if len(pairs) not in (1, len(batch_sizes)):
+        raise RewardlabError(
+            f"--pairs: give one count or one per batch size ({len(batch_sizes)}), not {len(pairs)}"
+        )
+    counts = pairs * len(batch_sizes) if len(pairs) == 1 else pairs
+    reports = [
+        bench_train(model=model, data=d, pairs=n, batch_size=b, **common)
+        for b, n in zip(batch_sizes, counts, strict=True)
+        for d in data
+    ]
+    result = reports[0] if len(reports) == 1 else {"rewardlab_version": __version__, "runs": reports}
+    write_json(out, result)
+    Path(out).with_suffix(".md").write_text(markdown_table(reports))
+    return result
+
+
+#: The columns of the benchmark table (``docs/benchmarks.md``), one row per engine.
+COLUMNS = (
+    "data, batch",
+    "engine (layout)",
+    "pairs / steps",
+    "pairs/s",
+    "real tokens/s",
+    "positions",
+    "padding",
+    "peak RSS MB",
+    "final / mean loss",
+    "MFU",
+)
+
+
+def data_label(path: str) -> str:
+    """A short name for a data path: its folder for a directory or a generic file name."""
+    p = Path(path)
+    generic = p.name.split(".")[0] in {"test", "train", "data", "validation", "dev"}
+    return p.parent.name if generic and p.parent.name else p.name
+
+
+def _loss(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def table_rows(report: dict[str, Any]) -> list[list[str]]:
+    """The table rows of one cell: one per engine, then the native/TRL ratios when both ran."""
+    label = f"{data_label(report['command']['data'])}, batch {report['command']['batch_size']}"
+    rows = []
+    for name, r in report["engines"].items():
+        gpu = f", peak GPU {r['peak_gpu_mb']:,.0f} MB" if r.get("peak_gpu_mb") else ""
+        rows.append(
+            [
+                label,
+                f"{name} ({r['layout']})",
+                f"{r['pairs']} / {r['steps']}",
+                f"{r['pairs_per_s']:.2f}",
+                f"{r['real_tokens_per_s']:,.0f}",
+                f"{r['positions']:,}",
+                f"{r['padding_share']:.1%}",
+                f"{r['peak_rss_mb']:,.0f}{gpu}",
+                f"{_loss(r['final_loss'])} / {_loss(r['mean_loss'])}",
+                f"{r['mfu']:.1%}",
+            ]
+        )
+    ratio = report.get("native_over_trl")
+    if ratio:
+        rows.append(
+            [
+                "",
+                "**native / TRL**",
+                "",
+                f"**{ratio['pairs_per_s']:.2f}×**",
+                "",
+                f"{ratio['positions']:.2f}×",
+                "",
+                f"{ratio['peak_rss']:.2f}×",
+                "",
+                "",
+            ]
+        )
+    return rows
+
+
+def markdown_table(reports: list[dict[str, Any]]) -> str:
+    """The benchmark table of ``reports`` in Markdown, as ``docs/benchmarks.md`` shows it."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for r in reports for row in table_rows(r)]
+    return "\n".join(lines) + "\n"
