@@ -5,8 +5,8 @@
 #          the GPU against the CPU, a short FlexAttention training run;
 #   score  rewardlab bench score on HH-RLHF (256 responses) on cuda in float32 and bfloat16, and
 #          bfloat16 with FlexAttention;
-#   train  rewardlab bench train, native vs TRL, HH-RLHF and LLMBar at batch 8 and 32 (the table of
-#          docs/benchmarks.md in one command), and native with FlexAttention at batch 8;
+#   train  rewardlab bench train, native vs TRL, HH-RLHF at batch 8 and 32 (the HH rows of the table
+#          in docs/benchmarks.md, in one command), and native with FlexAttention at batch 8;
 #   serve  rewardlab bench serve with 16 clients on cuda;
 #   fsdp   one-GPU FSDP2 through accelerate launch against a plain run: the distributed record and
 #          the largest weight difference (printed to the log).
@@ -66,8 +66,8 @@ print('preset', root)"
         fi
     fi
     if want train; then
-        $RL bench train --model tiny-llama-30m --data $HH --data .gpu/data/llmbar --batch-size 8,32 \
-            --pairs 64,128 --max-length 1024 --engines native,trl --out "$OUT/train-table.json"
+        $RL bench train --model tiny-llama-30m --data $HH --batch-size 8,32 --pairs 64,128 \
+            --max-length 1024 --engines native,trl --out "$OUT/train-table.json"
         $RL bench train --model tiny-llama-30m --data $HH --pairs 64 --batch-size 8 --max-length 1024 \
             --engines native --attn-implementation flex_attention --out /tmp/train-hh-b8-flex.json \
             && cp /tmp/train-hh-b8-flex.json "$OUT/"  # its .md stays behind: at most 8 files come back
