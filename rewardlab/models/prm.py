@@ -215,32 +215,26 @@ class ProcessRewardModel(LayoutChoice):
         :meth:`rewardlab.models.reward_model.RewardModel.score` does: with ``packed`` rows the
         solutions to one problem share its prompt.
         """
-        from rich.progress import Progress
-
-        from rewardlab.models.reward_model import plan_batches
-
         use = self.score_layout(layout)
         encoded = [self.encoder.encode(p, s) for p, s in zip(prompts, solutions, strict=True)]
+        pad = self.tokenizer.pad_token_id
+
+        def build(units: list[list[int]], widest: int, idx: list[int]) -> dict[str, torch.Tensor]:
+            if use == "packed":
+                return packed_steps(encoded, units, pad, widest)
+            return pad_steps([encoded[i] for i in idx], pad)
+
         seqs = [e.sequence() for e in encoded]
         out: list[list[float]] = [[] for _ in encoded]
-        device = next(self.model.parameters()).device
-        pad = self.tokenizer.pad_token_id
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("scoring steps", total=len(encoded))
-            for units, widest in plan_batches(seqs, use, batch_size, max_tokens, self.encoder.max_length):
-                idx = [i for u in units for i in u]
-                if use == "packed":
-                    batch = packed_steps(encoded, units, pad, widest)
-                else:
-                    batch = pad_steps([encoded[i] for i in idx], pad)
-                logits = step_logits(self.model, {k: v.to(device) for k, v in batch.items()})
-                probs = torch.sigmoid(logits).tolist()
-                at = 0
-                for i in idx:
-                    k = encoded[i].steps_kept
-                    out[i] = probs[at : at + k] + [math.nan] * (len(solutions[i]) - k)
-                    at += k
-                bar.update(task, advance=len(idx))
+        for idx, batch in self.scoring_batches(
+            seqs, use, batch_size, max_tokens, progress, "scoring steps", build
+        ):
+            probs = torch.sigmoid(step_logits(self.model, batch)).tolist()
+            at = 0
+            for i in idx:
+                k = encoded[i].steps_kept
+                out[i] = probs[at : at + k] + [math.nan] * (len(solutions[i]) - k)
+                at += k
         return out
 
     def score_steps(self, prompt: Text, steps: Sequence[str]) -> list[float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +289,31 @@ class LayoutChoice:
             )
         return "packed" if self._packed_ok else "padded"
 
+    def scoring_batches(
+        self,
+        seqs: Sequence[Any],
+        layout: str,
+        batch_size: int,
+        max_tokens: int | None,
+        progress: bool,
+        label: str,
+        build: Any,
+    ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Yield ``(indices, batch)`` over ``seqs`` in :func:`plan_batches` order, on the model's device.
+
+        ``build(units, widest, indices)`` makes one batch in ``layout`` (the scorer's packed or
+        padded builder); a progress bar labelled ``label`` advances by each batch's sequences.
+        """
+        from rich.progress import Progress
+
+        device = next(self.model.parameters()).device
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task(label, total=len(seqs))
+            for units, widest in plan_batches(seqs, layout, batch_size, max_tokens, self.encoder.max_length):
+                idx = [i for u in units for i in u]
+                yield idx, {k: v.to(device) for k, v in build(units, widest, idx).items()}
+                bar.update(task, advance=len(idx))
+
 
 def load_model_and_tokenizer(
     path: str | Path, dtype: torch.dtype | None = None, attn_implementation: str | None = None
@@ -552,28 +577,25 @@ class RewardModel(LayoutChoice, PairScoring):
             raise RewardlabError(f"{len(prompts)} prompts but {len(responses)} responses")
         use = self.score_layout(layout)
         encoded = [self.encoder.encode(p, r) for p, r in zip(prompts, responses, strict=True)]
-        out = [0.0] * len(encoded)
-        device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id
-        from rich.progress import Progress
 
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("scoring", total=len(encoded))
-            for units, widest in plan_batches(encoded, use, batch_size, max_tokens, self.encoder.max_length):
-                idx = [i for u in units for i in u]
-                if use == "packed":
-                    batch = shared_prefix_batch([[encoded[i] for i in u] for u in units], pad, widest)
-                else:
-                    batch = pad_batch([encoded[i] for i in idx], pad, "right", self.encoder.arch)
-                    if self.encoder.arch == DECODER:
-                        # Right padding under causal attention: no real token attends to the pads
-                        # after it, so the mask changes nothing we read, and without it SDPA can
-                        # take its faster is_causal path (docs/benchmarks.md, "Scoring and serving").
-                        del batch["attention_mask"]
-                batch = {k: v.to(device) for k, v in batch.items()}
-                for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):
-                    out[i] = r
-                bar.update(task, advance=len(idx))
+        def build(units: list[list[int]], widest: int, idx: list[int]) -> dict[str, torch.Tensor]:
+            if use == "packed":
+                return shared_prefix_batch([[encoded[i] for i in u] for u in units], pad, widest)
+            batch = pad_batch([encoded[i] for i in idx], pad, "right", self.encoder.arch)
+            if self.encoder.arch == DECODER:
+                # Right padding under causal attention: no real token attends to the pads
+                # after it, so the mask changes nothing we read, and without it SDPA can
+                # take its faster is_causal path (docs/benchmarks.md, "Scoring and serving").
+                del batch["attention_mask"]
+            return batch
+
+        out = [0.0] * len(encoded)
+        for idx, batch in self.scoring_batches(
+            encoded, use, batch_size, max_tokens, progress, "scoring", build
+        ):
+            for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):
+                out[i] = r
         if correction:
             out = correct_length(out, responses, correction)
         return normalize_rewards(out, self.info) if normalize else out
