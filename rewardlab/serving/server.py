@@ -6,20 +6,27 @@ Endpoints: ``POST /score`` (``{"prompts": [...], "responses": [...]}`` or ``{"me
 → ``{"rewards": [...]}``), ``POST /get_reward`` (OpenRLHF's remote reward model protocol:
 ``{"query": [...], "prompts": [...]}`` → ``{"rewards": [...], "scores": [...]}``), ``GET /health``
 and ``GET /info``. Loopback by default; a non-loopback host needs a bearer token. Every request is
-validated before it reaches the model, so user input gets a 4xx with a clear message, never a
-500. Requests arriving together are scored in one forward pass (micro-batching).
+validated before it reaches the model (``rewardlab.serving.requests``), so user input gets a 4xx
+with a clear message, never a 500. Requests arriving together share scoring calls, large ones cut
+into chunks and interleaved (``rewardlab.serving.batching``); a reward that is not finite is never
+served.
 """
 
-import asyncio
 import hmac
 import ipaddress
-import json
+import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rewardlab.config import opt
 from rewardlab.errors import RewardlabError
+from rewardlab.serving.batching import MicroBatcher, ScoringFailed, non_finite
+from rewardlab.serving.requests import BadRequest, parse_get_reward, parse_score, read_body, read_token
+
+log = logging.getLogger(__name__)
+
+#: The pair scored at start-up: a model that gives it a non-finite reward is refused.
+PROBE = ("What is 2 + 2?", "2 + 2 = 4.")
 
 
 @dataclass
@@ -51,6 +58,12 @@ class ServeConfig:
         help="auto (packed for decoders that reproduce padded rewards on a probe), packed or padded.",
     )
     batch_window_ms: float = opt(5.0, help="How long the first request of a micro-batch waits for others.")
+    body_timeout_s: float = opt(30.0, help="A request body must arrive within this many seconds (else 408).")
+    keep_alive_s: int = opt(5, help="Close an idle keep-alive connection after this many seconds.")
+    max_header_bytes: int = opt(16_384, help="Largest request line + headers accepted (h11 limit).")
+    limit_concurrency: int = opt(
+        1024, help="Most open connections and tasks; more get 503 (uvicorn's limit_concurrency)."
+    )
     device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
     dtype: str = opt("float32", help="Weights in float32, bfloat16 or float16.")
     attn_implementation: str | None = opt(
@@ -68,11 +81,12 @@ class ServeConfig:
             raise ValueError(
                 f"--host {self.host} is not loopback: give --token-file so clients must authenticate"
             )
-        if (
-            min(self.max_items, self.max_body_bytes, self.max_chars, self.batch_size, self.max_tokens) < 1
-            or self.batch_window_ms < 0
-        ):
+        limits = [self.max_items, self.max_body_bytes, self.max_chars, self.batch_size, self.max_tokens]
+        limits += [self.keep_alive_s, self.max_header_bytes, self.limit_concurrency]
+        if min(limits) < 1 or self.batch_window_ms < 0 or not self.body_timeout_s > 0:
             raise ValueError("limits must be positive")
+        if self.token_file:  # before any model loads: a bad token file is a one-line error
+            read_token(self.token_file, is_loopback(self.host))
 
 
 def is_loopback(host: str) -> bool:
@@ -83,138 +97,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class BadRequest(Exception):
-    """A client error: HTTP status and a message for the client."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-def _texts(body: dict[str, Any], key: str) -> list[Any]:
-    value = body.get(key)
-    if not isinstance(value, list):
-        raise BadRequest(422, f"'{key}' must be a list")
-    return value
-
-
-def _check_text(value: Any, where: str, cfg: ServeConfig) -> Any:
-    if isinstance(value, list):  # chat messages
-        if not value or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-            for m in value
-        ):
-            raise BadRequest(
-                422, f"{where}: messages must be a non-empty list of {{'role', 'content'}} strings"
-            )
-        return value
-    if not isinstance(value, str):
-        raise BadRequest(
-            422, f"{where}: must be a string (or a list of messages), got {type(value).__name__}"
-        )
-    if not value.strip():
-        raise BadRequest(422, f"{where}: empty text")
-    if len(value) > cfg.max_chars:
-        if cfg.overlong == "refuse":
-            raise BadRequest(413, f"{where}: {len(value)} characters, over the limit of {cfg.max_chars}")
-        value = value[-cfg.max_chars :]
-    return value
-
-
-def parse_score(body: Any, cfg: ServeConfig) -> tuple[list[Any], list[Any]]:
-    """(prompts, responses) of a ``/score`` body, validated."""
-    if not isinstance(body, dict):
-        raise BadRequest(422, "the body must be a JSON object")
-    if "messages" in body:
-        convs = _texts(body, "messages")
-        prompts, responses = [], []
-        for i, conv in enumerate(convs):
-            conv = _check_text(conv, f"messages[{i}]", cfg)
-            if not isinstance(conv, list) or len(conv) < 2 or conv[-1]["role"] != "assistant":
-                raise BadRequest(422, f"messages[{i}]: a conversation ending with an assistant message")
-            prompts.append(conv[:-1])
-            responses.append([conv[-1]])
-    else:
-        prompts, responses = _texts(body, "prompts"), _texts(body, "responses")
-        if len(prompts) != len(responses):
-            raise BadRequest(422, f"{len(prompts)} prompts but {len(responses)} responses")
-        prompts = [_check_text(p, f"prompts[{i}]", cfg) for i, p in enumerate(prompts)]
-        responses = [_check_text(r, f"responses[{i}]", cfg) for i, r in enumerate(responses)]
-    _check_count(len(prompts), cfg)
-    return prompts, responses
-
-
-def parse_get_reward(body: Any, cfg: ServeConfig) -> tuple[list[str], list[str]]:
-    """(prompts, responses) of an OpenRLHF ``/get_reward`` body: each query is prompt + response."""
-    if not isinstance(body, dict):
-        raise BadRequest(422, "the body must be a JSON object")
-    queries, prompts = _texts(body, "query"), _texts(body, "prompts")
-    if len(queries) != len(prompts):
-        raise BadRequest(422, f"{len(queries)} queries but {len(prompts)} prompts")
-    responses = []
-    for i, (q, p) in enumerate(zip(queries, prompts, strict=True)):
-        if not isinstance(q, str) or not isinstance(p, str):
-            raise BadRequest(422, f"query[{i}] and prompts[{i}] must be strings")
-        if not q.startswith(p):
-            raise BadRequest(422, f"query[{i}] does not start with prompts[{i}]")
-        responses.append(_check_text(q[len(p) :], f"query[{i}] (after its prompt)", cfg))
-    _check_count(len(queries), cfg)
-    return [_check_text(p, f"prompts[{i}]", cfg) for i, p in enumerate(prompts)], responses
-
-
-def _check_count(n: int, cfg: ServeConfig) -> None:
-    if n == 0:
-        raise BadRequest(422, "no items to score")
-    if n > cfg.max_items:
-        raise BadRequest(413, f"{n} items, over the limit of {cfg.max_items} per request")
-
-
-class MicroBatcher:
-    """Collects concurrent requests for ``window`` seconds and scores them in one call."""
-
-    def __init__(self, score: Any, window: float, max_items: int) -> None:
-        self.score, self.window, self.max_items = score, window, max_items
-        self.queue: asyncio.Queue[tuple[list[Any], list[Any], asyncio.Future[list[float]]]] | None = None
-        self.task: asyncio.Task[None] | None = None
-        #: Forward calls made and items scored, for /info and the tests.
-        self.calls = 0
-        self.items = 0
-
-    async def submit(self, prompts: list[Any], responses: list[Any]) -> list[float]:
-        """Score one request's items together with whatever else is waiting."""
-        if self.queue is None:
-            self.queue = asyncio.Queue()
-            self.task = asyncio.create_task(self._run())
-        future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
-        await self.queue.put((prompts, responses, future))
-        return await future
-
-    async def _run(self) -> None:
-        assert self.queue is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            jobs = [await self.queue.get()]
-            await asyncio.sleep(self.window)
-            while not self.queue.empty() and sum(len(j[0]) for j in jobs) < self.max_items:
-                jobs.append(self.queue.get_nowait())
-            prompts = [p for j in jobs for p in j[0]]
-            responses = [r for j in jobs for r in j[1]]
-            try:
-                rewards = await loop.run_in_executor(None, self.score, prompts, responses)
-            except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
-                for _, _, fut in jobs:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            self.calls += 1
-            self.items += len(prompts)
-            at = 0
-            for p, _, fut in jobs:
-                if not fut.done():
-                    fut.set_result(rewards[at : at + len(p)])
-                at += len(p)
 
 
 def layout_of(model: Any, layout: str) -> str:
@@ -275,56 +157,81 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
         "normalize": cfg.normalize,
         "device": str(resolve_device(cfg.device)),
         "dtype": cfg.dtype,
-        "limits": {"max_items": cfg.max_items, "max_chars": cfg.max_chars, "overlong": cfg.overlong},
+        "limits": {
+            "max_items": cfg.max_items,
+            "max_chars": cfg.max_chars,
+            "overlong": cfg.overlong,
+            "max_body_bytes": cfg.max_body_bytes,
+            "batch_size": cfg.batch_size,
+            "body_timeout_s": cfg.body_timeout_s,
+        },
     }
     return score, info
 
 
+def probe(score: Any) -> None:
+    """Score one pair at start-up; refuse to serve a model whose reward is not a finite number."""
+    try:
+        rewards = list(score([PROBE[0]], [PROBE[1]]))
+    except RewardlabError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback goes to the log
+        log.debug("probe failed", exc_info=exc)
+        raise RewardlabError(
+            f"the reward model failed on a probe pair: {type(exc).__name__}: {exc}"
+        ) from None
+    if len(rewards) != 1 or non_finite(rewards) is not None:
+        raise RewardlabError(
+            f"the reward model gives a probe pair the reward {rewards}, not one finite number; "
+            "refusing to serve it (check the checkpoint, --dtype and --normalize)"
+        )
+
+
 def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = None) -> Any:
-    """The FastAPI app (models loaded here unless ``scorer`` = (score function, info) is given)."""
+    """The FastAPI app (models loaded here unless ``scorer`` = (score function, info) is given).
+
+    Raises:
+        RewardlabError: an unusable token file, or a model that fails the start-up probe.
+    """
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
+    token = read_token(cfg.token_file, is_loopback(cfg.host)) if cfg.token_file else None
     score, info = scorer or load_scorer(cfg)
-    token = Path(cfg.token_file).read_text().strip() if cfg.token_file else None
-    if cfg.token_file and not token:
-        raise RewardlabError(f"{cfg.token_file}: the token file is empty")
-    batcher = MicroBatcher(score, cfg.batch_window_ms / 1000, cfg.max_items)
-    app = FastAPI(title="rewardlab reward server")
+    probe(score)
+    batcher = MicroBatcher(score, cfg.batch_window_ms / 1000, cfg.batch_size)
+    # no /docs, /redoc or /openapi.json: they would be served without the token, /docs from a CDN
+    app = FastAPI(title="rewardlab reward server", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = batcher
 
     def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+        safe = message.encode("utf-8", "backslashreplace").decode("utf-8")
+        return JSONResponse({"error": safe}, status_code=status)
 
     def authorised(request: Request) -> bool:
         if token is None:
             return True
         got = request.headers.get("authorization", "")
-        return got.startswith("Bearer ") and hmac.compare_digest(got[7:].encode(), token.encode())
-
-    async def body_of(request: Request) -> Any:
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > cfg.max_body_bytes:
-            raise BadRequest(413, f"body of {size} bytes, over the limit of {cfg.max_body_bytes}")
-        raw = await request.body()
-        if len(raw) > cfg.max_body_bytes:
-            raise BadRequest(413, f"body of {len(raw)} bytes, over the limit of {cfg.max_body_bytes}")
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BadRequest(400, f"malformed JSON: {exc}") from exc
+        return got.startswith("Bearer ") and hmac.compare_digest(
+            got[7:].encode("utf-8", "surrogateescape"), token.encode()
+        )
 
     async def handle(request: Request, parse: Any, shape: Any) -> JSONResponse:
         if not authorised(request):
             return error(401, "missing or wrong bearer token")
+        size = request.headers.get("content-length", "")
+        if size.isdigit() and int(size) > cfg.max_body_bytes:
+            return error(413, f"body of {size} bytes, over the limit of {cfg.max_body_bytes}")
         try:
-            prompts, responses = parse(await body_of(request), cfg)
+            prompts, responses = parse(await read_body(request.stream(), cfg), cfg)
         except BadRequest as exc:
             return error(exc.status, exc.message)
         try:
             rewards = await batcher.submit(prompts, responses)
         except RewardlabError as exc:
             return error(422, str(exc))
+        except ScoringFailed as exc:
+            return error(exc.status, exc.message)
         return JSONResponse(shape(rewards))
 
     @app.get("/health")
@@ -348,8 +255,19 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
     return app
 
 
+def uvicorn_options(cfg: ServeConfig) -> dict[str, Any]:
+    """The connection limits and timeouts of uvicorn for ``cfg``."""
+    return {
+        "host": cfg.host,
+        "port": cfg.port,
+        "timeout_keep_alive": cfg.keep_alive_s,
+        "h11_max_incomplete_event_size": cfg.max_header_bytes,
+        "limit_concurrency": cfg.limit_concurrency,
+    }
+
+
 def serve(cfg: ServeConfig) -> None:
     """Load the model(s) and run uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+    uvicorn.run(create_app(cfg), log_level="info", **uvicorn_options(cfg))
