@@ -1,4 +1,7 @@
-"""Where rewardlab keeps what it builds or computes once: ``$REWARDLAB_CACHE``, else ``~/.cache/rewardlab``."""
+"""Where rewardlab keeps what it builds or computes once.
+
+``$REWARDLAB_CACHE``, else ``~/.cache/rewardlab``.
+"""
 
 from __future__ import annotations
 

