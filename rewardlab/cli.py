@@ -13,10 +13,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rewardlab.config import typer_command
 from rewardlab.errors import RewardlabError
+from rewardlab.io_utils import check_out_file, check_out_folder, os_error_message
 from rewardlab.training.config import TrainConfig
 
 app = typer.Typer(
@@ -79,6 +81,7 @@ def data_demo(
     """Write the built-in demo dataset (rule-scored task families, see rewardlab.data.demo)."""
     from rewardlab.data.demo import write_candidates, write_demo
 
+    check_out_file(out)
     try:
         if candidates is not None:
             path = write_candidates(
@@ -127,6 +130,7 @@ def data_summarize(
     from rewardlab.data import StepwiseDataError, load_preferences
     from rewardlab.data.summary import summarize, write_summary
 
+    check_out_folder(out)
     if max_length is not None and tokenizer is None:
         raise RewardlabError("--max-length needs --tokenizer (lengths are counted in tokens)")
     if max_length is not None and max_length < 2:
@@ -175,11 +179,12 @@ def data_split(
     from rewardlab.data import load_preferences
     from rewardlab.data.split import write_folds
 
+    check_out_folder(out)
+    if folds < 2:
+        raise RewardlabError("--folds must be at least 2")
     data = load_preferences(path, format=format, on_error=on_error)
     everything = data.all_pairs(include_ties=True)
     pairs = data.training_pairs()
-    if folds < 2:
-        raise RewardlabError("--folds must be at least 2")
     record = write_folds(pairs, out, folds, seed)
     left = len(everything) - len(pairs)
     console.print(
@@ -199,15 +204,14 @@ def data_outcome_pairs(
     on_error: Annotated[str, typer.Option(help="fail or skip (dropped and counted).")] = "fail",
 ) -> None:
     """Pairs of a correct over a wrong solution to the same prompt, to train an ORM on step data."""
-    import json as _json
-
     from rewardlab.data.stepwise import load_stepwise, outcome_pairs
-    from rewardlab.io_utils import write_text
+    from rewardlab.io_utils import write_jsonl
 
+    check_out_file(out)
     rows = outcome_pairs(load_stepwise(path, on_error=on_error).examples, per_prompt, seed)
     if not rows:
         raise RewardlabError(f"{path}: no prompt has both a correct and a wrong solution")
-    write_text(out, "".join(_json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_jsonl(out, rows)
     console.print(f"wrote {len(rows)} outcome pairs to {out}", soft_wrap=True)
 
 
@@ -266,6 +270,7 @@ def _print_summary(s: dict) -> None:
 def _run_train(cfg: TrainConfig) -> None:
     from rewardlab.training.run import train
 
+    check_out_folder(cfg.out)
     train(cfg)
 
 
@@ -351,6 +356,8 @@ def advise_cmd(
     """Recommend an outcome (ORM) or process (PRM) reward model for this data, with reasons."""
     from rewardlab.training.advise import advise
 
+    if out is not None:
+        check_out_folder(out)
     advise(data, out, on_error)
 
 
@@ -370,6 +377,7 @@ def score_cmd(
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.serving.files import score_file
 
+    check_out_file(out)
     rm = RewardModel.from_pretrained(
         model, device=device, dtype=dtype, attn_implementation=attn_implementation
     )
@@ -393,6 +401,7 @@ def bon_cmd(
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.serving.files import best_of_n
 
+    check_out_file(out)
     rm = RewardModel.from_pretrained(
         model, device=device, dtype=dtype, attn_implementation=attn_implementation
     )
@@ -414,6 +423,7 @@ def demo_cmd(
     """The main job on defaults: demo data, data summary, embedding reward model, held-out metrics."""
     from rewardlab.demo import run_demo
 
+    check_out_folder(out)
     run_demo(out, n=n, seed=seed, ensemble=ensemble)
 
 
@@ -431,7 +441,9 @@ def bench_train_cmd(
             "(comma-separated)."
         ),
     ] = "64",
-    engines: Annotated[str, typer.Option(help="Comma-separated engines: native, trl.")] = "native,trl",
+    engines: Annotated[
+        str, typer.Option(help="Comma-separated engines: native, trl (fp32), trl-bf16.")
+    ] = "native,trl",
     batch_size: Annotated[
         str, typer.Option(help="Pairs per optimizer step; comma-separated for several (e.g. 8,32).")
     ] = "8",
@@ -451,12 +463,24 @@ def bench_train_cmd(
         ),
     ] = None,
     precision: Annotated[
-        str, typer.Option(help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16.")
+        str,
+        typer.Option(
+            help="Native engine: auto (bf16 on a GPU or a CPU that computes it natively, else fp32), "
+            "fp32, bf16. The trl engine runs fp32 and trl-bf16 bf16."
+        ),
     ] = "auto",
+    lora: Annotated[
+        bool, typer.Option(help="Train LoRA adapters (every engine) instead of all weights.")
+    ] = False,
+    gradient_checkpointing: Annotated[
+        bool, typer.Option(help="Recompute activations in the backward pass (every engine).")
+    ] = False,
 ) -> None:
     """Train each engine on the same pairs and steps; report speed, tokens, padding, memory, loss."""
     from rewardlab.bench.train import COLUMNS, bench_train_table, table_rows
 
+    check_out_file(out)
+    check_out_file(out.with_suffix(".md"))
     result = bench_train_table(
         model=model,
         data=data,
@@ -471,6 +495,8 @@ def bench_train_cmd(
         pack_tokens=pack_tokens,
         attn_implementation=attn_implementation,
         precision=precision,
+        lora=lora,
+        gradient_checkpointing=gradient_checkpointing,
     )
     table = Table(title=f"bench train: {model}")
     for c in COLUMNS:
@@ -500,6 +526,7 @@ def bench_score_cmd(
     """Responses/s of RewardModel.score vs a naive per-example loop vs the transformers pipeline."""
     from rewardlab.bench.scoring import bench_score
 
+    check_out_file(out)
     r = bench_score(
         model=model,
         data=data,
@@ -533,10 +560,15 @@ def bench_serve_cmd(
     in_process: Annotated[
         bool, typer.Option(help="Run the server in a thread of the benchmark (default: its own process).")
     ] = False,
+    unique: Annotated[
+        bool, typer.Option(help="Make every request's texts unique (as in RL: nothing comes from a cache).")
+    ] = False,
+    rss_every: Annotated[float, typer.Option(help="Seconds between samples of the server's RSS.")] = 0.5,
 ) -> None:
-    """Requests/s and p50/p99 latency of rewardlab serve under concurrent load."""
+    """Requests/s, p50/p99 latency and server RSS of rewardlab serve under concurrent load."""
     from rewardlab.bench.scoring import bench_serve
 
+    check_out_file(out)
     r = bench_serve(
         model=model,
         data=data,
@@ -547,10 +579,15 @@ def bench_serve_cmd(
         device=device,
         dtype=dtype,
         in_process=in_process,
+        unique=unique,
+        rss_every=rss_every,
     )
+    rss = r["rss"]
     console.print(
         f"{r['requests_per_s']:.1f} requests/s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, "
-        f"{r['errors']} errors, {r['forward_calls']} forward calls; wrote {out}"
+        f"{r['errors']} errors, {r['forward_calls']} forward calls; server RSS {rss['start_mib']} -> "
+        f"peak {rss['peak_mib']} -> {rss['end_mib']} MiB; wrote {out}",
+        soft_wrap=True,
     )
 
 
@@ -576,6 +613,7 @@ def bench_embedding_cmd(
     """K-fold accuracy of an embedding reward model, with the length-only baseline on the same folds."""
     from rewardlab.bench.embedding import bench_embedding
 
+    check_out_file(out)
     r = bench_embedding(
         data=data,
         out=str(out),
@@ -619,9 +657,17 @@ def main(argv: list[str] | None = None) -> int:
             err_console.print(f"error: {exc}")
         return int(getattr(exc, "exit_code", 2))
     except RewardlabError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
+        return 2
+    except OSError as exc:  # the last line of defence for files named by the user: one line, no traceback
+        _error(os_error_message(exc))
         return 2
     return 0
+
+
+def _error(message: str) -> None:
+    """Print ``error: MESSAGE`` on stderr (the message as text, never as console markup)."""
+    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def run() -> None:

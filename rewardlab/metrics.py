@@ -464,11 +464,12 @@ def fit_gao(d: Sequence[float], gain: Sequence[float]) -> tuple[float, float] | 
     return alpha, -b
 
 
-def step_metrics(logits: list[float], targets: list[float]) -> dict[str, float]:
+def step_metrics(logits: list[float], targets: list[float]) -> dict[str, float | None]:
     """Step-level metrics of a process reward model from its step logits and targets (1 = correct).
 
     ``loss`` (mean binary cross-entropy), ``step_accuracy`` (logit > 0 read as "correct";
-    targets ≥ 0.5 as correct), ``wrong_step_f1`` (F1 of finding the wrong steps), and
+    targets ≥ 0.5 as correct), ``wrong_step_f1`` (F1 of finding the wrong steps; ``None`` when
+    there are none and none are predicted), and
     ``step_auroc`` (AUROC of the logit for the correct steps).
     """
     if not logits:
@@ -484,7 +485,7 @@ def step_metrics(logits: list[float], targets: list[float]) -> dict[str, float]:
     out = {
         "loss": loss / len(logits),
         "step_accuracy": sum(p == c for p, c in zip(pred_ok, correct, strict=True)) / len(logits),
-        "wrong_step_f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan"),
+        "wrong_step_f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
         "steps": float(len(logits)),
     }
     auc = auroc(logits, correct)

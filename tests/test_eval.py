@@ -193,3 +193,75 @@ def test_html_report_renders_in_headless_chromium(embedding_checkpoint, data_fil
         shutil.copy(out / "report.png", shot / "eval-report.png")
     finally:
         chrome.quit()
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_eval_outputs_are_replaced_whole_or_not_at_all(
+    embedding_checkpoint, data_files, tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    from rewardlab.evaluation import report as report_module
+
+    demo, _, labelled = data_files
+    out = tmp_path / "ev"
+    run_eval([embedding_checkpoint], [demo, labelled], out)
+    before = _snapshot(out)
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "plots"))
+
+    # a run that fails midway (the plots, after scores.jsonl and metrics.json) leaves the old outputs
+    monkeypatch.setattr(report_module, "make_plots", no_space)
+    capsys.readouterr()
+    args = ["eval", "--model", str(embedding_checkpoint), "--data", str(demo), "--out", str(out)]
+    assert main([*args, "--bootstrap", "50"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "No space left on device" in err and err.count("\n") == 1
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev"]  # no temporary folder left behind
+    monkeypatch.undo()
+
+    # a successful run replaces the folder: nothing of the earlier run (votes plots) is left in it
+    report = run_eval([embedding_checkpoint], [demo], out)
+    assert set(report["results"]) == {"held"}
+    assert not list((out / "plots").glob("votes-*")) and list((out / "plots").glob("held-*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev"]
+
+    # a folder holding files eval did not write is refused before any work, and left as it is
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main([*args, "--bootstrap", "50"]) == 2
+    assert "notes.txt" in capsys.readouterr().err and (out / "notes.txt").read_text() == "mine"
+
+
+def test_eval_refuses_rewards_that_are_not_finite(
+    embedding_checkpoint, data_files, tmp_path, capsys, monkeypatch
+):
+    from rewardlab.models.embedding import EmbeddingRewardModel
+
+    demo, _, _ = data_files
+    real = EmbeddingRewardModel.score
+
+    def some_nan(self, prompts, responses, **kw):
+        rewards = real(self, prompts, responses, **kw)
+        return [float("nan") if i == 3 else r for i, r in enumerate(rewards)]
+
+    monkeypatch.setattr(EmbeddingRewardModel, "score", some_nan)
+    out = tmp_path / "ev"
+    args = ["eval", "--model", str(embedding_checkpoint), "--data", str(demo), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "held.jsonl, line" in err and "nan" in err and "not a finite number" in err
+    assert not out.exists()
+
+
+def test_step_metrics_are_valid_json_without_wrong_steps():
+    from rewardlab.metrics import step_metrics
+
+    m = step_metrics([1.0, 2.0, 0.5], [1.0, 1.0, 1.0])  # no wrong step, none predicted: F1 undefined
+    assert m["wrong_step_f1"] is None
+    json.dumps(m, allow_nan=False)  # metrics.json is written without NaN

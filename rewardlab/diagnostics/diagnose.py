@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
+import math
 import random
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,20 @@ from rich.console import Console
 from rewardlab.data.schema import Text, text_key, text_plain
 from rewardlab.diagnostics import checks
 from rewardlab.diagnostics.config import DiagnoseConfig
+from rewardlab.diagnostics.outputs import (
+    CONFIG_FILE,
+    HTML_FILE,
+    JSON_FILE,
+    MD_FILE,
+    adversarial_rows,
+    info_file,
+    length_correction_record,
+    outputs_of,
+    store_length_correction,
+)
 from rewardlab.errors import RewardlabError
 
 console = Console()
-JSON_FILE, MD_FILE, HTML_FILE = "diagnostics.json", "diagnostics.md", "diagnostics.html"
 
 
 def load_plugins(plugins: Sequence[str]) -> None:
@@ -76,6 +85,13 @@ class MemberScorer:
             )
             for j, k in enumerate(todo):
                 self.cache[k] = [float(m[j]) for m in members]
+                bad = next((v for v in self.cache[k] if not math.isfinite(v)), None)
+                if bad is not None:
+                    shown = text_plain(responses[idx[j]])[:60]
+                    raise RewardlabError(
+                        f"the model gave the response {shown!r} the reward {bad} (not a finite number); "
+                        "nothing written"
+                    )
         return [list(col) for col in zip(*(self.cache[k] for k in keys), strict=True)]
 
 
@@ -152,12 +168,17 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
     from rewardlab.diagnostics.findings import rank_findings
     from rewardlab.diagnostics.probes import select
     from rewardlab.diagnostics.report import write_reports
-    from rewardlab.io_utils import write_json
+    from rewardlab.io_utils import atomic_dir, check_out_dir, dumps, write_jsonl, write_text
     from rewardlab.models.ensemble import RewardEnsemble, aggregate
     from rewardlab.models.reward_model import RewardModel, response_length
     from rewardlab.training.run import _quiet_transformers
 
     _quiet_transformers()
+    out = Path(cfg.out)
+    own, export_to = outputs_of(cfg)
+    check_out_dir(out, own)  # before any work: a run that cannot write its outputs fails at once
+    if cfg.store_length_correction:
+        info_file(cfg.model[0])
     load_plugins(cfg.plugin)
     try:
         probes = select(cfg.probes)
@@ -282,17 +303,24 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
     }
     report["findings"], report["notes"] = rank_findings(report)
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_yaml(cfg, out / "diagnose_config.yaml")
-    if cfg.export_adversarial:
-        n = export_adversarial(probed, {p.name: p.expect for p in probes}, std, cfg.export_adversarial)
-        report["adversarial_pairs"] = {"path": cfg.export_adversarial, "pairs": n}
-        console.print(f"wrote {n} adversarial pairs to {cfg.export_adversarial}", soft_wrap=True)
     if cfg.store_length_correction:
-        report["length_correction_stored"] = store_length_correction(cfg.model[0], correction, cfg.data)
-    write_json(out / JSON_FILE, report)
-    write_reports(report, rewards, chars, out)
+        report["length_correction_stored"] = length_correction_record(correction, cfg.data)
+    adversarial = adversarial_rows(probed, {p.name: p.expect for p in probes}, std)
+    if cfg.export_adversarial:
+        report["adversarial_pairs"] = {"path": cfg.export_adversarial, "pairs": len(adversarial)}
+    json_text = dumps(report, str(out / JSON_FILE), indent=2) + "\n"
+    with atomic_dir(out, own) as tmp:  # all or nothing: a failure leaves the earlier outputs as they were
+        save_yaml(cfg, tmp / CONFIG_FILE)
+        if cfg.export_adversarial:
+            write_jsonl(tmp / export_to if export_to else cfg.export_adversarial, adversarial)
+        write_text(tmp / JSON_FILE, json_text)
+        write_reports(report, rewards, chars, tmp)
+        if cfg.store_length_correction:
+            store_length_correction(cfg.model[0], report["length_correction_stored"])
+    if cfg.export_adversarial:
+        console.print(
+            f"wrote {len(adversarial)} adversarial pairs to {cfg.export_adversarial}", soft_wrap=True
+        )
     for i, f in enumerate(report["findings"], 1):
         console.print(f"{i}. [bold]{f['title']}[/] (severity {f['severity']:.2f})", soft_wrap=True)
     if not report["findings"]:
@@ -302,60 +330,3 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
         soft_wrap=True,
     )
     return report
-
-
-def export_adversarial(probed: Sequence[checks.Probed], expect: dict[str, str], std: float, path: str) -> int:
-    """Write each response whose reward rose under a probe that should not help as a pair.
-
-    The original is chosen over the perturbed text (``category: adversarial-<probe>``).
-
-    Review the file before training on it: a probe can be right to help on some prompts (a
-    refusal is the better answer to a harmful request).
-    """
-    from rewardlab.io_utils import write_text
-
-    tol = 1e-6 * max(std, 1e-12)
-    rows = [
-        {
-            "prompt": r.prompt,
-            "chosen": r.original,
-            "rejected": r.perturbed,
-            "category": f"adversarial-{r.probe}",
-            "reward_rise": r.after - r.before,
-        }
-        for r in probed
-        if expect[r.probe] == "not_higher" and r.after - r.before > tol
-    ]
-    write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    return len(rows)
-
-
-def store_length_correction(model_dir: str, correction: dict[str, Any] | None, data: str) -> dict[str, Any]:
-    """Add the fitted correction to ``rewardlab.json`` (rewritten atomically; other keys kept)."""
-    from rewardlab.io_utils import write_json
-    from rewardlab.models.reward_model import INFO_FILE
-
-    if correction is None:
-        raise RewardlabError(
-            "--store-length-correction: length does not vary within any prompt; nothing fitted"
-        )
-    path = Path(model_dir) / INFO_FILE
-    if not path.exists():
-        raise RewardlabError(
-            f"{path}: not a rewardlab checkpoint; the length correction is stored in its {INFO_FILE}"
-        )
-    info = json.loads(path.read_text(encoding="utf-8"))
-    stored = {
-        "enabled": True,
-        "alpha": correction["alpha"],
-        "center": correction["center"],
-        "unit": correction["unit"],
-        "fitted_on": data,
-        "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "before": correction["before"],
-        "after_cross_fitted": correction["after"],
-    }
-    info["length_correction"] = stored
-    write_json(path, info)
-    console.print(f"stored the length correction (alpha {correction['alpha']:.4g}) in {path}", soft_wrap=True)
-    return stored

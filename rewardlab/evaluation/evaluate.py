@@ -14,6 +14,7 @@ Run: ``rewardlab eval --model runs/demo/model --data runs/demo/heldout.jsonl --o
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import time
@@ -30,13 +31,16 @@ from rewardlab.evaluation.config import REWARDBENCH_SECTIONS, EvalConfig
 
 console = Console()
 
-METRICS_FILE, SCORES_FILE, REPORT_MD, REPORT_HTML, PLOTS_DIR = (
+METRICS_FILE, SCORES_FILE, REPORT_MD, REPORT_HTML, PLOTS_DIR, CONFIG_FILE = (
     "metrics.json",
     "scores.jsonl",
     "report.md",
     "report.html",
     "plots",
+    "eval_config.yaml",
 )
+#: Everything ``rewardlab eval`` writes into ``--out`` (the folder is replaced whole on success).
+OUTPUTS = (METRICS_FILE, SCORES_FILE, REPORT_MD, REPORT_HTML, PLOTS_DIR, CONFIG_FILE)
 
 
 @dataclass
@@ -144,6 +148,13 @@ def score_dataset(
     cs = [slot(p.prompt, p.chosen) for p in pairs]
     rs = [slot(p.prompt, p.rejected) for p in pairs]
     rewards = model.score(prompts, responses, batch_size=batch_size, progress=True)
+    for pair, c, r in zip(pairs, cs, rs, strict=True):
+        for side, value in (("chosen", rewards[c]), ("rejected", rewards[r])):
+            if not math.isfinite(value):
+                raise RewardlabError(
+                    f"{pair.origin or 'a pair'}: the model gave the {side} response the reward {value} "
+                    "(not a finite number); nothing written"
+                )
     return [rewards[i] for i in cs], [rewards[i] for i in rs]
 
 
@@ -274,18 +285,20 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     from rewardlab.config import save_yaml
     from rewardlab.data import StepwiseDataError
     from rewardlab.evaluation.report import write_reports
-    from rewardlab.io_utils import write_json, write_text
+    from rewardlab.io_utils import atomic_dir, check_out_dir, dumps, write_text
     from rewardlab.training.run import _quiet_transformers
 
     _quiet_transformers()
     out = Path(cfg.out)
+    check_out_dir(out, OUTPUTS)  # before any work: a run that cannot write its outputs fails at once
     sections = read_sections(cfg.sections)
     try:
         datasets = load_datasets(cfg)
     except StepwiseDataError:
         from rewardlab.evaluation.steps import evaluate_steps
 
-        return evaluate_steps(cfg)
+        with atomic_dir(out, OUTPUTS) as tmp:
+            return evaluate_steps(cfg, tmp)
     pools, bon = None, None
     if cfg.candidates:
         from rewardlab.evaluation.steps import read_pools
@@ -338,8 +351,6 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "results": results,
         "best_of_n": bon,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    save_yaml(cfg, out / "eval_config.yaml")
     lines = []
     for d in datasets:
         for i, p in enumerate(d.pairs):
@@ -356,10 +367,13 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                     for n in names
                 },
             }
-            lines.append(json.dumps(row, ensure_ascii=False))
-    write_text(out / SCORES_FILE, "\n".join(lines) + "\n")
-    write_json(out / METRICS_FILE, report)
-    write_reports(report, {d.name: d for d in datasets}, rewards, out)
+            lines.append(dumps(row, f"{out / SCORES_FILE}, line {len(lines) + 1}"))
+    metrics_text = dumps(report, str(out / METRICS_FILE), indent=2) + "\n"
+    with atomic_dir(out, OUTPUTS) as tmp:  # all or nothing: a failure leaves the earlier outputs as they were
+        save_yaml(cfg, tmp / CONFIG_FILE)
+        write_text(tmp / SCORES_FILE, "\n".join(lines) + "\n")
+        write_text(tmp / METRICS_FILE, metrics_text)
+        write_reports(report, {d.name: d for d in datasets}, rewards, tmp)
     console.print(
         f"wrote {out / REPORT_HTML} (open it in a browser), {out / REPORT_MD}, {out / METRICS_FILE}, "
         f"{out / SCORES_FILE} and {out / PLOTS_DIR}/",

@@ -107,8 +107,11 @@ def read_pools(path: str) -> tuple[list[Any], dict[str, Any]]:
     }
 
 
-def evaluate_steps(cfg: Any) -> dict[str, Any]:
-    """``rewardlab eval`` when the data is step-labelled: write metrics.json and report.md/.html."""
+def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
+    """``rewardlab eval`` when the data is step-labelled: write metrics.json and report.md/.html.
+
+    ``into``: the folder written (default ``cfg.out``; ``evaluate`` passes a temporary one).
+    """
     from rewardlab import __version__
     from rewardlab.config import save_yaml
     from rewardlab.data.stepwise import load_stepwise
@@ -152,10 +155,11 @@ def evaluate_steps(cfg: Any) -> dict[str, Any]:
         "best_of_n": bon,
     }
     out = Path(cfg.out)
-    save_yaml(cfg, out / "eval_config.yaml")
-    write_json(out / "metrics.json", report)
-    write_text(out / "report.md", render_markdown(report))
-    write_text(out / "report.html", render_html(report))
+    into = out if into is None else into
+    save_yaml(cfg, into / "eval_config.yaml")
+    write_json(into / "metrics.json", report)
+    write_text(into / "report.md", render_markdown(report))
+    write_text(into / "report.html", render_html(report))
     console.print(
         f"wrote {out / 'report.html'}, {out / 'report.md'} and {out / 'metrics.json'}", soft_wrap=True
     )

@@ -338,6 +338,29 @@ def load_model_and_tokenizer(
     return model, tokenizer
 
 
+def read_info(path: str | Path) -> dict[str, Any]:
+    """The ``rewardlab.json`` of the checkpoint folder ``path`` (``{}`` when it has none).
+
+    Raises:
+        RewardlabError: The file cannot be read or is not a JSON object (a damaged checkpoint).
+    """
+    info_path = Path(path) / INFO_FILE
+    if not info_path.exists():
+        return {}
+    damaged = f"{info_path} is not valid JSON"
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RewardlabError(f"cannot read {info_path}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise RewardlabError(f"{damaged} (line {exc.lineno}): the checkpoint is damaged") from exc
+    except UnicodeDecodeError as exc:
+        raise RewardlabError(f"{damaged} (not UTF-8 text): the checkpoint is damaged") from exc
+    if not isinstance(info, dict):
+        raise RewardlabError(f"{info_path} is not a JSON object: the checkpoint is damaged")
+    return info
+
+
 def normalize_rewards(rewards: list[float], info: dict[str, Any]) -> list[float]:
     """``(r − mean) / std`` with the training-data statistics stored in ``rewardlab.json``."""
     norm = info.get("normalization")
@@ -518,18 +541,21 @@ class RewardModel(LayoutChoice, PairScoring):
             # FlexAttention on the CPU runs through torch.compile's CPU code generation, which here
             # failed to compile some shapes and returned NaN rewards for others (torch 2.13).
             raise RewardlabError("attn_implementation flex_attention is for GPUs: on the CPU use sdpa")
-        info_path = Path(path) / INFO_FILE
-        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        info = read_info(path)
         if attn_implementation and (info.get("kind") == "prm" or info.get("method") == "embedding"):
             raise RewardlabError("attn_implementation applies to full and LoRA outcome checkpoints only")
-        if info.get("kind") == "prm":
-            from rewardlab.models.prm import ProcessRewardModel
+        try:
+            if info.get("kind") == "prm":
+                from rewardlab.models.prm import ProcessRewardModel
 
-            return ProcessRewardModel.from_pretrained(path, device=str(dev), dtype=dtype)
-        if info.get("method") == "embedding":
-            from rewardlab.models.embedding import EmbeddingRewardModel
+                return ProcessRewardModel.from_pretrained(path, device=str(dev), dtype=dtype)
+            if info.get("method") == "embedding":
+                from rewardlab.models.embedding import EmbeddingRewardModel
 
-            return EmbeddingRewardModel.from_pretrained(path, device=str(dev), dtype=dtype)
+                return EmbeddingRewardModel.from_pretrained(path, device=str(dev), dtype=dtype)
+        except KeyError as exc:  # a field the loader needs is missing
+            where = Path(path) / INFO_FILE
+            raise RewardlabError(f"{where} has no {exc} field: the checkpoint is damaged") from exc
         model, tokenizer = load_model_and_tokenizer(path, dtype=dt, attn_implementation=attn_implementation)
         model.to(dev)
         arch = model_arch(model)

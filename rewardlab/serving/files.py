@@ -14,7 +14,8 @@ arXiv 2401.01879; the formula as used by Gao et al. 2023, arXiv 2210.10760).
 
 from __future__ import annotations
 
-import json
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from rewardlab.data.formats import (
 )
 from rewardlab.data.io import DataError, data_files, iter_records
 from rewardlab.data.schema import Text
+from rewardlab.errors import RewardlabError
 from rewardlab.metrics import bon_kl
 
 
@@ -57,8 +59,8 @@ def _prompt(rec: dict[str, Any], where: str) -> Text:
     return read_prompt(rec, field, where)
 
 
-def read_rows(path: str | Path) -> list[tuple[dict[str, Any], Text, Text]]:
-    """(record, prompt, response) for every record; errors name the file, line and field."""
+def read_rows(path: str | Path) -> list[tuple[dict[str, Any], Text, Text, str]]:
+    """(record, prompt, response, where) for every record; errors name the file, line and field."""
     rows = []
     for rec, where in _records(path):
         field = next((f for f in ROW_RESPONSE_FIELDS if f in rec), None)
@@ -66,7 +68,7 @@ def read_rows(path: str | Path) -> list[tuple[dict[str, Any], Text, Text]]:
             raise DataError(
                 where, "missing field", f"no response field (one of {ROW_RESPONSE_FIELDS})", field="response"
             )
-        rows.append((rec, _prompt(rec, where), read_text(rec, field, where, allow_empty=True)))
+        rows.append((rec, _prompt(rec, where), read_text(rec, field, where, allow_empty=True), where))
     return rows
 
 
@@ -139,6 +141,20 @@ def read_candidates(path: str | Path) -> list[Pool]:
     return pools
 
 
+def check_finite(rewards: Sequence[float], where: Callable[[int], str]) -> None:
+    """Refuse NaN or infinite rewards (not valid JSON, and no reward at all), naming the first one.
+
+    ``where(i)`` says which input item reward ``i`` belongs to.
+    """
+    bad = next((i for i, r in enumerate(rewards) if not math.isfinite(r)), None)
+    if bad is not None:
+        n = sum(not math.isfinite(r) for r in rewards)
+        raise RewardlabError(
+            f"{where(bad)}: the model gave the reward {rewards[bad]} (not a finite number; {n} of "
+            f"{len(rewards)} rewards are not); nothing written"
+        )
+
+
 def score_file(
     model: Any,
     data: str | Path,
@@ -148,22 +164,19 @@ def score_file(
     layout: str = "auto",
 ) -> int:
     """Write ``out``: every record of ``data`` with its ``reward``; returns the number scored."""
-    from rewardlab.io_utils import write_text
+    from rewardlab.io_utils import write_jsonl
 
     rows = read_rows(data)
     rewards = model.score(
-        [p for _, p, _ in rows],
-        [r for _, _, r in rows],
+        [p for _, p, _, _ in rows],
+        [r for _, _, r, _ in rows],
         batch_size=batch_size,
         normalize=normalize,
         progress=True,
         layout=layout,
     )
-    lines = [
-        json.dumps({**rec, "reward": r}, ensure_ascii=False)
-        for (rec, _, _), r in zip(rows, rewards, strict=True)
-    ]
-    write_text(out, "\n".join(lines) + "\n")
+    check_finite(rewards, lambda i: rows[i][3])
+    write_jsonl(out, ({**rec, "reward": r} for (rec, _, _, _), r in zip(rows, rewards, strict=True)))
     return len(rows)
 
 
@@ -176,14 +189,17 @@ def best_of_n(
     layout: str = "auto",
 ) -> list[dict[str, Any]]:
     """Write ``out``: per prompt the best candidate, every score, N and the best-of-N KL bound."""
-    from rewardlab.io_utils import write_text
+    from rewardlab.io_utils import write_jsonl
 
-    rows = [(p.record, p.prompt, p.texts) for p in read_candidates(candidates)]
+    pools = read_candidates(candidates)
+    rows = [(p.record, p.prompt, p.texts) for p in pools]
     prompts = [p for _, p, texts in rows for _ in texts]
     responses = [t for _, _, texts in rows for t in texts]
     rewards = model.score(
         prompts, responses, batch_size=batch_size, normalize=normalize, progress=True, layout=layout
     )
+    owner = [(pool.where, k) for pool in pools for k in range(len(pool.texts))]
+    check_finite(rewards, lambda i: f"{owner[i][0]}, candidate {owner[i][1]}")
     results, at = [], 0
     for i, (_, prompt, texts) in enumerate(rows):
         scores = rewards[at : at + len(texts)]
@@ -200,5 +216,5 @@ def best_of_n(
                 "kl_bon": bon_kl(len(texts)),
             }
         )
-    write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
+    write_jsonl(out, results)
     return results
