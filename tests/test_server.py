@@ -389,3 +389,37 @@ def test_token_file_is_checked_before_loading(tmp_path, capsys):
         ServeConfig(model=["m"], host="0.0.0.0", token_file=str(token))
     token.chmod(0o600)
     assert ServeConfig(model=["m"], host="0.0.0.0", token_file=str(token)).host == "0.0.0.0"
+
+
+def test_bench_serve_unique_requests_and_server_rss(tiny_models, demo_file, tmp_path, monkeypatch):
+    import os
+    import sys
+
+    from rewardlab.bench.scoring import _request_body, rss_bytes
+    from rewardlab.cli import main
+
+    prompts, responses = ["p1", "p2", "p3"] * 4, ["r1", "r2", "r3"] * 4
+    bodies = [json.loads(_request_body(prompts, responses, i, 2, True)) for i in range(20)]
+    texts = [t for b in bodies for t in b["prompts"] + b["responses"]]
+    assert len(set(texts)) == len(texts) == 80  # unique across every request
+    with_psutil = rss_bytes(os.getpid())
+    monkeypatch.setitem(sys.modules, "psutil", None)  # the /proc fallback
+    assert with_psutil and rss_bytes(os.getpid()) == pytest.approx(with_psutil, rel=0.2)
+    out = tmp_path / "serve.json"
+    args = [
+        "bench",
+        "serve",
+        "--model",
+        str(tiny_models["llama"]),
+        "--data",
+        str(demo_file),
+        "--out",
+        str(out),
+    ]
+    assert main([*args, "--clients", "2", "--requests", "6", "--items", "2", "--in-process", "--unique",
+                 "--rss-every", "0.05"]) == 0  # fmt: skip
+    r = json.loads(out.read_text())
+    assert r["errors"] == 0 and r["unique"] and r["command"]["unique"]
+    rss = r["rss"]
+    assert 0 < rss["start_mib"] <= rss["peak_mib"] and rss["end_mib"] <= rss["peak_mib"]
+    assert len(rss["samples"]) >= 2 and rss["peak_mib"] == max(m for _, m in rss["samples"])
