@@ -45,7 +45,10 @@ def test_bench_train_reports_both_engines(tiny_models, demo_file, tmp_path):
     assert trl["real_tokens"] > native["real_tokens"]
     table = out.with_suffix(".md").read_text().splitlines()
     assert len(table) == 2 + 3  # header, rule, native, trl, ratio
-    assert table[2].startswith("| demo.jsonl, batch 8 | native (packed) | 16 / 2 | ")
+    from rewardlab.runtime import auto_precision
+
+    assert native["precision"] == auto_precision("cpu").precision and trl["precision"] == "fp32"
+    assert table[2].startswith(f"| demo.jsonl, batch 8 | native (packed, {native['precision']}) | 16 / 2 | ")
     assert f"**{report['native_over_trl']['pairs_per_s']:.2f}×**" in table[4]
 
 
@@ -105,9 +108,10 @@ def test_bench_train_table_orders_cells_and_pairs_counts(tmp_path, monkeypatch):
     rows = out.with_suffix(".md").read_text().splitlines()
     assert (
         rows[2]
-        == "| a, batch 8 | native (packed) | 64 / 8 | 1.00 | 10 | 100 | 10.0% | 5 | 0.6900 / n/a | 50.0% |"
+        == "| a, batch 8 | native (packed, fp32) | 64 / 8 | 1.00 | 10 | 100 | 10.0% | 5 | 0.6900 / n/a "
+        "| 50.0% |"
     )
-    assert rows[5].startswith("| b.jsonl, batch 32 | native (packed) | 64 / 2 |")
+    assert rows[5].startswith("| b.jsonl, batch 32 | native (packed, fp32) | 64 / 2 |")
 
 
 def test_bench_train_rejects_bad_engines_pairs_and_sizes(demo_file, tmp_path, capsys):

@@ -32,7 +32,17 @@ from typing import Any
 
 from rewardlab.errors import RewardlabError
 
-ENGINES = ("native", "trl")
+#: Engines: rewardlab's trainer (in ``--precision``), TRL's RewardTrainer in fp32, and TRL with bf16=True.
+ENGINES = ("native", "trl", "trl-bf16")
+
+
+def engine_spec(engine: str, precision: str) -> tuple[str, str]:
+    """(the TrainConfig engine, its precision) of a benchmark engine name."""
+    if engine == "trl":
+        return "trl", "fp32"
+    if engine == "trl-bf16":
+        return "trl", "bf16"
+    return "native", precision
 
 
 def select_pairs(data_path: str, model: str, n: int, max_length: int, seed: int) -> tuple[list[dict], int]:
@@ -74,6 +84,8 @@ def bench_train(
     pack_tokens: int | None = None,
     attn_implementation: str | None = None,
     precision: str = "auto",
+    lora: bool = False,
+    gradient_checkpointing: bool = False,
 ) -> dict[str, Any]:
     """Run one cell of the benchmark and return its report, also written to ``out`` when given."""
     import torch
@@ -96,12 +108,15 @@ def bench_train(
         pairs_file = Path(tmp) / "pairs.jsonl"
         pairs_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
         for engine in engines:
+            engine_kind, engine_precision = engine_spec(engine, precision)
             spec = {
                 "train": {
                     "model": model,
                     "data": str(pairs_file),
                     "out": str(Path(tmp) / engine),
-                    "engine": engine,
+                    "engine": engine_kind,
+                    "lora": lora,
+                    "gradient_checkpointing": gradient_checkpointing,
                     "eval_split": 0.0,
                     "max_steps": n // batch_size,
                     "batch_size": batch_size,
@@ -114,9 +129,9 @@ def bench_train(
                     "batching": batching,
                     "warmup_ratio": 0.0,
                     "pack_tokens": pack_tokens,
-                    "precision": precision,
+                    "precision": engine_precision,
                     # TRL's padded rows take no id-based block mask: FlexAttention is for rewardlab's layouts
-                    "attn_implementation": attn_implementation if engine == "native" else None,
+                    "attn_implementation": attn_implementation if engine_kind == "native" else None,
                 }
             }
             spec_file, result_file = Path(tmp) / f"{engine}.spec.json", Path(tmp) / f"{engine}.result.json"
@@ -144,6 +159,8 @@ def bench_train(
             "pack_tokens": pack_tokens,
             "attn_implementation": attn_implementation,
             "precision": precision,
+            "lora": lora,
+            "gradient_checkpointing": gradient_checkpointing,
         },
         "pairs_used": n,
         "pairs_skipped_too_long": skipped,
@@ -156,12 +173,13 @@ def bench_train(
         },
         "engines": results,
     }
-    if "native" in results and "trl" in results:
-        report["native_over_trl"] = {
-            "pairs_per_s": results["native"]["pairs_per_s"] / results["trl"]["pairs_per_s"],
-            "positions": results["native"]["positions"] / results["trl"]["positions"],
-            "peak_rss": results["native"]["peak_rss_mb"] / results["trl"]["peak_rss_mb"],
-        }
+    for ref in ("trl", "trl-bf16"):
+        if "native" in results and ref in results:
+            report[f"native_over_{ref.replace('-', '_')}"] = {
+                "pairs_per_s": results["native"]["pairs_per_s"] / results[ref]["pairs_per_s"],
+                "positions": results["native"]["positions"] / results[ref]["positions"],
+                "peak_rss": results["native"]["peak_rss_mb"] / results[ref]["peak_rss_mb"],
+            }
     if out is not None:
         write_json(out, report)
     return report
@@ -231,7 +249,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 label,
-                f"{name} ({r['layout']})",
+                f"{name} ({r['layout']}, {r.get('precision', 'fp32')})",
                 f"{r['pairs']} / {r['steps']}",
                 f"{r['pairs_per_s']:.2f}",
                 f"{r['real_tokens_per_s']:,.0f}",
@@ -242,12 +260,14 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
                 f"{r['mfu']:.1%}",
             ]
         )
-    ratio = report.get("native_over_trl")
-    if ratio:
+    for key, name in (("native_over_trl", "TRL"), ("native_over_trl_bf16", "TRL bf16")):
+        ratio = report.get(key)
+        if not ratio:
+            continue
         rows.append(
             [
                 "",
-                "**native / TRL**",
+                f"**native / {name}**",
                 "",
                 f"**{ratio['pairs_per_s']:.2f}×**",
                 "",

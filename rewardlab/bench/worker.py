@@ -39,9 +39,11 @@ def training_precision(requested: str) -> str:
     """The precision training runs in (``auto`` resolved as the trainer resolves it)."""
     import torch
 
+    from rewardlab.runtime import auto_precision
+
     if requested != "auto":
         return requested
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return auto_precision("cuda" if torch.cuda.is_available() else "cpu").precision
 
 
 def non_embedding_params(model_dir: Path) -> int:
@@ -73,6 +75,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     cfg = TrainConfig(**spec["train"])
     cuda = torch.cuda.is_available()
     precision = training_precision(cfg.precision)
+    # the peak in the training precision on both devices (bf16 on a CPU that has it natively)
     peak_flops = matmul_flops(4096 if cuda else 2048, device="cuda" if cuda else "cpu", dtype=precision)
     res = train(cfg)
     m = res.summary["train_metrics"]
