@@ -37,6 +37,8 @@ from rewardlab.data.schema import (
     RankedList,
     Text,
 )
+from rewardlab.data.values import finite, to_number
+from rewardlab.data.values import shown as show
 
 FORMATS = ("explicit", "implicit", "labelled", "ranked")
 FORMAT_ALIASES = {"trl": "explicit", "hh": "implicit", "labeled": "labelled"}
@@ -151,7 +153,7 @@ def read_text(
     raise DataError(
         where,
         "not text",
-        f"expected a string or a list of chat messages, got {type(value).__name__} {value!r:.40}"
+        f"expected a string or a list of chat messages, got {type(value).__name__} {show(value)}"
         " (--on-error skip drops such records and counts them)",
         field=field,
     )
@@ -161,24 +163,12 @@ def read_number(rec: Mapping[str, Any], name: str, where: str, shown: str | None
     """Read a numeric field (numeric strings from CSV and booleans are accepted).
 
     Raises:
-        DataError: missing or not a number.
+        DataError: missing, not a number, or not finite (NaN, infinity).
     """
     value = rec.get(name)
     if value is None or value == "":
         raise DataError(where, "missing field", "missing number", field=shown or name)
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in ("true", "false"):
-            return float(low == "true")
-        try:
-            return float(low)
-        except ValueError:
-            pass
-    raise DataError(where, "not a number", f"expected a number, got {value!r}", field=shown or name)
+    return to_number(value, where, shown or name)
 
 
 def read_optional_number(rec: Mapping[str, Any], name: str, where: str) -> float | None:
@@ -199,7 +189,7 @@ def read_bool(rec: Mapping[str, Any], name: str, where: str) -> bool:
         return True
     if str(value).strip().lower() in ("0", "false", "no"):
         return False
-    raise DataError(where, "not a boolean", f"expected true/false, got {value!r}", field=name)
+    raise DataError(where, "not a boolean", f"expected true/false, got {show(value)}", field=name)
 
 
 def read_category(rec: Mapping[str, Any], where: str) -> tuple[str | None, str | None]:
@@ -467,11 +457,13 @@ class LabelledConverter(Converter):
 
     def _label(self, value: Any, field: str, where: str) -> str:
         key = _label_key(value)
+        if isinstance(value, float):
+            finite(value, where, field)
         if key is None or key not in self.labels:
             raise DataError(
                 where,
                 "unknown label",
-                f"unknown label value {value!r}; known: {sorted(self.labels)} "
+                f"unknown label value {show(value)}; known: {sorted(self.labels)} "
                 "(map others with --label VALUE=first|second|tie)",
                 field=field,
             )

@@ -15,6 +15,8 @@ import csv
 import gzip
 import io
 import json
+import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,44 +102,125 @@ def data_files(path: Path) -> list[Path]:
                 "or a folder written by datasets' save_to_disk",
             )
         return [path]
-    found = sorted(p for p in path.iterdir() if (p.is_file() and data_suffix(p)) or is_saved_dataset(p))
+    try:
+        found = sorted(p for p in path.iterdir() if (p.is_file() and data_suffix(p)) or is_saved_dataset(p))
+    except OSError as exc:
+        raise _file_error(path, exc) from exc
     if not found:
         raise DataError(str(path), "empty folder", "folder holds no supported data files")
     return found
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+#: The UTF-8 byte-order mark that spreadsheet exports put at the start of a file.
+BOM = b"\xef\xbb\xbf"
+#: What a damaged gzip stream raises (``BadGzipFile`` is an ``OSError``: test these first).
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+_READ_ERRORS = (*_GZIP_ERRORS, OSError)
+#: The CSV cell size limit: Python's default (131,072 characters) refuses real long responses.
+CSV_FIELD_LIMIT = 2**31 - 1
+#: A ``\uD800``-``\uDFFF`` escape in JSON text: it may decode to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _file_error(path: Path, exc: BaseException) -> DataError:
+    """The :class:`DataError` for an exception raised while opening or reading ``path``."""
+    if isinstance(exc, _GZIP_ERRORS):
+        return DataError(str(path), "unreadable file", f"not a valid gzip file: {exc}")
+    if isinstance(exc, OSError):
+        return DataError(str(path), "unreadable file", f"cannot read the file: {exc.strerror or exc}")
+    return DataError(str(path), "unreadable file", f"cannot read the file: {exc}")
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
     if path.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")  # noqa: SIM115
+
+
+def _not_utf8(where: str, data: bytes, exc: UnicodeDecodeError) -> DataError:
+    return DataError(
+        where, "not UTF-8", f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+    )
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """``data`` as UTF-8 text without a leading byte-order mark; a bad byte is reported by its line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise _not_utf8(f"{path}, line {line}", data, exc) from None
 
 
 def _read_text(path: Path) -> str:
     try:
-        with _open_text(path) as fh:
-            return fh.read()
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
-        raise DataError(str(path), "unreadable file", f"cannot read the file: {exc}") from exc
+        with _open_binary(path) as fh:
+            data = fh.read()
+    except _READ_ERRORS as exc:
+        raise _file_error(path, exc) from exc
+    return _decode(data, path)
+
+
+def _surrogate_error(obj: Any, where: str) -> DataError | None:
+    """An error when a string or key of ``obj`` holds a lone UTF-16 surrogate (an unpaired escape).
+
+    Such text is not valid Unicode: it cannot be written as UTF-8 or tokenized. The search is
+    iterative, so a deeply nested value cannot exhaust the stack.
+    """
+    for top, value in obj.items():
+        stack = [top, value]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, str) and _LONE_SURROGATE.search(v):
+                field = None if _LONE_SURROGATE.search(top) else top
+                detail = "text holds a lone surrogate (an unpaired \\ud800-\\udfff escape): not valid Unicode"
+                return DataError(where, "not valid Unicode", detail, field=field)
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    stack += (k, x)
+            elif isinstance(v, list):
+                stack.extend(v)
+    return None
+
+
+def _parse_json(text: str, where: str) -> Any:
+    """``json.loads`` with every way it can fail turned into a :class:`DataError` at ``where``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = where if "line" in where else f"{where}, line {exc.lineno}"
+        raise DataError(at, "malformed JSON", f"malformed JSON: {exc.msg}") from None
+    except RecursionError:
+        raise DataError(where, "nested too deeply", "JSON nested too deeply to read") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise DataError(where, "malformed JSON", f"malformed JSON: {str(exc)[:80]}") from None
 
 
 def _iter_jsonl(path: Path) -> Iterator[RawRecord | DataError]:
     try:
-        with _open_text(path) as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
+        with _open_binary(path) as fh:
+            for lineno, raw in enumerate(fh, start=1):
                 where = Location(str(path), line=lineno)
                 try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield DataError(str(where), "malformed JSON", f"malformed JSON: {exc.msg}")
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    yield _not_utf8(str(where), raw, exc)
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    obj = _parse_json(line, str(where))
+                except DataError as err:
+                    yield err
                     continue
                 if not isinstance(obj, dict):
                     yield DataError(str(where), "not a record", f"expected a JSON object, got {_kind(obj)}")
                     continue
-                yield RawRecord(obj, where)
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
-        raise DataError(str(path), "unreadable file", f"cannot read the file: {exc}") from exc
+                bad = _SURROGATE_ESCAPE.search(line) and _surrogate_error(obj, str(where))
+                yield bad or RawRecord(obj, where)
+    except _READ_ERRORS as exc:
+        raise _file_error(path, exc) from exc
 
 
 def _kind(obj: Any) -> str:
@@ -148,16 +231,17 @@ def _kind(obj: Any) -> str:
 
 def _iter_json(path: Path) -> Iterator[RawRecord | DataError]:
     text = _read_text(path)
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}, line {exc.lineno}", "malformed JSON", f"malformed JSON: {exc.msg}") from exc
+    obj = _parse_json(text, str(path))
     if isinstance(obj, list):
-        yield from _records_from_list(obj, str(path))
+        records = _records_from_list(obj, str(path))
     elif isinstance(obj, dict):
-        yield from _records_from_dict(obj, str(path))
+        records = _records_from_dict(obj, str(path))
     else:
         raise DataError(str(path), "not a record", f"expected a list or an object, got {_kind(obj)}")
+    check = _SURROGATE_ESCAPE.search(text) is not None
+    for rec in records:
+        bad = check and isinstance(rec, RawRecord) and _surrogate_error(rec.data, str(rec.where))
+        yield bad or rec
 
 
 def _records_from_list(
@@ -197,18 +281,39 @@ def _records_from_dict(obj: dict[str, Any], path: str) -> Iterator[RawRecord | D
 
 
 def _iter_csv(path: Path, delimiter: str) -> Iterator[RawRecord | DataError]:
-    with _open_text(path) as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        if reader.fieldnames is None:
-            return
-        start = reader.line_num + 1
-        for row in reader:
-            where = Location(str(path), line=start)
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    reader = None
+    try:
+        with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh, delimiter=delimiter)
+            if reader.fieldnames is None:
+                return
             start = reader.line_num + 1
-            if None in row:
-                yield DataError(str(where), "malformed row", "row has more cells than the header")
-                continue
-            yield RawRecord({k: _csv_cell(v) for k, v in row.items()}, where)
+            for row in reader:
+                where = Location(str(path), line=start)
+                start = reader.line_num + 1
+                if None in row:
+                    yield DataError(str(where), "malformed row", "row has more cells than the header")
+                    continue
+                yield RawRecord({k: _csv_cell(v) for k, v in row.items()}, where)
+    except UnicodeDecodeError:
+        raise _first_bad_line(path) from None
+    except csv.Error as exc:
+        line = reader.line_num if reader is not None else 1
+        raise DataError(f"{path}, line {line}", "malformed CSV", f"malformed CSV: {exc}") from None
+    except _READ_ERRORS as exc:
+        raise _file_error(path, exc) from exc
+
+
+def _first_bad_line(path: Path) -> DataError:
+    """The error naming the first line of ``path`` that is not valid UTF-8 (found line by line)."""
+    with _open_binary(path) as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                return _not_utf8(f"{path}, line {lineno}", raw, exc)
+    return DataError(str(path), "not UTF-8", "not valid UTF-8; save the file as UTF-8")
 
 
 def _csv_cell(value: str | None) -> Any:
@@ -255,7 +360,13 @@ def iter_records(path: Path, split: str | None = None) -> Iterator[RawRecord | D
         DataError: for a problem with the file as a whole (unreadable, unsupported).
     """
     if is_saved_dataset(path):
-        yield from _iter_rows(_load_saved(path, split), str(path))
+        try:
+            rows = _load_saved(path, split)
+        except DataError:
+            raise
+        except Exception as exc:  # datasets and pyarrow raise many unrelated types for damaged folders
+            raise DataError(str(path), "unreadable file", f"cannot read the saved dataset: {exc}") from exc
+        yield from _iter_rows(rows, str(path))
         return
     suffix = data_suffix(path)
     if suffix in (".jsonl", ".jsonl.gz"):

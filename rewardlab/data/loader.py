@@ -202,6 +202,9 @@ def _collect(
         if isinstance(ex, PreferencePair):
             data.pairs.append(ex)
             report.pairs += 1
+            report.count(ex)
         else:
             data.lists.append(ex)
             report.lists += 1
+            for pair in ex.pairs(include_ties=True):
+                report.count(pair)

@@ -193,9 +193,26 @@ class FileReport:
     records: int = 0
     pairs: int = 0
     lists: int = 0
+    usable_pairs: int = 0
+    ties: int = 0
+    identical: int = 0
     drops: list[Drop] = field(default_factory=list)
     unused_fields: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def count(self, pair: PreferencePair) -> None:
+        """Count one pair of this file (explicit, or derived from a ranked list) by usability."""
+        self.usable_pairs += pair.usable
+        self.ties += pair.tie
+        self.identical += pair.identical and not pair.tie
+
+    def usability(self) -> str:
+        """``path: N usable pairs of M records (…)``: why the others are not usable, for messages."""
+        why = {"ties": self.ties, "identical chosen and rejected": self.identical, "dropped": len(self.drops)}
+        reasons = ", ".join(f"{n} {k}" for k, n in why.items() if n)
+        return f"{self.path}: {self.usable_pairs} usable pairs of {self.records} records" + (
+            f" ({reasons})" if reasons else ""
+        )
 
     def drop_counts(self) -> dict[str, int]:
         """Dropped records per reason."""
@@ -210,6 +227,9 @@ class FileReport:
             "records": self.records,
             "pairs": self.pairs,
             "lists": self.lists,
+            "usable_pairs": self.usable_pairs,
+            "ties": self.ties,
+            "identical_chosen_rejected": self.identical,
             "dropped": len(self.drops),
             "drop_reasons": self.drop_counts(),
             "drop_examples": [d.detail for d in self.drops[:max_examples]],

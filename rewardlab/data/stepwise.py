@@ -28,11 +28,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from rewardlab.data.io import DataError, data_files, iter_records
 from rewardlab.data.schema import Drop, StepwiseExample
+from rewardlab.data.values import finite, shown
 
 STEP_FORMATS = ("trl", "prm800k", "math_shepherd", "bbm", "mrben")
 SHEPHERD_TAG = "ки"
@@ -70,12 +72,14 @@ def _label(value: Any, where: str, name: str) -> float | None:
         return None
     if isinstance(value, bool):
         return float(value)
+    if isinstance(value, float):
+        finite(value, where, name)
     if isinstance(value, int | float) and 0 <= value <= 1:
         return float(value)
     raise DataError(
         where,
         "bad label",
-        f"step label must be a bool, a number in [0, 1] or null, got {value!r}",
+        f"step label must be a bool, a number in [0, 1] or null, got {shown(value)}",
         field=name,
     )
 
@@ -100,8 +104,9 @@ def _steps(value: Any, where: str, name: str) -> list[str]:
 
             try:
                 value = ast.literal_eval(value)
-            except (ValueError, SyntaxError) as exc:
-                raise DataError(where, "not a list", f"cannot read the step list: {exc}", field=name) from exc
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+                detail = f"cannot read the step list: {str(exc)[:80] or type(exc).__name__}"
+                raise DataError(where, "not a list", detail, field=name) from None
         else:
             value = [line for line in value.splitlines() if line.strip()]
     if not isinstance(value, list) or not value:
@@ -138,6 +143,23 @@ def _trl(rec: Mapping[str, Any], where: str) -> StepwiseExample:
     return StepwiseExample(_text(rec.get("prompt"), where, "prompt"), steps, labels, origin=where)
 
 
+def _mapping(value: Any, where: str, name: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise DataError(where, "not an object", f"expected an object, got {shown(value)}", field=name)
+    return value
+
+
+def _rating(value: Any, rating: dict[int, float], where: str, name: str) -> float | None:
+    """A PRM800K rating (-1, 0, +1) as a label; ``None`` (unlabelled) when absent."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        finite(value, where, name)
+    if isinstance(value, bool) or value not in rating:
+        raise DataError(where, "bad label", f"rating must be -1, 0 or 1, got {shown(value)}", field=name)
+    return rating[value]
+
+
 def _prm800k(rec: Mapping[str, Any], where: str, neutral: float) -> StepwiseExample:
     question = rec.get("question")
     if not isinstance(question, Mapping):
@@ -146,18 +168,29 @@ def _prm800k(rec: Mapping[str, Any], where: str, neutral: float) -> StepwiseExam
     steps: list[str] = []
     labels: list[float | None] = []
     rating = {1: 1.0, 0: neutral, -1: 0.0}
-    for i, step in enumerate(rec["label"]["steps"]):
+    raw_steps = rec["label"]["steps"]
+    if not isinstance(raw_steps, list):
+        raise DataError(where, "not a list", "expected a list of steps", field="label.steps")
+    for i, step in enumerate(raw_steps):
         name = f"label.steps[{i}]"
+        step = _mapping(step, where, name)
         comps = step.get("completions") or []
+        if not isinstance(comps, list):
+            raise DataError(
+                where, "not a list", "expected a list of completions", field=f"{name}.completions"
+            )
+        comps = [_mapping(c, where, f"{name}.completions[{j}]") for j, c in enumerate(comps)]
         chosen = step.get("chosen_completion")
         if chosen is not None:
-            if not 0 <= chosen < len(comps):
-                raise DataError(where, "bad index", f"chosen_completion {chosen} of {len(comps)}", field=name)
+            if isinstance(chosen, bool) or not isinstance(chosen, int) or not 0 <= chosen < len(comps):
+                detail = f"chosen_completion {shown(chosen)} of {len(comps)}"
+                raise DataError(where, "bad index", detail, field=name)
             c = comps[chosen]
             steps.append(_text(c.get("text"), where, f"{name}.completions[{chosen}].text"))
-            labels.append(rating.get(c.get("rating")))
+            labels.append(_rating(c.get("rating"), rating, where, f"{name}.completions[{chosen}].rating"))
         elif step.get("human_completion"):
-            steps.append(_text(step["human_completion"].get("text"), where, f"{name}.human_completion.text"))
+            human = _mapping(step["human_completion"], where, f"{name}.human_completion")
+            steps.append(_text(human.get("text"), where, f"{name}.human_completion.text"))
             labels.append(1.0)
         else:  # the labeller stopped here: the first wrong completion is the solution's error
             wrong = next((c for c in comps if c.get("rating") == -1), None)
@@ -205,7 +238,7 @@ def _bbm(rec: Mapping[str, Any], where: str) -> StepwiseExample:
     k = rec.get("mistake_index")
     if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < len(steps)):
         raise DataError(
-            where, "bad index", f"mistake_index {k!r} for {len(steps)} steps", field="mistake_index"
+            where, "bad index", f"mistake_index {shown(k)} for {len(steps)} steps", field="mistake_index"
         )
     labels: list[float | None] = (
         [1.0] * len(steps) if k is None else [1.0] * k + [0.0] + [None] * (len(steps) - k - 1)
@@ -238,7 +271,9 @@ def _mrben(rec: Mapping[str, Any], where: str) -> StepwiseExample:
             k = matches[0]
         labels = [1.0] * k + [0.0] + [None] * (len(steps) - k - 1)
     else:
-        raise DataError(where, "bad label", f"correctness {correct!r}", field="Model_Solution_Correctness")
+        raise DataError(
+            where, "bad label", f"correctness {shown(correct)}", field="Model_Solution_Correctness"
+        )
     return StepwiseExample(prompt, steps, labels, origin=where)
 
 
@@ -310,7 +345,7 @@ _CODE = re.compile(
 
 def text_task_type(text: str, prompt: str = "") -> str:
     """``code``, ``math`` or ``other``, from a solution's text (a heuristic the summary reports)."""
-    if len(_CODE.findall(text)) >= 2:
+    if len(list(islice(_CODE.finditer(text), 2))) >= 2:
         return "code"
     if _MATH.search(text) or _MATH.search(prompt):
         return "math"

@@ -19,11 +19,12 @@ from rewardlab.metrics import describe, fleiss_kappa, krippendorff_alpha_nominal
 
 #: Below this raw annotator agreement the summary warns (label noise is likely high).
 AGREEMENT_WARNING = 0.70
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def _norm_prompt(key: str) -> str:
     """Normal form for near-duplicate prompts: lower case, letters and digits only."""
-    return " ".join(re.findall(r"[a-z0-9]+", key.lower()))
+    return _NOT_ALNUM.sub(" ", key.lower()).strip()  # no list of words: a huge prompt stays one string
 
 
 def summarize(
@@ -224,6 +225,14 @@ def _ranked(data: PreferenceData) -> dict[str, Any] | None:
 
 def _warnings(s: dict[str, Any]) -> list[str]:
     out = []
+    for f in s["files"]:
+        if not f["records"]:
+            out.append(f"{f['path']}: empty file (no records)")
+        elif not f["usable_pairs"]:
+            why = {"ties": f["ties"], "identical chosen and rejected": f["identical_chosen_rejected"]}
+            why |= {f"dropped ({k})": n for k, n in f["drop_reasons"].items()}
+            reasons = ", ".join(f"{n} {k}" for k, n in why.items() if n)
+            out.append(f"{f['path']}: 0 usable pairs ({f['records']} records: {reasons or 'none usable'})")
     c = s["counts"]
     if c["dropped"]:
         out.append(f"{c['dropped']} records dropped: {c['drop_reasons']}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -77,6 +78,19 @@ def split_by_prompt(data: PreferenceData, share: float, seed: int) -> tuple[Pref
     for lst in data.lists:
         (evals if text_key(lst.prompt) in held else train).lists.append(lst)
     return train, evals
+
+
+def no_usable_pairs_message(data: PreferenceData, excluded: Mapping[str, int] | None = None) -> str:
+    """The one-line error for a training split without a usable pair, naming each file and its counts.
+
+    Args:
+        data: The training split (its ``files`` report every file loaded).
+        excluded: What encoding or embedding excluded from the split, by reason.
+    """
+    files = "; ".join(f.usability() for f in data.files) or "no files"
+    split = f"the training split has {len(data.pairs)} pairs and {len(data.lists)} ranked lists"
+    dropped = {k: n for k, n in (excluded or {}).items() if n}
+    return f"no usable training pairs: {files}; {split}" + (f", excluded: {dropped}" if dropped else "")
 
 
 def encode_groups(data: PreferenceData, encoder: SequenceEncoder) -> tuple[list[Group], EncodeReport]:
