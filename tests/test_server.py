@@ -336,7 +336,7 @@ def test_slow_client_gets_408_and_idle_connection_is_closed():
 
     from rewardlab.serving.server import uvicorn_options
 
-    cfg = ServeConfig(model=["m"], port=free_port(), body_timeout_s=0.5, keep_alive_s=1)
+    cfg = ServeConfig(model=["m"], port=free_port(), body_timeout_s=0.5, keep_alive_s=1, header_timeout_s=1)
     srv = uvicorn.Server(
         uvicorn.Config(create_app(cfg, (cheap_score, {})), log_level="warning", **uvicorn_options(cfg))
     )
@@ -357,6 +357,12 @@ def test_slow_client_gets_408_and_idle_connection_is_closed():
             start = time.perf_counter()
             assert s.recv(4096) == b""  # closed by the server after --keep-alive-s
             assert time.perf_counter() - start < 4
+        with socket.create_connection(("127.0.0.1", cfg.port), timeout=5) as s:  # slowloris headers
+            start = time.perf_counter()
+            s.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\n")
+            time.sleep(0.5)
+            s.sendall(b"X-Slow: 1\r\n")  # a byte now and then does not keep it open
+            assert s.recv(4096) == b"" and time.perf_counter() - start < 4
     finally:
         srv.should_exit = True
         thread.join(timeout=10)

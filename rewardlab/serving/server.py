@@ -59,6 +59,9 @@ class ServeConfig:
     )
     batch_window_ms: float = opt(5.0, help="How long the first request of a micro-batch waits for others.")
     body_timeout_s: float = opt(30.0, help="A request body must arrive within this many seconds (else 408).")
+    header_timeout_s: float = opt(
+        10.0, help="A request's line and headers must arrive within this many seconds (else closed)."
+    )
     keep_alive_s: int = opt(5, help="Close an idle keep-alive connection after this many seconds.")
     max_header_bytes: int = opt(16_384, help="Largest request line + headers accepted (h11 limit).")
     limit_concurrency: int = opt(
@@ -83,7 +86,11 @@ class ServeConfig:
             )
         limits = [self.max_items, self.max_body_bytes, self.max_chars, self.batch_size, self.max_tokens]
         limits += [self.keep_alive_s, self.max_header_bytes, self.limit_concurrency]
-        if min(limits) < 1 or self.batch_window_ms < 0 or not self.body_timeout_s > 0:
+        if (
+            min(limits) < 1
+            or self.batch_window_ms < 0
+            or not min(self.body_timeout_s, self.header_timeout_s) > 0
+        ):
             raise ValueError("limits must be positive")
         if self.token_file:  # before any model loads: a bad token file is a one-line error
             read_token(self.token_file, is_loopback(self.host))
@@ -115,6 +122,8 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
 
     load = {"device": cfg.device, "dtype": cfg.dtype, "attn_implementation": cfg.attn_implementation}
     models = [RewardModel.from_pretrained(m, **load) for m in cfg.model]
+    for m in (m for m in models if hasattr(m, "embedder")):  # unique completions: cache in memory only
+        m.embedder.cache_writes = False
     infos = [getattr(m, "info", {}) or {} for m in models]
     described = [
         {
@@ -257,7 +266,10 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
 
 def uvicorn_options(cfg: ServeConfig) -> dict[str, Any]:
     """The connection limits and timeouts of uvicorn for ``cfg``."""
+    from rewardlab.serving.protocol import h11_with_header_timeout
+
     return {
+        "http": h11_with_header_timeout(cfg.header_timeout_s),
         "host": cfg.host,
         "port": cfg.port,
         "timeout_keep_alive": cfg.keep_alive_s,
