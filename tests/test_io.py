@@ -167,3 +167,141 @@ def test_bad_options(tmp_path):
         load_preferences(path, format="xml")
     with pytest.raises(DataError, match="first, second or tie"):
         load_preferences(path, labels={"1": "winner"})
+
+
+# --------------------------------------------------------------------------- damaged and unusual files
+
+GOOD_LINE = json.dumps(ROWS[0]) + "\n"
+BOM = b"\xef\xbb\xbf"
+
+
+def _corrupt_gzip(data: bytes) -> bytes:
+    """Gzip ``data`` and spoil the first deflate byte: reading raises ``zlib.error``."""
+    raw = bytearray(gzip.compress(data))
+    raw[10] = 0xFF  # after the 10-byte header: an invalid deflate block type
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("a.jsonl.gz", _corrupt_gzip),
+        ("a.json.gz", _corrupt_gzip),
+        ("b.jsonl.gz", lambda data: gzip.compress(data)[:-12]),  # cut short: EOFError
+        ("c.json.gz", lambda data: b"not gzip at all"),  # BadGzipFile
+    ],
+)
+def test_damaged_gzip_is_one_data_error(tmp_path, name, damage):
+    path = tmp_path / name
+    content = (json.dumps(ROWS) if name.endswith(".json.gz") else GOOD_LINE * 40).encode()
+    path.write_bytes(damage(content))
+    with pytest.raises(DataError) as exc:
+        load_preferences(path, on_error="skip")
+    assert str(exc.value).startswith(f"{path}: ") and "gzip" in str(exc.value)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_non_utf8_file_names_the_line(tmp_path, suffix):
+    path = tmp_path / f"latin{suffix}"
+    lines = [GOOD_LINE, GOOD_LINE] if suffix == ".jsonl" else ["prompt,chosen,rejected\n", "p,c,r\n"]
+    bad = '{"prompt": "p", "chosen": "café", "rejected": "r"}\n' if suffix == ".jsonl" else "p,café,r\n"
+    path.write_bytes("".join(lines).encode() + bad.encode("latin-1"))
+    with pytest.raises(DataError) as exc:
+        load_preferences(path)
+    assert str(exc.value) == f"{path}, line 3: not valid UTF-8 (byte 0xe9); save the file as UTF-8"
+
+
+def test_non_utf8_jsonl_line_is_skipped_and_counted(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(GOOD_LINE.encode() + b'{"prompt": "\xe9"}\n' + GOOD_LINE.encode())
+    data = load_preferences(path, on_error="skip")
+    assert len(data.pairs) == 2 and data.files[0].drop_counts() == {"not UTF-8": 1}
+
+
+@pytest.mark.parametrize("name", ["a.csv", "a.tsv", "a.jsonl", "a.json", "a.jsonl.gz", "a.json.gz"])
+def test_utf8_bom_is_accepted(tmp_path, name):
+    sep = "\t" if name.endswith(".tsv") else ","
+    text = {
+        ".csv": f"prompt{sep}chosen{sep}rejected\np1{sep}c1{sep}r1\n",
+        ".json": json.dumps(ROWS[:1]),
+        ".jsonl": GOOD_LINE,
+    }[".csv" if name.endswith((".csv", ".tsv")) else ".json" if ".json." in name + "." else ".jsonl"]
+    raw = BOM + text.encode()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+    data = load_preferences(path)
+    assert triples(data) == EXPECTED[:1] and data.files[0].unused_fields == []
+
+
+def test_long_csv_cell_loads_and_other_csv_errors_are_data_errors(tmp_path, monkeypatch):
+    path = tmp_path / "long.csv"
+    long = "x" * 200_000  # over Python's default cell limit of 131,072 characters
+    path.write_text(f"prompt,chosen,rejected\np,{long},r\n")
+    assert load_preferences(path).pairs[0].chosen == long
+    limit = csv.field_size_limit()
+    try:  # a CSV error that remains (here: a cell over a lowered limit) names the file and line
+        monkeypatch.setattr("rewardlab.data.io.CSV_FIELD_LIMIT", 1000)
+        csv.field_size_limit(1000)
+        with pytest.raises(DataError, match=r"long\.csv, line 2: malformed CSV: field larger"):
+            load_preferences(path)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def test_deeply_nested_json_is_a_data_error(tmp_path):
+    deep = "[" * 100_000
+    path = tmp_path / "deep.jsonl"
+    path.write_text(GOOD_LINE + deep + "\n" + GOOD_LINE)
+    with pytest.raises(DataError, match=r"deep\.jsonl, line 2: JSON nested too deeply"):
+        load_preferences(path)
+    assert load_preferences(path, on_error="skip").files[0].drop_counts() == {"nested too deeply": 1}
+    (tmp_path / "deep.json").write_text(deep)
+    with pytest.raises(DataError, match="nested too deeply"):
+        load_preferences(tmp_path / "deep.json")
+
+
+def test_lone_surrogate_is_refused_and_a_pair_is_kept(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text(
+        GOOD_LINE
+        + '{"prompt": "p", "chosen": "\\ud800 broken", "rejected": "r"}\n'
+        + '{"prompt": "p", "chosen": "smile \\ud83d\\ude00", "rejected": "r"}\n'
+    )
+    with pytest.raises(DataError, match=r"s\.jsonl, line 2, field 'chosen': .*lone surrogate"):
+        load_preferences(path)
+    data = load_preferences(path, on_error="skip")
+    assert data.pairs[1].chosen == "smile \U0001f600" and data.files[0].drop_counts() == {
+        "not valid Unicode": 1
+    }
+
+
+@pytest.mark.parametrize(
+    "error", [PermissionError(13, "Permission denied"), IsADirectoryError(21, "Is a directory")]
+)
+def test_unreadable_file_names_the_file_and_the_reason(tmp_path, monkeypatch, error):
+    paths = [write_jsonl(tmp_path / "a.jsonl", ROWS), tmp_path / "a.csv", tmp_path / "a.json"]
+    paths[1].write_text("prompt,chosen,rejected\np,c,r\n")
+    paths[2].write_text(json.dumps(ROWS))
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("rewardlab.data.io.open", refuse, raising=False)
+    for path in paths:
+        with pytest.raises(DataError) as exc:
+            load_preferences(path)
+        assert str(exc.value) == f"{path}: cannot read the file: {error.strerror}"
+
+
+def test_chmod_000_file_is_a_data_error(tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads files whatever their mode (the monkeypatched test above covers this)")
+    path = write_jsonl(tmp_path / "locked.jsonl", ROWS)
+    path.chmod(0)
+    try:
+        with pytest.raises(DataError, match="locked.jsonl: cannot read the file: Permission denied"):
+            load_preferences(path)
+    finally:
+        path.chmod(0o644)

@@ -282,7 +282,7 @@ def _records_from_dict(obj: dict[str, Any], path: str) -> Iterator[RawRecord | D
 
 def _iter_csv(path: Path, delimiter: str) -> Iterator[RawRecord | DataError]:
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-    reader = None
+    start = 1  # the line where the record being read starts
     try:
         with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh, delimiter=delimiter)
@@ -299,8 +299,7 @@ def _iter_csv(path: Path, delimiter: str) -> Iterator[RawRecord | DataError]:
     except UnicodeDecodeError:
         raise _first_bad_line(path) from None
     except csv.Error as exc:
-        line = reader.line_num if reader is not None else 1
-        raise DataError(f"{path}, line {line}", "malformed CSV", f"malformed CSV: {exc}") from None
+        raise DataError(f"{path}, line {start}", "malformed CSV", f"malformed CSV: {exc}") from None
     except _READ_ERRORS as exc:
         raise _file_error(path, exc) from exc
 
