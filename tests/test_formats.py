@@ -298,3 +298,86 @@ def test_messages_with_bad_shape_are_rejected(tmp_path):
     rows = [{"prompt": "q", "chosen": json.loads('[{"content": "x"}]'), "rejected": "b"}]
     with pytest.raises(DataError, match="field 'chosen'"):
         load_rows(tmp_path, rows)
+
+
+# --------------------------------------------------------------------------- non-finite numbers
+
+NON_FINITE_CASES = [  # (a good record, the same record with {x} where a number goes, the field named)
+    ('{"prompt": "p", "chosen": "c", "rejected": "r", "margin": 1}', "margin", "margin"),
+    ('{"prompt": "p", "responses": ["a", "b"], "scores": [1, 2]}', "scores", "scores[1]"),
+    ('{"prompt": "p", "responses": ["a", "b"], "ranks": [1, 2]}', "ranks", "ranks[1]"),
+    ('{"prompt": "p", "response": "a", "score": 1}', "score", "score"),
+    ('{"prompt": "p", "response": "a", "rank": 1}', "rank", "rank"),
+    ('{"prompt": "p", "response_a": "a", "response_b": "b", "winner": 1}', "winner", "winner"),
+    ('{"prompt": "p", "response1": "a", "response2": "b", "votes": [1, 2]}', "votes", "votes"),
+    (
+        '{"question": "q", "s1": {"solution": "a", "is_correct": 1}, '
+        '"s2": {"solution": "b", "is_correct": 0}}',
+        "is_correct",
+        "s2.is_correct",
+    ),
+]
+
+
+def _with_bad_number(good: str, field: str, bad: str) -> str:
+    """``good`` with the last number of ``field`` (a number or a list of numbers) replaced by ``bad``."""
+    head, tail = good.rsplit(f'"{field}": ', 1)
+    if tail.startswith("["):
+        return head + f'"{field}": ' + tail[: tail.rindex(",") + 2] + bad + tail[tail.index("]") :]
+    rest = tail[len(tail.split(",")[0].split("}")[0]) :]
+    return head + f'"{field}": ' + bad + rest
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize(("good", "field", "shown"), NON_FINITE_CASES)
+def test_non_finite_numbers_are_refused_in_every_format(tmp_path, good, field, shown, bad):
+    path = tmp_path / "n.jsonl"
+    other = good.replace('"a"', '"a2"')  # long rows: a second response to the prompt
+    path.write_text("\n".join([good, other, _with_bad_number(good, field, bad), ""]))
+    with pytest.raises(DataError) as exc:
+        load_preferences(path)
+    assert exc.value.reason == "non-finite number", str(exc.value)
+    assert str(exc.value).startswith(f"{path}, line 3, field '{shown}': non-finite number")
+    report = load_preferences(path, on_error="skip").files[0]
+    assert report.drop_counts() == {"non-finite number": 1} and report.records == 3
+
+
+@pytest.mark.parametrize("cell", ["nan", "inf", "-Infinity", "1e400", " NaN "])
+def test_non_finite_numbers_as_csv_strings_are_refused(tmp_path, cell):
+    path = tmp_path / "n.csv"
+    path.write_text(f"prompt,chosen,rejected,margin\np,c,r,1.5\np,c,r,{cell}\n")
+    with pytest.raises(DataError, match=r"n\.csv, line 3, field 'margin': non-finite number"):
+        load_preferences(path)
+    data = load_preferences(path, on_error="skip")
+    assert [p.margin for p in data.pairs] == [1.5] and data.files[0].drop_counts() == {"non-finite number": 1}
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ('{"prompt": "q", "completions": ["a", "b"], "labels": [true, NaN]}', "labels[1]"),
+        (
+            '{"question": {"problem": "q"}, "label": {"steps": [{"completions": '
+            '[{"text": "a", "rating": Infinity}], "chosen_completion": 0}]}}',
+            "label.steps[0].completions[0].rating",
+        ),
+    ],
+)
+def test_non_finite_step_labels_are_refused(tmp_path, record, field):
+    from rewardlab.data.stepwise import load_stepwise
+
+    path = tmp_path / "s.jsonl"
+    path.write_text(record + "\n")
+    with pytest.raises(DataError) as exc:
+        load_stepwise(path)
+    assert exc.value.reason == "non-finite number" and f"line 1, field '{field}'" in str(exc.value)
+    assert load_stepwise(path, on_error="skip").drops[0].reason == "non-finite number"
+
+
+def test_a_huge_bad_value_is_shown_short_in_the_error(tmp_path):
+    path = write_jsonl(
+        tmp_path / "h.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r", "margin": "x" * 10**6}]
+    )
+    with pytest.raises(DataError) as exc:
+        load_preferences(path)
+    assert exc.value.reason == "not a number" and len(str(exc.value)) < 300
