@@ -37,10 +37,10 @@ def os_error_message(exc: OSError) -> str:
     if exc.filename is None:
         return reason
     path = os.fsdecode(exc.filename) if isinstance(exc.filename, str | bytes) else str(exc.filename)
-    unreadable = os.path.exists(path) and not os.access(path, os.R_OK)
     denied = exc.errno in (errno.EACCES, errno.EPERM)
-    # a write-only error, a rename, or a refusal on anything but an unreadable file: a write failed
-    write = exc.filename2 is not None or exc.errno in _WRITE_ERRNOS or (denied and not unreadable)
+    # a write-only error, a rename, or a refusal to create a path (rewardlab writes new files and
+    # renames them into place; a refusal on an existing path is a read)
+    write = exc.filename2 is not None or exc.errno in _WRITE_ERRNOS or (denied and not os.path.lexists(path))
     verb = "write" if write else "read"
     return f"cannot {verb} {path}: {reason}"
 

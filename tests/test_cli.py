@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from rewardlab.cli import main
 from tests.conftest import write_jsonl
@@ -137,3 +140,100 @@ def test_data_split_writes_disjoint_folds_by_prompt(tmp_path, capsys):
     assert sorted(seen) == sorted(r["chosen"] for r in rows[:100])  # every pair tested exactly once
     record = json.loads((tmp_path / "cv" / "split.json").read_text())
     assert record["pairs"] == 100 and sum(record["test_pairs"]) == 100
+
+
+def _one_error_line(err: str) -> str:
+    """The single ``error:`` line of stderr (progress bars aside); no traceback."""
+    errors = [line.split("\r")[-1] for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "Traceback" not in err, err
+    return errors[0]
+
+
+def test_out_collisions_are_one_line_errors_before_any_work(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r"}])
+    a_file, a_folder = tmp_path / "taken.txt", tmp_path / "folder"
+    a_file.write_text("keep")
+    a_folder.mkdir()
+    cases = [
+        (["data", "summarize", str(data), "--out", str(a_file)], "is a file: give a folder"),
+        (["data", "summarize", str(data), "--out", str(a_file / "sub")], "taken.txt is a file, not a folder"),
+        (["data", "split", str(data), "--out", str(a_file)], "is a file: give a folder"),
+        (["data", "demo", "--n", "4", "--out", str(a_folder)], "is a folder: give a file path"),
+        (["data", "outcome-pairs", str(data), "--out", str(a_folder)], "is a folder: give a file path"),
+        (["score", "--model", "m", "--data", str(data), "--out", str(a_folder)], "is a folder"),
+        (["bon", "--model", "m", "--candidates", str(data), "--out", str(a_folder)], "is a folder"),
+        (["eval", "--model", "m", "--data", str(data), "--out", str(a_file)], "is a file: give a folder"),
+        (["diagnose", "--model", "m", "--data", str(data), "--out", str(a_file)], "is a file: give a folder"),
+        (["train", "--model", "m", "--data", str(data), "--out", str(a_file)], "is a file: give a folder"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        assert message in _one_error_line(capsys.readouterr().err), args
+    assert a_file.read_text() == "keep" and not list(a_folder.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "folder", "taken.txt"]
+
+
+def test_write_text_removes_its_temporary_file_on_any_failure(tmp_path, monkeypatch):
+    from rewardlab.errors import RewardlabError
+    from rewardlab.io_utils import write_json, write_text
+
+    target = tmp_path / "out.json"
+    write_text(target, "old")
+
+    def fail(self, other):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "replace", fail)
+    with pytest.raises(RewardlabError, match="cannot write .*out.json: No space left on device"):
+        write_text(target, "new")
+    monkeypatch.undo()
+    for interrupt in (KeyboardInterrupt, MemoryError):
+
+        def stop(self, text, encoding=None, interrupt=interrupt):
+            raise interrupt
+
+        monkeypatch.setattr(Path, "write_text", stop)
+        with pytest.raises(interrupt):
+            write_text(target, "new")
+        monkeypatch.undo()
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    # NaN is refused before anything is written, naming the file and the field
+    with pytest.raises(RewardlabError, match=r"out.json: field results\.a\[1\] is nan"):
+        write_json(target, {"results": {"a": [1.0, float("nan")]}})
+    assert target.read_text() == "old"
+
+
+def test_os_errors_on_user_paths_are_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from rewardlab.training import run
+
+    data = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r"}])
+
+    def unreadable(cfg):
+        raise PermissionError(errno.EACCES, "Permission denied", cfg.data)
+
+    monkeypatch.setattr(run, "train", unreadable)
+    args = ["train", "--model", "m", "--data", str(data), "--out", str(tmp_path / "o")]
+    data.chmod(0o000)
+    try:
+        assert main(args) == 2
+    finally:
+        data.chmod(0o644)
+    line = _one_error_line(capsys.readouterr().err)
+    assert line == f"error: cannot read {data}: Permission denied"
+
+    def full(cfg):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o" / "model.safetensors"))
+
+    monkeypatch.setattr(run, "train", full)
+    assert main(args) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line == f"error: cannot write {tmp_path / 'o' / 'model.safetensors'}: No space left on device"
+
+    def bug(cfg):
+        raise ZeroDivisionError("a bug is not a user error")
+
+    monkeypatch.setattr(run, "train", bug)
+    with pytest.raises(ZeroDivisionError):  # bugs are not hidden behind a one-line message
+        main(args)

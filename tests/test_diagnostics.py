@@ -315,3 +315,62 @@ def test_demo_confound_on_is_found_and_off_is_not(tmp_path):
         tops[share] = [f["kind"] for f in diagnose(cfg)["findings"]]
     assert tops[1.0][0] == "length"
     assert "length" not in tops[0.5]
+
+
+# --------------------------------------------------------------------------- outputs: all or nothing
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_diagnose_outputs_are_replaced_whole_or_not_at_all(tmp_path, heldout, monkeypatch):
+    from rewardlab.diagnostics import report as report_module
+
+    work = tmp_path / "work"
+    work.mkdir()
+    out = work / "out"
+
+    def run_once(probe_names=("filler", "flattery"), **kw):
+        cfg = DiagnoseConfig(
+            model=["rule"], data=str(heldout), out=str(out), max_responses=30, probes=list(probe_names), **kw
+        )
+        return diagnose(cfg, models=[Rule(biased)])
+
+    r = run_once(export_adversarial=str(out / "adv" / "pairs.jsonl"))
+    assert r["adversarial_pairs"]["pairs"] > 0 and (out / "adv" / "pairs.jsonl").exists()
+    before = _snapshot(out)
+    assert {"diagnostics.json", "diagnostics.md", "diagnostics.html", "diagnose_config.yaml"} <= set(before)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting failed midway")
+
+    monkeypatch.setattr(report_module, "make_plots", broken)
+    with pytest.raises(RuntimeError, match="midway"):  # a run with other results fails at the plots
+        run_once(["filler"], export_adversarial=str(out / "adv" / "pairs.jsonl"))
+    assert _snapshot(out) == before  # byte for byte: neither diagnostics.json nor the pairs were rewritten
+    assert sorted(p.name for p in work.iterdir()) == ["out"]  # no temporary folder left behind
+    monkeypatch.undo()
+
+    # a successful run replaces the folder: nothing of the earlier run is left (its flattery pairs)
+    (out / "plots" / "stale.png").write_bytes(b"from an older version")
+    run_once(["filler"], export_adversarial=str(out / "adv" / "pairs.jsonl"))
+    rows = [json.loads(line) for line in (out / "adv" / "pairs.jsonl").read_text().splitlines()]
+    assert rows and {row["category"] for row in rows} == {"adversarial-filler"}
+    assert not (out / "plots" / "stale.png").exists()
+    assert sorted(p.name for p in work.iterdir()) == ["out"]
+    # a folder holding someone else's file is refused before any work
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(RewardlabError, match="keep.txt"):
+        run_once()
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_diagnose_refuses_rewards_that_are_not_finite(tmp_path, heldout):
+    def sometimes_nan(request: str, response: str) -> float:
+        return math.nan if len(response) % 7 == 3 else control(request, response)
+
+    cfg = DiagnoseConfig(model=["rule"], data=str(heldout), out=str(tmp_path / "out"), max_responses=20)
+    with pytest.raises(RewardlabError, match="reward nan .*not a finite number"):
+        diagnose(cfg, models=[Rule(sometimes_nan)])
+    assert not (tmp_path / "out").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import shutil
+
 import pytest
 import torch
 
@@ -353,3 +356,49 @@ def test_a_probe_that_gives_nan_fails(tiny_models, monkeypatch):
     monkeypatch.setattr(rmod, "forward_rewards", nan_when_packed)
     ok, note = rmod.check_shared_layout(rm.model, rm.encoder, rm.tokenizer.pad_token_id)
     assert not ok and "nan" in note
+
+
+def test_score_and_bon_refuse_rewards_that_are_not_finite(tiny_models, tmp_path, capsys, monkeypatch):
+    from rewardlab.cli import main
+    from tests.conftest import write_jsonl
+
+    real = RewardModel.score
+    given = {"bad": math.nan}
+
+    def third_is_bad(self, prompts, responses, **kw):
+        rewards = real(self, prompts, responses, **kw)
+        return [given["bad"] if i == 2 else r for i, r in enumerate(rewards)]
+
+    monkeypatch.setattr(RewardModel, "score", third_is_bad)
+    model = str(tiny_models["llama"])
+    rows = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(4)])
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"prompt": "q", "responses": ["a", "b"]}] * 2)
+    for bad in (math.nan, math.inf):
+        given["bad"] = bad
+        for cmd, src, where in (("score", rows, "rows.jsonl, line 3"), ("bon", pool, "pool.jsonl, line 2")):
+            out = tmp_path / f"{cmd}.jsonl"
+            flag = "--data" if cmd == "score" else "--candidates"
+            assert main([cmd, "--model", model, flag, str(src), "--out", str(out)]) == 2
+            err = capsys.readouterr().err
+            errors = [line.split("\r")[-1] for line in err.splitlines() if "error:" in line]
+            assert len(errors) == 1 and errors[0].startswith("error: ") and "Traceback" not in err
+            assert where in errors[0] and f"the reward {bad} (not a finite number" in errors[0]
+            assert not out.exists() and not list(tmp_path.glob(".*"))  # nothing written, no temp file
+
+
+def test_a_damaged_rewardlab_json_is_one_error_naming_the_file(tiny_models, tmp_path):
+    llama = tmp_path / "llama"
+    shutil.copytree(tiny_models["llama"], llama)
+    (llama / "rewardlab.json").write_text('{\n  "kind": "orm",\n  "max_len')  # truncated
+    with pytest.raises(
+        RewardlabError, match=r"llama/rewardlab.json is not valid JSON \(line 3\): .* damaged"
+    ):
+        RewardModel.from_pretrained(llama)
+    (llama / "rewardlab.json").write_text("[1, 2]")
+    with pytest.raises(RewardlabError, match="rewardlab.json is not a JSON object"):
+        RewardModel.from_pretrained(llama)
+    (llama / "rewardlab.json").write_text('{"kind": "prm"}')  # valid JSON, fields missing
+    with pytest.raises(
+        RewardlabError, match="llama/rewardlab.json has no 'max_length' field: the checkpoint is"
+    ):
+        RewardModel.from_pretrained(llama)
