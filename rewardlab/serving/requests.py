@@ -60,8 +60,8 @@ def read_token(path: str, loopback: bool) -> str:
         if len(token) < MIN_TOKEN_CHARS:
             raise RewardlabError(
                 f"--token-file {path}: a token of {len(token)} characters is too short for a non-loopback "
-                f"host; use at least {MIN_TOKEN_CHARS} (e.g. `python -c 'import secrets; "
-                f"print(secrets.token_urlsafe(32))' > {path}`)"
+                f"host; use at least {MIN_TOKEN_CHARS} (e.g. `(umask 077; python -c 'import secrets; "
+                f"print(secrets.token_urlsafe(32))' > {path})`)"
             )
         if stat.S_IMODE(mode) & 0o077:
             raise RewardlabError(
