@@ -38,13 +38,18 @@ def test_cut_sequences_are_counted_from_the_cache_too(tiny_models, pairs, tmp_pa
     again = Embedder(tiny_models["bert"], max_length=24, cache_dir=tmp_path)
     again.embed(prompts, responses)
     assert again.embedded == 0 and again.last_cut == expected  # all from the cache, flags included
-    saved = torch.load(again.cache_file, weights_only=True)
-    del saved["cut"]  # a cache written before the flags were kept
-    torch.save(saved, again.cache_file)
+    (shard,) = again.cache_file.glob("*.pt")
+    saved = torch.load(shard, weights_only=True)
+    del saved["cut"]  # a one-file cache of earlier versions, written before the flags were kept
+    torch.save(saved, again.cache_file.with_suffix(".pt"))
+    shard.unlink()
     old = Embedder(tiny_models["bert"], max_length=24, cache_dir=tmp_path)
     old.embed(prompts, responses)
     assert old.embedded == 0 and old.last_cut == expected
-    assert "cut" in torch.load(old.cache_file, weights_only=True)  # filled in and saved
+    (filled,) = old.cache_file.glob("*.pt")  # the flags, filled in, appended as a shard
+    assert torch.load(filled, weights_only=True)["cut"].tolist() == [
+        int(first.encoder.encode(p, r).cut) for p, r in dict.fromkeys(zip(prompts, responses, strict=True))
+    ]
 
 
 @pytest.mark.parametrize(("arch", "kind"), [("bert", ENCODER), ("llama", DECODER), ("gpt2", DECODER)])
@@ -245,3 +250,69 @@ def test_bench_embedding_cross_validation(tiny_models, demo_file, tmp_path):
     assert r["accuracy_mean"] == pytest.approx(sum(f["accuracy"] for f in r["folds"]) / 3)
     # the demo was generated with the chosen response longer in exactly 70 % of pairs
     assert r["length_baseline_mean"] == pytest.approx(0.7, abs=0.05)
+
+
+def test_memory_cache_stays_within_its_byte_budget(tiny_models, demo_rows, tmp_path):
+    from rewardlab.models.embedding_cache import ENTRY_OVERHEAD
+
+    probe = Embedder(tiny_models["bert"], max_length=32, use_cache=False)
+    budget = 10 * (probe.dim * 4 + ENTRY_OVERHEAD)  # ten embeddings
+    emb = Embedder(tiny_models["bert"], max_length=32, cache_dir=tmp_path, cache_max_bytes=budget)
+    prompts = [r["prompt"] for r in demo_rows[:48]]
+    responses = [f"{r['chosen']} {i}" for i, r in enumerate(demo_rows[:48])]  # all unique
+    rows = [emb.embed(prompts[i : i + 8], responses[i : i + 8]) for i in range(0, 48, 8)]
+    assert emb.embedded == 48 and len(emb._cache) == 10 and emb._cache.bytes <= budget
+    assert torch.equal(emb.embed(prompts[38:], responses[38:]), torch.cat(rows)[38:])
+    assert emb.embedded == 48  # the ten newest are remembered
+    emb.cache_file = None  # memory only: the forgotten ones run again
+    big = emb.embed(prompts[:24], responses[:24])  # one call needing more than the budget holds
+    assert torch.allclose(big, torch.cat(rows[:3]), atol=1e-6) and emb.embedded == 48 + 24
+    assert len(emb._cache) == 10 and emb._cache.bytes <= budget
+
+
+def test_disk_cache_is_shared_and_append_only(tiny_models, demo_rows, tmp_path):
+    prompts = [r["prompt"] for r in demo_rows[:12]]
+    responses = [r["chosen"] for r in demo_rows[:12]]
+    first = Embedder(tiny_models["bert"], max_length=32, cache_dir=tmp_path)
+    a = first.embed(prompts[:8], responses[:8])
+    (shard,) = first.cache_file.glob("*.pt")
+    before = (shard.stat().st_size, shard.stat().st_mtime_ns)
+    second = Embedder(tiny_models["bert"], max_length=32, cache_dir=tmp_path)  # reads what first wrote
+    b = second.embed(prompts, responses)
+    assert second.embedded == 4 and torch.equal(b[:8], a)
+    shards = sorted(second.cache_file.glob("*.pt"))
+    assert len(shards) == 2 and (shard.stat().st_size, shard.stat().st_mtime_ns) == before
+    assert len(torch.load(shards[1], weights_only=True)["keys"]) == 4  # only the new entries
+    reader = Embedder(tiny_models["bert"], max_length=32, cache_dir=tmp_path, cache_writes=False)
+    reader.embed(["a new prompt"], ["a new response"])
+    assert reader.embedded == 1 and len(list(reader.cache_file.glob("*.pt"))) == 2  # nothing written
+
+
+def test_small_shards_are_compacted_and_a_damaged_one_is_reported(tmp_path, monkeypatch):
+    from rewardlab.models import embedding_cache as ec
+
+    monkeypatch.setattr(ec, "COMPACT_AT", 3)
+    store = ec.ShardStore(tmp_path / "c")
+    for i in range(4):
+        store.append([(f"k{i}", (torch.full((4,), float(i)), i % 2 == 0))])
+    assert len(store.shards()) == 1  # four small shards merged into one
+    (store.folder / "0-damaged.pt").write_bytes(b"not a torch file")
+    cache = ec.BoundedCache()
+    with pytest.warns(UserWarning, match="0-damaged.pt cannot be read"):
+        assert store.load_into(cache) == 4
+    assert store.damaged == [store.folder / "0-damaged.pt"]
+    assert cache["k3"][0].tolist() == [3.0] * 4 and cache["k2"][1] is True and cache["k1"][1] is False
+
+
+def test_damaged_heads_file_is_a_one_line_error(embedding_checkpoint, tmp_path):
+    import shutil
+
+    from rewardlab.errors import RewardlabError
+    from rewardlab.models.reward_model import RewardModel
+
+    copy = shutil.copytree(embedding_checkpoint, tmp_path / "emb")
+    heads = copy / "heads.safetensors"
+    heads.write_bytes(heads.read_bytes()[:-100])  # truncated
+    with pytest.raises(RewardlabError, match="heads.safetensors: damaged checkpoint") as err:
+        RewardModel.from_pretrained(copy)
+    assert "\n" not in str(err.value)

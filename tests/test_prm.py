@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -441,10 +442,12 @@ def test_prm_resume_continues_to_the_same_weights(step_setup, tmp_path, capsys):
         (cut / f).unlink()
     capsys.readouterr()
     assert run(cut, "--resume") == 0
-    assert "resuming from" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "resuming from" in out
     logged = [json.loads(x) for x in (cut / "train_log.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in logged if "loss" in r]
-    assert steps == [1, 2, 3, 4, 5, 6, 5, 6]  # the first run, then the resumed one from step 4
+    assert steps == [1, 2, 3, 4, 5, 6]  # the first run's lines after step 4 replaced by the resumed run's
+    assert re.search(r"train_log.jsonl: \d+ lines after step 4 removed", out)
     a, b = load_file(str(full / "model.safetensors")), load_file(str(cut / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert json.loads((cut / "train_summary.json").read_text())["steps"] == 6

@@ -12,9 +12,11 @@ MiniLM's): on HH-RLHF a linear probe on all six layers reached 0.65 5-fold accur
 the last layer alone (docs/benchmarks.md), as lower layers keep lexical and length cues the last
 layer's sentence-similarity training washes out.
 
-Embeddings are cached on disk, keyed by the model (its config and weight files), the
-truncation settings and the text, so a second run, or an evaluation on the same texts, does not
-run the model again.
+Embeddings are cached, keyed by the model (its config and weight files), the truncation settings
+and the text, so a second run, or an evaluation on the same texts, does not run the model again: in
+memory up to a byte budget (least recently used ones forgotten), and on disk as append-only shards
+(:mod:`rewardlab.models.embedding_cache`); ``cache_writes=False`` keeps new embeddings off the disk
+(a server scoring unique RL completions).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch import nn
 
 from rewardlab.data.schema import Text, text_key
 from rewardlab.errors import RewardlabError
+from rewardlab.models.embedding_cache import DEFAULT_MAX_BYTES, BoundedCache, Entry, ShardStore
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder
 from rewardlab.models.reward_model import PairScoring
 
@@ -86,10 +89,13 @@ class Embedder:
             model's depth); 1 is the usual sentence embedding.
         prompt_view: ``last_turn`` (default) embeds only the prompt's last user turn with the response
             (:func:`rewardlab.data.formats.last_user_turn`); ``full`` the whole prompt.
-        cache_dir: Cache folder (default ``$REWARDLAB_CACHE/embeddings``, ``~/.cache/rewardlab``);
-            ``None`` with ``use_cache=False`` keeps nothing on disk.
+        cache_dir: Cache folder (default ``$REWARDLAB_CACHE/embeddings``, ``~/.cache/rewardlab``).
         batch_size: Sequences per forward pass.
-        use_cache: Read and write the cache.
+        use_cache: Read and write the on-disk cache (``False``: memory only).
+        cache_max_bytes: Memory budget of the in-memory cache (default 256 MiB); the least recently
+            used embeddings beyond it are forgotten (computed again if asked for again).
+        cache_writes: Write new embeddings to the on-disk cache (``False``: read it only; for
+            texts seen once, e.g. a server scoring RL completions). Can be changed later.
     """
 
     def __init__(
@@ -103,6 +109,8 @@ class Embedder:
         prompt_view: str = "last_turn",
         layers: int = 6,
         device: str | None = "auto",
+        cache_max_bytes: int = DEFAULT_MAX_BYTES,
+        cache_writes: bool = True,
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
@@ -134,10 +142,15 @@ class Embedder:
         )
         # One file per model and settings: embeddings of one file all have the same size.
         name = hashlib.sha256(self.key_prefix.encode()).hexdigest()[:16]
-        self.cache_file = root / f"{name}.pt" if use_cache else None
-        self._cache: dict[str, torch.Tensor] | None = None
-        #: Whether each cached sequence was cut to ``max_length`` (saved with the cache).
-        self._cut: dict[str, bool] = {}
+        #: The on-disk cache's folder of shards (``None``: no disk cache).
+        self.cache_file: Path | None = root / name if use_cache else None
+        self._legacy_file = root / f"{name}.pt"  # the single file of earlier versions, read if present
+        self.cache_max_bytes = cache_max_bytes
+        self.cache_writes = cache_writes
+        #: In memory: key -> (embedding, cut to max_length?); loaded from disk on first use.
+        self._cache: dict[str, Entry] | None = None
+        #: The disk cache of the last load (its ``damaged`` shards are reported).
+        self.store: ShardStore | None = None
         #: Sequences actually run through the model (cache misses), for the curious and the tests.
         self.embedded = 0
         #: Items of the last :meth:`embed` call that were cut to ``max_length``.
@@ -152,29 +165,21 @@ class Embedder:
         raw = self.key_prefix + text_key(prompt) + "\x00" + text_key(response)
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
-    def _load_cache(self) -> dict[str, torch.Tensor]:
+    def _load_cache(self) -> dict[str, Entry]:
         if self._cache is None:
-            self._cache = {}
-            if self.cache_file is not None and self.cache_file.exists():
-                saved = torch.load(self.cache_file, weights_only=True)
-                self._cache = dict(zip(saved["keys"], saved["embeddings"], strict=True))
-                # caches written before the flags were kept have none: embed() fills them in
-                cut = saved.get("cut")
-                if cut is not None:
-                    self._cut = {
-                        k: bool(c) for k, c in zip(saved["keys"], cut.tolist(), strict=True) if c >= 0
-                    }
+            self._cache = BoundedCache(self.cache_max_bytes)
+            if self.cache_file is not None:
+                self.store = ShardStore(self.cache_file, self._legacy_file)
+                self.store.load_into(self._cache)
         return self._cache
 
-    def _save_cache(self) -> None:
-        if self.cache_file is None or not self._cache:
+    def _save_cache(self, entries: dict[str, Entry]) -> None:
+        """Append ``entries`` to the disk cache as one new shard (when it is on and writes are)."""
+        if self.cache_file is None or not self.cache_writes or not entries:
             return
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        keys = list(self._cache)
-        tmp = self.cache_file.with_name(f".{self.cache_file.name}.tmp{os.getpid()}")
-        cut = torch.tensor([int(self._cut.get(k, -1)) for k in keys], dtype=torch.int8)  # -1: unknown
-        torch.save({"keys": keys, "embeddings": torch.stack([self._cache[k] for k in keys]), "cut": cut}, tmp)
-        tmp.replace(self.cache_file)
+        if self.store is None or self.store.folder != self.cache_file:
+            self.store = ShardStore(self.cache_file, self._legacy_file)
+        self.store.append(entries.items())
 
     @torch.inference_mode()
     def _run(self, encoded: Sequence[Encoded]) -> torch.Tensor:
@@ -201,8 +206,9 @@ class Embedder:
         """Embeddings (float32, one row per pair), from the cache where present.
 
         Missing ones are computed in batches sorted by length under ``torch.inference_mode``
-        (with a progress bar when ``progress``), then added to the cache. :attr:`last_cut` counts
-        the items that were cut to ``max_length`` (a flag kept in the cache, so cached items count).
+        (with a progress bar when ``progress``), then added to the cache (in memory, and as one new
+        shard on disk). :attr:`last_cut` counts the items that were cut to ``max_length`` (a flag
+        kept in the cache, so cached items count).
         """
         if self.prompt_view == "last_turn":
             from rewardlab.data.formats import last_user_turn
@@ -211,7 +217,10 @@ class Embedder:
             prompts = [turns.setdefault(text_key(p), last_user_turn(p)) for p in prompts]
         keys = [self._key(p, r) for p, r in zip(prompts, responses, strict=True)]
         cache = self._load_cache()
-        missing = sorted({k: i for i, k in enumerate(keys) if k not in cache}.items(), key=lambda kv: kv[1])
+        # this call's entries: the memory cache may forget some of them before the call ends
+        found: dict[str, Entry] = {k: cache[k] for k in dict.fromkeys(keys) if k in cache}
+        new: dict[str, Entry] = {}
+        missing = sorted({k: i for i, k in enumerate(keys) if k not in found}.items(), key=lambda kv: kv[1])
         if missing:
             todo = [(k, self.encoder.encode(prompts[i], responses[i])) for k, i in missing]
             todo.sort(key=lambda ke: len(ke[1].input_ids))
@@ -223,19 +232,18 @@ class Embedder:
                     chunk = todo[start : start + self.batch_size]
                     out = self._run([e for _, e in chunk])
                     for (k, e), vec in zip(chunk, out, strict=True):
-                        cache[k] = vec.clone()
-                        self._cut[k] = e.cut
+                        new[k] = found[k] = cache[k] = (vec.clone(), bool(e.cut))
                     self.embedded += len(chunk)
                     bar.update(task, advance=len(chunk))
-        unflagged = {k: i for i, k in enumerate(keys) if k not in self._cut}  # from an older cache
+        unflagged = {k: i for i, k in enumerate(keys) if found[k][1] is None}  # from an older cache
         for k, i in unflagged.items():
-            self._cut[k] = self.encoder.encode(prompts[i], responses[i]).cut  # tokenizing only
-        if missing or unflagged:
-            self._save_cache()
-        self.last_cut = sum(self._cut[k] for k in keys)
+            cut = self.encoder.encode(prompts[i], responses[i]).cut  # tokenizing only
+            new[k] = found[k] = cache[k] = (found[k][0], bool(cut))
+        self._save_cache(new)
+        self.last_cut = sum(bool(found[k][1]) for k in keys)
         if not keys:
             return torch.empty(0, self.dim)
-        return torch.stack([cache[k] for k in keys])
+        return torch.stack([found[k][0] for k in keys])
 
 
 class EmbeddingRewardModel(PairScoring):
@@ -269,14 +277,23 @@ class EmbeddingRewardModel(PairScoring):
             layers=info["embedding"].get("layers", 1),
             device=device,
         )
-        state = load_file(str(Path(path) / HEADS_FILE))
-        heads = []
-        for i in range(info["head"]["ensemble"]):
-            head = RewardHead(info["embedding"]["dim"], info["head"]["kind"])
-            head.load_state_dict(
-                {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"member{i}.")}
-            )
-            heads.append(head.eval())
+        heads_file = Path(path) / HEADS_FILE
+        try:
+            state = load_file(str(heads_file))
+            heads = []
+            for i in range(info["head"]["ensemble"]):
+                head = RewardHead(info["embedding"]["dim"], info["head"]["kind"])
+                head.load_state_dict(
+                    {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"member{i}.")}
+                )
+                heads.append(head.eval())
+        except FileNotFoundError as exc:
+            raise RewardlabError(f"{heads_file}: missing (the embedding model's heads)") from exc
+        except Exception as exc:  # safetensors and load_state_dict raise several kinds  # noqa: BLE001
+            why = " ".join(str(exc).split())[:200]
+            raise RewardlabError(
+                f"{heads_file}: damaged checkpoint ({type(exc).__name__}: {why}); train the model again"
+            ) from exc
         return cls(embedder, heads, info)
 
     def score_members(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rewardlab.config import opt
 from rewardlab.data.formats import FORMATS
@@ -13,6 +16,53 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PADDING_SIDES = ("auto", "left", "right")
 #: Default learning rates: full fine-tuning (inside the usual 5e-6 … 1.5e-5) and LoRA.
 FULL_LR, LORA_LR = 1e-5, 1e-4
+
+
+def _at_least(low: float) -> Callable[[Any], bool]:
+    return lambda v: math.isfinite(v) and v >= low
+
+
+def _in(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda v: low <= v < high
+
+
+#: Every numeric option: its test and what the error says it must be (None values are defaults to come).
+NUMERIC_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "batch_size": (_at_least(1), "at least 1"),
+    "grad_accum": (_at_least(1), "at least 1"),
+    "ensemble": (_at_least(1), "at least 1"),
+    "embed_layers": (_at_least(1), "at least 1"),
+    "max_length": (_at_least(8), "at least 8"),
+    "epochs": (_at_least(0), "a finite number >= 0"),
+    "max_steps": (lambda v: v == -1 or v >= 1, "-1 (use --epochs) or at least 1"),
+    "learning_rate": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "weight_decay": (_at_least(0), "a finite number >= 0"),
+    "warmup_ratio": (_in(0.0, 1.0), "in [0, 1)"),
+    "label_smoothing": (_in(0.0, 0.5), "in [0, 0.5)"),
+    "center_rewards_coefficient": (_at_least(0), "a finite number >= 0"),
+    "l2": (_at_least(0), "a finite number >= 0"),
+    "eval_split": (_in(0.0, 1.0), "in [0, 1)"),
+    "lora_r": (_at_least(1), "at least 1"),
+    "lora_alpha": (_at_least(1), "at least 1"),
+    "lora_dropout": (_in(0.0, 1.0), "in [0, 1)"),
+    "logging_steps": (_at_least(1), "at least 1"),
+    "eval_steps": (_at_least(0), "at least 0 (0: at the end only)"),
+    "save_steps": (_at_least(1), "at least 1"),
+    "save_total_limit": (_at_least(1), "at least 1"),
+    "seed": (_in(0, 2**32), "in [0, 2**32)"),
+    "norm_samples": (_at_least(1), "at least 1"),
+    "pack_tokens": (_at_least(16), "at least 16 (a longer group gets a row of its own)"),
+}
+
+
+def check_numbers(cfg: Any, rules: dict[str, tuple[Callable[[Any], bool], str]] = NUMERIC_RULES) -> None:
+    """Raise ``ValueError`` naming the first option whose value breaks its rule (``None`` passes)."""
+    for name, (ok, what) in rules.items():
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not ok(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
 
 
 @dataclass
@@ -115,13 +165,20 @@ class TrainConfig:
     )
     merge: bool = opt(False, help="With --lora: also write the merged plain model to OUT.")
     gradient_checkpointing: bool = opt(False, help="Trade compute for memory.")
-    precision: str = opt("auto", help="auto (bf16 on a GPU that has it, else fp32), fp32, bf16, fp16.")
+    precision: str = opt(
+        "auto",
+        help="auto (bf16 autocast with fp32 weights on a GPU or a CPU that computes bf16 natively, "
+        "else fp32), fp32, bf16, fp16.",
+    )
     padding_side: str = opt("auto", help="Pad sequences on the left or right (auto: the tokenizer's side).")
     logging_steps: int = opt(10, help="Log every N optimizer steps.")
     eval_steps: int = opt(0, help="Evaluate every N steps (0: at the end only).")
     save_steps: int = opt(500, help="Write a resumable checkpoint every N steps.")
     save_total_limit: int = opt(2, help="Keep at most this many step checkpoints.")
     resume: bool = opt(False, help="Resume from the last checkpoint in OUT/checkpoints.")
+    overwrite: bool = opt(
+        False, help="Replace the run in OUT (its folder is removed once the new run's data and model load)."
+    )
     seed: int = opt(42, help="Random seed (data order, initialisation of the head, dropout).")
     norm_samples: int = opt(2000, help="Training responses scored after training for the reward mean/std.")
     tensorboard: bool | None = opt(None, help="Log to TensorBoard (default: when it is installed).")
@@ -147,10 +204,6 @@ class TrainConfig:
                     "--method embedding fits its heads by L-BFGS, with no learning rate: drop "
                     "--learning-rate (--l2 sets the regularisation)"
                 )
-            if self.embed_layers < 1:
-                raise ValueError("--embed-layers must be at least 1")
-            if self.l2 is not None and self.l2 < 0:
-                raise ValueError("--l2 must be >= 0")
         if self.kind not in ("orm", "prm"):
             raise ValueError("--kind must be orm or prm")
         if self.kind == "prm":
@@ -160,14 +213,13 @@ class TrainConfig:
                 )
             if self.aggregation not in ("min", "prod", "last", "mean"):
                 raise ValueError("--aggregation must be min, prod, last or mean")
-        if self.ensemble < 1:
-            raise ValueError("--ensemble must be at least 1")
         if self.eval_data is not None and self.eval_split:
             raise ValueError("give --eval-data or --eval-split, not both")
         if self.eval_split is None:
             self.eval_split = 0.0 if self.eval_data is not None else 0.1
-        if not 0.0 <= self.eval_split < 1.0:
-            raise ValueError("--eval-split must be in [0, 1)")
+        if self.pack_tokens is None:
+            self.pack_tokens = self.max_length
+        check_numbers(self)
         choices = {
             "engine": ENGINES,
             "truncation": TRUNCATION_STRATEGIES,
@@ -182,24 +234,19 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of {allowed}")
-        if self.max_length < 8:
-            raise ValueError("--max-length must be at least 8")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("--batch-size and --grad-accum must be at least 1")
-        if not 0.0 <= self.label_smoothing < 0.5:
-            raise ValueError("--label-smoothing must be in [0, 0.5)")
         if self.merge and not self.lora:
             raise ValueError("--merge needs --lora")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ValueError("give --epochs > 0 or --max-steps > 0")
-        if self.pack_tokens is None:
-            self.pack_tokens = self.max_length
-        if self.pack_tokens < 16:
-            raise ValueError("--pack-tokens must be at least 16 (a longer group gets a row of its own)")
         if self.learning_rate is None and self.method == "full":
             self.learning_rate = LORA_LR if self.lora else FULL_LR
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            raise ValueError("--learning-rate must be positive")
+        if self.resume and self.overwrite:
+            raise ValueError("give --resume (continue the run in OUT) or --overwrite (replace it), not both")
+        if self.resume and self.method == "embedding":
+            raise ValueError(
+                "--resume: --method embedding writes no checkpoints to resume from (a run takes seconds to "
+                "minutes): train again into a new --out, or give --overwrite to replace the model in OUT"
+            )
         if self.engine == "trl" and (self.truncation != "keep_end" or self.label_smoothing):
             raise ValueError(
                 "--engine trl runs TRL's stock loss and truncation: drop --truncation/--label-smoothing"

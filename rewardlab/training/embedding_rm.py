@@ -8,6 +8,8 @@ classification objective (chosen = 1, rejected = 0; Sun et al., ICLR 2025, arXiv
 Heads are fit by full-batch L-BFGS with an L2 penalty chosen on a validation share of the training
 pairs (:data:`L2_GRID`) and early stopping on the same pairs; ``--ensemble K`` trains K heads on
 bootstrap resamples, whose mean is the reward and whose spread is the ensemble's uncertainty.
+A non-finite loss while fitting, or non-finite weights or normalisation before saving, stop the run
+with nothing written (:mod:`rewardlab.training.finite`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from rewardlab.models.embedding import RewardHead
+from rewardlab.training.finite import check_values, check_weights, is_finite, non_finite
 from rewardlab.training.losses import Comparisons, comparison_loss
 
 OBJECTIVES = ("bt", "classification")
@@ -71,13 +74,22 @@ def _fit(
 
     Returns:
         The number of rounds of the state kept, and its validation loss (``None`` without ``val``).
+
+    Raises:
+        NonFiniteError: A training or validation loss that is not finite (NaN margin, NaN embedding).
     """
     weights = [p for name, p in head.named_parameters() if name.endswith("weight")]
     opt = torch.optim.LBFGS(head.parameters(), max_iter=ROUND_ITERS, line_search_fn="strong_wolfe")
 
+    evals = 0
+
     def closure() -> torch.Tensor:
+        nonlocal evals
+        evals += 1
         opt.zero_grad()
         loss = _pair_loss(head, xc, xr, margin, objective) + l2 * sum((w * w).sum() for w in weights)
+        if not is_finite(loss):
+            raise non_finite("the head's training loss", f"L-BFGS step {evals}", loss.item())
         loss.backward()
         return loss
 
@@ -90,6 +102,8 @@ def _fit(
             continue
         with torch.no_grad():
             v = _pair_loss(head, *val, "bt").item()
+        if not is_finite(v):
+            raise non_finite("the head's validation loss", f"L-BFGS round {r}", v)
         if v < best - 1e-6:
             best, best_state, best_round, bad = v, copy.deepcopy(head.state_dict()), r, 0
         else:
@@ -206,10 +220,12 @@ def train_embedding(
 
     from rewardlab import __version__
     from rewardlab.config import to_dict
+    from rewardlab.data.summary import write_summary
     from rewardlab.io_utils import write_json
     from rewardlab.metrics import preference_metrics
     from rewardlab.models.embedding import HEADS_FILE, Embedder
     from rewardlab.models.reward_model import INFO_FILE
+    from rewardlab.training.outdir import open_out
     from rewardlab.training.run import (
         TRAIN_SUMMARY,
         TrainResult,
@@ -300,6 +316,11 @@ def train_embedding(
     low = low_accuracy_warning(eval_metrics.get("eval_accuracy"), data_summary, out)
     if low:
         warn(low)
+    for i, head in enumerate(heads):
+        check_weights(head, f"head {i + 1} of {len(heads)}, before saving")
+    check_values(norm, "the reward normalisation", f"{len(heads)} head(s), before saving")
+    open_out(cfg)  # nothing was written into OUT before: the data loaded and the heads are finite
+    write_summary(data_summary, out)
     save_file(
         {f"member{i}.{k}": v.contiguous() for i, h in enumerate(heads) for k, v in h.state_dict().items()},
         str(out / HEADS_FILE),

@@ -28,6 +28,7 @@ from rewardlab.config import to_dict
 from rewardlab.errors import RewardlabError
 from rewardlab.models.prm import EncodedSteps, StepEncoder, pad_steps, step_logits
 from rewardlab.training.config import TrainConfig
+from rewardlab.training.finite import FiniteLossMixin
 from rewardlab.training.losses import step_loss
 
 
@@ -65,8 +66,11 @@ class StepCollator:
         return batch
 
 
-class PRMTrainer(Trainer):
-    """``transformers.Trainer`` with the step loss; logs and evaluates step-level metrics."""
+class PRMTrainer(FiniteLossMixin, Trainer):
+    """``transformers.Trainer`` with the step loss; logs and evaluates step-level metrics.
+
+    A step whose loss is not finite stops the run (:class:`~rewardlab.training.finite.FiniteLossMixin`).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -179,6 +183,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
     from rewardlab.models.prm import resolve_separator
     from rewardlab.models.reward_model import INFO_FILE, ensure_pad_token, model_arch
     from rewardlab.training.batching import resolve_batching
+    from rewardlab.training.outdir import open_out
     from rewardlab.training.run import (
         TRAIN_SUMMARY,
         TrainResult,
@@ -206,8 +211,6 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         train_ex, eval_ex = split_examples(data.examples, cfg.eval_split or 0.0, cfg.seed)
         split = {"eval_split": cfg.eval_split, "split_by": "prompt"}
     summary_data = summarize_steps(data, source=cfg.data)
-    if is_main_process():
-        write_steps_summary(summary_data, out)
     for w in summary_data["warnings"]:
         warn(f"data: {w}")
     folder = resolve_model_path(cfg.model)
@@ -254,6 +257,9 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
     say(f"batching: {layout} ({why})")
     if cfg.lora:
         model = get_peft_model(model, lora_config(cfg, arch, "TOKEN_CLS"))
+    open_out(cfg, is_main_process())  # the data and the model loaded: now OUT is written
+    if is_main_process():
+        write_steps_summary(summary_data, out)
     trainer = PRMTrainer(
         model=model,
         args=_training_args(cfg, out, bool(eval_items)),

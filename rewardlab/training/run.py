@@ -26,6 +26,7 @@ from rewardlab import __version__
 from rewardlab.config import save_yaml, to_dict
 from rewardlab.errors import RewardlabError
 from rewardlab.training.config import TrainConfig
+from rewardlab.training.outdir import check_out, checkpoint_step, open_out, trim_log
 
 TRAIN_LOG, TRAIN_SUMMARY, CONFIG_FILE = "train_log.jsonl", "train_summary.json", "train_config.yaml"
 #: Below this held-out accuracy the run ends with a warning about the data.
@@ -74,14 +75,21 @@ def _load_data(cfg: TrainConfig) -> tuple[Any, Any, dict[str, Any]]:
     return train, evals, how
 
 
+def resolve_precision(requested: str, cuda: bool) -> Any:
+    """The training precision and why (:class:`rewardlab.runtime.PrecisionChoice`); ``auto`` per device."""
+    from rewardlab.runtime import PrecisionChoice, auto_precision
+
+    if requested == "auto":
+        return auto_precision("cuda" if cuda else "cpu")
+    return PrecisionChoice(requested, "cuda" if cuda else "cpu", f"--precision {requested}")
+
+
 def _training_args(cfg: TrainConfig, out: Path, has_eval: bool) -> Any:
     import torch
     from transformers import TrainingArguments
 
     cuda = torch.cuda.is_available()
-    precision = cfg.precision
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    precision = resolve_precision(cfg.precision, cuda).precision
     try:
         import tensorboard  # noqa: F401
 
@@ -104,6 +112,7 @@ def _training_args(cfg: TrainConfig, out: Path, has_eval: bool) -> Any:
         max_steps=cfg.max_steps,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
+        logging_nan_inf_filter=False,  # a NaN step must show in the logged loss (finite.FiniteLogCallback)
         eval_strategy="steps" if (cfg.eval_steps and has_eval) else "no",
         eval_steps=cfg.eval_steps or None,
         save_strategy="steps",
@@ -185,15 +194,6 @@ def last_complete_checkpoint(folder: Path) -> tuple[Path | None, list[Path]]:
     return None, skipped
 
 
-def _check_out(out: Path, resume: bool) -> None:
-    if resume:
-        return
-    if (out / "rewardlab.json").exists() or (out / "checkpoints").exists():
-        raise RewardlabError(
-            f"{out} already holds a training run: use --resume to continue it or another --out"
-        )
-
-
 def train(cfg: TrainConfig) -> TrainResult:
     """Run a training job (see the module doc) and return where its outputs are.
 
@@ -222,7 +222,7 @@ def close_process_group(sync: bool) -> None:
 
 def _train(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
-    _check_out(out, cfg.resume)
+    check_out(cfg)  # refused before anything loads; nothing is written into OUT before open_out
     _quiet_transformers()
     warnings: list[str] = []
 
@@ -238,9 +238,6 @@ def _train(cfg: TrainConfig) -> TrainResult:
     if cfg.kind == "prm":
         from rewardlab.training.prm import train_prm
 
-        if is_main_process():
-            out.mkdir(parents=True, exist_ok=True)
-            save_yaml(cfg, out / CONFIG_FILE)
         return train_prm(cfg, warn, say, warnings)
     train_data, eval_data, split = _load_data(cfg)
 
@@ -254,12 +251,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
     from rewardlab.training.trainer import RewardTrainer
 
     set_seed(cfg.seed)
-    if is_main_process():
-        out.mkdir(parents=True, exist_ok=True)
-        save_yaml(cfg, out / CONFIG_FILE)
     data_summary = summarize(train_data, source=cfg.data)
-    if is_main_process():
-        write_summary(data_summary, out)
 
     if cfg.attn_implementation == "flex_attention":
         import torch
@@ -315,6 +307,9 @@ def _train(cfg: TrainConfig) -> TrainResult:
         "warn": warn,
         "say": say,
     }
+    open_out(cfg, is_main_process())
+    if is_main_process():
+        write_summary(data_summary, out)
     if cfg.engine == "trl":
         from rewardlab.training.trl_engine import train_with_trl
 
@@ -350,6 +345,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
             "train_groups": train_report.to_dict(),
             "eval_groups": eval_report.to_dict(),
             "batching": {"layout": layout, "why": why, **trainer.token_counts},
+            "precision": resolve_precision(cfg.precision, trainer.args.device.type == "cuda").to_dict(),
         },
         engine="native",
         tokenization=NATIVE_TOKENIZATION,
@@ -392,6 +388,7 @@ def run_callbacks(cfg: TrainConfig, warn: Any) -> list[Any]:
     """Progress bar, JSONL log, health warnings, and the config saved next to every checkpoint."""
     from transformers import TrainerCallback
 
+    from rewardlab.training.finite import FiniteLogCallback
     from rewardlab.training.trainer import HealthCallback, JsonlLogCallback, RichProgressCallback
 
     class SaveConfig(TrainerCallback):
@@ -401,11 +398,14 @@ def run_callbacks(cfg: TrainConfig, warn: Any) -> list[Any]:
             if state.is_world_process_zero:
                 save_yaml(cfg, Path(a.output_dir) / f"checkpoint-{state.global_step}" / CONFIG_FILE)
 
+    bar = RichProgressCallback()
+    stop_bar = lambda: bar.on_train_end(None, None, None)  # noqa: E731
     return [
         JsonlLogCallback(Path(cfg.out) / TRAIN_LOG),
         HealthCallback(warn),
-        RichProgressCallback(),
+        bar,
         SaveConfig(),
+        FiniteLogCallback(stop_bar),
     ]
 
 
@@ -418,7 +418,11 @@ def resume_checkpoint(cfg: TrainConfig, warn: Any, say: Any) -> str | None:
         warn(f"{p} is incomplete (the run was stopped while saving it): skipped")
     if resume_from is None:
         raise RewardlabError(f"--resume: no complete checkpoint in {Path(cfg.out) / 'checkpoints'}")
-    say(f"resuming from {resume_from}")
+    removed = trim_log(Path(cfg.out) / TRAIN_LOG, step := checkpoint_step(resume_from))
+    say(
+        f"resuming from {resume_from}"
+        + (f" ({TRAIN_LOG}: {removed} lines after step {step} removed)" if removed else "")
+    )
     return str(resume_from)
 
 
@@ -443,6 +447,9 @@ def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, lora: bool, merge: 
     when a pad token was added); with ``merge``, the merged plain model, the adapter in
     ``out/adapter``. Returns ``None`` on processes other than the main one.
     """
+    from rewardlab.training.finite import check_weights
+
+    check_weights(trainer.model, f"step {trainer.state.global_step}, before saving")
     trainer.save_model(str(out))  # gathers sharded (FSDP/DeepSpeed) weights where needed
     if not is_main_process():
         return None
@@ -514,6 +521,7 @@ def finish_run(
     """Save the checkpoint, measure the reward normalisation, write the summary and rewardlab.json."""
     from rewardlab.io_utils import write_json
     from rewardlab.models.reward_model import INFO_FILE, unwrap
+    from rewardlab.training.finite import check_values
 
     out = Path(cfg.out)
     final = save_checkpoint(trainer, tokenizer, out, cfg.lora, cfg.merge, resized)
@@ -526,6 +534,7 @@ def finish_run(
             f"{tokenizer.pad_token_id} (RewardModel.from_pretrained does it), or train with --merge"
         )
     norm = _normalization(unwrap(final), norm_groups, collator, cfg.norm_samples, cfg.seed)
+    check_values(norm, "the reward normalisation", f"{out}")
     if "eval_accuracy" in eval_metrics:
         say(
             f"held-out: accuracy {eval_metrics['eval_accuracy']:.3f}, mean margin "

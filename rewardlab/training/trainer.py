@@ -22,6 +22,7 @@ from transformers import Trainer, TrainerCallback
 
 from rewardlab.metrics import preference_metrics
 from rewardlab.models.reward_model import forward_rewards
+from rewardlab.training.finite import FiniteLossMixin
 from rewardlab.training.losses import Comparisons, comparison_loss
 
 #: Margin "stopped growing": the mean of this many newest training logs is not above the previous ones.
@@ -30,8 +31,10 @@ PLATEAU_LOGS = 5
 COLLAPSE_STD = 1e-3
 
 
-class RewardTrainer(Trainer):
+class RewardTrainer(FiniteLossMixin, Trainer):
     """Trains on batches from :class:`~rewardlab.training.dataset.PaddedCollator` with the BT loss.
+
+    A step whose loss is not finite stops the run (:class:`~rewardlab.training.finite.FiniteLossMixin`).
 
     Args:
         label_smoothing: Conservative BT ε.

@@ -1,0 +1,96 @@
+"""The output folder of ``rewardlab train``: an earlier run is never replaced by accident.
+
+The rule, for every method and kind: an OUT that holds a run (``rewardlab.json`` or
+``heads.safetensors``: a finished model; ``checkpoints/``: a started one) is continued with
+``--resume`` (outcome and process models, from their checkpoints) or replaced with ``--overwrite``;
+without either the run is refused before anything is loaded (:func:`check_out`). Nothing is written
+into OUT until the config, the data and the model have loaded (:func:`open_out`, called by each
+method right before it trains); with ``--overwrite`` that is also when the earlier run's folder is
+removed. On ``--resume``, :func:`trim_log` keeps the JSONL log up to the checkpoint's step, so
+the steps redone after it are not logged twice.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rewardlab.errors import RewardlabError
+
+#: Files and folders that only a training run writes into OUT.
+RUN_MARKERS = ("rewardlab.json", "heads.safetensors", "checkpoints")
+CONFIG_FILE = "train_config.yaml"
+
+
+def holds_run(out: Path) -> bool:
+    """Whether ``out`` holds a finished or started training run."""
+    return any((out / name).exists() for name in RUN_MARKERS)
+
+
+def check_out(cfg: Any) -> None:
+    """Refuse an OUT that is a file, or that holds a run without ``--resume``/``--overwrite``."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise RewardlabError(f"--out {out} is a file, not a folder")
+    if cfg.overwrite and holds_run(out) and Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise RewardlabError(
+            f"--overwrite would remove {out}, which holds the current folder: give another --out"
+        )
+    if holds_run(out) and not (cfg.resume or cfg.overwrite):
+        raise RewardlabError(
+            f"{out} already holds a training run: use --resume to continue it, --overwrite to replace it, "
+            "or another --out"
+        )
+
+
+def open_out(cfg: Any, main_process: bool = True) -> Path:
+    """Make OUT ready to write: remove the run it held (``--overwrite``), create it, save the config.
+
+    Only the main process writes; call it once the config, the data and the model have loaded.
+    """
+    from rewardlab.config import save_yaml
+
+    out = Path(cfg.out)
+    if main_process:
+        if cfg.overwrite and holds_run(out):
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, out / CONFIG_FILE)
+    return out
+
+
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """The optimizer step of a ``checkpoint-N`` folder (from its ``trainer_state.json``, else its name)."""
+    state = Path(checkpoint) / "trainer_state.json"
+    try:
+        return int(json.loads(state.read_text())["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
+def trim_log(path: Path, step: int) -> int:
+    """Keep the lines of a JSONL training log up to ``step``; return how many lines were removed.
+
+    A run resumed from the checkpoint of ``step`` logs the later steps again. Lines that are not
+    JSON (e.g. the last one of a run killed while writing it) are removed too, and counted.
+    """
+    if not path.exists():
+        return 0
+    kept, removed = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            ok = isinstance(row, dict) and int(row.get("step", 0)) <= step
+        except (ValueError, TypeError):
+            ok = False
+        if ok:
+            kept.append(line + "\n")
+        else:
+            removed += 1
+    if removed:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        tmp.replace(path)
+    return removed
