@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from safetensors import SafetensorError
 
 from rewardlab.config import typer_command
 from rewardlab.errors import RewardlabError
@@ -378,6 +379,8 @@ def score_cmd(
     from rewardlab.serving.files import score_file
 
     check_out_file(out)
+    if batch_size < 1:
+        raise RewardlabError(f"--batch-size must be at least 1, got {batch_size}")
     rm = RewardModel.from_pretrained(
         model, device=device, dtype=dtype, attn_implementation=attn_implementation
     )
@@ -402,6 +405,8 @@ def bon_cmd(
     from rewardlab.serving.files import best_of_n
 
     check_out_file(out)
+    if batch_size < 1:
+        raise RewardlabError(f"--batch-size must be at least 1, got {batch_size}")
     rm = RewardModel.from_pretrained(
         model, device=device, dtype=dtype, attn_implementation=attn_implementation
     )
@@ -649,18 +654,19 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return 1
-    except typer.TyperException as exc:  # usage errors: Typer's own message, no traceback
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()
-        else:
-            err_console.print(f"error: {exc}")
+    except typer.TyperException as exc:  # usage errors: Typer's message on one line, no traceback
+        message, ctx = " ".join(exc.format_message().split()), getattr(exc, "ctx", None)
+        if message:  # empty when the help was shown instead (a group called without a command)
+            _error(message + (f" (see {ctx.command_path} --help)" if ctx is not None else ""))
         return int(getattr(exc, "exit_code", 2))
     except RewardlabError as exc:
         _error(str(exc))
         return 2
     except OSError as exc:  # the last line of defence for files named by the user: one line, no traceback
         _error(os_error_message(exc))
+        return 2
+    except SafetensorError as exc:  # a damaged weights file that no loader above named
+        _error(f"damaged .safetensors weights: {exc}")
         return 2
     return 0
 

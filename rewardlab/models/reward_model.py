@@ -322,19 +322,23 @@ def load_model_and_tokenizer(
 
     ``attn_implementation`` (``sdpa``, ``eager``, ``flex_attention``, …) is passed to transformers.
     """
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rewardlab.models.presets import resolve_model_path
 
     folder = resolve_model_path(path)
+    if not any((folder / name).is_file() for name in ("config.json", "adapter_config.json")):
+        raise RewardlabError(f"{folder}: not a model folder (no config.json or adapter_config.json)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = AutoModelForSequenceClassification.from_pretrained(
             str(folder), num_labels=1, dtype=dtype, **extra
         )
-    except (OSError, ValueError) as exc:
-        raise RewardlabError(f"{folder}: cannot load a sequence-classification model: {exc}") from exc
+    except (OSError, ValueError, SafetensorError) as exc:  # missing or damaged files
+        reason = " ".join(str(exc).split())  # transformers' messages span lines
+        raise RewardlabError(f"{folder}: cannot load a sequence-classification model: {reason}") from exc
     return model, tokenizer
 
 
