@@ -152,3 +152,76 @@ def test_written_files_and_readme_documents_every_key(data, word_tokenizer, tmp_
     documented = set(re.findall(r"`([a-z_0-9]+)`", section))
     keys = set(s) | set(s["counts"]) | set(s["truncation"]) | set(s["agreement"] or {}) | set(s["prompts"])
     assert keys - documented == set()
+
+
+# --------------------------------------------------------------------------- empty and unusable files
+
+
+def _cli_summary(path, out, capsys):
+    from rewardlab.cli import main
+
+    assert main(["data", "summarize", str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.replace("\n", "")
+    return json.loads((out / "data_summary.json").read_text())["warnings"], printed
+
+
+def test_empty_file_is_warned_about_by_name(tmp_path, capsys):
+    folder = tmp_path / "sets"
+    folder.mkdir()
+    write_jsonl(folder / "full.jsonl", ROWS[:1])
+    (folder / "empty.jsonl").write_text("")
+    warnings, printed = _cli_summary(folder, tmp_path / "out", capsys)
+    expected = f"{folder / 'empty.jsonl'}: empty file (no records)"
+    assert expected in warnings and expected in printed
+    assert not [w for w in warnings if "full.jsonl" in w]
+
+
+def test_file_without_usable_pairs_is_warned_about_with_counts(tmp_path, capsys):
+    rows = [
+        {"prompt": "p", "chosen": "a", "rejected": "b", "tie": True},
+        {"prompt": "p", "chosen": "c", "rejected": "d", "tie": True},
+        {"prompt": "q", "chosen": "same", "rejected": "same"},
+        {"prompt": "r", "chosen": "a", "rejected": "b", "margin": "NaN"},
+    ]
+    path = write_jsonl(tmp_path / "ties.jsonl", rows)
+    data = load_preferences(path, on_error="skip")
+    report = data.files[0].to_dict()
+    assert (report["usable_pairs"], report["ties"], report["identical_chosen_rejected"]) == (0, 2, 1)
+    expected = (
+        f"{path}: 0 usable pairs (4 records: 2 ties, 1 identical chosen and rejected, "
+        "1 dropped (non-finite number))"
+    )
+    assert expected in summarize(data)["warnings"]
+    from rewardlab.training.dataset import no_usable_pairs_message
+
+    message = no_usable_pairs_message(data, {"tie": 2, "identical chosen and rejected": 1})
+    assert message == (
+        f"no usable training pairs: {path}: 0 usable pairs of 4 records (2 ties, 1 identical chosen "
+        "and rejected, 1 dropped); the training split has 3 pairs and 0 ranked lists, excluded: "
+        "{'tie': 2, 'identical chosen and rejected': 1}"
+    )
+
+
+def test_ranked_list_usable_pairs_are_counted_per_file(tmp_path):
+    rows = [{"prompt": "p", "responses": ["a", "b", "c"], "scores": [1, 1, 2]}]
+    report = load_preferences(write_jsonl(tmp_path / "r.jsonl", rows)).files[0]
+    assert (report.usable_pairs, report.ties, report.identical) == (2, 1, 0)
+
+
+def test_huge_prompt_is_summarised_without_a_list_of_its_words(tmp_path):
+    import tracemalloc
+
+    prompt = "ab " * 400_000  # 1.2 MB of short words: a list of them would take ~20x the text
+    rows = [
+        {"prompt": prompt, "chosen": "c", "rejected": "r"},
+        {"prompt": prompt.upper(), "chosen": "c", "rejected": "d"},
+    ]
+    data = load_preferences(write_jsonl(tmp_path / "big.jsonl", rows))
+    tracemalloc.start()
+    try:
+        s = summarize(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert s["prompts"]["near_duplicate_groups"] == 1  # the upper-case copy is a near-duplicate
+    assert peak < 4 * len(prompt)

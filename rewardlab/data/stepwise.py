@@ -34,11 +34,13 @@ from typing import Any
 
 from rewardlab.data.io import DataError, data_files, iter_records
 from rewardlab.data.schema import Drop, StepwiseExample
+from rewardlab.data.textnorm import normal_digest
 from rewardlab.data.values import finite, shown
 
 STEP_FORMATS = ("trl", "prm800k", "math_shepherd", "bbm", "mrben")
 SHEPHERD_TAG = "ки"
 _STEP_PREFIX = re.compile(r"^\s*Step\s*\d+\s*[:.]\s*", re.I)
+_SPACES = re.compile(r"\s+")
 
 
 @dataclass
@@ -357,8 +359,9 @@ def task_type(example: StepwiseExample) -> str:
     return text_task_type("\n".join(example.steps), example.prompt if isinstance(example.prompt, str) else "")
 
 
-def _step_key(step: str) -> str:
-    return " ".join(_STEP_PREFIX.sub("", step).split()).lower()
+def _step_key(step: str) -> str | bytes:
+    """Normal form (as a digest) of a step: no ``Step k:`` prefix, spacing and case ignored."""
+    return normal_digest(_STEP_PREFIX.sub("", step), _SPACES)
 
 
 def summarize_steps(data: StepwiseData, source: str = "") -> dict[str, Any]:
@@ -387,7 +390,7 @@ def summarize_steps(data: StepwiseData, source: str = "") -> dict[str, Any]:
             rel.append((k + 1) / len(e.steps))
             if any(lab is not None and lab >= 0.5 for lab in e.labels[k + 1 :]):
                 after.append(e.origin)
-    seen: dict[tuple[str, str], set[bool]] = {}
+    seen: dict[tuple[str, str | bytes], set[bool]] = {}
     for e in ex:
         for step, lab in zip(e.steps, e.labels, strict=True):
             if lab is not None and step.strip():

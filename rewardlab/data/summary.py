@@ -14,6 +14,7 @@ from typing import Any
 
 from rewardlab import __version__
 from rewardlab.data.schema import PreferenceData, PreferencePair, text_chars, text_key
+from rewardlab.data.textnorm import normal_digest
 from rewardlab.data.tokens import TRUNCATION_STRATEGIES, TokenCounter, truncate_group
 from rewardlab.metrics import describe, fleiss_kappa, krippendorff_alpha_nominal, raw_agreement
 
@@ -22,9 +23,9 @@ AGREEMENT_WARNING = 0.70
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
-def _norm_prompt(key: str) -> str:
-    """Normal form for near-duplicate prompts: lower case, letters and digits only."""
-    return _NOT_ALNUM.sub(" ", key.lower()).strip()  # no list of words: a huge prompt stays one string
+def _norm_prompt(key: str) -> str | bytes:
+    """Normal form (as a digest) for near-duplicate prompts: lower case, letters and digits only."""
+    return normal_digest(key, _NOT_ALNUM)
 
 
 def summarize(
@@ -186,7 +187,7 @@ def _agreement(pairs: list[PreferencePair]) -> dict[str, Any] | None:
 def _prompt_diversity(data: PreferenceData, pairs: list[PreferencePair]) -> dict[str, Any]:
     keys = [text_key(p.prompt) for p in data.pairs] + [text_key(lst.prompt) for lst in data.lists]
     unique = set(keys)
-    groups: dict[str, set[str]] = defaultdict(set)
+    groups: dict[str | bytes, set[str]] = defaultdict(set)
     for k in unique:
         groups[_norm_prompt(k)].add(k)
     near = [g for g in groups.values() if len(g) > 1]
