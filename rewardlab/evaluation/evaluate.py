@@ -211,7 +211,7 @@ def read_sections(spec: str | None) -> dict[str, list[str]]:
         return REWARDBENCH_SECTIONS
     try:
         raw = json.loads(Path(spec).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8 text, not JSON
         raise RewardlabError(f"{spec}: cannot read the sections file: {exc}") from exc
     if not isinstance(raw, dict) or not all(
         isinstance(v, list) and all(isinstance(c, str) for c in v) for v in raw.values()
