@@ -12,6 +12,7 @@ import errno
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator
@@ -222,7 +223,7 @@ def _sibling(path: Path, kind: str) -> Path:
 
 def _is_leftover(name: str) -> bool:
     """A temporary file of ``write_text`` (``.NAME.tmpPID``), left by a run that was killed."""
-    return name.startswith(".") and ".tmp" in name
+    return re.fullmatch(r"\..+\.tmp\d+", name) is not None
 
 
 def _swap(new: Path, path: Path, shown: Path) -> None:
