@@ -305,3 +305,11 @@ def test_chmod_000_file_is_a_data_error(tmp_path):
             load_preferences(path)
     finally:
         path.chmod(0o644)
+
+
+def test_malformed_json_file_names_its_line_whatever_the_folder_is_called(tmp_path):
+    folder = tmp_path / "pipeline"  # a path holding the word "line"
+    folder.mkdir()
+    (folder / "bad.json").write_text('[\n{"prompt": "p",\n oops}\n]')
+    with pytest.raises(DataError, match=r"bad\.json, line 3: malformed JSON"):
+        load_preferences(folder / "bad.json")

@@ -146,8 +146,9 @@ def _not_utf8(where: str, data: bytes, exc: UnicodeDecodeError) -> DataError:
 
 def _decode(data: bytes, path: Path) -> str:
     """``data`` as UTF-8 text without a leading byte-order mark; a bad byte is reported by its line."""
+    data = data[len(BOM) :] if data.startswith(BOM) else data
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise _not_utf8(f"{path}, line {line}", data, exc) from None
@@ -184,12 +185,15 @@ def _surrogate_error(obj: Any, where: str) -> DataError | None:
     return None
 
 
-def _parse_json(text: str, where: str) -> Any:
-    """``json.loads`` with every way it can fail turned into a :class:`DataError` at ``where``."""
+def _parse_json(text: str, where: str, whole_file: bool = False) -> Any:
+    """``json.loads`` with every way it can fail turned into a :class:`DataError` at ``where``.
+
+    For a whole file, the line of a syntax error is added to ``where``.
+    """
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        at = where if "line" in where else f"{where}, line {exc.lineno}"
+        at = f"{where}, line {exc.lineno}" if whole_file else where
         raise DataError(at, "malformed JSON", f"malformed JSON: {exc.msg}") from None
     except RecursionError:
         raise DataError(where, "nested too deeply", "JSON nested too deeply to read") from None
@@ -231,7 +235,7 @@ def _kind(obj: Any) -> str:
 
 def _iter_json(path: Path) -> Iterator[RawRecord | DataError]:
     text = _read_text(path)
-    obj = _parse_json(text, str(path))
+    obj = _parse_json(text, str(path), whole_file=True)
     if isinstance(obj, list):
         records = _records_from_list(obj, str(path))
     elif isinstance(obj, dict):
