@@ -313,3 +313,12 @@ def test_malformed_json_file_names_its_line_whatever_the_folder_is_called(tmp_pa
     (folder / "bad.json").write_text('[\n{"prompt": "p",\n oops}\n]')
     with pytest.raises(DataError, match=r"bad\.json, line 3: malformed JSON"):
         load_preferences(folder / "bad.json")
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_jsonl_line_endings_keep_line_numbers(tmp_path, newline):
+    path = tmp_path / "n.jsonl"
+    path.write_bytes(newline.join([json.dumps(ROWS[0]), json.dumps(ROWS[1]), "{bad", ""]).encode())
+    with pytest.raises(DataError, match=r"n\.jsonl, line 3: malformed JSON"):
+        load_preferences(path)
+    assert triples(load_preferences(path, on_error="skip")) == EXPECTED[:2]

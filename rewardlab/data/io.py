@@ -17,7 +17,7 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,10 +201,19 @@ def _parse_json(text: str, where: str, whole_file: bool = False) -> Any:
         raise DataError(where, "malformed JSON", f"malformed JSON: {str(exc)[:80]}") from None
 
 
+def _byte_lines(fh: Iterable[bytes]) -> Iterator[bytes]:
+    r"""The lines of a binary file, ended by ``\n``, ``\r\n`` or a lone ``\r`` (as text mode reads them)."""
+    for raw in fh:
+        if b"\r" in raw.rstrip(b"\r\n"):
+            yield from raw.splitlines(keepends=True)
+        else:
+            yield raw
+
+
 def _iter_jsonl(path: Path) -> Iterator[RawRecord | DataError]:
     try:
         with _open_binary(path) as fh:
-            for lineno, raw in enumerate(fh, start=1):
+            for lineno, raw in enumerate(_byte_lines(fh), start=1):
                 where = Location(str(path), line=lineno)
                 try:
                     line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
@@ -311,7 +320,7 @@ def _iter_csv(path: Path, delimiter: str) -> Iterator[RawRecord | DataError]:
 def _first_bad_line(path: Path) -> DataError:
     """The error naming the first line of ``path`` that is not valid UTF-8 (found line by line)."""
     with _open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        for lineno, raw in enumerate(_byte_lines(fh), start=1):
             try:
                 raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
