@@ -203,9 +203,16 @@ def test_file_without_usable_pairs_is_warned_about_with_counts(tmp_path, capsys)
 
 
 def test_ranked_list_usable_pairs_are_counted_per_file(tmp_path):
-    rows = [{"prompt": "p", "responses": ["a", "b", "c"], "scores": [1, 1, 2]}]
+    rows = [
+        {"prompt": "p", "responses": ["a", "b", "c"], "scores": [1, 1, 2]},  # b=a tie; c over a, c over b
+        {
+            "prompt": "q",
+            "responses": ["a", "a", "b"],
+            "scores": [1, 2, 2],
+        },  # same text twice; a=b tie; b over a
+    ]
     report = load_preferences(write_jsonl(tmp_path / "r.jsonl", rows)).files[0]
-    assert (report.usable_pairs, report.ties, report.identical) == (2, 1, 0)
+    assert (report.usable_pairs, report.ties, report.identical) == (3, 2, 1)
 
 
 def test_huge_prompt_is_summarised_without_a_list_of_its_words(tmp_path):

@@ -206,5 +206,4 @@ def _collect(
         else:
             data.lists.append(ex)
             report.lists += 1
-            for pair in ex.pairs(include_ties=True):
-                report.count(pair)
+            report.count_list(ex)

@@ -206,6 +206,19 @@ class FileReport:
         self.ties += pair.tie
         self.identical += pair.identical and not pair.tie
 
+    def count_list(self, lst: RankedList) -> None:
+        """Count the C(K, 2) pairs of a ranked list by usability, without building them."""
+        keys = [text_key(r) for r in lst.responses]
+
+        def pairs_within(groups: Counter) -> int:
+            return sum(c * (c - 1) // 2 for c in groups.values())
+
+        identical = pairs_within(Counter(keys)) - pairs_within(Counter(zip(keys, lst.scores, strict=True)))
+        ties, n = lst.tied_pairs(), len(keys)
+        self.ties += ties
+        self.identical += identical
+        self.usable_pairs += n * (n - 1) // 2 - ties - identical
+
     def usability(self) -> str:
         """``path: N usable pairs of M records (…)``: why the others are not usable, for messages."""
         why = {"ties": self.ties, "identical chosen and rejected": self.identical, "dropped": len(self.drops)}
