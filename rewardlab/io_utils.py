@@ -200,7 +200,7 @@ def check_out_dir(path: str | Path, own: Iterable[str] | None = None) -> Path:
             anything but the names in ``own``.
     """
     shown = check_out_folder(path)
-    path = Path(os.path.abspath(path))
+    path = Path(os.path.realpath(path))  # a link to the folder stays a link: its target is replaced
     if path == Path(path.anchor) or Path.cwd().is_relative_to(path):
         raise RewardlabError(f"cannot replace the folder {shown}: it holds the current folder")
     if own is None or not path.is_dir():

@@ -237,3 +237,19 @@ def test_os_errors_on_user_paths_are_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(run, "train", bug)
     with pytest.raises(ZeroDivisionError):  # bugs are not hidden behind a one-line message
         main(args)
+
+
+def test_atomic_dir_swaps_whole_and_keeps_a_link_a_link(tmp_path):
+    import os
+
+    from rewardlab.io_utils import atomic_dir
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.txt").write_text("old")
+    (real / "stale.txt").write_text("from the earlier run")
+    os.symlink(real, tmp_path / "link")
+    with atomic_dir(tmp_path / "link", ["a.txt", "stale.txt"]) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert (tmp_path / "link").is_symlink() and sorted(os.listdir(tmp_path / "link")) == ["a.txt"]
+    assert (real / "a.txt").read_text() == "new" and sorted(os.listdir(tmp_path)) == ["link", "real"]
