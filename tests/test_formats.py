@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -381,3 +382,19 @@ def test_a_huge_bad_value_is_shown_short_in_the_error(tmp_path):
     with pytest.raises(DataError) as exc:
         load_preferences(path)
     assert exc.value.reason == "not a number" and len(str(exc.value)) < 300
+
+
+@pytest.mark.parametrize(
+    ("label", "field"),
+    [("null", "label"), ('{"steps": 5}', "label.steps"), ('{"steps": [7]}', "label.steps[0]")],
+)
+def test_prm800k_record_with_a_broken_label_is_a_data_error(tmp_path, label, field):
+    from rewardlab.data.stepwise import load_stepwise
+
+    step = '{"completions": [{"text": "a", "rating": 1}], "chosen_completion": 0}'
+    good = f'{{"question": {{"problem": "q"}}, "label": {{"steps": [{step}]}}}}'
+    path = tmp_path / "prm.jsonl"
+    path.write_text(f'{good}\n{{"question": {{"problem": "q"}}, "label": {label}}}\n')
+    with pytest.raises(DataError, match=rf"line 2, field '{re.escape(field)}'"):
+        load_stepwise(path)
+    assert len(load_stepwise(path, on_error="skip").examples) == 1

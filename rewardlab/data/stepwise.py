@@ -170,7 +170,7 @@ def _prm800k(rec: Mapping[str, Any], where: str, neutral: float) -> StepwiseExam
     steps: list[str] = []
     labels: list[float | None] = []
     rating = {1: 1.0, 0: neutral, -1: 0.0}
-    raw_steps = rec["label"]["steps"]
+    raw_steps = _mapping(rec.get("label"), where, "label").get("steps")
     if not isinstance(raw_steps, list):
         raise DataError(where, "not a list", "expected a list of steps", field="label.steps")
     for i, step in enumerate(raw_steps):
