@@ -224,3 +224,31 @@ def test_resume_is_refused_without_a_checkpoint(tiny_models, tiny_pairs, tmp_pat
                 max_length=48, max_steps=1, resume=True,
             )
         )  # fmt: skip
+
+
+def test_prm_nan_loss_stops_the_run_and_writes_no_model(tmp_path, monkeypatch):
+    import rewardlab.training.prm as prm_module
+    from rewardlab.data.demo import generate_steps
+    from rewardlab.models.tiny import build_tiny_model, train_tokenizer
+
+    rows = generate_steps(40, seed=0)
+    data = write_jsonl(tmp_path / "steps.jsonl", rows)
+    tok = train_tokenizer([r["prompt"] for r in rows] + [s for r in rows for s in r["completions"]],
+                          tmp_path / "tok", style="llama")  # fmt: skip
+    model = build_tiny_model("llama", tok, tmp_path / "llama")
+    real, calls = prm_module.step_loss, []
+
+    def nan_from_step_2(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs) * (NAN if len(calls) >= 2 else 1.0)
+
+    monkeypatch.setattr(prm_module, "step_loss", nan_from_step_2)
+    out = tmp_path / "prm"
+    config = TrainConfig(
+        kind="prm", model=str(model), data=str(data), out=str(out), max_length=48, batch_size=4,
+        learning_rate=1e-3, max_steps=3, save_steps=1, logging_steps=1, eval_split=0.0,
+    )  # fmt: skip
+    with pytest.raises(NonFiniteError, match="^step 2: the training loss is nan"):
+        train(config)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-1"]
+    assert not (out / "rewardlab.json").exists() and not list(out.glob("*.safetensors"))
