@@ -216,7 +216,7 @@ def test_resume_trims_the_log_to_the_checkpoint_step(tmp_path):
     assert checkpoint_step(ckpt) == 10
 
 
-def test_resume_is_refused_without_a_checkpoint(tiny_models, tiny_pairs, tmp_path):
+def test_resume_is_refused_without_a_checkpoint_before_anything_is_written(tiny_models, tiny_pairs, tmp_path):
     with pytest.raises(RewardlabError, match="no complete checkpoint"):
         train(
             TrainConfig(
@@ -224,6 +224,7 @@ def test_resume_is_refused_without_a_checkpoint(tiny_models, tiny_pairs, tmp_pat
                 max_length=48, max_steps=1, resume=True,
             )
         )  # fmt: skip
+    assert not (tmp_path / "none").exists()
 
 
 def test_prm_nan_loss_stops_the_run_and_writes_no_model(tmp_path, monkeypatch):

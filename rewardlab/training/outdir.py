@@ -30,7 +30,10 @@ def holds_run(out: Path) -> bool:
 
 
 def check_out(cfg: Any) -> None:
-    """Refuse an OUT that is a file, or that holds a run without ``--resume``/``--overwrite``."""
+    """Refuse a bad OUT before anything loads.
+
+    A file; a run without ``--resume`` or ``--overwrite``; ``--resume`` without a complete checkpoint.
+    """
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise RewardlabError(f"--out {out} is a file, not a folder")
@@ -43,6 +46,11 @@ def check_out(cfg: Any) -> None:
             f"{out} already holds a training run: use --resume to continue it, --overwrite to replace it, "
             "or another --out"
         )
+    if cfg.resume:
+        from rewardlab.training.run import last_complete_checkpoint
+
+        if last_complete_checkpoint(out / "checkpoints")[0] is None:
+            raise RewardlabError(f"--resume: no complete checkpoint in {out / 'checkpoints'}")
 
 
 def open_out(cfg: Any, main_process: bool = True) -> Path:
