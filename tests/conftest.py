@@ -58,6 +58,15 @@ def _isolated_cache(tmp_path_factory):
     os.environ["REWARDLAB_CACHE"] = str(tmp_path_factory.mktemp("rewardlab-cache"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fp32_auto_precision():
+    """``auto`` precision means fp32 in tests on every CPU, so results do not depend on its flags.
+
+    Tests of the bf16 branch set ``REWARDLAB_CPU_BF16=1`` themselves (monkeypatch).
+    """
+    os.environ.setdefault("REWARDLAB_CPU_BF16", "0")
+
+
 @pytest.fixture(scope="session")
 def demo_rows():
     from rewardlab.data.demo import generate_demo
