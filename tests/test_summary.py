@@ -169,10 +169,12 @@ def test_empty_file_is_warned_about_by_name(tmp_path, capsys):
     folder = tmp_path / "sets"
     folder.mkdir()
     write_jsonl(folder / "full.jsonl", ROWS[:1])
-    (folder / "empty.jsonl").write_text("")
+    for name in ("empty.jsonl", "empty.json", "empty.csv"):
+        (folder / name).write_text(" \n" if name.endswith(".json") else "")
     warnings, printed = _cli_summary(folder, tmp_path / "out", capsys)
-    expected = f"{folder / 'empty.jsonl'}: empty file (no records)"
-    assert expected in warnings and expected in printed
+    for name in ("empty.jsonl", "empty.json", "empty.csv"):
+        expected = f"{folder / name}: empty file (no records)"
+        assert expected in warnings and expected in printed
     assert not [w for w in warnings if "full.jsonl" in w]
 
 

@@ -127,9 +127,8 @@ def _file_error(path: Path, exc: BaseException) -> DataError:
     """The :class:`DataError` for an exception raised while opening or reading ``path``."""
     if isinstance(exc, _GZIP_ERRORS):
         return DataError(str(path), "unreadable file", f"not a valid gzip file: {exc}")
-    if isinstance(exc, OSError):
-        return DataError(str(path), "unreadable file", f"cannot read the file: {exc.strerror or exc}")
-    return DataError(str(path), "unreadable file", f"cannot read the file: {exc}")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return DataError(str(path), "unreadable file", f"cannot read the file: {reason}")
 
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
@@ -244,6 +243,8 @@ def _kind(obj: Any) -> str:
 
 def _iter_json(path: Path) -> Iterator[RawRecord | DataError]:
     text = _read_text(path)
+    if not text.strip():
+        return  # an empty file holds no records (the summary warns about it)
     obj = _parse_json(text, str(path), whole_file=True)
     if isinstance(obj, list):
         records = _records_from_list(obj, str(path))
