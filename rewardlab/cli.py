@@ -335,7 +335,13 @@ BatchOption = Annotated[int, typer.Option(help="Sequences per forward pass.")]
 DeviceOption = Annotated[
     str, typer.Option(help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, cuda:1, ...")
 ]
-DtypeOption = Annotated[str, typer.Option(help="Weights in float32, bfloat16 or float16.")]
+DtypeOption = Annotated[
+    str,
+    typer.Option(
+        help="auto (bfloat16 on a GPU or a CPU that computes bf16 natively, else float32), float32, "
+        "bfloat16 or float16."
+    ),
+]
 AttnOption = Annotated[
     str | None,
     typer.Option(help="Attention kernel: sdpa, eager, flex_attention (block masks for packed rows; GPU)."),
@@ -371,7 +377,7 @@ def score_cmd(
     batch_size: BatchOption = 16,
     layout: LayoutOption = "auto",
     device: DeviceOption = "auto",
-    dtype: DtypeOption = "float32",
+    dtype: DtypeOption = "auto",
     attn_implementation: AttnOption = None,
 ) -> None:
     """Score every (prompt, response) record of a file."""
@@ -397,7 +403,7 @@ def bon_cmd(
     batch_size: BatchOption = 16,
     layout: LayoutOption = "auto",
     device: DeviceOption = "auto",
-    dtype: DtypeOption = "float32",
+    dtype: DtypeOption = "auto",
     attn_implementation: AttnOption = None,
 ) -> None:
     """Best-of-N: pick the highest-reward candidate per prompt."""
@@ -522,7 +528,7 @@ def bench_score_cmd(
     batch_size: Annotated[int, typer.Option(help="Batch size of rewardlab and of the pipeline.")] = 16,
     max_length: Annotated[int, typer.Option(help="Tokens per sequence.")] = 512,
     device: DeviceOption = "auto",
-    dtype: DtypeOption = "float32",
+    dtype: DtypeOption = "auto",
     pool: Annotated[
         bool, typer.Option(help="--data is a best-of-N candidate pool: score its candidates (N per prompt).")
     ] = False,
@@ -561,7 +567,7 @@ def bench_serve_cmd(
     requests: Annotated[int, typer.Option(help="Requests in all.")] = 320,
     items: Annotated[int, typer.Option(help="(prompt, response) items per request.")] = 4,
     device: DeviceOption = "auto",
-    dtype: DtypeOption = "float32",
+    dtype: DtypeOption = "auto",
     in_process: Annotated[
         bool, typer.Option(help="Run the server in a thread of the benchmark (default: its own process).")
     ] = False,

@@ -75,7 +75,7 @@ def bench_score(
     seed: int = 0,
     max_length: int = 512,
     device: str = "auto",
-    dtype: str = "float32",
+    dtype: str = "auto",
     pool: bool = False,
     attn_implementation: str | None = None,
 ) -> dict[str, Any]:
@@ -109,9 +109,14 @@ def bench_score(
     padded = rm.score(prompts, responses, batch_size=batch_size, layout="padded")
     rows["rewardlab_score_padded"] = {"seconds": time.perf_counter() - start, "layout": "padded"}
 
+    # the reference: a naive per-example loop in float32, whatever dtype rewardlab scores in
+    ref = rm
+    if rm.model.dtype != torch.float32:
+        ref = RewardModel.from_pretrained(model, max_length=max_length, device=device, dtype="float32")
+        ref.score(prompts[:4], responses[:4])  # warm-up
     start = time.perf_counter()
-    naive = [rm.score([p], [r], batch_size=1)[0] for p, r in zip(prompts, responses, strict=True)]
-    rows["naive_loop"] = {"seconds": time.perf_counter() - start}
+    naive = [ref.score([p], [r], batch_size=1)[0] for p, r in zip(prompts, responses, strict=True)]
+    rows["naive_loop"] = {"seconds": time.perf_counter() - start, "dtype": "float32"}
 
     tok = rm.tokenizer
     pipe = pipeline("text-classification", model=rm.model, tokenizer=tok, device=rm.model.device)
@@ -132,6 +137,7 @@ def bench_score(
             "max_length": max_length,
             "device": str(rm.model.device),
             "dtype": dtype,
+            "dtype_used": rm.dtype_note,
             "pool": pool,
             "attn_implementation": attn_implementation,
         },

@@ -194,11 +194,25 @@ def resolve_device(device: str | None = "auto") -> torch.device:
     return dev
 
 
-def resolve_dtype(dtype: str) -> torch.dtype:
-    """``float32`` (default: rewards as trained), ``bfloat16`` or ``float16`` (faster on a GPU)."""
+def dtype_choice(dtype: str, device: torch.device | str = "cpu") -> tuple[str, str]:
+    """(the dtype name, why) that ``dtype`` stands for on ``device``.
+
+    ``auto``: bfloat16 on a GPU that supports it or a CPU that computes bf16 natively
+    (:func:`rewardlab.runtime.auto_precision`: flags plus a timing probe), else float32.
+    """
+    if dtype == "auto":
+        from rewardlab.runtime import auto_precision
+
+        choice = auto_precision(torch.device(device).type)
+        return choice.dtype_name, f"auto: {choice.reason}"
     if dtype not in DTYPES:
-        raise RewardlabError(f"dtype {dtype!r}: use one of {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+        raise RewardlabError(f"dtype {dtype!r}: use one of auto, {', '.join(DTYPES)}")
+    return dtype, f"--dtype {dtype}"
+
+
+def resolve_dtype(dtype: str, device: torch.device | str = "cpu") -> torch.dtype:
+    """``auto`` (see :func:`dtype_choice`), ``float32`` (rewards as trained), ``bfloat16`` or ``float16``."""
+    return DTYPES[dtype_choice(dtype, device)[0]]
 
 
 #: The probe of :func:`check_shared_layout`: two responses sharing a prompt, and a one-token one.
@@ -518,7 +532,7 @@ class RewardModel(LayoutChoice, PairScoring):
         path: str | Path,
         max_length: int | None = None,
         device: str | None = "auto",
-        dtype: str = "float32",
+        dtype: str = "auto",
         attn_implementation: str | None = None,
     ) -> Any:
         """Load any rewardlab checkpoint (or a plain sequence-classification folder).
@@ -534,29 +548,40 @@ class RewardModel(LayoutChoice, PairScoring):
             max_length: Tokens per sequence (default: the checkpoint's).
             device: ``auto`` (a CUDA device when torch sees one, else the CPU), ``cpu``, ``cuda``,
                 ``cuda:1``, …
-            dtype: Weights in ``float32`` (default), ``bfloat16`` or ``float16``.
+            dtype: ``auto`` (default: bfloat16 on a GPU or a CPU with native bf16, else float32;
+                see :func:`dtype_choice`), ``float32``, ``bfloat16`` or ``float16``. The loaded
+                model's ``dtype_note`` says which and why. Embedding reward models score in float32.
             attn_implementation: Attention kernel for transformers (``sdpa``, ``eager``,
                 ``flex_attention``: packed rows then pass a block mask built from group ids
                 instead of a dense 4-D mask, which saves memory on a GPU). Full and LoRA
                 checkpoints only.
         """
-        dev, dt = resolve_device(device), resolve_dtype(dtype)
+        dev = resolve_device(device)
+        info = read_info(path)
+        if info.get("method") == "embedding" and dtype == "auto":
+            name, why = "float32", "embedding reward models score in float32 (their cache holds float32)"
+        else:
+            name, why = dtype_choice(dtype, dev)
+        dt = DTYPES[name]
         if attn_implementation == "flex_attention" and dev.type == "cpu":
             # FlexAttention on the CPU runs through torch.compile's CPU code generation, which here
             # failed to compile some shapes and returned NaN rewards for others (torch 2.13).
             raise RewardlabError("attn_implementation flex_attention is for GPUs: on the CPU use sdpa")
-        info = read_info(path)
         if attn_implementation and (info.get("kind") == "prm" or info.get("method") == "embedding"):
             raise RewardlabError("attn_implementation applies to full and LoRA outcome checkpoints only")
         try:
             if info.get("kind") == "prm":
                 from rewardlab.models.prm import ProcessRewardModel
 
-                return ProcessRewardModel.from_pretrained(path, device=str(dev), dtype=dtype)
+                loaded = ProcessRewardModel.from_pretrained(path, device=str(dev), dtype=name)
+                loaded.dtype_note = f"{name} ({why})"
+                return loaded
             if info.get("method") == "embedding":
                 from rewardlab.models.embedding import EmbeddingRewardModel
 
-                return EmbeddingRewardModel.from_pretrained(path, device=str(dev), dtype=dtype)
+                loaded = EmbeddingRewardModel.from_pretrained(path, device=str(dev), dtype=name)
+                loaded.dtype_note = f"{name} ({why})"
+                return loaded
         except KeyError as exc:  # a field the loader needs is missing
             where = Path(path) / INFO_FILE
             raise RewardlabError(f"{where} has no {exc} field: the checkpoint is damaged") from exc
@@ -566,7 +591,9 @@ class RewardModel(LayoutChoice, PairScoring):
         ensure_pad_token(tokenizer, model, arch)
         length = max_length or info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), 512)
         encoder = SequenceEncoder(tokenizer, arch, int(length), info.get("truncation", "keep_end"))
-        return cls(model, tokenizer, encoder, info)
+        loaded = cls(model, tokenizer, encoder, info)
+        loaded.dtype_note = f"{name} ({why})"
+        return loaded
 
     @torch.inference_mode()
     def score(

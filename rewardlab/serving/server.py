@@ -68,7 +68,9 @@ class ServeConfig:
         1024, help="Most open connections and tasks; more get 503 (uvicorn's limit_concurrency)."
     )
     device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
-    dtype: str = opt("float32", help="Weights in float32, bfloat16 or float16.")
+    dtype: str = opt(
+        "auto", help="auto (bfloat16 where the GPU or CPU computes it natively, else float32), float32, ..."
+    )
     attn_implementation: str | None = opt(
         None, help="Attention kernel: sdpa, eager, flex_attention (block masks for packed rows; GPU)."
     )
@@ -118,7 +120,7 @@ def layout_of(model: Any, layout: str) -> str:
 def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     """The model (or ensemble) to serve and what ``/info`` says about it."""
     from rewardlab.models.ensemble import RewardEnsemble
-    from rewardlab.models.reward_model import RewardModel, length_correction_of, resolve_device
+    from rewardlab.models.reward_model import RewardModel, dtype_choice, length_correction_of, resolve_device
 
     load = {"device": cfg.device, "dtype": cfg.dtype, "attn_implementation": cfg.attn_implementation}
     models = [RewardModel.from_pretrained(m, **load) for m in cfg.model]
@@ -138,6 +140,7 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
             "layout_reason": getattr(m, "layout_note", "")
             if cfg.layout == "auto"
             else f"--layout {cfg.layout}",
+            "dtype": getattr(m, "dtype_note", cfg.dtype),
         }
         for path, m, i in zip(cfg.model, models, infos, strict=True)
     ]
@@ -165,7 +168,8 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
         "aggregation": cfg.aggregation if len(models) > 1 else None,
         "normalize": cfg.normalize,
         "device": str(resolve_device(cfg.device)),
-        "dtype": cfg.dtype,
+        # what --dtype resolved to (each model's own entry says why; embedding models stay float32)
+        "dtype": dtype_choice(cfg.dtype, resolve_device(cfg.device))[0],
         "limits": {
             "max_items": cfg.max_items,
             "max_chars": cfg.max_chars,

@@ -1,0 +1,128 @@
+"""Precision ``auto``: bf16 where the CPU computes it natively, and what it does to rewards and training.
+
+The CPU's choice is forced with ``REWARDLAB_CPU_BF16`` (tests/conftest.py makes fp32 the default), so
+both branches are tested on every machine whatever its flags.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rewardlab.models.reward_model import RewardModel, dtype_choice
+from rewardlab.training.config import TrainConfig
+from rewardlab.training.run import train
+
+#: bf16 rewards agree with fp32 ones to this share of the rewards' spread (std over the sample).
+BF16_TOLERANCE = 0.05
+
+
+def test_dtype_auto_follows_the_cpu_choice(tiny_models, monkeypatch):
+    monkeypatch.setenv("REWARDLAB_CPU_BF16", "1")
+    assert dtype_choice("auto", "cpu")[0] == "bfloat16"
+    rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu")
+    assert rm.model.dtype == torch.bfloat16 and rm.dtype_note.startswith("bfloat16 (auto: forced")
+    monkeypatch.setenv("REWARDLAB_CPU_BF16", "0")
+    rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu")
+    assert rm.model.dtype == torch.float32 and rm.dtype_note.startswith("float32 (auto")
+    rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="bfloat16")
+    assert rm.model.dtype == torch.bfloat16 and "--dtype bfloat16" in rm.dtype_note
+
+
+@pytest.fixture(scope="module")
+def trained_llama(tiny_models, demo_file, tmp_path_factory):
+    """A tiny LLaMA trained (fp32) on the demo pairs, so its rewards carry signal worth comparing."""
+    out = tmp_path_factory.mktemp("prec") / "rm"
+    train(
+        TrainConfig(
+            data=str(demo_file),
+            out=str(out),
+            model=str(tiny_models["llama"]),
+            max_length=64,
+            epochs=1,
+            learning_rate=3e-3,
+            batch_size=16,
+            eval_split=0.0,
+            precision="fp32",
+        )
+    )
+    return out
+
+
+def _rows(shared_data, demo_rows):
+    """A real-data sample (HH-RLHF helpful pairs) when ../shared/data is present, else the demo rows."""
+    from rewardlab.data import load_preferences
+
+    path = shared_data / "hh-rlhf-helpful-base" / "test.jsonl.gz" if shared_data else None
+    if path is not None and path.exists():
+        pairs = load_preferences(str(path)).training_pairs()[:96]
+        return [p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs]
+    return (
+        [r["prompt"] for r in demo_rows[:96]],
+        [r["chosen"] for r in demo_rows[:96]],
+        [r["rejected"] for r in demo_rows[:96]],
+    )
+
+
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_bf16_rewards_and_decisions_agree_with_fp32(trained_llama, shared_data, demo_rows, layout):
+    prompts, chosen, rejected = _rows(shared_data, demo_rows)
+    full = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="float32")
+    half = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="bfloat16")
+    c32, r32 = map(np.array, full.score_pairs(prompts, chosen, rejected, layout=layout))
+    c16, r16 = map(np.array, half.score_pairs(prompts, chosen, rejected, layout=layout))
+    spread = np.concatenate([c32, r32]).std()
+    assert spread > 0
+    worst = max(np.abs(c16 - c32).max(), np.abs(r16 - r32).max())
+    assert worst <= BF16_TOLERANCE * spread, f"bf16 differs by {worst:.4f}, spread {spread:.4f}"
+    m32, m16 = c32 - r32, c16 - r16
+    clear = np.abs(m32) > 2 * BF16_TOLERANCE * spread  # pairs that are no near-tie in fp32
+    assert clear.sum() >= len(m32) // 2
+    assert np.array_equal(m32[clear] > 0, m16[clear] > 0)
+
+
+def test_bf16_training_lowers_the_loss_like_fp32(tiny_models, demo_file, tmp_path, monkeypatch):
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        res = train(
+            TrainConfig(
+                data=str(demo_file),
+                out=str(out),
+                model=str(tiny_models["llama"]),
+                max_length=64,
+                max_steps=24,
+                learning_rate=3e-3,
+                batch_size=16,
+                eval_split=0.0,
+                logging_steps=1,
+                precision=precision,
+            )
+        )
+        log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+        losses[precision] = [r["loss"] for r in log if "loss" in r]
+        assert res.summary["precision"]["precision"] == precision
+    for curve in losses.values():
+        assert np.mean(curve[-6:]) < np.mean(curve[:6]) - 0.05  # it learns
+    assert abs(np.mean(losses["bf16"][-6:]) - np.mean(losses["fp32"][-6:])) < 0.05
+
+
+def test_auto_precision_is_recorded_in_the_train_summary(tiny_models, demo_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("REWARDLAB_CPU_BF16", "1")
+    res = train(
+        TrainConfig(
+            data=str(demo_file),
+            out=str(tmp_path / "a"),
+            model=str(tiny_models["llama"]),
+            max_length=64,
+            max_steps=2,
+            batch_size=8,
+            eval_split=0.0,
+        )
+    )
+    recorded = json.loads((tmp_path / "a" / "train_summary.json").read_text())["precision"]
+    assert recorded == res.summary["precision"]
+    assert recorded["precision"] == "bf16" and "REWARDLAB_CPU_BF16" in recorded["reason"]
