@@ -149,3 +149,82 @@ def test_flex_attention_block_mask_gives_the_same_rewards_and_loss(tiny_models, 
             got, Comparisons(packed["better"], packed["worse"], packed["margin"], packed["weight"])
         )
     assert torch.allclose(got, ref, atol=1e-5) and loss.item() == pytest.approx(ref_loss.item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_gradient_checkpointing_gives_the_same_gradients_in_every_layout(tiny_models, demo_rows, lora):
+    """--gradient-checkpointing recomputes each layer in the backward pass with the layout's 4-D mask
+    and position ids: the gradients must be those of a normal backward pass, for every layout."""
+    model, tok, enc = setup(tiny_models["llama"])
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="SEQ_CLS")
+        )
+    model.train()
+    groups = groups_for(demo_rows, enc)
+    layouts = {
+        "right": PaddedCollator(tok.pad_token_id, "right", DECODER),
+        "prefix": SharedPrefixCollator(tok.pad_token_id),
+        "packed": SharedPrefixCollator(tok.pad_token_id, pack_tokens=96),
+    }
+    plain = {name: loss_and_grads(model, col(groups)) for name, col in layouts.items()}
+    base = model.get_base_model() if lora else model
+    base.activation_checkpointing_enable({"use_reentrant": False})  # what the Trainer calls
+    if lora:
+        base.enable_input_require_grads()
+    assert base.is_gradient_checkpointing
+    layer, runs = base.model.layers[0], []
+    checkpoint = layer._gradient_checkpointing_func
+
+    def counted(fn, *args, **kwargs):  # counts the layer's runs: its forward, then its recompute
+        def run(*a, **k):
+            runs.append(1)
+            return fn(*a, **k)
+
+        return checkpoint(run, *args, **kwargs)
+
+    layer._gradient_checkpointing_func = counted
+    checkpointed = {name: loss_and_grads(model, col(groups)) for name, col in layouts.items()}
+    assert len(runs) == 2 * len(layouts)  # the layer ran again in each backward pass
+    for name in layouts:
+        (r0, l0, g0), (r1, l1, g1) = plain[name], checkpointed[name]
+        assert torch.allclose(r0, r1, atol=1e-6) and l0 == pytest.approx(l1, abs=1e-6), name
+        assert g0.keys() == g1.keys() and g0
+        for k in g0:
+            assert torch.allclose(g0[k], g1[k], atol=1e-6), (name, k)
+
+
+@pytest.mark.parametrize("batching", ["padded", "packed"])
+def test_training_with_gradient_checkpointing_logs_the_same_losses(
+    tiny_models, demo_file, tmp_path, batching
+):
+    """The whole run (LoRA, the Trainer's own checkpointing switch): the same losses step by step."""
+    import json
+
+    from rewardlab.training.config import TrainConfig
+    from rewardlab.training.run import train
+
+    curves = []
+    for checkpointing in (False, True):
+        out = tmp_path / f"gc{checkpointing}"
+        train(
+            TrainConfig(
+                data=str(demo_file),
+                out=str(out),
+                model=str(tiny_models["llama"]),
+                max_length=64,
+                max_steps=3,
+                batch_size=8,
+                eval_split=0.0,
+                logging_steps=1,
+                lora=True,
+                batching=batching,
+                gradient_checkpointing=checkpointing,
+                learning_rate=1e-3,
+            )
+        )
+        log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+        curves.append([r["loss"] for r in log if "loss" in r])
+    assert len(curves[0]) == 3 and curves[0] == pytest.approx(curves[1], abs=1e-5)
