@@ -667,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(exc, "exit_code", 2))
     except RewardlabError as exc:
         _error(str(exc))
-        return 2
+        return int(getattr(exc, "exit_code", 2))  # 2, or 1 for a regression found by eval --compare
     except OSError as exc:  # the last line of defence for files named by the user: one line, no traceback
         _error(os_error_message(exc))
         return 2

@@ -522,3 +522,153 @@ def first_error_metrics(
         "accuracy_correct": b,
         "f1": f1,
     }
+
+
+# --------------------------------------------------------------------------- benchmark scoring rules
+# Each rule is written from the benchmark's paper and checked on hand-made fixtures (tests/test_suites.py).
+
+
+def style_matrix(chosen: Sequence[Sequence[float]], rejected: Sequence[Sequence[float]]) -> list[list[float]]:
+    """RM-Bench's accuracy matrix (Liu et al. 2024, arXiv 2410.16184, section 3).
+
+    ``chosen[k][i]`` and ``rejected[k][j]`` are the rewards of prompt ``k``'s responses in style
+    ``i``/``j`` (0 concise, 1 detailed plain, 2 detailed markdown). Cell ``M[i][j]`` is the share of
+    prompts where ``r(chosen_i) > r(rejected_j)`` (strictly: equal rewards count as a miss).
+    """
+    if not chosen or len(chosen) != len(rejected):
+        raise ValueError("style matrix of no prompts, or of unequal chosen/rejected lists")
+    size = len(chosen[0])
+    m = [[0.0] * size for _ in range(size)]
+    for c, r in zip(chosen, rejected, strict=True):
+        for i in range(size):
+            for j in range(size):
+                m[i][j] += c[i] > r[j]
+    return [[v / len(chosen) for v in row] for row in m]
+
+
+def style_accuracy(matrix: Sequence[Sequence[float]]) -> dict[str, float]:
+    """RM-Bench's hard, normal and easy accuracy of a style matrix, and their mean (``avg``).
+
+    Hard: the upper triangle (``i < j``: the chosen response in a plainer style than the rejected
+    one, so style and substance pull apart). Normal: the diagonal (same style). Easy: the lower
+    triangle (the chosen response is also the richer one).
+    """
+    n = len(matrix)
+    upper = [matrix[i][j] for i in range(n) for j in range(n) if i < j]
+    lower = [matrix[i][j] for i in range(n) for j in range(n) if i > j]
+    out = {
+        "hard": sum(upper) / len(upper),
+        "normal": sum(matrix[i][i] for i in range(n)) / n,
+        "easy": sum(lower) / len(lower),
+    }
+    out["avg"] = (out["hard"] + out["normal"] + out["easy"]) / 3
+    return out
+
+
+def weighted_sections(
+    accuracy: dict[str, float], weights: dict[str, float], sections: dict[str, Sequence[str]]
+) -> dict[str, float]:
+    """RewardBench v1 section scores (Lambert et al. 2024, arXiv 2403.13787, section 4).
+
+    A section's score is the mean of its subsets' accuracies weighted by ``weights`` (the
+    benchmark's published example counts; subsets absent from ``accuracy`` are left out). A
+    section with none of its subsets present is absent from the result.
+    """
+    out = {}
+    for name, subsets in sections.items():
+        present = [s for s in subsets if s in accuracy]
+        total = sum(weights[s] for s in present)
+        if present and total > 0:
+            out[name] = sum(accuracy[s] * weights[s] for s in present) / total
+    return out
+
+
+def best_of_n_credit(chosen: float, rejected: Sequence[float]) -> float:
+    """RewardBench 2 credit of one prompt (Malik et al. 2025, arXiv 2506.01937, section 3).
+
+    1 when the chosen response scores strictly above every rejected one, 0 when any rejected one
+    scores higher; a tie at the top shares the credit, ``1 / k`` among the ``k`` responses tied at
+    the maximum (the benchmark's own scoring code), so a tie is never a full win.
+    """
+    top = max(chosen, *rejected)
+    if chosen < top:
+        return 0.0
+    return 1.0 / (1 + sum(r == top for r in rejected))
+
+
+def ties_score(
+    reference: dict[str, tuple[Sequence[float], Sequence[float]]],
+    tied: dict[str, tuple[Sequence[float], Sequence[float]]],
+) -> dict[str, float | int]:
+    """RewardBench 2's Ties score (Malik et al. 2025, arXiv 2506.01937, section 3.2).
+
+    Each prompt comes as ``ref`` (one correct answer) and ``tied`` (several equally correct ones),
+    both given as (rewards of correct answers, rewards of incorrect ones) under the same id. Per
+    prompt: *accurate* when the worst correct answer outscores the best incorrect one; the gap
+    ``worst correct − best incorrect``; and, for a tied prompt with several correct answers, the
+    spread ``best correct − worst correct``. The score is
+    ``0.3 tied_accuracy + 0.3 ref_accuracy + 0.2 correctness_preferred +
+    0.2 correctness_preferred_hard + 0.01 correctness_margin_score``, where for ids present in
+    both sets *preferred* is gap(tied) > spread, *preferred hard* is min(gap(ref), gap(tied)) >
+    spread and the margin score is the mean of tanh(min gap / spread − 1) (0 when the spread is 0).
+    A tied prompt with a single correct answer has no spread and counts as not preferred.
+    """
+
+    def stats(correct: Sequence[float], wrong: Sequence[float]) -> tuple[bool, float, float | None]:
+        gap = min(correct) - max(wrong)
+        spread = max(correct) - min(correct) if len(correct) > 1 else None
+        return gap > 0, gap, spread
+
+    ref = {k: stats(*v) for k, v in reference.items()}
+    tie = {k: stats(*v) for k, v in tied.items()}
+    both = sorted(set(ref) & set(tie))
+    preferred = hard = margin = 0.0
+    for k in both:
+        spread, gap_tied, gap_ref = tie[k][2], tie[k][1], ref[k][1]
+        if spread is None:
+            continue
+        preferred += gap_tied > spread
+        hard += min(gap_ref, gap_tied) > spread
+        margin += math.tanh(min(gap_ref, gap_tied) / spread - 1) if spread > 0 else 0.0
+    n = len(both)
+    out: dict[str, float | int] = {
+        "ref_accuracy": sum(s[0] for s in ref.values()) / len(ref) if ref else 0.0,
+        "tied_accuracy": sum(s[0] for s in tie.values()) / len(tie) if tie else 0.0,
+        "correctness_preferred": preferred / n if n else 0.0,
+        "correctness_preferred_hard": hard / n if n else 0.0,
+        "correctness_margin_score": margin / n if n else 0.0,
+        "paired_prompts": n,
+    }
+    out["score"] = (
+        0.3 * out["tied_accuracy"]
+        + 0.3 * out["ref_accuracy"]
+        + 0.2 * out["correctness_preferred"]
+        + 0.2 * out["correctness_preferred_hard"]
+        + 0.01 * out["correctness_margin_score"]
+    )
+    return out
+
+
+def paired_difference(
+    a: Sequence[float], b: Sequence[float], n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> dict[str, float | list[float]]:
+    """Mean of ``b − a`` over paired items and its paired-bootstrap interval.
+
+    Resampling the items (each keeps both of its values) is the paired bootstrap: the
+    percentile interval of :func:`bootstrap_ci` applied to the per-item differences.
+    """
+    diffs = [y - x for x, y in zip(a, b, strict=True)]
+    return {"difference": sum(diffs) / len(diffs), "ci": list(bootstrap_ci(diffs, n_boot, level, seed))}
+
+
+def difference_statement(name_a: str, name_b: str, difference: float, ci: Sequence[float]) -> str:
+    """A plain sentence for a paired difference ``b − a`` with its interval."""
+    lo, hi = ci
+    if lo > 0:
+        return f"{name_b} beats {name_a} by {difference:.3f} [{lo:.3f}, {hi:.3f}]"
+    if hi < 0:
+        return f"{name_a} beats {name_b} by {-difference:.3f} [{-hi:.3f}, {-lo:.3f}]"
+    return (
+        f"no clear difference between {name_a} and {name_b} "
+        f"({name_b} − {name_a} = {difference:.3f} [{lo:.3f}, {hi:.3f}])"
+    )

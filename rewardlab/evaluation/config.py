@@ -57,6 +57,23 @@ class EvalConfig:
         help="Best-of-N pool with an outcome label per candidate (e.g. GSM8K is_correct): report each "
         "model's selection accuracy (a PRM: per aggregation).",
     )
+    suite: str | None = opt(
+        None,
+        help="Score --data as a standard benchmark with its published rule: rm-bench, rewardbench "
+        "(v1) or rewardbench2 (data by path; nothing is downloaded).",
+    )
+    compare: str | None = opt(
+        None,
+        help="metrics.json of an earlier run of the same suite: exit with status 1 when --metric "
+        "drops by more than --max-drop (a regression check for CI).",
+    )
+    max_drop: float = opt(0.01, help="Largest allowed drop of --metric against --compare.")
+    metric: str | None = opt(
+        None,
+        help="Metric checked by --compare, a dotted key of a model's results (accuracy, "
+        "suite.overall, suite.hard, suite.domains.chat.score ...); default suite.overall with "
+        "--suite, else accuracy.",
+    )
 
     def __post_init__(self) -> None:
         if not self.model or not self.data:
@@ -67,3 +84,11 @@ class EvalConfig:
             raise ValueError("--batch-size and --bins must be >= 1, --bootstrap >= 10, --check-pairs >= 0")
         if self.max_length is not None and self.max_length < 8:
             raise ValueError("--max-length must be at least 8")
+        from rewardlab.evaluation.suites import SUITES
+
+        if self.suite is not None and self.suite not in SUITES:
+            raise ValueError(f"--suite must be one of {', '.join(SUITES)}")
+        if not (isinstance(self.max_drop, int | float) and 0 <= self.max_drop < float("inf")):
+            raise ValueError("--max-drop must be a finite number >= 0")
+        if self.metric is not None and not self.compare:
+            raise ValueError("--metric is the metric checked by --compare: give --compare too")

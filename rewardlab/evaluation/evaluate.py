@@ -52,6 +52,7 @@ class Dataset:
     pairs: list[PreferencePair]
     dropped: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)
+    suite: Any = None  # a --suite run: the benchmark's records (evaluation/suites.py)
 
 
 def split_name(value: str) -> tuple[str | None, str]:
@@ -78,6 +79,10 @@ def load_datasets(cfg: EvalConfig) -> list[Dataset]:
     """Load every ``--data`` (all pairs, ties included)."""
     from rewardlab.data import load_preferences
 
+    if cfg.suite:
+        from rewardlab.evaluation.suites import load_suite_datasets
+
+        return load_suite_datasets(cfg)
     entries = [split_name(d) for d in cfg.data]
     out = []
     for name, (_, path) in zip(unique_names(entries), entries, strict=True):
@@ -91,11 +96,11 @@ def load_datasets(cfg: EvalConfig) -> list[Dataset]:
 
 def load_model(path: str, max_length: int | None, device: str = "auto") -> Any:
     """Any rewardlab checkpoint or sequence-classification folder, through the one loading API."""
-    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.models.loading import load_reward, reward_kind
 
-    if not Path(path).is_dir():
+    if reward_kind(path) == "checkpoint" and not Path(path).is_dir():
         raise RewardlabError(f"{path}: no such model folder")
-    return RewardModel.from_pretrained(path, max_length=max_length, device=device)
+    return load_reward(path, max_length=max_length, device=device)
 
 
 def model_record(path: str, model: Any) -> dict[str, Any]:
@@ -292,6 +297,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     check_out_dir(out, OUTPUTS)  # before any work: a run that cannot write its outputs fails at once
     sections = read_sections(cfg.sections)
+    from rewardlab.evaluation import compare
+
+    previous = compare.read_previous(cfg)  # a bad --compare file fails before any work
     try:
         datasets = load_datasets(cfg)
     except StepwiseDataError:
@@ -322,6 +330,11 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                 model, d.pairs, rc, rr, cfg.check_pairs, cfg.batch_size, cfg.seed
             )
             m["scoring_seconds"] = seconds
+            if d.suite is not None:
+                from rewardlab.evaluation.suites import suite_finding, suite_score
+
+                m["suite"] = suite_score(d.suite, d.pairs, rc, rr)
+                console.print("  " + suite_finding(cfg.suite, name, d.name, m["suite"]), soft_wrap=True)
             results[d.name][name] = m
             rewards[d.name][name] = (rc, rr)
             console.print(
@@ -351,6 +364,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "results": results,
         "best_of_n": bon,
     }
+    compare.add_to_report(report, cfg, {d.name: d for d in datasets}, rewards, previous)
     lines = []
     for d in datasets:
         for i, p in enumerate(d.pairs):
@@ -379,4 +393,6 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         f"{out / SCORES_FILE} and {out / PLOTS_DIR}/",
         soft_wrap=True,
     )
+    if report.get("regression", {}).get("failed"):
+        raise compare.RegressionFound(report["regression"]["message"])
     return report

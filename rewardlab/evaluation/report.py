@@ -161,6 +161,14 @@ def _findings(report: dict[str, Any]) -> list[str]:
             if v.get("checks") and not v["checks"]["passed"]:
                 line += "; CONSISTENCY CHECK FAILED (rewards depend on the batch)"
             lines.append(line + ".")
+            if v.get("suite"):
+                from rewardlab.evaluation.suites import suite_finding
+
+                lines.append(suite_finding(report.get("suite"), m, name, v["suite"]))
+    for rows in (report.get("comparisons") or {}).values():
+        lines += [f"{r['statement']} (accuracy, paired bootstrap)." for r in rows]
+    if report.get("regression"):
+        lines.append(report["regression"]["message"] + ".")
     return lines
 
 
@@ -175,18 +183,52 @@ def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-    "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
+    "table{border-collapse:collapse;margin:1em 0;display:block;overflow-x:auto;max-width:100%}"
+    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}"
+    "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
+    "table.sortable th{cursor:pointer}table.sortable th:after{content:' \\2195';color:#999}"
+    ".examples td{text-align:left;max-width:26em;overflow-wrap:anywhere}"
+    ".full{white-space:pre-wrap;max-height:24em;overflow:auto}input.filter{width:20em;padding:4px}"
+    "nav#toc{background:#f7f7f7;padding:0.5em 1em;border:1px solid #ddd}.missing{color:#a40}"
     "img{max-width:100%;display:block;margin:0.5em 0 1.5em}figcaption{color:#555}"
 )
+#: The report's only script, inline (the file opens offline): search boxes filter the rows of their
+#: table; a click on a header of a sortable table sorts by that column (numbers as numbers).
+SCRIPT = """
+document.querySelectorAll('input.filter').forEach(function (box) {
+  box.addEventListener('input', function () {
+    var q = box.value.toLowerCase();
+    document.getElementById(box.dataset.table).querySelectorAll('tbody tr').forEach(function (tr) {
+      tr.style.display = tr.textContent.toLowerCase().indexOf(q) >= 0 ? '' : 'none';
+    });
+  });
+});
+document.querySelectorAll('table.sortable th').forEach(function (th) {
+  th.title = 'Click to sort';
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0], col = th.cellIndex, asc = th.dataset.dir !== 'asc';
+    th.dataset.dir = asc ? 'asc' : 'desc';
+    var key = function (tr) {
+      var t = tr.cells[col] ? tr.cells[col].textContent.trim() : '', n = parseFloat(t.replace(/^\\[/, ''));
+      return isNaN(n) ? t.toLowerCase() : n;
+    };
+    Array.from(body.rows).sort(function (a, b) {
+      var x = key(a), y = key(b);
+      if (typeof x !== typeof y) { x = String(x); y = String(y); }
+      return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+    }).forEach(function (tr) { body.appendChild(tr); });
+  });
+});
+"""
 
 
-def html_table(header: list[str], rows: list[list[str]]) -> str:
-    """An HTML table (cells escaped)."""
+def html_table(header: list[str], rows: list[list[str]], sortable: bool = True) -> str:
+    """An HTML table (cells escaped); sortable by a click on a header unless told otherwise."""
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    cls = " class='sortable'" if sortable else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def html_figure(caption: str, path: str, out: Path) -> str:
@@ -199,26 +241,55 @@ def html_figure(caption: str, path: str, out: Path) -> str:
 
 
 def html_page(title: str, parts: list[str]) -> str:
-    """A self-contained HTML document (inline style, no external resources)."""
+    """A self-contained HTML document (inline style and script, no external resources).
+
+    Every ``<h2>`` gets an id and an entry in the table of contents at the top.
+    """
+    heads: list[tuple[str, str]] = []
+
+    def anchor(m: re.Match[str]) -> str:
+        heads.append((f"s{len(heads) + 1}", m.group(1)))
+        return f"<h2 id='{heads[-1][0]}'>{m.group(1)}</h2>"
+
+    body = [re.sub(r"<h2>(.*?)</h2>", anchor, p) for p in parts]
+    toc = "".join(f"<li><a href='#{i}'>{t}</a></li>" for i, t in heads)
     return "\n".join(
         [
             f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-            *parts,
-            "</body></html>",
+            f"<nav id='toc'><strong>Contents</strong><ol>{toc}</ol></nav>" if heads else "",
+            *body,
+            f"<script>{SCRIPT}</script></body></html>",
         ]
     )
 
 
-def render_markdown(report: dict[str, Any], plots: dict[str, list[tuple[str, str]]]) -> str:
+def _extra_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, header, rows, note) of the suite scores, model comparisons and the regression check."""
+    from rewardlab.evaluation.compare import comparison_rows
+    from rewardlab.evaluation.suites import suite_tables
+
+    return suite_tables(report) + [(t, h, r, "") for t, h, r in comparison_rows(report)]
+
+
+def render_markdown(
+    report: dict[str, Any], plots: dict[str, list[tuple[str, str]]], examples: list[Any] | None = None
+) -> str:
     """The report as Markdown (plots linked as files)."""
+    from rewardlab.evaluation.examples import md_examples
+
     md = ["# rewardlab evaluation report", ""]
     md += [f"- {line}" for line in _findings(report)] + [""]
     md += ["## Models", "", *md_table(*_models_table(report))]
+    for title, header, rows, note in _extra_tables(report):
+        md += [f"## {title}", "", *([note, ""] if note else []), *md_table(header, rows)]
     for title, header, rows in _tables(report):
         md += [f"## {title}", "", *md_table(header, rows)]
         for caption, path in plots.get(title, []):
             md += [f"![{caption}]({path})", ""]
+    for title, header, rows in examples or []:
+        md += [f"## {title}", "", *(md_table(header, md_examples(header, rows)) if rows else ["None.", ""])]
     if report.get("best_of_n"):
         from rewardlab.evaluation.steps import bon_table
 
@@ -228,8 +299,15 @@ def render_markdown(report: dict[str, Any], plots: dict[str, list[tuple[str, str
     return "\n".join(md)
 
 
-def render_html(report: dict[str, Any], plots: dict[str, list[tuple[str, str]]], out: Path) -> str:
+def render_html(
+    report: dict[str, Any],
+    plots: dict[str, list[tuple[str, str]]],
+    out: Path,
+    examples: list[Any] | None = None,
+) -> str:
     """The report as one HTML file; every plot is embedded as a base64 PNG (no network needed)."""
+    from rewardlab.evaluation.examples import html_examples
+
     e = html.escape
     parts = [
         "<ul id='findings'>",
@@ -237,9 +315,14 @@ def render_html(report: dict[str, Any], plots: dict[str, list[tuple[str, str]]],
         "</ul><h2>Models</h2>",
         html_table(*_models_table(report)),
     ]
+    for title, header, rows, note in _extra_tables(report):
+        parts += [f"<h2>{e(title)}</h2>", f"<p class='missing'>{e(note)}</p>" if note else ""]
+        parts.append(html_table(header, rows))
     for title, header, rows in _tables(report):
         parts += [f"<h2>{e(title)}</h2>", html_table(header, rows)]
         parts += [html_figure(caption, path, out) for caption, path in plots.get(title, [])]
+    for k, (title, header, rows) in enumerate(examples or []):
+        parts += [f"<h2>{e(title)}</h2>", html_examples(header, rows, f"examples-{k + 1}")]
     if report.get("best_of_n"):
         from rewardlab.evaluation.steps import bon_table
 
@@ -256,8 +339,10 @@ def write_reports(
     report: dict[str, Any], datasets: dict[str, Any], rewards: dict[str, Any], out: Path
 ) -> None:
     """Write the plots, ``report.md`` and ``report.html`` into ``out``."""
+    from rewardlab.evaluation.examples import example_sections
     from rewardlab.io_utils import write_text
 
     plots = make_plots(report, datasets, rewards, out)
-    write_text(out / "report.md", render_markdown(report, plots))
-    write_text(out / "report.html", render_html(report, plots, out))
+    examples = example_sections(datasets, rewards)
+    write_text(out / "report.md", render_markdown(report, plots, examples))
+    write_text(out / "report.html", render_html(report, plots, out, examples))
