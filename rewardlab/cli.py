@@ -227,13 +227,13 @@ def _summarize_steps(path: Path, out: Path, on_error: str) -> None:
 
     summary = summarize_steps(load_stepwise(path, on_error=on_error), source=str(path))
     json_path, md_path = write_steps_summary(summary, out)
-    console.print(render_steps_markdown(summary), soft_wrap=True)
+    console.print(render_steps_markdown(summary), soft_wrap=True, markup=False)
     console.print(f"wrote {json_path} and {md_path}", soft_wrap=True)
 
 
 def _print_summary(s: dict) -> None:
     c = s["counts"]
-    table = Table(title=f"data summary: {s['source']}", show_header=False)
+    table = Table(title=f"data summary: {escape(s['source'])}", show_header=False)
     rows = [
         ("format", ", ".join(sorted({f["format"] for f in s["files"]}))),
         ("records", c["records"]),
@@ -262,10 +262,10 @@ def _print_summary(s: dict) -> None:
             )
         )
     for k, v in rows:
-        table.add_row(k, str(v))
+        table.add_row(k, escape(str(v)))
     console.print(table)
     for w in s["warnings"]:
-        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
 
 
 def _run_train(cfg: TrainConfig) -> None:
@@ -329,7 +329,14 @@ app.command("serve")(
     )
 )
 
-ModelOption = Annotated[str, typer.Option(help="Reward model folder (any rewardlab checkpoint).")]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        help="Reward model folder (any rewardlab checkpoint), module:function, file.py:function, "
+        "builtin:demo-gold, builtin:math?references=FILE, or a server URL (http://HOST/score, "
+        "/get_reward, /classify, /pooling)."
+    ),
+]
 NormalizeOption = Annotated[bool, typer.Option(help="Normalise with the checkpoint's mean/std.")]
 BatchOption = Annotated[int, typer.Option(help="Sequences per forward pass.")]
 DeviceOption = Annotated[
@@ -381,15 +388,13 @@ def score_cmd(
     attn_implementation: AttnOption = None,
 ) -> None:
     """Score every (prompt, response) record of a file."""
-    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.models.loading import load_reward
     from rewardlab.serving.files import score_file
 
     check_out_file(out)
     if batch_size < 1:
         raise RewardlabError(f"--batch-size must be at least 1, got {batch_size}")
-    rm = RewardModel.from_pretrained(
-        model, device=device, dtype=dtype, attn_implementation=attn_implementation
-    )
+    rm = load_reward(model, device=device, dtype=dtype, attn_implementation=attn_implementation)
     n = score_file(rm, data, out, normalize, batch_size, layout)
     console.print(f"scored {n} responses; wrote {out}", soft_wrap=True)
 
@@ -407,15 +412,13 @@ def bon_cmd(
     attn_implementation: AttnOption = None,
 ) -> None:
     """Best-of-N: pick the highest-reward candidate per prompt."""
-    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.models.loading import load_reward
     from rewardlab.serving.files import best_of_n
 
     check_out_file(out)
     if batch_size < 1:
         raise RewardlabError(f"--batch-size must be at least 1, got {batch_size}")
-    rm = RewardModel.from_pretrained(
-        model, device=device, dtype=dtype, attn_implementation=attn_implementation
-    )
+    rm = load_reward(model, device=device, dtype=dtype, attn_implementation=attn_implementation)
     rows = best_of_n(rm, candidates, out, normalize, batch_size, layout)
     console.print(
         f"chose the best of {sum(r['n'] for r in rows)} candidates for {len(rows)} prompts; wrote {out}"

@@ -253,3 +253,37 @@ def test_atomic_dir_swaps_whole_and_keeps_a_link_a_link(tmp_path):
         (tmp / "a.txt").write_text("new")
     assert (tmp_path / "link").is_symlink() and sorted(os.listdir(tmp_path / "link")) == ["a.txt"]
     assert (real / "a.txt").read_text() == "new" and sorted(os.listdir(tmp_path)) == ["link", "real"]
+
+
+def test_summary_of_a_path_with_markup_characters_prints_it_as_is(tmp_path, capsys):
+    """Rich markup in a path ("[/]" closes a tag, "[x]" is dropped) must be printed as text."""
+    folder = tmp_path / "m[/]x[bold]"  # "m[" then "]x[bold]"
+    folder.mkdir(parents=True)
+    data = write_jsonl(folder / "e.jsonl", [{"prompt": "p", "chosen": "a b", "rejected": "a b"}])
+    assert main(["data", "summarize", str(data), "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "[bold]" in out.replace("\n", "") and "warning" in out  # the zero-usable-pairs warning names it
+
+
+@pytest.mark.parametrize("method", ["full", "embedding"])
+def test_train_without_usable_pairs_names_the_file(tiny_models, tmp_path, capsys, method):
+    data = write_jsonl(
+        tmp_path / "ties.jsonl", [{"prompt": f"q{i}", "chosen": "same", "rejected": "same"} for i in range(6)]
+    )
+    model = tiny_models["bert" if method == "embedding" else "llama"]
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "m"),
+            "--model",
+            str(model),
+            "--method",
+            method,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "no usable training pairs" in err and "ties.jsonl" in err, err
+    assert not (tmp_path / "m" / "rewardlab.json").exists()

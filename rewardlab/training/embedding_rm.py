@@ -266,8 +266,9 @@ def train_embedding(
     xc, xr, margin, excluded, train_cut = embed(train_data)
     if len(xc) == 0:
         from rewardlab.errors import RewardlabError
+        from rewardlab.training.dataset import no_usable_pairs_message
 
-        raise RewardlabError("no usable training pairs")
+        raise RewardlabError(no_usable_pairs_message(train_data, excluded))
     ec, er, emargin, eval_excluded, eval_cut = embed(eval_data)
     if train_cut:
         warn(

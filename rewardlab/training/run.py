@@ -277,7 +277,9 @@ def _train(cfg: TrainConfig) -> TrainResult:
     train_groups, train_report = encode_groups(train_data, encoder)
     eval_groups, eval_report = encode_groups(eval_data, encoder)
     if not train_groups:
-        raise RewardlabError(f"no usable training pairs: {train_report.to_dict()}")
+        from rewardlab.training.dataset import no_usable_pairs_message
+
+        raise RewardlabError(no_usable_pairs_message(train_data, train_report.excluded))
     say(
         f"{arch} model, {len(train_groups)} training groups ({train_report.sequences_cut} of "
         f"{train_report.sequences} sequences cut to {cfg.max_length} tokens with {cfg.truncation}; excluded: "

@@ -56,7 +56,9 @@ def train_with_trl(
     train_rows, excluded = _pair_rows(train_data, cfg.use_margin)
     eval_rows, _ = _pair_rows(eval_data, cfg.use_margin)
     if not train_rows:
-        raise RewardlabError("no usable training pairs for TRL")
+        from rewardlab.training.dataset import no_usable_pairs_message
+
+        raise RewardlabError(no_usable_pairs_message(train_data, {"tied or identical": excluded}))
     hf_args = _training_args(cfg, Path(cfg.out), bool(eval_rows)).to_dict()
     for key in ("push_to_hub_token", "_n_gpu"):
         hf_args.pop(key, None)
