@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 PERCENTILES = (5, 25, 50, 75, 90, 95, 99)
 
@@ -672,3 +672,32 @@ def difference_statement(name_a: str, name_b: str, difference: float, ci: Sequen
         f"no clear difference between {name_a} and {name_b} "
         f"({name_b} − {name_a} = {difference:.3f} [{lo:.3f}, {hi:.3f}])"
     )
+
+
+def paired_bootstrap(
+    n: int,
+    statistic: Callable[[Sequence[int]], tuple[float | None, float | None]],
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float | list[float]] | None:
+    """Paired bootstrap of a difference of two statistics computed on the same items.
+
+    ``statistic(indices)`` returns (A's value, B's value) on the items at ``indices`` (repeats
+    allowed). The items are resampled with replacement ``n_boot`` times, both models on the same
+    resample; the interval is the percentile interval of B − A. ``None`` when the statistic is
+    undefined on all the data.
+    """
+    import numpy as np
+
+    a, b = statistic(range(n))
+    if a is None or b is None:
+        return None
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        x, y = statistic(rng.integers(0, n, size=n).tolist())
+        if x is not None and y is not None:
+            diffs.append(y - x)
+    lo, hi = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
+    return {"difference": b - a, "ci": [float(lo), float(hi)]}

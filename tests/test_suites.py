@@ -273,3 +273,15 @@ def test_compare_and_suite_usage_errors(tmp_path, fake_models, capsys):
         assert run(tmp_path / "x", data, None, ("a",), *extra, code=2) is None, extra
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1, (extra, err)
+
+
+def test_two_models_compared_on_the_suite_score(tmp_path, fake_models):
+    out = tmp_path / "ev"
+    r = run(out, write_jsonl(tmp_path / "rmb.jsonl", RM_BENCH), "rm-bench", ("a", "b"))
+    by_metric = {c["metric"]: c for c in r["comparisons"]["rmb"]}
+    suite = by_metric["suite.overall"]
+    assert suite["difference"] == pytest.approx(11 / 54 - 29 / 54) and suite["n_prompts"] == 4
+    lo, hi = suite["ci"]
+    assert lo <= suite["difference"] <= hi <= 0  # b never beats a: only the code prompt differs
+    assert suite["statement"] in (out / "report.html").read_text()
+    assert by_metric["accuracy"]["n_pairs"] == 36  # 9 pairs per prompt

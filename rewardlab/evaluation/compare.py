@@ -55,8 +55,34 @@ def model_comparisons(
                     "statement": M.difference_statement(a, b, d["difference"], d["ci"]),
                 }
             )
+        if datasets[name].suite is not None:
+            rows += _suite_comparisons(datasets[name], per_model, n_boot, seed)
         out[name] = rows
     return out
+
+
+def _suite_comparisons(
+    dataset: Any, per_model: dict[str, Any], n_boot: int, seed: int
+) -> list[dict[str, Any]]:
+    """Every two models on the benchmark's overall score, resampling the benchmark's prompts."""
+    from rewardlab.evaluation.suites import item_scores, score_items
+
+    suite = dataset.suite
+    scored = {m: item_scores(suite, dataset.pairs, rc, rr) for m, (rc, rr) in per_model.items()}
+    rows = []
+    for a, b in combinations(per_model, 2):
+
+        def overall(idx: Any, a: str = a, b: str = b) -> tuple[float | None, float | None]:
+            return tuple(score_items(suite.suite, [scored[m][i] for i in idx])["overall"] for m in (a, b))
+
+        d = M.paired_bootstrap(len(suite.items), overall, n_boot, 0.95, seed)
+        if d is not None:
+            statement = M.difference_statement(a, b, d["difference"], d["ci"])
+            metric = "suite.overall"
+            rows.append(
+                {"a": a, "b": b, "metric": metric, "n_prompts": len(suite.items), **d, "statement": statement}
+            )
+    return rows
 
 
 def read_previous(cfg: Any) -> dict[str, Any] | None:
@@ -146,11 +172,12 @@ def comparison_rows(report: dict[str, Any]) -> list[tuple[str, list[str], list[l
         out.append(
             (
                 f"{name}: model comparison (paired bootstrap, 95 %)",
-                ["A", "B", "accuracy B − A", "interval", "verdict"],
+                ["A", "B", "metric", "B − A", "interval", "verdict"],
                 [
                     [
                         r["a"],
                         r["b"],
+                        r["metric"],
                         f"{r['difference']:+.3f}",
                         f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]",
                         r["statement"],

@@ -166,7 +166,7 @@ def _findings(report: dict[str, Any]) -> list[str]:
 
                 lines.append(suite_finding(report.get("suite"), m, name, v["suite"]))
     for rows in (report.get("comparisons") or {}).values():
-        lines += [f"{r['statement']} (accuracy, paired bootstrap)." for r in rows]
+        lines += [f"{r['statement']} ({r['metric']}, paired bootstrap)." for r in rows]
     if report.get("regression"):
         lines.append(report["regression"]["message"] + ".")
     return lines

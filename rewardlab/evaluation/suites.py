@@ -203,10 +203,13 @@ def load_suite_datasets(cfg: Any) -> list[Any]:
     return out
 
 
-def suite_score(
+Scored = tuple[Item, list[float], list[float]]
+
+
+def item_scores(
     data: SuiteData, pairs: list[PreferencePair], rc: list[float], rr: list[float]
-) -> dict[str, Any]:
-    """The benchmark's score of one model: per domain (or section), overall, what is missing."""
+) -> list[Scored]:
+    """Each record with the rewards of its chosen and of its rejected responses (looked up from the pairs)."""
     rewards: dict[tuple[str, str], float] = {}
     for p, a, b in zip(pairs, rc, rr, strict=True):
         rewards[(text_key(p.prompt), text_key(p.chosen))] = a
@@ -215,12 +218,25 @@ def suite_score(
     def scores(item: Item, texts: list[Text]) -> list[float]:
         return [rewards[(text_key(item.prompt), text_key(t))] for t in texts]
 
-    groups: dict[str, list[Item]] = {}
-    for item in data.items:
-        groups.setdefault(item.group, []).append(item)
-    rule = {"rm-bench": _rm_bench, "rewardbench": _rewardbench, "rewardbench2": _rewardbench2}[data.suite]
-    out = rule(groups, scores)
-    out["missing"] = [g for g in _known(data.suite) if g not in groups]
+    return [(i, scores(i, i.chosen), scores(i, i.rejected)) for i in data.items]
+
+
+def score_items(suite: str, scored: list[Scored]) -> dict[str, Any]:
+    """The benchmark's rule applied to scored records: per domain (or section) and overall."""
+    groups: dict[str, list[Scored]] = {}
+    for entry in scored:
+        groups.setdefault(entry[0].group, []).append(entry)
+    rule = {"rm-bench": _rm_bench, "rewardbench": _rewardbench, "rewardbench2": _rewardbench2}[suite]
+    out = rule(groups)
+    out["missing"] = [g for g in _known(suite) if g not in groups]
+    return out
+
+
+def suite_score(
+    data: SuiteData, pairs: list[PreferencePair], rc: list[float], rr: list[float]
+) -> dict[str, Any]:
+    """The benchmark's score of one model: per domain (or section), overall, what is missing."""
+    out = score_items(data.suite, item_scores(data, pairs, rc, rr))
     out["unscored"] = dict(sorted(data.unscored.items()))
     out["complete"] = not out["missing"]
     return out
@@ -230,14 +246,12 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _rm_bench(groups: dict[str, list[Item]], scores: Any) -> dict[str, Any]:
+def _rm_bench(groups: dict[str, list[Scored]]) -> dict[str, Any]:
     domains = {}
     for name in RM_BENCH_DOMAINS:
         if name in groups:
             items = groups[name]
-            matrix = M.style_matrix(
-                [scores(i, i.chosen) for i in items], [scores(i, i.rejected) for i in items]
-            )
+            matrix = M.style_matrix([c for _, c, _ in items], [r for _, _, r in items])
             acc = M.style_accuracy(matrix)
             domains[name] = {"score": acc["avg"], "n": len(items), **acc, "matrix": matrix}
     out: dict[str, Any] = {"overall": _mean([d["avg"] for d in domains.values()])}
@@ -247,11 +261,11 @@ def _rm_bench(groups: dict[str, list[Item]], scores: Any) -> dict[str, Any]:
     return out
 
 
-def _rewardbench(groups: dict[str, list[Item]], scores: Any) -> dict[str, Any]:
+def _rewardbench(groups: dict[str, list[Scored]]) -> dict[str, Any]:
     subsets = {}
     for name in REWARDBENCH_WEIGHTS:
         if name in groups:
-            wins = [scores(i, i.chosen)[0] > scores(i, i.rejected)[0] for i in groups[name]]
+            wins = [c[0] > r[0] for _, c, r in groups[name]]
             subsets[name] = {"n": len(wins), "accuracy": sum(wins) / len(wins)}
     acc = {k: v["accuracy"] for k, v in subsets.items()}
     sections = M.weighted_sections(acc, REWARDBENCH_WEIGHTS, REWARDBENCH_SECTIONS)
@@ -267,7 +281,7 @@ def _rewardbench(groups: dict[str, list[Item]], scores: Any) -> dict[str, Any]:
     }
 
 
-def _rewardbench2(groups: dict[str, list[Item]], scores: Any) -> dict[str, Any]:
+def _rewardbench2(groups: dict[str, list[Scored]]) -> dict[str, Any]:
     domains: dict[str, dict[str, Any]] = {}
     for name in RB2_DOMAINS:
         if name not in groups:
@@ -275,14 +289,14 @@ def _rewardbench2(groups: dict[str, list[Item]], scores: Any) -> dict[str, Any]:
         items = groups[name]
         if name == "Ties":
             sets: dict[str, dict[str, tuple[list[float], list[float]]]] = {"ref": {}, "tied": {}}
-            for i in items:
+            for i, c, r in items:
                 m = _TIES_ID.fullmatch(i.id)
                 assert m is not None  # checked when read
-                sets[m.group(1)][m.group(2)] = (scores(i, i.chosen), scores(i, i.rejected))
+                sets[m.group(1)][m.group(2)] = (c, r)
             ties = M.ties_score(sets["ref"], sets["tied"])
             domains[name] = {**ties, "n": len(items)}
         else:
-            credit = [M.best_of_n_credit(scores(i, i.chosen)[0], scores(i, i.rejected)) for i in items]
+            credit = [M.best_of_n_credit(c[0], r) for _, c, r in items]
             domains[name] = {"score": sum(credit) / len(credit), "n": len(items)}
     return {"overall": _mean([d["score"] for d in domains.values()]), "domains": domains}
 
