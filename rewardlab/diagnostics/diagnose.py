@@ -170,7 +170,7 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
     from rewardlab.diagnostics.report import write_reports
     from rewardlab.io_utils import atomic_dir, check_out_dir, dumps, write_jsonl, write_text
     from rewardlab.models.ensemble import RewardEnsemble, aggregate
-    from rewardlab.models.reward_model import RewardModel, response_length
+    from rewardlab.models.reward_model import response_length
     from rewardlab.training.run import _quiet_transformers
 
     _quiet_transformers()
@@ -190,10 +190,12 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
         raise RewardlabError(f"{cfg.data}: no usable preference pairs")
     pools = _pools(cfg)
     if models is None:
+        from rewardlab.models.loading import load_reward, reward_kind
+
         for path in cfg.model:
-            if not Path(path).is_dir():
+            if reward_kind(path) == "checkpoint" and not Path(path).is_dir():
                 raise RewardlabError(f"{path}: no such model folder")
-        models = [RewardModel.from_pretrained(p, device=cfg.device) for p in cfg.model]
+        models = [load_reward(p, device=cfg.device) for p in cfg.model]
     ensemble = RewardEnsemble(models)
     score = MemberScorer(ensemble, cfg.batch_size)
 
@@ -286,6 +288,7 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
     report: dict[str, Any] = {
         "rewardlab_version": __version__,
         "models": cfg.model,
+        "model_kinds": [(getattr(m, "info", None) or {}).get("kind", "orm") for m in models],
         "members": k,
         "data": {
             "path": cfg.data,

@@ -11,7 +11,9 @@ one embedding ensemble. Aggregations of the members' rewards r_1..r_K for one re
 
 Members trained separately have their own reward scales, so checkpoints are normalised with
 the mean/std stored in their ``rewardlab.json`` before aggregating (the heads of one embedding
-ensemble share one scale and are used as they are).
+ensemble share one scale and are used as they are). A member that stores no normalisation (a
+reward function, a verifier, a remote server) is used on its own scale unless normalisation was
+asked for explicitly, which it then refuses.
 """
 
 from __future__ import annotations
@@ -69,25 +71,33 @@ class RewardEnsemble(PairScoring):
         self.members = list(members)
         self.aggregation, self.uwo_lambda = aggregation, uwo_lambda
         self.normalize = len(self.members) > 1 if normalize is None else normalize
+        self.explicit = normalize is True
 
     @classmethod
     def from_pretrained(cls, paths: Sequence[str | Path], **kw: Any) -> RewardEnsemble:
-        """Load every checkpoint in ``paths`` (one embedding ensemble alone gives its heads).
+        """Load every reward in ``paths`` (one embedding ensemble alone gives its heads).
 
-        ``device`` and ``dtype`` go to each ``RewardModel.from_pretrained``; other keywords to the
-        ensemble.
+        Each is anything :func:`rewardlab.models.loading.load_reward` reads: a checkpoint, a
+        reward function, a built-in verifier or a server URL. ``device`` and ``dtype`` go to each
+        checkpoint's ``RewardModel.from_pretrained``; other keywords to the ensemble.
         """
-        from rewardlab.models.reward_model import RewardModel
+        from rewardlab.models.loading import load_reward
 
         load = {k: kw.pop(k) for k in ("device", "dtype") if k in kw}
-        return cls([RewardModel.from_pretrained(p, **load) for p in paths], **kw)
+        return cls([load_reward(str(p), **load) for p in paths], **kw)
+
+    def _normalizes(self, member: Any) -> bool:
+        """Whether ``member`` is normalised: by the ensemble's rule, if it stores a normalisation."""
+        stored = bool((getattr(member, "info", None) or {}).get("normalization"))
+        return self.normalize and (self.explicit or stored or not _is_function(member))
 
     def score_members(self, prompts: Sequence[Text], responses: Sequence[Text], **kw: Any) -> torch.Tensor:
         """Every member's rewards, shape (K, N)."""
+        kw.pop("normalize", None)  # members are normalised (or not) by the ensemble's own rule
         if len(self.members) == 1 and hasattr(self.members[0], "score_members"):
             return self.members[0].score_members(prompts, responses)
         return torch.tensor(
-            [m.score(prompts, responses, normalize=self.normalize, **kw) for m in self.members],
+            [m.score(prompts, responses, normalize=self._normalizes(m), **kw) for m in self.members],
             dtype=torch.float64,
         )
 
@@ -101,3 +111,8 @@ class RewardEnsemble(PairScoring):
     def score_spread(self, prompts: Sequence[Text], responses: Sequence[Text], **kw: Any) -> list[float]:
         """The members' standard deviation per response (their disagreement)."""
         return self.score_members(prompts, responses, **kw).std(0, unbiased=False).tolist()
+
+
+def _is_function(member: Any) -> bool:
+    """A reward function, verifier or remote server (no weights, no stored normalisation)."""
+    return (getattr(member, "info", None) or {}).get("kind") in ("function", "verifier", "remote")

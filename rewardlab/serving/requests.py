@@ -223,3 +223,57 @@ def _check_count(n: int, limits: Limits) -> None:
         raise BadRequest(422, "no items to score")
     if n > limits.max_items:
         raise BadRequest(413, f"{n} items, over the limit of {limits.max_items} per request")
+
+
+def parse_pooling(body: Any, limits: Limits) -> tuple[list[Any], list[Any]]:
+    """(prompts, responses) of a vLLM-style ``/classify`` or ``/pooling`` body, validated.
+
+    ``{"messages": conversation}`` (vLLM's chat form) is one item: the last message (the
+    assistant's) is the response, the ones before it the prompt. ``{"input": text or [texts]}``
+    (the completion form, text the client has rendered) scores each text whole, as a response to
+    an empty prompt. Token ids are refused (send text).
+    """
+    if not isinstance(body, dict):
+        raise BadRequest(422, "the body must be a JSON object")
+    if "messages" in body:
+        conv = body["messages"]
+        if (
+            not isinstance(conv, list)
+            or len(conv) < 2
+            or not isinstance(conv[-1], dict)
+            or conv[-1].get("role") != "assistant"
+        ):
+            raise BadRequest(422, "'messages': a conversation ending with an assistant message")
+        return [check_text(conv[:-1], "messages", limits)], [
+            check_text(conv[-1:], "messages response", limits)
+        ]
+    if "input" not in body:
+        raise BadRequest(422, "the body needs 'input' (a text or a list of texts) or 'messages'")
+    texts = body["input"]
+    texts = [texts] if isinstance(texts, str) else texts
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise BadRequest(422, "'input' must be a text or a list of texts (token ids are not accepted)")
+    _check_count(len(texts), limits)
+    return [""] * len(texts), [check_text(t, f"input[{i}]", limits) for i, t in enumerate(texts)]
+
+
+def wants_activation(body: Any) -> bool:
+    """Whether a ``/classify`` body asks for the activation (a sigmoid of the reward); default: no.
+
+    vLLM's fields ``use_activation``, ``activation`` and ``softmax`` are read, in that order.
+    """
+    for key in ("use_activation", "activation", "softmax"):
+        value = body.get(key) if isinstance(body, dict) else None
+        if value is not None:
+            if not isinstance(value, bool):
+                raise BadRequest(422, f"'{key}' must be true or false")
+            return value
+    return False
+
+
+def wants_uncertainty(body: Any) -> bool:
+    """Whether a ``/score`` body asks for each reward's spread (``"return_uncertainty": true``)."""
+    value = body.get("return_uncertainty", False) if isinstance(body, dict) else False
+    if not isinstance(value, bool):
+        raise BadRequest(422, "'return_uncertainty' must be true or false")
+    return value

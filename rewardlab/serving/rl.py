@@ -49,16 +49,17 @@ class RewardFunction:
     """A rewardlab reward model as a TRL ``reward_funcs`` entry.
 
     Args:
-        model: A loaded model (anything with ``score``) or a checkpoint folder.
+        model: A loaded model (anything with ``score``), or what ``--model`` takes: a checkpoint
+            folder, ``module:function``, ``builtin:…`` or a server URL.
         normalize: Normalise with the checkpoint's mean/std (keeps advantages on a stable scale).
         batch_size: Sequences per forward pass.
     """
 
     def __init__(self, model: Any, normalize: bool = True, batch_size: int = 16) -> None:
         if isinstance(model, (str, Path)):
-            from rewardlab.models.reward_model import RewardModel
+            from rewardlab.models.loading import load_reward
 
-            model = RewardModel.from_pretrained(model)
+            model = load_reward(str(model))
         self.model, self.normalize, self.batch_size = model, normalize, batch_size
         self.__name__ = "rewardlab"
 

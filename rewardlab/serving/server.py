@@ -3,25 +3,42 @@
 Run: ``rewardlab serve --model DIR [--model DIR2 ...] [--host 127.0.0.1] [--port 8000] [--token-file F]``.
 
 Endpoints: ``POST /score`` (``{"prompts": [...], "responses": [...]}`` or ``{"messages": [conv, ...]}``
-→ ``{"rewards": [...]}``), ``POST /get_reward`` (OpenRLHF's remote reward model protocol:
-``{"query": [...], "prompts": [...]}`` → ``{"rewards": [...], "scores": [...]}``), ``GET /health``
-and ``GET /info``. Loopback by default; a non-loopback host needs a bearer token. Every request is
-validated before it reaches the model (``rewardlab.serving.requests``), so user input gets a 4xx
-with a clear message, never a 500. Requests arriving together share scoring calls, large ones cut
-into chunks and interleaved (``rewardlab.serving.batching``); a reward that is not finite is never
-served.
+→ ``{"rewards": [...]}``; with ``"return_uncertainty": true`` an ensemble adds ``"std"``, its
+members' spread per item), ``POST /get_reward`` (OpenRLHF's remote reward model protocol:
+``{"query": [...], "prompts": [...]}`` → ``{"rewards": [...], "scores": [...]}``), ``POST /classify``
+and ``POST /pooling`` (vLLM's pooling server shapes, also under ``/v1/``; see
+``rewardlab.serving.requests.parse_pooling``), ``GET /health`` and ``GET /info``. A ``--model`` may
+be a checkpoint, a reward function, a built-in verifier or another server's URL
+(``rewardlab.models.loading``). Loopback by default; a non-loopback host needs a bearer token.
+Every request is validated before it reaches the model (``rewardlab.serving.requests``), so user
+input gets a 4xx with a clear message, never a 500. Requests arriving together share scoring
+calls, large ones cut into chunks and interleaved (``rewardlab.serving.batching``); a reward that
+is not finite is never served.
 """
 
+import asyncio
 import hmac
 import ipaddress
 import logging
+import math
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from rewardlab.config import opt
 from rewardlab.errors import RewardlabError
 from rewardlab.serving.batching import MicroBatcher, ScoringFailed, non_finite
-from rewardlab.serving.requests import BadRequest, parse_get_reward, parse_score, read_body, read_token
+from rewardlab.serving.requests import (
+    BadRequest,
+    parse_get_reward,
+    parse_pooling,
+    parse_score,
+    read_body,
+    read_token,
+    wants_activation,
+    wants_uncertainty,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +50,10 @@ PROBE = ("What is 2 + 2?", "2 + 2 = 4.")
 class ServeConfig:
     """Options of ``rewardlab serve``."""
 
-    model: list[str] = opt(help="Reward model folder; several make an ensemble (see --aggregation).")
+    model: list[str] = opt(
+        help="Reward model folder, module:function, file.py:function, builtin:demo-gold, builtin:math "
+        "or a server URL (http://HOST/score, /get_reward, /classify, /pooling); several make an ensemble."
+    )
     host: str = opt("127.0.0.1", help="Interface to bind; anything but loopback needs --token-file.")
     port: int = opt(8000, help="Port.")
     token_file: str | None = opt(None, help="File holding the bearer token clients must send.")
@@ -108,8 +128,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def layout_of(model: Any, layout: str) -> str:
-    """The scoring layout ``model`` uses for ``layout``; raises at start-up if it cannot."""
+def layout_of(model: Any, layout: str) -> str | None:
+    """The scoring layout ``model`` uses for ``layout``; raises at start-up if it cannot.
+
+    ``None`` for a reward function or a remote server (no forward passes here).
+    """
+    if (getattr(model, "info", None) or {}).get("kind") in NOT_CHECKPOINTS:
+        return None
     if hasattr(model, "score_layout"):
         return str(model.score_layout(layout))
     if layout == "packed":
@@ -117,13 +142,25 @@ def layout_of(model: Any, layout: str) -> str:
     return "padded"
 
 
+#: Scorer kinds that are not checkpoints: no weights, layout or stored normalisation.
+NOT_CHECKPOINTS = ("function", "verifier", "remote")
+
+
 def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
-    """The model (or ensemble) to serve and what ``/info`` says about it."""
+    """The model (or ensemble) to serve and what ``/info`` says about it.
+
+    The score function's ``spread`` attribute (``None`` for a single model that is not an
+    embedding ensemble) gives the members' standard deviation per item, for
+    ``"return_uncertainty": true``. In an ensemble each
+    checkpoint is scored on the probe pair here (reward functions and servers may not judge an
+    arbitrary pair, so they are not probed).
+    """
     from rewardlab.models.ensemble import RewardEnsemble
-    from rewardlab.models.reward_model import RewardModel, dtype_choice, length_correction_of, resolve_device
+    from rewardlab.models.loading import load_reward
+    from rewardlab.models.reward_model import dtype_choice, length_correction_of, resolve_device
 
     load = {"device": cfg.device, "dtype": cfg.dtype, "attn_implementation": cfg.attn_implementation}
-    models = [RewardModel.from_pretrained(m, **load) for m in cfg.model]
+    models = [load_reward(m, **load) for m in cfg.model]
     for m in (m for m in models if hasattr(m, "embedder")):  # unique completions: cache in memory only
         m.embedder.cache_writes = False
     infos = [getattr(m, "info", {}) or {} for m in models]
@@ -131,6 +168,7 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
         {
             "path": path,
             "kind": i.get("kind", "orm"),
+            "url": i.get("url"),
             "method": i.get("method", "full"),
             "base_model": i.get("base_model", path),
             "max_length": i.get("max_length") or getattr(getattr(m, "encoder", None), "max_length", None),
@@ -144,6 +182,9 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
         }
         for path, m, i in zip(cfg.model, models, infos, strict=True)
     ]
+    for m, i in zip(models, infos, strict=True):
+        if i.get("kind") not in NOT_CHECKPOINTS and len(models) > 1:
+            probe(lambda p, r, m=m: m.score(p, r, batch_size=1))
     if cfg.normalize and not all(i.get("normalization") for i in infos):
         raise RewardlabError("--normalize: a model stores no reward normalisation in rewardlab.json")
     # one model, or the ensemble (which normalises its members by its own rule and ignores ``normalize``)
@@ -163,7 +204,16 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     def score(prompts: list[Any], responses: list[Any]) -> list[float]:
         return scorer.score(prompts, responses, **options)
 
+    spread = None
+    if isinstance(scorer, RewardEnsemble) or hasattr(scorer, "score_members"):
+        members = scorer if isinstance(scorer, RewardEnsemble) else RewardEnsemble([scorer])
+
+        def spread(prompts: list[Any], responses: list[Any]) -> list[float]:
+            return members.score_spread(prompts, responses, **options)
+
     info = {
+        "probe": len(models) == 1 and infos[0].get("kind") not in NOT_CHECKPOINTS,
+        "uncertainty": spread is not None,
         "models": described,
         "aggregation": cfg.aggregation if len(models) > 1 else None,
         "normalize": cfg.normalize,
@@ -179,6 +229,7 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
             "body_timeout_s": cfg.body_timeout_s,
         },
     }
+    score.spread = spread  # type: ignore[attr-defined]
     return score, info
 
 
@@ -203,6 +254,8 @@ def probe(score: Any) -> None:
 def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = None) -> Any:
     """The FastAPI app (models loaded here unless ``scorer`` = (score function, info) is given).
 
+    The score function's ``spread`` attribute, when it has one, answers ``"return_uncertainty"``.
+
     Raises:
         RewardlabError: an unusable token file, or a model that fails the start-up probe.
     """
@@ -211,8 +264,12 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
 
     token = read_token(cfg.token_file, is_loopback(cfg.host)) if cfg.token_file else None
     score, info = scorer or load_scorer(cfg)
-    probe(score)
+    spread = getattr(score, "spread", None)
+    if info.pop("probe", True):
+        probe(score)
     batcher = MicroBatcher(score, cfg.batch_window_ms / 1000, cfg.batch_size)
+    spreads = MicroBatcher(spread, cfg.batch_window_ms / 1000, cfg.batch_size) if spread else None
+    served = ", ".join(str(m.get("path", "")) for m in info.get("models", [])) or "rewardlab"
     # no /docs, /redoc or /openapi.json: they would be served without the token, /docs from a CDN
     app = FastAPI(title="rewardlab reward server", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = batcher
@@ -229,23 +286,38 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
             got[7:].encode("utf-8", "surrogateescape"), token.encode()
         )
 
-    async def handle(request: Request, parse: Any, shape: Any) -> JSONResponse:
+    async def handle(request: Request, parse: Any, shape: Any, with_std: bool = False) -> JSONResponse:
         if not authorised(request):
             return error(401, "missing or wrong bearer token")
         size = request.headers.get("content-length", "")
         if size.isdigit() and int(size) > cfg.max_body_bytes:
             return error(413, f"body of {size} bytes, over the limit of {cfg.max_body_bytes}")
         try:
-            prompts, responses = parse(await read_body(request.stream(), cfg), cfg)
+            body = await read_body(request.stream(), cfg)
+            prompts, responses = parse(body, cfg)
+            want_std = with_std and wants_uncertainty(body)
+            if want_std and spreads is None:
+                raise BadRequest(
+                    422, "return_uncertainty needs an ensemble (several --model, or an embedding ensemble)"
+                )
+            out = shape(body)  # a bad option of the answer's shape is a 4xx before any scoring
         except BadRequest as exc:
             return error(exc.status, exc.message)
         try:
-            rewards = await batcher.submit(prompts, responses)
+            if want_std and spreads is not None:
+                rewards, std = await asyncio.gather(
+                    batcher.submit(prompts, responses), spreads.submit(prompts, responses)
+                )
+            else:
+                rewards, std = await batcher.submit(prompts, responses), None
         except RewardlabError as exc:
             return error(422, str(exc))
         except ScoringFailed as exc:
             return error(exc.status, exc.message)
-        return JSONResponse(shape(rewards))
+        result = out(rewards)
+        if std is not None:
+            result["std"] = std
+        return JSONResponse(result)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -259,11 +331,52 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
 
     @app.post("/score")
     async def post_score(request: Request) -> JSONResponse:
-        return await handle(request, parse_score, lambda r: {"rewards": r})
+        return await handle(request, parse_score, lambda _b: lambda r: {"rewards": r}, with_std=True)
 
     @app.post("/get_reward")
     async def post_get_reward(request: Request) -> JSONResponse:
-        return await handle(request, parse_get_reward, lambda r: {"rewards": r, "scores": r})
+        return await handle(request, parse_get_reward, lambda _b: lambda r: {"rewards": r, "scores": r})
+
+    def pooled(kind: str) -> Any:
+        """The shape of a vLLM ``/classify`` or ``/pooling`` answer to a request body."""
+
+        def shape(body: Any) -> Any:
+            sigmoid = kind == "classify" and wants_activation(body)
+            model = body.get("model") if isinstance(body.get("model"), str) else served
+
+            def fill(rewards: list[float]) -> dict[str, Any]:
+                if kind == "classify":
+                    data = [
+                        {
+                            "index": i,
+                            "label": "reward",
+                            "probs": [1 / (1 + math.exp(-r)) if sigmoid else r],
+                            "num_classes": 1,
+                        }
+                        for i, r in enumerate(rewards)
+                    ]
+                else:
+                    data = [{"index": i, "object": "pooling", "data": [r]} for i, r in enumerate(rewards)]
+                return {
+                    "id": f"{kind}-{uuid.uuid4().hex}",
+                    "object": "list",
+                    "created": int(time.time()),
+                    "model": model,
+                    "data": data,
+                    "usage": {"prompt_tokens": 0, "total_tokens": 0, "completion_tokens": 0},
+                }
+
+            return fill
+
+        return shape
+
+    for kind in ("classify", "pooling"):
+
+        async def post_pooled(request: Request, kind: str = kind) -> JSONResponse:
+            return await handle(request, parse_pooling, pooled(kind))
+
+        app.post(f"/{kind}")(post_pooled)
+        app.post(f"/v1/{kind}")(post_pooled)
 
     return app
 

@@ -1,0 +1,263 @@
+"""A reward server reached by URL, scored like any reward model (``--model http://host:port/PATH``).
+
+The URL's path says the protocol:
+
+- ``/score``: another ``rewardlab serve`` (``{"prompts", "responses"}`` → ``{"rewards"}``; chat
+  messages go as they are);
+- ``/get_reward``: OpenRLHF's remote reward model (``{"query": [prompt + response], "prompts"}`` →
+  ``{"rewards"}``; plain text only);
+- ``/classify`` and ``/pooling`` (also under ``/v1/``): vLLM's and SGLang's pooling servers. By
+  default each item goes as a chat request, ``{"messages": prompt + [assistant response]}`` (a
+  plain-text prompt becomes one user message), so the server applies the reward model's chat
+  template; with ``input=text`` items go in batches as ``{"input": [prompt + response]}``, text the
+  client has already rendered. ``/classify`` asks for raw scores (``use_activation: false``) and
+  reads ``probs[-1]``; ``/pooling`` reads the last number of each output (a per-token output's last
+  token).
+
+Options follow the URL after ``#`` (never sent to the server): ``token_env=VAR`` or
+``token_file=PATH`` (default: the ``REWARDLAB_REMOTE_TOKEN`` environment variable, if set),
+``timeout=60`` (seconds per request), ``retries=3`` (on connection errors, timeouts, 429 and 5xx,
+with exponential back-off from ``backoff=0.5`` s), ``concurrency=4`` (requests in flight),
+``batch=64`` (items per request), ``model=NAME`` (the ``model`` field of vLLM requests) and
+``input=chat|text``. A failure is one line naming the URL and the HTTP status.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from rewardlab.data.schema import Text, is_messages
+from rewardlab.errors import RewardlabError
+from rewardlab.models.functions import check_rewards
+from rewardlab.models.reward_model import PairScoring
+
+PROTOCOLS = ("score", "get_reward", "classify", "pooling")
+TOKEN_ENV = "REWARDLAB_REMOTE_TOKEN"
+_OPTIONS = {
+    "token_env",
+    "token_file",
+    "timeout",
+    "retries",
+    "backoff",
+    "concurrency",
+    "batch",
+    "model",
+    "input",
+}
+#: Statuses worth another try: the server is busy or broken for now, not the request.
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+
+
+def is_url(spec: str) -> bool:
+    """True for an ``http://`` or ``https://`` reward spec."""
+    return spec.startswith(("http://", "https://"))
+
+
+def _number(params: dict[str, str], key: str, default: float, spec: str, low: float) -> float:
+    if key not in params:
+        return default
+    try:
+        value = float(params[key])
+    except ValueError:
+        value = float("nan")
+    if not value >= low:
+        raise RewardlabError(f"{spec}: option {key}={params[key]!r} must be a number >= {low:g}")
+    return value
+
+
+def _read_token(params: dict[str, str], spec: str) -> str | None:
+    if "token_file" in params:
+        path = params["token_file"]
+        try:
+            token = open(path, encoding="utf-8").read().strip()  # noqa: SIM115, PTH123 - one read
+        except OSError as exc:
+            raise RewardlabError(f"{spec}: token_file {path}: {exc.strerror or exc}") from None
+        if not token:
+            raise RewardlabError(f"{spec}: token_file {path} is empty")
+        return token
+    env = params.get("token_env", TOKEN_ENV)
+    token = os.environ.get(env, "").strip()
+    if "token_env" in params and not token:
+        raise RewardlabError(f"{spec}: the environment variable {env} is not set")
+    return token or None
+
+
+def _message(response: Any) -> str:
+    """The server's own error message, short."""
+    try:
+        body = response.json()
+        msg = (
+            body.get("error") or body.get("message") or body.get("detail") if isinstance(body, dict) else body
+        )
+    except ValueError:
+        msg = response.text
+    text = " ".join(str(msg).split())
+    return text[:300] + (" ..." if len(text) > 300 else "")
+
+
+def last_number(value: Any) -> float:
+    """A pooling output's reward: the number itself, or the last of a list (per token: the last token's)."""
+    while isinstance(value, list) and value:
+        value = value[-1] if isinstance(value[-1], list) or len(value) > 1 else value[0]
+    if isinstance(value, list):
+        raise ValueError("an empty output")
+    return float(value)
+
+
+class RemoteReward(PairScoring):
+    """Rewards from a server, by URL (see the module doc for the protocols and options)."""
+
+    def __init__(self, spec: str) -> None:
+        base, _, fragment = spec.partition("#")
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise RewardlabError(f"{spec}: not an http(s) URL")
+        protocol = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        if protocol not in PROTOCOLS:
+            raise RewardlabError(
+                f"{base}: the path must end with /{', /'.join(PROTOCOLS)} (it says which protocol to speak)"
+            )
+        params = {k: v[-1] for k, v in parse_qs(fragment, keep_blank_values=True).items()}
+        unknown = set(params) - _OPTIONS
+        if unknown:
+            raise RewardlabError(
+                f"{spec}: unknown option {sorted(unknown)[0]!r} (use {', '.join(sorted(_OPTIONS))})"
+            )
+        self.url, self.protocol = base, protocol
+        self.timeout = _number(params, "timeout", 60.0, base, 0.001)
+        self.retries = int(_number(params, "retries", 3, base, 0))
+        self.backoff = _number(params, "backoff", 0.5, base, 0)
+        self.concurrency = int(_number(params, "concurrency", 4, base, 1))
+        self.batch = int(_number(params, "batch", 64, base, 1))
+        self.model = params.get("model")
+        self.input = params.get("input", "chat")
+        if self.input not in ("chat", "text"):
+            raise RewardlabError(f"{base}: option input must be chat or text")
+        token = _read_token(params, base)
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.info = {"kind": "remote", "method": protocol, "path": base, "url": base}
+        #: Requests sent and retried, for reports and tests.
+        self.requests = self.retried = 0
+
+    # ---------------------------------------------------------------- requests
+
+    def _post(self, client: Any, body: dict[str, Any]) -> Any:
+        """The JSON answer to one request, with retries; a one-line error naming the URL otherwise."""
+        import httpx
+
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            self.requests += 1
+            try:
+                response = client.post(self.url, json=body, headers=self.headers, timeout=self.timeout)
+            except httpx.TimeoutException:
+                problem = f"no answer within {self.timeout:g} s"
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise RewardlabError(f"{self.url}: HTTP 200 but the body is not JSON") from None
+                problem = f"HTTP {response.status_code}: {_message(response)}"
+                if response.status_code not in RETRY_STATUSES:
+                    raise RewardlabError(f"{self.url}: {problem}")
+            if last:
+                tries = f"{self.retries + 1} tries" if self.retries else "1 try"
+                raise RewardlabError(f"{self.url}: {problem} (after {tries})")
+            self.retried += 1
+            time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _bodies(self, prompts: list[Text], responses: list[Text]) -> list[tuple[list[int], dict[str, Any]]]:
+        """(item indices, request body) of every request needed."""
+        n = len(prompts)
+        extra = {"model": self.model} if self.model else {}
+        if self.protocol in ("classify", "pooling") and self.input == "chat":
+            out = []
+            for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
+                conv = list(p) if is_messages(p) else [{"role": "user", "content": p}]
+                conv += list(r) if is_messages(r) else [{"role": "assistant", "content": r}]
+                body = {**extra, "messages": conv}
+                if self.protocol == "classify":
+                    body["use_activation"] = False
+                out.append(([i], body))
+            return out
+        out = []
+        for start in range(0, n, self.batch):
+            idx = list(range(start, min(n, start + self.batch)))
+            ps, rs = [prompts[i] for i in idx], [responses[i] for i in idx]
+            if self.protocol == "score":
+                out.append((idx, {"prompts": ps, "responses": rs}))
+                continue
+            if any(is_messages(t) for t in ps + rs):
+                raise RewardlabError(
+                    f"{self.url}: /{self.protocol} with input=text takes plain text, not chat messages"
+                    + (" (use input=chat)" if self.protocol != "get_reward" else "")
+                )
+            texts = [p + r for p, r in zip(ps, rs, strict=True)]  # type: ignore[operator]
+            if self.protocol == "get_reward":
+                out.append((idx, {"query": texts, "prompts": ps}))
+            else:
+                body = {**extra, "input": texts}
+                if self.protocol == "classify":
+                    body["use_activation"] = False
+                out.append((idx, body))
+        return out
+
+    def _read(self, answer: Any, n: int) -> list[Any]:
+        """The ``n`` rewards in one answer."""
+        if not isinstance(answer, dict):
+            raise RewardlabError(f"{self.url}: the answer is not a JSON object")
+        if self.protocol in ("score", "get_reward"):
+            rewards = answer.get("rewards", answer.get("scores"))
+            if not isinstance(rewards, list):
+                raise RewardlabError(f"{self.url}: the answer has no 'rewards' list")
+            return rewards
+        data = answer.get("data")
+        if not isinstance(data, list) or len(data) != n:
+            raise RewardlabError(f"{self.url}: the answer's 'data' is not a list of {n} results")
+        out: list[Any] = [None] * n
+        for k, item in enumerate(data):
+            try:
+                at = int(item.get("index", k))
+                out[at] = item["probs"][-1] if self.protocol == "classify" else last_number(item["data"])
+            except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+                raise RewardlabError(
+                    f"{self.url}: cannot read result {k} ({type(exc).__name__}: {exc})"
+                ) from None
+        return out
+
+    def score(self, prompts: Sequence[Text], responses: Sequence[Text], **options: Any) -> list[float]:
+        """One reward per (prompt, response) from the server; requests run ``concurrency`` at a time.
+
+        ``normalize`` and ``length_correction=True`` are refused (those are the server's to apply);
+        other options are ignored.
+        """
+        import httpx
+
+        if options.get("normalize"):
+            raise RewardlabError(
+                f"{self.url}: normalisation is the server's (e.g. rewardlab serve --normalize)"
+            )
+        if options.get("length_correction"):
+            raise RewardlabError(f"{self.url}: a length correction is the server's to apply")
+        if len(prompts) != len(responses):
+            raise RewardlabError(f"{len(prompts)} prompts but {len(responses)} responses")
+        prompts, responses = list(prompts), list(responses)
+        bodies = self._bodies(prompts, responses)
+        rewards: list[Any] = [None] * len(prompts)
+        limits = httpx.Limits(max_connections=self.concurrency)
+        with httpx.Client(limits=limits) as client, ThreadPoolExecutor(self.concurrency) as pool:
+            answers = pool.map(lambda job: self._post(client, job[1]), bodies)
+            for (idx, _), answer in zip(bodies, answers, strict=True):
+                got = check_rewards(self._read(answer, len(idx)), len(idx), self.url)
+                for i, r in zip(idx, got, strict=True):
+                    rewards[i] = r
+        return rewards

@@ -1,0 +1,453 @@
+"""Any reward, anywhere (issue 20): reward functions, verifiers and remote servers as ``--model``.
+
+The remote protocols are tested against a real ``rewardlab serve`` process on a loopback port
+(round trip equals local scoring); retries, timeouts and concurrency against small stub servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rewardlab.cli import main
+from rewardlab.errors import RewardlabError
+from rewardlab.models.ensemble import RewardEnsemble
+from rewardlab.models.functions import load_function, reference_answer
+from rewardlab.models.loading import load_reward, reward_kind
+from rewardlab.models.remote import RemoteReward, last_number
+from rewardlab.models.reward_model import RewardModel
+
+GSM8K = "gsm8k-model-solutions/example_model_solutions.jsonl"
+SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+
+REWARD_FILE = """
+def length_reward(prompts, completions, **kwargs):
+    return [float(len(c if isinstance(c, str) else c[-1]["content"])) for c in completions]
+
+def word_reward(prompts, completions, **kwargs):
+    return [float(len(c.split())) for c in completions]
+
+def broken(prompts, completions, **kwargs):
+    return [1.0] * (len(completions) - 1)
+
+def not_finite(prompts, completions, **kwargs):
+    return [float("nan")] * len(completions)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def reward_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fn") / "my_rewards.py"
+    path.write_text(REWARD_FILE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(tiny_models, tmp_path_factory):
+    """A real ``rewardlab serve`` process with the tiny LLaMA, a token, on a free loopback port."""
+    token = tmp_path_factory.mktemp("tok") / "token"
+    token.write_text("s3cret-token\n")
+    port = free_port()
+    cmd = [sys.executable, "-m", "rewardlab", "serve", "--model", str(tiny_models["llama"])]
+    cmd += ["--port", str(port), "--token-file", str(token), "--dtype", "float32", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"rewardlab serve exited: {proc.stderr.read()}")
+            time.sleep(0.1)
+    yield base, token
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def local(tiny_models):
+    return RewardModel.from_pretrained(tiny_models["llama"], dtype="float32", device="cpu")
+
+
+def _pairs(demo_rows, n=6):
+    return [r["prompt"] for r in demo_rows[:n]], [r["chosen"] for r in demo_rows[:n]]
+
+
+def _as_chat(prompts, responses):
+    return (
+        [[{"role": "user", "content": p}] for p in prompts],
+        [[{"role": "assistant", "content": r}] for r in responses],
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "options", "expected_form"),
+    [
+        ("/score", "", "pairs"),
+        ("/get_reward", "", "pairs"),
+        ("/classify", "", "chat"),
+        ("/v1/classify", "&input=text&batch=4", "text"),
+        ("/pooling", "", "chat"),
+        ("/v1/pooling", "&input=text&model=rm", "text"),
+    ],
+)
+def test_every_protocol_round_trip_equals_local_scoring(
+    served, local, demo_rows, path, options, expected_form
+):
+    base, token = served
+    prompts, responses = _pairs(demo_rows)
+    remote = load_reward(f"{base}{path}#token_file={token}{options}")
+    assert reward_kind(f"{base}{path}") == "remote" and remote.info["kind"] == "remote"
+    got = remote.score(prompts, responses, batch_size=2, device="cuda", layout="packed")  # ignored options
+    if expected_form == "pairs":
+        want = local.score(prompts, responses)
+    elif expected_form == "chat":  # a plain prompt goes as one user message, the response as the assistant's
+        want = local.score(*_as_chat(prompts, responses))
+    else:  # rendered text, scored whole
+        want = local.score([""] * len(prompts), [p + r for p, r in zip(prompts, responses, strict=True)])
+    assert got == pytest.approx(want, abs=1e-5)
+    assert len(set(got)) > 1  # the model tells the responses apart: not a constant answer
+
+
+def test_chat_messages_round_trip_through_score(served, local, demo_rows):
+    base, token = served
+    prompts, responses = _as_chat(*_pairs(demo_rows, 3))
+    remote = RemoteReward(f"{base}/score#token_file={token}")
+    assert remote.score(prompts, responses) == pytest.approx(local.score(prompts, responses), abs=1e-5)
+
+
+def test_token_from_env_and_a_refused_token_is_one_error_naming_url_and_status(
+    served, demo_rows, monkeypatch
+):
+    base, _ = served
+    prompts, responses = _pairs(demo_rows, 2)
+    monkeypatch.setenv("MY_RM_TOKEN", "s3cret-token")
+    assert len(RemoteReward(f"{base}/score#token_env=MY_RM_TOKEN").score(prompts, responses)) == 2
+    monkeypatch.setenv("REWARDLAB_REMOTE_TOKEN", "wrong")
+    remote = RemoteReward(f"{base}/score#backoff=0")
+    with pytest.raises(
+        RewardlabError, match=r"127\.0\.0\.1:\d+/score: HTTP 401: missing or wrong bearer token"
+    ):
+        remote.score(prompts, responses)
+    assert remote.requests == 1  # a 401 is not retried
+    monkeypatch.delenv("MY_RM_TOKEN")
+    with pytest.raises(RewardlabError, match="MY_RM_TOKEN is not set"):
+        RemoteReward(f"{base}/score#token_env=MY_RM_TOKEN")
+
+
+class _Stub(BaseHTTPRequestHandler):
+    """Answers /score: ``fail`` times 503 first, waits ``delay`` s, counts requests in flight."""
+
+    fail = 0
+    delay = 0.0
+    lock = threading.Lock()
+    in_flight = peak = calls = 0
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        cls = type(self)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with cls.lock:
+            cls.calls += 1
+            cls.in_flight += 1
+            cls.peak = max(cls.peak, cls.in_flight)
+            failing = cls.fail > 0
+            cls.fail -= 1
+        time.sleep(cls.delay)
+        with cls.lock:
+            cls.in_flight -= 1
+        if failing:
+            out, status = {"error": "busy"}, 503
+        else:
+            out, status = {"rewards": [float(len(r)) for r in body["responses"]]}, 200
+        data = json.dumps(out).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client gave up (timeout test)
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub():
+    handler = type("Stub", (_Stub,), {"lock": threading.Lock()})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/score", handler
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_retries_with_backoff_then_success_and_then_a_clear_failure(stub):
+    url, handler = stub
+    handler.fail = 2
+    remote = RemoteReward(f"{url}#retries=3&backoff=0.05")
+    start = time.monotonic()
+    assert remote.score(["p", "p"], ["ab", "abcd"]) == [2.0, 4.0]
+    assert remote.retried == 2 and time.monotonic() - start >= 0.05 + 0.1  # back-off doubles
+    handler.fail = 100
+    with pytest.raises(RewardlabError, match=r"/score: HTTP 503: busy \(after 3 tries\)"):
+        RemoteReward(f"{url}#retries=2&backoff=0").score(["p"], ["r"])
+
+
+def test_timeout_is_one_line_and_concurrency_and_batching_are_bounded(stub):
+    url, handler = stub
+    handler.delay = 0.5
+    with pytest.raises(RewardlabError, match=r"no answer within 0\.1 s \(after 1 try\)"):
+        RemoteReward(f"{url}#timeout=0.1&retries=0").score(["p"], ["r"])
+    for _ in range(100):  # the timed-out request is still being answered: let it end
+        if handler.in_flight == 0:
+            break
+        time.sleep(0.05)
+    handler.delay, handler.peak, handler.calls = 0.05, 0, 0
+    remote = RemoteReward(f"{url}#batch=2&concurrency=3")
+    assert remote.score(["p"] * 20, ["x" * k for k in range(1, 21)]) == [float(k) for k in range(1, 21)]
+    assert handler.calls == 10 and 1 < handler.peak <= 3
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("http://127.0.0.1:1/reward", "path must end with"),
+        ("http://127.0.0.1:1/score#retry=3", "unknown option 'retry'"),
+        ("http://127.0.0.1:1/score#timeout=0", "timeout='0' must be a number"),
+        ("http://127.0.0.1:1/classify#input=tokens", "input must be chat or text"),
+        ("builtin:nope", "no such built-in reward"),
+        ("builtin:math?refs=x", "unknown option 'refs'"),
+        ("no_such_module_xyz:fn", "cannot import no_such_module_xyz"),
+        ("rewardlab.models.functions:nothing_here", "has no function nothing_here"),
+        ("missing/file.py:fn", "no such file"),
+    ],
+)
+def test_bad_specs_are_one_line_errors(spec, words):
+    with pytest.raises(RewardlabError, match=words):
+        load_reward(spec)
+
+
+def test_connection_refused_names_the_url():
+    with pytest.raises(RewardlabError, match=r"http://127\.0\.0\.1:1/pooling: ConnectError.*after 2 tries"):
+        RemoteReward("http://127.0.0.1:1/pooling#retries=1&backoff=0").score(["p"], ["r"])
+
+
+def test_pooling_output_shapes():
+    assert last_number(1.5) == 1.5 and last_number([2.0]) == 2.0
+    assert last_number([[0.1], [0.2], [0.7]]) == 0.7  # per token: the last token's
+    assert last_number([0.1, 0.2, 0.9]) == 0.9
+    with pytest.raises(ValueError):
+        last_number([])
+
+
+def test_python_reward_functions_from_a_file_and_a_module(reward_file):
+    fn = load_reward(f"{reward_file}:length_reward")
+    chat = [[{"role": "assistant", "content": "four"}]]
+    assert fn.score(["p", "q"], ["abc", "hello"], normalize=False, layout="packed") == [3.0, 5.0]
+    assert fn.score([[{"role": "user", "content": "q"}]], chat) == [4.0]
+    assert fn.info == {"kind": "function", "method": "python", "path": f"{reward_file}:length_reward"}
+    gold = load_reward("rewardlab.models.functions:demo_gold")
+    assert gold.score(["What is 2 + 3?"], ["The answer is 5."]) == [1.0]
+    with pytest.raises(RewardlabError, match="returned 1 rewards for 2 items"):
+        load_reward(f"{reward_file}:broken").score(["p", "q"], ["a", "b"])
+    with pytest.raises(RewardlabError, match="returned nan for item 0, not a finite number"):
+        load_reward(f"{reward_file}:not_finite").score(["p"], ["a"])
+    with pytest.raises(RewardlabError, match="stores no reward normalisation"):
+        fn.score(["p"], ["a"], normalize=True)
+
+
+def test_builtin_demo_gold_is_the_demo_gold_reward(demo_rows):
+    from rewardlab.data.demo import gold_reward
+
+    gold = load_function("builtin:demo-gold")
+    rows = demo_rows[:20]
+    got = gold.score([r["prompt"] for r in rows], [r["chosen"] for r in rows])
+    assert got == [gold_reward(r["prompt"], r["chosen"]) for r in rows]
+    assert gold.info["kind"] == "verifier"
+    with pytest.raises(RewardlabError, match="judges demo prompts only: item 0"):
+        gold.score(["Write a haiku."], ["ok"])
+
+
+def test_math_verify_agrees_with_gsm8k_labels(shared_data, tmp_path):
+    path = shared_data / GSM8K
+    if not path.is_file():
+        pytest.skip(f"{GSM8K} is absent")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    prompts = [r["question"] for r in rows for _ in SOLVERS]
+    solutions = [r[s]["solution"] for r in rows for s in SOLVERS]
+    labels = [r[s]["is_correct"] for r in rows for s in SOLVERS]
+    math = load_reward(f"builtin:math?references={path}")
+    rewards = math.score(prompts, solutions)
+    agree = sum((r == 1.0) == y for r, y in zip(rewards, labels, strict=True)) / len(labels)
+    print(f"math-verify vs GSM8K is_correct: {agree:.4f} agreement on {len(labels)} solutions")
+    assert agree >= 0.98 and 0.1 < sum(rewards) / len(rewards) < 0.9
+    # TRL style: the reference comes from a dataset column, here GSM8K's "#### 18" form
+    assert math.fn(["q", "q"], ["so the answer is 18", "it is 17"], answer=["... #### 18"] * 2) == [1.0, 0.0]
+    assert reference_answer("work\nA: 18") == "18" and reference_answer("x #### 1,000") == "1,000"
+    with pytest.raises(RewardlabError, match="no reference answer for prompt 0"):
+        math.score(["What is 2 + 2?"], ["4"])
+    with pytest.raises(RewardlabError, match="needs reference answers"):
+        load_reward("builtin:math").score(["q"], ["4"])
+
+
+def test_ensemble_of_a_checkpoint_and_a_function(local, reward_file, demo_rows):
+    prompts, responses = _pairs(demo_rows, 4)
+    fn = load_reward(f"{reward_file}:length_reward")
+    ens = RewardEnsemble([local, fn], normalize=False)
+    lengths = [float(len(r)) for r in responses]
+    want = [(a + b) / 2 for a, b in zip(local.score(prompts, responses), lengths, strict=True)]
+    assert ens.score(prompts, responses) == pytest.approx(want, abs=1e-5)
+    # by default a function member keeps its scale; asked explicitly, it refuses normalisation
+    with pytest.raises(RewardlabError, match="stores no reward normalisation"):
+        RewardEnsemble([fn, fn], normalize=True).score(prompts, responses)
+    assert RewardEnsemble([fn, fn]).score(prompts, responses) == lengths
+
+
+def test_cli_score_bon_and_eval_take_a_function(reward_file, demo_file, tmp_path, capsys):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": "p", "response": "x" * k}) + "\n" for k in (3, 1, 2)))
+    out = tmp_path / "scores.jsonl"
+    assert (
+        main(["score", "--model", f"{reward_file}:length_reward", "--data", str(rows), "--out", str(out)])
+        == 0
+    )
+    assert [json.loads(line)["reward"] for line in out.read_text().splitlines()] == [3.0, 1.0, 2.0]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(
+        json.dumps({"prompt": "What is 2 + 3?", "responses": ["It is 6.", "It is 5.", "No."]}) + "\n"
+    )
+    best = tmp_path / "best.jsonl"
+    assert main(["bon", "--model", "builtin:demo-gold", "--candidates", str(pool), "--out", str(best)]) == 0
+    assert "It is 5." in best.read_text()
+    ev = tmp_path / "eval"
+    assert main(["eval", "--model", "builtin:demo-gold", "--data", str(demo_file), "--out", str(ev)]) == 0
+    metrics = json.loads((ev / "metrics.json").read_text())
+    record = next(iter(metrics["models"].values()))
+    assert record["kind"] == "verifier" and record["method"] == "builtin:demo-gold"
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                f"{reward_file}:broken",
+                "--data",
+                str(demo_file),
+                "--out",
+                str(tmp_path / "e2"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "error:" in err and "returned" in err and "Traceback" not in err
+
+
+def test_serve_an_ensemble_of_functions_with_uncertainty(reward_file, demo_rows):
+    from fastapi.testclient import TestClient
+
+    from rewardlab.serving.server import ServeConfig, create_app
+
+    prompts, responses = _pairs(demo_rows, 3)
+    cfg = ServeConfig(model=[f"{reward_file}:length_reward", f"{reward_file}:word_reward"])
+    client = TestClient(create_app(cfg))
+    info = client.get("/info").json()
+    assert [m["kind"] for m in info["models"]] == ["function", "function"] and info["uncertainty"] is True
+    out = client.post("/score", json={"prompts": prompts, "responses": responses, "return_uncertainty": True})
+    chars = [float(len(r)) for r in responses]
+    words = [float(len(r.split())) for r in responses]
+    assert out.status_code == 200, out.json()
+    assert out.json()["std"] == pytest.approx([abs(a - b) / 2 for a, b in zip(chars, words, strict=True)])
+    assert out.json()["rewards"] == pytest.approx([(a + b) / 2 for a, b in zip(chars, words, strict=True)])
+    plain = client.post("/score", json={"prompts": prompts, "responses": responses})
+    assert "std" not in plain.json() and plain.json()["rewards"] == out.json()["rewards"]
+    bad = client.post(
+        "/score", json={"prompts": prompts, "responses": responses, "return_uncertainty": "yes"}
+    )
+    assert bad.status_code == 422 and "return_uncertainty" in bad.json()["error"]
+
+    single = TestClient(create_app(ServeConfig(model=[f"{reward_file}:length_reward"])))
+    assert single.get("/info").json()["models"][0]["layout"] is None
+    refused = single.post("/score", json={"prompts": ["p"], "responses": ["r"], "return_uncertainty": True})
+    assert refused.status_code == 422 and "needs an ensemble" in refused.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "words"),
+    [
+        ("/classify", {"input": [1, 2, 3]}, 422, "token ids are not accepted"),
+        ("/classify", {"input": [""]}, 422, "input[0]: empty text"),
+        ("/pooling", {"model": "m"}, 422, "needs 'input'"),
+        ("/pooling", {"messages": [{"role": "user", "content": "hi"}]}, 422, "ending with an assistant"),
+        ("/classify", {"input": "x", "use_activation": "no"}, 422, "'use_activation' must be true or false"),
+        ("/v1/pooling", {"input": ["x"] * 300}, 413, "300 items"),
+    ],
+)
+def test_vllm_endpoints_validate_like_score(reward_file, path, body, status, words):
+    from fastapi.testclient import TestClient
+
+    from rewardlab.serving.server import ServeConfig, create_app
+
+    client = TestClient(create_app(ServeConfig(model=[f"{reward_file}:length_reward"])))
+    got = client.post(path, json=body)
+    assert got.status_code == status and words in got.json()["error"], got.json()
+
+
+def test_vllm_answer_shapes(reward_file):
+    from fastapi.testclient import TestClient
+
+    from rewardlab.serving.server import ServeConfig, create_app
+
+    client = TestClient(create_app(ServeConfig(model=[f"{reward_file}:length_reward"])))
+    out = client.post("/classify", json={"model": "rm", "input": ["ab", "abcd"]}).json()
+    assert out["object"] == "list" and out["model"] == "rm" and out["id"].startswith("classify-")
+    assert [d["probs"] for d in out["data"]] == [[2.0], [4.0]] and out["data"][1]["index"] == 1
+    sig = client.post("/classify", json={"input": "ab", "use_activation": True}).json()
+    assert sig["data"][0]["probs"][0] == pytest.approx(1 / (1 + 2.718281828459045**-2.0))
+    chat = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "abc"}]
+    pooled = client.post("/pooling", json={"messages": chat}).json()
+    assert pooled["data"] == [{"index": 0, "object": "pooling", "data": [3.0]}]
+
+
+def test_diagnose_accepts_a_function_model(demo_file, tmp_path):
+    out = tmp_path / "diag"
+    code = main(
+        ["diagnose", "--model", "builtin:demo-gold", "--data", str(demo_file), "--out", str(out)]
+        + ["--max-responses", "40", "--probes", "filler", "--probes", "refusal"]
+    )
+    assert code == 0
+    report = json.loads((out / "diagnostics.json").read_text())
+    assert report["model_kinds"] == ["verifier"]
+
+
+def test_serve_process_refuses_a_bad_model_spec_in_one_line():
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rewardlab", "serve", "--model", "builtin:nope", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 2 and "error: builtin:nope: no such built-in reward" in proc.stderr
+    assert "Traceback" not in proc.stderr
