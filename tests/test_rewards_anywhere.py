@@ -451,3 +451,57 @@ def test_serve_process_refuses_a_bad_model_spec_in_one_line():
     )
     assert proc.returncode == 2 and "error: builtin:nope: no such built-in reward" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _post(url, body, token):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def test_integration_snippets_work_against_a_real_server(served, local, tiny_models, demo_rows, tmp_path):
+    import re
+
+    from rewardlab.serving.integration import PROMPT, render_integration
+
+    base, token_file = served
+    token = token_file.read_text().strip()
+    info = {"kind": "orm", "method": "full", "base_model": "tiny", "max_length": 64}
+    notes = render_integration(tiny_models["llama"], info)
+    calls = re.findall(r"curl -s localhost:8000(\S+) .*\\\n\s+-d '(.*)'", notes)
+    paths = [path for path, _ in calls]
+    assert paths == ["/score", "/score", "/get_reward", "/classify", "/v1/classify", "/pooling"]
+    chat = local.score([[{"role": "user", "content": PROMPT}]], [[{"role": "assistant", "content": "4"}]])
+    want = {
+        "/score": local.score([PROMPT], ["4"]),
+        "/get_reward": local.score([PROMPT + " "], ["4"]),
+        "/classify": chat,
+        "/v1/classify": local.score([""], [PROMPT + " 4"]),
+        "/pooling": local.score([""], [PROMPT + " 4"]),
+    }
+    for path, body in calls:
+        status, out = _post(base + path, json.loads(body), token)
+        got = out.get("rewards") or [d.get("probs", d.get("data"))[0] for d in out["data"]]
+        assert status == 200 and got == pytest.approx(want[path], abs=1e-5), path
+    # and the eval line: the server as --model
+    rows = tmp_path / "pairs.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in demo_rows[:12]))
+    out = tmp_path / "eval-http"
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                f"{base}/score#token_file={token_file}",
+                "--data",
+                str(rows),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    record = next(iter(json.loads((out / "metrics.json").read_text())["models"].values()))
+    assert record["kind"] == "remote" and record["method"] == "score"

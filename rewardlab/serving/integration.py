@@ -1,12 +1,15 @@
 """``INTEGRATION.md``: working snippets for one checkpoint, written next to it at training time.
 
 It covers plain transformers loading (where the checkpoint is a transformers model), the rewardlab
-API, a TRL GRPO reward function, OpenRLHF's ``--remote_rm_url``, best-of-N, and serving the same
-checkpoint with vLLM's pooling ("reward") task behind the same request shape.
+API, a TRL GRPO reward function, OpenRLHF's ``--remote_rm_url``, best-of-N, every protocol of
+``rewardlab serve`` (``/score``, ``/get_reward``, vLLM's ``/classify`` and ``/pooling``, ensemble
+uncertainty), any reward (a server URL, a Python function, a verifier) as ``--model``, and serving
+the same checkpoint with vLLM's pooling ("reward") task behind the same request shape.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,65 @@ def _section(title: str, code: list[str] | None = None, lang: str = "python", te
     return lines + ([text, ""] if text else [])
 
 
+#: The example pair of the protocol snippets.
+PROMPT = "What is 2 + 2?"
+
+
+def _curl(path: str, body: dict[str, Any]) -> list[str]:
+    """A ``curl`` call of the local server (the JSON body on one line, for copying)."""
+    return [
+        f"curl -s localhost:8000{path} -H 'Content-Type: application/json' \\",
+        f"     -d '{json.dumps(body, ensure_ascii=False)}'",
+    ]
+
+
+def protocol_section(d: str, response: str) -> list[str]:
+    """Every request shape ``rewardlab serve`` answers, each as a working ``curl`` call."""
+    chat = [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": response}]
+    text = f"{PROMPT} {response}"
+    code = [
+        '# rewardlab\'s shape (chat messages too: {"messages": [[user message, assistant message]]})',
+        *_curl("/score", {"prompts": [PROMPT], "responses": [response]}),
+        "# OpenRLHF (--remote_rm_url http://127.0.0.1:8000/get_reward): each query is prompt + response",
+        *_curl("/get_reward", {"query": [PROMPT + " " + response], "prompts": [PROMPT + " "]}),
+        "# vLLM / SGLang clients (verl's reward loop): the chat form, one conversation per request",
+        *_curl("/classify", {"model": "rm", "messages": chat}),
+        "# the completion form: texts you rendered, each scored whole (also under /v1/)",
+        *_curl("/v1/classify", {"model": "rm", "input": [text], "use_activation": False}),
+        *_curl("/pooling", {"model": "rm", "input": [text]}),
+    ]
+    note = (
+        "Each answers in its protocol's shape: `rewards` (`/score`, `/get_reward`), `data[i].probs[0]` "
+        '(`/classify`: the raw reward; `"use_activation": true` gives its sigmoid) or `data[i].data[0]` '
+        f"(`/pooling`). Served with several models (`rewardlab serve --model {d} --model OTHER`), "
+        '`/score` with `"return_uncertainty": true` adds `"std"`, the members\' spread for each item. '
+        'With `--token-file`, send `-H "Authorization: Bearer $(cat TOKEN)"`.'
+    )
+    return _section("Every protocol of the server", code, "bash", note)
+
+
+def any_reward_section(d: str) -> list[str]:
+    """A server, a Python function or a verifier as ``--model``, exactly as a checkpoint."""
+    code = [
+        "# a server by URL (the path names the protocol: /score, /get_reward, /classify, /pooling)",
+        "rewardlab eval --model 'http://127.0.0.1:8000/score#token_file=TOKEN' \\",
+        "     --data heldout.jsonl --out eval-http",
+        "# options after '#': token_env=VAR, token_file=PATH, timeout=60, retries=3, backoff=0.5,",
+        "# concurrency=4, batch=64, model=NAME, input=chat|text (default token: $REWARDLAB_REMOTE_TOKEN)",
+        "# a TRL-style reward function, the demo world's gold, or maths answers checked by math-verify",
+        f"rewardlab eval --model {d} --model my_rewards.py:length_penalty \\",
+        "     --data heldout.jsonl --out eval-mix",
+        "rewardlab diagnose --model builtin:demo-gold --data heldout.jsonl --gold demo --out diag-gold",
+        "rewardlab bon --model 'builtin:math?references=gsm8k.jsonl' \\",
+        "     --candidates gsm8k.jsonl --out best.jsonl",
+    ]
+    note = (
+        "A function takes `(prompts, completions, **kwargs)` and returns one float per completion, "
+        "as TRL's `reward_funcs`. Device, dtype and layout options apply to checkpoints only."
+    )
+    return _section("Any reward as a model", code, "bash", note)
+
+
 def _serving_sections(d: str, serve_flags: str, response: str, note: str, bon: list[str]) -> list[str]:
     """The HTTP server / OpenRLHF and best-of-N sections, which every checkpoint kind has."""
     body = '{"prompts": ["What is 2 + 2?"], "responses": [' + response + "]}"
@@ -30,7 +92,12 @@ def _serving_sections(d: str, serve_flags: str, response: str, note: str, bon: l
         f"     -d '{body}'",
         "# OpenRLHF: --remote_rm_url http://127.0.0.1:8000/get_reward",
     ]
-    return _section("HTTP server and OpenRLHF", serve, "bash", note) + _section("Best-of-N", bon, "bash")
+    return (
+        _section("HTTP server and OpenRLHF", serve, "bash", note)
+        + _section("Best-of-N", bon, "bash")
+        + protocol_section(d, json.loads(response))
+        + any_reward_section(d)
+    )
 
 
 def render_integration(out: Path, info: dict[str, Any]) -> str:
@@ -102,9 +169,10 @@ def render_integration(out: Path, info: dict[str, Any]) -> str:
             "applies an activation to a one-label head, and turn it off or invert it). Send it the "
             "text rewardlab scores: the "
             "prompt and response as `RewardModel.score` encodes them (chat template for message "
-            "lists, EOS appended for decoders), and put a small adapter in front that accepts this "
-            "server's `/score` request shape and calls vLLM. rewardlab's own server micro-batches "
-            "but runs one process; vLLM adds continuous batching across GPUs."
+            "lists, EOS appended for decoders). rewardlab then evaluates, diagnoses and ensembles the "
+            "vLLM server like a checkpoint: `--model http://HOST:8000/classify` (or `/pooling`; the "
+            "chat form by default, so vLLM applies the chat template). rewardlab's own server "
+            "micro-batches but runs one process; vLLM adds continuous batching across GPUs."
         )
     else:
         vllm = (
