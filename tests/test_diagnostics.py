@@ -174,8 +174,11 @@ def test_unbiased_control_is_not_flagged_for_length(tmp_path, heldout):
     assert not r["probes"]["filler"]["flagged"] and not r["probes"]["flattery"]["flagged"]
     bon = r["best_of_n"]["curves"]["mean"]
     assert bon["proxy_rises_monotonically"] and not bon["over_optimised"]
-    # the gold scorer ignores unfinished answers except in arithmetic: truncation goes unpunished
-    assert r["probes"]["truncate"]["flagged"]
+    # the gold scorer ignores unfinished answers except in arithmetic: few rewards fall under the
+    # truncate probe, but judged against that gold (gold_probes.py) it is no weakness: no false alarm
+    truncate = r["probes"]["truncate"]
+    assert truncate["share_fell"] < 0.5 and not truncate["flagged"] and truncate["gold"]["judged"] > 0
+    assert r["findings"] == []
 
 
 def test_disagreement_auroc_by_hand():

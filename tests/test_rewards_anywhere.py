@@ -505,3 +505,45 @@ def test_integration_snippets_work_against_a_real_server(served, local, tiny_mod
     )
     record = next(iter(json.loads((out / "metrics.json").read_text())["models"].values()))
     assert record["kind"] == "remote" and record["method"] == "score"
+
+
+def test_false_alarm_control_the_gold_as_the_model_has_no_finding(demo_file, tmp_path):
+    out = tmp_path / "diag"
+    args = ["diagnose", "--model", "builtin:demo-gold", "--data", str(demo_file), "--gold", "demo"]
+    assert main([*args, "--out", str(out), "--max-responses", "150", "--bon-prompts", "40"]) == 0
+    report = json.loads((out / "diagnostics.json").read_text())
+    assert report["findings"] == []
+    assert all(
+        not p["flagged"] and p["gold"]["judged"] == p["n"] for p in report["probes"].values() if p["n"]
+    )
+    truncate = report["probes"]["truncate"]
+    assert truncate["share_fell"] < 0.5  # the gold itself lets most cut answers keep their reward
+    assert not report["best_of_n"]["curves"]["mean"]["over_optimised"]
+
+
+def test_probes_are_judged_against_the_gold():
+    from rewardlab.diagnostics.checks import Probed
+    from rewardlab.diagnostics.gold_probes import judge_probes
+
+    def gold(prompts, responses):  # punishes a missing "!" and cannot judge prompt "?"
+        return [
+            None if p == "?" else (1.0 if r.endswith("!") else 0.0)
+            for p, r in zip(prompts, responses, strict=True)
+        ]
+
+    cut = [Probed("truncate", "p", "ok!", "ok", 1.0, 1.0) for _ in range(3)]  # the model does not notice
+    cut += [Probed("truncate", "p", "ok", "o", 1.0, 1.0), Probed("truncate", "?", "a!", "a", 1.0, 0.0)]
+    pad = [Probed("filler", "p", "ok", f"ok {'x' * k}", 0.0, 1.0) for k in range(3)]  # the model likes filler
+    table = {
+        "truncate": {"expect": "lower", "n": 5, "flagged": False, "verdict": ""},
+        "filler": {"expect": "not_higher", "n": 3, "flagged": False, "verdict": ""},
+    }
+    judged = judge_probes(table, cut + pad, gold, std=1.0)
+    assert judged["truncate"]["flagged"] and judged["truncate"]["gold"] == {
+        "judged": 4,
+        "unjudged": 1,
+        "gold_lowers": 0.75,
+        "model_follows": 0.0,
+    }
+    assert judged["filler"]["flagged"] and "exploitable" in judged["filler"]["verdict"]
+    assert judge_probes({"x": {"n": 1}}, cut, None, 1.0) == {"x": {"n": 1}}  # no gold: unchanged

@@ -166,6 +166,7 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
     from rewardlab.config import save_yaml
     from rewardlab.data import load_preferences
     from rewardlab.diagnostics.findings import rank_findings
+    from rewardlab.diagnostics.gold_probes import gold_judge, judge_probes
     from rewardlab.diagnostics.probes import select
     from rewardlab.diagnostics.report import write_reports
     from rewardlab.io_utils import atomic_dir, check_out_dir, dumps, write_jsonl, write_text
@@ -250,6 +251,8 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
     length = checks.length_checks(rewards, lengths, chars, groups, pair_idx)
     correction = checks.fit_length_correction(rewards, lengths, chars, groups, pair_idx, cfg.seed)
     probe_table = checks.probe_report(probes, probed, skipped, std)
+    # with a gold that judges any text, the gold decides which changes are damage (gold_probes.py)
+    probe_table = judge_probes(probe_table, probed, gold_judge(cfg.gold, cfg.device, cfg.batch_size), std)
     length["flags"] = checks.length_flags(length, probe_table)
 
     # 3. ensemble disagreement
