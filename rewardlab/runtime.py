@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 #: bf16 must beat fp32 by this factor in the probe for ``auto`` to pick it on a CPU.
 MIN_SPEEDUP = 1.3
@@ -122,6 +123,33 @@ def auto_precision(device: str = "cpu") -> PrecisionChoice:
     if _forced() is not None:  # the environment may change between calls (tests)
         return cpu_precision()
     return _cpu_precision_cached()
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+
+
+def release_memory() -> bool:
+    """Hand freed heap memory back to the OS (glibc's ``malloc_trim``); False where there is none.
+
+    A long-lived scorer that sees new texts of every length (a reward server in an RL loop)
+    frees as much as it allocates, but glibc keeps the freed pieces, so its RSS creeps up
+    (measured in docs/benchmarks.md, "Memory under unique texts"). Trimming after each batch
+    costs about a millisecond.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 if __name__ == "__main__":

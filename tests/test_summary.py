@@ -234,3 +234,16 @@ def test_huge_prompt_is_summarised_without_a_list_of_its_words(tmp_path):
         tracemalloc.stop()
     assert s["prompts"]["near_duplicate_groups"] == 1  # the upper-case copy is a near-duplicate
     assert peak < 4 * len(prompt)
+
+
+def test_token_cache_is_bounded_and_keeps_recent_texts(word_tokenizer):
+    from rewardlab.data.tokens import TokenCounter
+
+    counter = TokenCounter(word_tokenizer, max_cached=3)
+    first = counter.prompt_ids("hello world")
+    for text in ("one", "two", "three", "four"):
+        counter.response_ids("hello world", text)
+        counter.prompt_ids("hello world")  # recently used: kept while the others come and go
+    assert len(counter._cache) == 3
+    assert counter.prompt_ids("hello world") is first  # served from the cache, not tokenized again
+    assert ("t", "one") not in counter._cache and ("t", "four") in counter._cache

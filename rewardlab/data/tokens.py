@@ -7,6 +7,8 @@ tokenized once.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from rewardlab.data.schema import Text, is_messages, text_key, text_plain
@@ -68,11 +70,26 @@ class TokenCounter:
     lines otherwise.
     """
 
-    def __init__(self, tokenizer: Any) -> None:
+    #: Most texts whose tokens are kept (least recently used forgotten first), so that a long-lived
+    #: scorer (a server fed unique RL completions) does not grow without bound.
+    MAX_CACHED = 65_536
+
+    def __init__(self, tokenizer: Any, max_cached: int = MAX_CACHED) -> None:
         self.tokenizer = tokenizer
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
         self.special = tokenizer.num_special_tokens_to_add(pair=False)
-        self._cache: dict[tuple[str, str], list[int]] = {}
+        self.max_cached = max_cached
+        self._cache: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
+
+    def _cached(self, key: tuple[str, str], compute: Callable[[], list[int]]) -> list[int]:
+        """The tokens stored under ``key``, computed (and stored, evicting the oldest) when absent."""
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        ids = self._cache[key] = compute()
+        if len(self._cache) > self.max_cached:
+            self._cache.popitem(last=False)
+        return ids
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -87,28 +104,24 @@ class TokenCounter:
 
     def prompt_ids(self, prompt: Text) -> list[int]:
         """Tokens of a prompt."""
-        key = ("p", text_key(prompt))
-        if key not in self._cache:
-            if is_messages(prompt) and self.has_template:
-                self._cache[key] = self._template(prompt, generation_prompt=True)  # type: ignore[arg-type]
-            else:
-                self._cache[key] = self._encode(text_plain(prompt))
-        return self._cache[key]
+        if is_messages(prompt) and self.has_template:
+            return self._cached(
+                ("p", text_key(prompt)),
+                lambda: self._template(prompt, generation_prompt=True),  # type: ignore[arg-type]
+            )
+        return self._cached(("p", text_key(prompt)), lambda: self._encode(text_plain(prompt)))
 
     def response_ids(self, prompt: Text, response: Text) -> list[int]:
         """Tokens of a response that follows ``prompt``."""
         if is_messages(response) and is_messages(prompt) and self.has_template:
-            key = ("r", text_key(prompt) + "\x00" + text_key(response))
-            if key not in self._cache:
+
+            def after_prompt() -> list[int]:
                 full = self._template([*prompt, *response], generation_prompt=False)  # type: ignore[list-item]
                 head = self.prompt_ids(prompt)
-                n = len(head) if full[: len(head)] == head else 0
-                self._cache[key] = full[n:]
-            return self._cache[key]
-        key = ("t", text_key(response))
-        if key not in self._cache:
-            self._cache[key] = self._encode(text_plain(response))
-        return self._cache[key]
+                return full[len(head) :] if full[: len(head)] == head else full
+
+            return self._cached(("r", text_key(prompt) + "\x00" + text_key(response)), after_prompt)
+        return self._cached(("t", text_key(response)), lambda: self._encode(text_plain(response)))
 
     def budget(self, max_length: int, prompt: Text) -> int:
         """Tokens left for prompt + response once special tokens are added."""

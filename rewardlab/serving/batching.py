@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardlab.errors import RewardlabError
+from rewardlab.runtime import release_memory
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class MicroBatcher:
     async def _score(self, prompts: list[Any], responses: list[Any]) -> list[float]:
         assert self.loop is not None
         self.calls += 1
-        rewards = await self.loop.run_in_executor(None, self.score, prompts, responses)
+        rewards = await self.loop.run_in_executor(None, _score_then_trim, self.score, prompts, responses)
         if len(rewards) != len(prompts):
             raise ScoringFailed(
                 500, f"the reward model returned {len(rewards)} rewards for {len(prompts)} items"
@@ -185,3 +186,14 @@ def _client_error(exc: Exception) -> Exception:
         return exc
     log.error("scoring failed", exc_info=exc)
     return ScoringFailed(500, f"the reward model failed on this request: {type(exc).__name__}: {exc}")
+
+
+def _score_then_trim(score: Callable[..., Any], prompts: list[Any], responses: list[Any]) -> Any:
+    """Score in the worker thread, then hand freed heap back to the OS there (not on the event loop).
+
+    Every call brings new texts of new lengths, and glibc would otherwise keep the freed pieces.
+    """
+    try:
+        return score(prompts, responses)
+    finally:
+        release_memory()
