@@ -325,7 +325,8 @@ app.command("serve")(
     _config_command(
         "rewardlab.serving.server:ServeConfig",
         "rewardlab.serving.server:serve",
-        "Serve reward models over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info.",
+        "Serve reward models over HTTP: POST /score, POST /get_reward (OpenRLHF), POST /classify and "
+        "/pooling (vLLM), GET /health, GET /info.",
     )
 )
 

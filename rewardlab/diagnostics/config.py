@@ -12,8 +12,9 @@ class DiagnoseConfig:
     """Options of ``rewardlab diagnose``."""
 
     model: list[str] = opt(
-        help="Reward model folder (any rewardlab checkpoint); several, or one embedding ensemble, "
-        "are an ensemble whose members are compared. Repeatable."
+        help="Reward model folder (any rewardlab checkpoint), module:function, file.py:function, "
+        "builtin:demo-gold, builtin:math?references=FILE or a server URL; several, or one embedding "
+        "ensemble, are an ensemble whose members are compared. Repeatable."
     )
     data: str = opt(help="Held-out preference data: its responses are probed and its pairs checked.")
     out: str = opt(help="Output folder: diagnostics.json, diagnostics.md, diagnostics.html, plots/.")

@@ -33,8 +33,9 @@ class EvalConfig:
     """Options of ``rewardlab eval``."""
 
     model: list[str] = opt(
-        help="Reward model: a rewardlab checkpoint (full, LoRA, embedding) or any local "
-        "sequence-classification folder; NAME=PATH names it. Repeatable."
+        help="Reward model: a rewardlab checkpoint (full, LoRA, embedding), any local "
+        "sequence-classification folder, module:function, file.py:function, builtin:demo-gold, "
+        "builtin:math?references=FILE or a server URL; NAME=PATH names it. Repeatable."
     )
     data: list[str] = opt(help="Held-out preference data; NAME=PATH names it. Repeatable.")
     out: str = opt(help="Output folder: metrics.json, scores.jsonl, report.md, report.html, plots/.")
