@@ -547,3 +547,30 @@ def test_probes_are_judged_against_the_gold():
     }
     assert judged["filler"]["flagged"] and "exploitable" in judged["filler"]["verdict"]
     assert judge_probes({"x": {"n": 1}}, cut, None, 1.0) == {"x": {"n": 1}}  # no gold: unchanged
+
+
+def test_serving_a_remote_reward_passes_its_failures_on_as_502_or_422(stub, served):
+    from fastapi.testclient import TestClient
+
+    from rewardlab.serving.server import ServeConfig, create_app
+
+    url, handler = stub
+    proxy = TestClient(create_app(ServeConfig(model=[f"{url}#retries=0"])))
+    assert proxy.get("/info").json()["models"][0]["kind"] == "remote"
+    assert proxy.post("/score", json={"prompts": ["p"], "responses": ["abc"]}).json() == {"rewards": [3.0]}
+    handler.fail = 100
+    got = proxy.post("/score", json={"prompts": ["p"], "responses": ["abc"]})
+    assert got.status_code == 502 and "HTTP 503: busy" in got.json()["error"]
+    base, token = served  # upstream refuses a text over its limit: its failure, so 502
+    relay = TestClient(create_app(ServeConfig(model=[f"{base}/score#token_file={token}"], max_chars=10**6)))
+    got = relay.post("/score", json={"prompts": ["p"], "responses": ["x" * 40_000]})
+    assert got.status_code == 502 and "HTTP 413" in got.json()["error"]
+    # a whole text (the completion form) relays through /score as a response to an empty prompt
+    texts = ["What is 2 + 2? 4", "What is 2 + 2? 5"]
+    got = relay.post("/pooling", json={"input": texts})
+    direct = RemoteReward(f"{base}/v1/pooling#token_file={token}&input=text").score(["", ""], texts)
+    assert got.status_code == 200 and [d["data"][0] for d in got.json()["data"]] == pytest.approx(
+        direct, abs=1e-6
+    )
+    empty = relay.post("/score", json={"prompts": ["p"], "responses": [""]})
+    assert empty.status_code == 422 and "responses[0]: empty text" in empty.json()["error"]

@@ -49,6 +49,19 @@ _OPTIONS = {
     "model",
     "input",
 }
+
+
+class RemoteError(RewardlabError):
+    """The remote server failed or refused a request; ``status`` is its HTTP status (``None``: no answer).
+
+    ``rewardlab serve`` passes it on as 422 when the remote refused the input (400 or 422), else as 502.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 #: Statuses worth another try: the server is busy or broken for now, not the request.
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 
@@ -151,7 +164,7 @@ class RemoteReward(PairScoring):
         import httpx
 
         for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+            last, status = attempt == self.retries, None
             self.requests += 1
             try:
                 response = client.post(self.url, json=body, headers=self.headers, timeout=self.timeout)
@@ -164,13 +177,14 @@ class RemoteReward(PairScoring):
                     try:
                         return response.json()
                     except ValueError:
-                        raise RewardlabError(f"{self.url}: HTTP 200 but the body is not JSON") from None
-                problem = f"HTTP {response.status_code}: {_message(response)}"
-                if response.status_code not in RETRY_STATUSES:
-                    raise RewardlabError(f"{self.url}: {problem}")
+                        raise RemoteError(f"{self.url}: HTTP 200 but the body is not JSON") from None
+                status = response.status_code
+                problem = f"HTTP {status}: {_message(response)}"
+                if status not in RETRY_STATUSES:
+                    raise RemoteError(f"{self.url}: {problem}", status)
             if last:
                 tries = f"{self.retries + 1} tries" if self.retries else "1 try"
-                raise RewardlabError(f"{self.url}: {problem} (after {tries})")
+                raise RemoteError(f"{self.url}: {problem} (after {tries})", status)
             self.retried += 1
             time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
@@ -214,22 +228,22 @@ class RemoteReward(PairScoring):
     def _read(self, answer: Any, n: int) -> list[Any]:
         """The ``n`` rewards in one answer."""
         if not isinstance(answer, dict):
-            raise RewardlabError(f"{self.url}: the answer is not a JSON object")
+            raise RemoteError(f"{self.url}: the answer is not a JSON object")
         if self.protocol in ("score", "get_reward"):
             rewards = answer.get("rewards", answer.get("scores"))
             if not isinstance(rewards, list):
-                raise RewardlabError(f"{self.url}: the answer has no 'rewards' list")
+                raise RemoteError(f"{self.url}: the answer has no 'rewards' list")
             return rewards
         data = answer.get("data")
         if not isinstance(data, list) or len(data) != n:
-            raise RewardlabError(f"{self.url}: the answer's 'data' is not a list of {n} results")
+            raise RemoteError(f"{self.url}: the answer's 'data' is not a list of {n} results")
         out: list[Any] = [None] * n
         for k, item in enumerate(data):
             try:
                 at = int(item.get("index", k))
                 out[at] = item["probs"][-1] if self.protocol == "classify" else last_number(item["data"])
             except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
-                raise RewardlabError(
+                raise RemoteError(
                     f"{self.url}: cannot read result {k} ({type(exc).__name__}: {exc})"
                 ) from None
         return out

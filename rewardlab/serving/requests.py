@@ -153,8 +153,12 @@ def _check_messages(value: list[Any], where: str, limits: Limits) -> list[dict[s
     return kept[::-1]
 
 
-def check_text(value: Any, where: str, limits: Limits) -> Any:
-    """A validated prompt or response: a string or a list of chat messages (``where`` names it)."""
+def check_text(value: Any, where: str, limits: Limits, allow_empty: bool = False) -> Any:
+    """A validated prompt or response: a string or a list of chat messages (``where`` names it).
+
+    ``allow_empty`` accepts an empty string (a prompt: the response is then scored alone, as the
+    ``input`` texts of ``/classify`` and ``/pooling`` are).
+    """
     if isinstance(value, list):
         return _check_messages(value, where, limits)
     if not isinstance(value, str):
@@ -162,6 +166,8 @@ def check_text(value: Any, where: str, limits: Limits) -> Any:
             422, f"{where}: must be a string (or a list of messages), got {type(value).__name__}"
         )
     _utf8(value, where)
+    if not value and allow_empty:
+        return value
     if not value.strip():
         raise BadRequest(422, f"{where}: empty text")
     if len(value) > limits.max_chars:
@@ -195,7 +201,7 @@ def parse_score(body: Any, limits: Limits) -> tuple[list[Any], list[Any]]:
     if len(prompts) != len(responses):
         raise BadRequest(422, f"{len(prompts)} prompts but {len(responses)} responses")
     _check_count(len(prompts), limits)
-    prompts = [check_text(p, f"prompts[{i}]", limits) for i, p in enumerate(prompts)]
+    prompts = [check_text(p, f"prompts[{i}]", limits, allow_empty=True) for i, p in enumerate(prompts)]
     responses = [check_text(r, f"responses[{i}]", limits) for i, r in enumerate(responses)]
     return prompts, responses
 

@@ -262,6 +262,8 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
+    from rewardlab.models.remote import RemoteError
+
     token = read_token(cfg.token_file, is_loopback(cfg.host)) if cfg.token_file else None
     score, info = scorer or load_scorer(cfg)
     spread = getattr(score, "spread", None)
@@ -310,6 +312,8 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
                 )
             else:
                 rewards, std = await batcher.submit(prompts, responses), None
+        except RemoteError as exc:  # a remote reward failed: 502 (bad gateway), 422 if it refused the input
+            return error(422 if exc.status in (400, 422) else 502, str(exc))
         except RewardlabError as exc:
             return error(422, str(exc))
         except ScoringFailed as exc:
