@@ -303,6 +303,8 @@ def test_math_verify_agrees_with_gsm8k_labels(shared_data, tmp_path):
     assert agree >= 0.98 and 0.1 < sum(rewards) / len(rewards) < 0.9
     # TRL style: the reference comes from a dataset column, here GSM8K's "#### 18" form
     assert math.fn(["q", "q"], ["so the answer is 18", "it is 17"], answer=["... #### 18"] * 2) == [1.0, 0.0]
+    plain = load_reward("builtin:math")  # TRL's dataset columns as scoring options
+    assert plain.score(["q"], ["The answer is 18."], columns={"answer": ["#### 18"]}) == [1.0]
     assert reference_answer("work\nA: 18") == "18" and reference_answer("x #### 1,000") == "1,000"
     with pytest.raises(RewardlabError, match="no reference answer for prompt 0"):
         math.score(["What is 2 + 2?"], ["4"])

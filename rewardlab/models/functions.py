@@ -64,8 +64,9 @@ class FunctionReward(PairScoring):
     def score(self, prompts: Sequence[Text], responses: Sequence[Text], **options: Any) -> list[float]:
         """One reward per (prompt, response), from one call of the function.
 
-        ``normalize`` and ``length_correction=True`` are refused (a function stores neither);
-        other options are ignored.
+        ``columns`` (TRL's dataset columns, one list each) are passed to the function as keyword
+        arguments. ``normalize`` and ``length_correction=True`` are refused (a function stores
+        neither); other options are ignored.
 
         Raises:
             RewardlabError: the function fails, or returns anything but one finite number per item.
@@ -79,7 +80,7 @@ class FunctionReward(PairScoring):
         prompts, responses = list(prompts), list(responses)
         if not prompts:
             return []
-        kwargs = self.extra(prompts) if self.extra else {}
+        kwargs = {**(options.get("columns") or {}), **(self.extra(prompts) if self.extra else {})}
         try:
             out = self.fn(prompts=prompts, completions=responses, **kwargs)
         except RewardlabError:
