@@ -110,6 +110,7 @@ def model_record(path: str, model: Any) -> dict[str, Any]:
     return {
         "layout": layout,
         "layout_reason": getattr(model, "layout_note", ""),
+        "dtype": getattr(model, "dtype_note", ""),
         "path": str(path),
         "kind": info.get("kind", "orm"),
         "method": info.get("method", "full" if info else "sequence-classification folder"),
