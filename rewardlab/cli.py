@@ -321,6 +321,15 @@ app.command("diagnose")(
         "with mitigations in diagnostics.json/.md/.html.",
     )
 )
+app.command("rlcheck")(
+    _config_command(
+        "rewardlab.diagnostics.rlcheck_config:RLCheckConfig",
+        "rewardlab.diagnostics.rlcheck:rlcheck",
+        "Reward hacking in a real RL loop: short seeded GRPO runs of a policy (LoRA) against the reward "
+        "model, unguarded and with each guard (KL, min/uwo ensemble, length correction, normalise+clip) "
+        "and against the gold; proxy and gold against sqrt KL in rlcheck.json/.md/.html.",
+    )
+)
 app.command("serve")(
     _config_command(
         "rewardlab.serving.server:ServeConfig",

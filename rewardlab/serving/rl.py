@@ -53,18 +53,32 @@ class RewardFunction:
             folder, ``module:function``, ``builtin:…`` or a server URL.
         normalize: Normalise with the checkpoint's mean/std (keeps advantages on a stable scale).
         batch_size: Sequences per forward pass.
+        length_correction: Apply the checkpoint's stored length correction (``None``: as stored).
+        clip: Clip every reward to ``[-clip, clip]`` (after normalisation), if given.
     """
 
-    def __init__(self, model: Any, normalize: bool = True, batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        model: Any,
+        normalize: bool = True,
+        batch_size: int = 16,
+        length_correction: bool | None = None,
+        clip: float | None = None,
+    ) -> None:
         if isinstance(model, (str, Path)):
             from rewardlab.models.loading import load_reward
 
             model = load_reward(str(model))
         self.model, self.normalize, self.batch_size = model, normalize, batch_size
+        self.length_correction, self.clip = length_correction, clip
         self.__name__ = "rewardlab"
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
         """One reward per completion; conversational inputs are message lists."""
-        return self.model.score(
-            list(prompts), list(completions), batch_size=self.batch_size, normalize=self.normalize
-        )
+        kw: dict[str, Any] = {"batch_size": self.batch_size, "normalize": self.normalize}
+        if self.length_correction is not None:
+            kw["length_correction"] = self.length_correction
+        rewards = self.model.score(list(prompts), list(completions), **kw)
+        if self.clip is not None:
+            rewards = [max(-self.clip, min(self.clip, r)) for r in rewards]
+        return rewards

@@ -1,0 +1,329 @@
+"""``rewardlab rlcheck``: optimise a real policy against a reward model and watch the gold reward.
+
+Each arm is a short, seeded GRPO run (TRL's ``GRPOTrainer``, LoRA on the policy) from the same start,
+on held-out demo prompts, against the reward model with one guard (see
+:data:`rewardlab.diagnostics.rlcheck_config.ARMS`) or against the gold itself (the oracle arm).
+At every step, each arm's completions are scored by the unguarded reward model (the proxy) and by
+the gold reward, and their KL to the reference policy (the policy with its LoRA adapter switched
+off) is measured on the sampled tokens: Σ_t log π(y_t) − log π_ref(y_t) per completion, averaged.
+The curves against √KL are those of Gao et al. (2023, arXiv 2210.10760).
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from rewardlab.data.demo import _MAKERS, FAMILIES, gold_reward, is_refusal
+from rewardlab.diagnostics.rlcheck_config import ARMS, RLCheckConfig
+from rewardlab.errors import RewardlabError
+
+Scorer = Callable[[list[str], list[str]], list[float]]
+console = Console()
+
+
+def demo_prompts(n: int, seed: int) -> list[tuple[str, str]]:
+    """``n`` distinct demo prompts ``(prompt, family)``, the families in turn, from ``seed``."""
+    rng, seen, out = random.Random(seed), set(), []
+    for _ in range(50 * n):
+        family = FAMILIES[len(out) % len(FAMILIES)]
+        prompt = _MAKERS[family](rng).prompt
+        if prompt not in seen:
+            seen.add(prompt)
+            out.append((prompt, family))
+        if len(out) == n:
+            return out
+    raise RewardlabError(f"could not draw {n} distinct demo prompts (got {len(out)} in {50 * n} tries)")
+
+
+def load_gold(spec: str) -> Scorer:
+    """The gold scorer: ``demo`` (the demo world's rules) or anything ``--model`` takes."""
+    if spec == "demo":
+        return lambda prompts, responses: [gold_reward(p, r) for p, r in zip(prompts, responses, strict=True)]
+    from rewardlab.models.loading import load_reward
+
+    model = load_reward(spec)
+    return lambda prompts, responses: model.score(prompts, responses)
+
+
+def load_proxy(specs: Sequence[str]) -> Any:
+    """The reward model under test: one loaded reward, or an ensemble of several."""
+    from rewardlab.models.ensemble import RewardEnsemble
+    from rewardlab.models.loading import load_reward
+
+    return load_reward(specs[0]) if len(specs) == 1 else RewardEnsemble([load_reward(s) for s in specs])
+
+
+def proxy_scorer(proxy: Any) -> Scorer:
+    """The unguarded proxy reward: raw scale, no stored length correction (what every arm is judged by)."""
+
+    def score(prompts: list[str], responses: list[str]) -> list[float]:
+        kw = {"length_correction": False} if _stores(proxy, "length_correction") else {}
+        return list(proxy.score(prompts, responses, **kw))
+
+    return score
+
+
+def _stores(model: Any, key: str) -> bool:
+    return bool((getattr(model, "info", None) or {}).get(key))
+
+
+def arm_reward(arm: str, proxy: Any, gold: Scorer, cfg: RLCheckConfig) -> Scorer:
+    """What ``arm`` optimises (the KL arm's penalty is GRPO's beta, on top of the plain reward).
+
+    Raises:
+        RewardlabError: the reward model cannot give this guard (the arm is then skipped and reported).
+    """
+    from rewardlab.models.ensemble import RewardEnsemble
+    from rewardlab.serving.rl import RewardFunction
+
+    if arm == "oracle":
+        return gold
+    if arm in ("none", "kl"):
+        return _text_fn(proxy_scorer(proxy))
+    if arm.startswith("ensemble_"):
+        members = proxy.members if isinstance(proxy, RewardEnsemble) else [proxy]
+        if len(members) == 1 and not hasattr(members[0], "score_members"):
+            raise RewardlabError(
+                "one reward with no members: give several --reward or an ensemble checkpoint"
+            )
+        ens = RewardEnsemble(members, aggregation=arm.split("_")[1], uwo_lambda=cfg.uwo_lambda)
+        return _text_fn(RewardFunction(ens, normalize=False))
+    if arm == "length_correction":
+        if not _stores(proxy, "length_correction"):
+            raise RewardlabError(
+                "the checkpoint stores no length correction (rewardlab diagnose --store-length-correction)"
+            )
+        return _text_fn(RewardFunction(proxy, normalize=False, length_correction=True))
+    if arm == "normclip":
+        if not _stores(proxy, "normalization"):
+            raise RewardlabError("the reward stores no normalisation (mean/std) to clip in")
+        lc = {"length_correction": False} if _stores(proxy, "length_correction") else {}
+        return _text_fn(RewardFunction(proxy, normalize=True, clip=cfg.clip, **lc))
+    raise RewardlabError(f"unknown arm {arm!r}")
+
+
+def _text_fn(fn: Callable[..., list[float]]) -> Scorer:
+    return lambda prompts, responses: [float(x) for x in fn(prompts, responses)]
+
+
+def _text(x: Any) -> str:
+    """Plain text of a prompt or completion (a message list gives its last message's content)."""
+    return x[-1]["content"] if isinstance(x, list) else str(x)
+
+
+class StepRecorder:
+    """The TRL reward function of one arm: returns the arm's reward, records the step's measurements."""
+
+    def __init__(self, reward: Scorer, proxy: Scorer, gold: Scorer, tokenizer: Any) -> None:
+        self.reward, self.proxy, self.gold, self.tokenizer = reward, proxy, gold, tokenizer
+        self.model: Any = None  # the trainer's (LoRA) policy, set once the trainer exists
+        self.steps: list[dict[str, Any]] = []
+        self.samples: list[dict[str, Any]] = []
+        self.__name__ = "rlcheck"
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kw: Any) -> list[float]:
+        """Score the completions; record proxy, gold, KL, length, refusals and families for this step."""
+        texts_p, texts_c = [_text(p) for p in prompts], [_text(c) for c in completions]
+        reward = self.reward(texts_p, texts_c)
+        proxy = reward if self.reward is self.proxy else self.proxy(texts_p, texts_c)
+        gold = self.gold(texts_p, texts_c)
+        kl = self._kl(prompts, kw.get("completion_ids") or [])
+        families = kw.get("family") or ["all"] * len(texts_p)
+        step = len(self.steps)
+        self.steps.append(step_record(step, reward, proxy, gold, kl, texts_c, families))
+        keep = range(0, len(texts_c), max(1, len(texts_c) // 2))
+        self.samples += [
+            {"step": step, "prompt": texts_p[i], "completion": texts_c[i], "proxy": proxy[i], "gold": gold[i]}
+            for i in keep
+        ]
+        return reward
+
+    @torch.no_grad()
+    def _kl(self, prompts: Sequence[Any], completion_ids: Sequence[Sequence[int]]) -> list[float]:
+        """Per completion Σ_t log π − log π_ref over its sampled tokens (0 before the first update)."""
+        if self.model is None or not completion_ids:
+            return [0.0] * len(prompts)
+        rows, starts = [], []
+        for p, c in zip(prompts, completion_ids, strict=True):
+            text = self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            rows.append(ids + list(c))
+            starts.append(len(ids))
+        width = max(map(len, rows))
+        pad = self.tokenizer.pad_token_id or 0
+        device = next(self.model.parameters()).device
+        x = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+        att = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+
+        def logprobs() -> torch.Tensor:
+            logits = self.model(input_ids=x, attention_mask=att).logits[:, :-1].float()
+            return torch.log_softmax(logits, -1).gather(-1, x[:, 1:, None])[..., 0]
+
+        lp = logprobs()
+        with self.model.disable_adapter():
+            ref = logprobs()
+        out = []
+        for i, (r, s) in enumerate(zip(rows, starts, strict=True)):
+            out.append(float((lp[i, s - 1 : len(r) - 1] - ref[i, s - 1 : len(r) - 1]).sum()))
+        return out
+
+
+def step_record(
+    step: int,
+    reward: list[float],
+    proxy: list[float],
+    gold: list[float],
+    kl: list[float],
+    completions: list[str],
+    families: list[str],
+) -> dict[str, Any]:
+    """Means of one step: optimised reward, proxy, gold, KL, length (words), refusal share, per family."""
+
+    def mean(xs: Sequence[float]) -> float:
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    per_family: dict[str, dict[str, float]] = {}
+    for fam in sorted(set(families)):
+        idx = [i for i, f in enumerate(families) if f == fam]
+        per_family[fam] = {
+            "n": len(idx),
+            "proxy": mean([proxy[i] for i in idx]),
+            "gold": mean([gold[i] for i in idx]),
+        }
+    gold_var = mean([(g - mean(gold)) ** 2 for g in gold])
+    return {
+        "step": step,
+        "n": len(completions),
+        "reward": mean(reward),
+        "proxy": mean(proxy),
+        "gold": mean(gold),
+        "gold_se": (gold_var / max(1, len(gold) - 1)) ** 0.5,
+        "kl": max(0.0, mean(kl)),
+        "sqrt_kl": max(0.0, mean(kl)) ** 0.5,
+        "length": mean([len(c.split()) for c in completions]),
+        "refusal_share": mean([float(is_refusal(c)) for c in completions]),
+        "families": per_family,
+    }
+
+
+def resolve_policy(spec: str) -> Path:
+    """A local causal LM folder, or the folder a model preset is built into."""
+    if Path(spec).is_dir():
+        return Path(spec)
+    from rewardlab.models.presets import resolve_model_path
+
+    return Path(resolve_model_path(spec))
+
+
+def run_arm(
+    arm: str, cfg: RLCheckConfig, policy: Path, prompts: list[tuple[str, str]], recorder: StepRecorder
+) -> None:
+    """One seeded GRPO run (LoRA on a fresh copy of the policy) whose reward function is ``recorder``."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from transformers.trainer_callback import PrinterCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    torch.manual_seed(cfg.seed)
+    model = AutoModelForCausalLM.from_pretrained(str(policy), dtype=torch.float32)
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": p}], "family": f} for p, f in prompts])
+    with tempfile.TemporaryDirectory(prefix="rlcheck-") as tmp:
+        args = GRPOConfig(
+            output_dir=tmp,
+            per_device_train_batch_size=cfg.prompts_per_step * cfg.generations,
+            gradient_accumulation_steps=1,
+            num_generations=cfg.generations,
+            max_completion_length=cfg.max_completion_length,
+            learning_rate=cfg.learning_rate,
+            lr_scheduler_type="constant",
+            beta=cfg.beta if arm == "kl" else 0.0,
+            max_steps=cfg.steps,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            use_cpu=not torch.cuda.is_available(),
+            bf16=False,
+            disable_tqdm=True,
+            temperature=1.0,
+            gradient_checkpointing=False,
+        )
+        lora = LoraConfig(
+            r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.0, target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )  # fmt: skip
+        trainer = GRPOTrainer(
+            model=model, reward_funcs=[recorder], args=args, train_dataset=data, peft_config=lora,
+            processing_class=recorder.tokenizer,
+        )  # fmt: skip
+        trainer.remove_callback(PrinterCallback)  # rlcheck prints its own line per arm
+        recorder.model = trainer.model
+        trainer.train()
+
+
+def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
+    """Run every arm; write rlcheck.json, rlcheck.md and rlcheck.html into ``cfg.out``; return the report."""
+    from transformers import AutoTokenizer
+
+    from rewardlab.diagnostics.rlcheck_report import OWN, write_reports
+    from rewardlab.diagnostics.rlcheck_verdict import analyse
+    from rewardlab.io_utils import check_out_dir
+    from rewardlab.training.run import _quiet_transformers
+
+    check_out_dir(cfg.out, OWN)  # a run that cannot write its outputs fails before the work
+    _quiet_transformers()
+    start = time.perf_counter()
+    policy = resolve_policy(cfg.policy)
+    tokenizer = AutoTokenizer.from_pretrained(str(policy))
+    if tokenizer.chat_template is None:
+        raise RewardlabError(f"{policy}: the policy's tokenizer has no chat template")
+    proxy_model, gold = load_proxy(cfg.reward), load_gold(cfg.gold)
+    proxy = proxy_scorer(proxy_model)
+    prompts = demo_prompts(cfg.prompts, cfg.prompt_seed)
+    arms: dict[str, Any] = {}
+    for arm in cfg.arms:
+        t0 = time.perf_counter()
+        try:
+            reward = arm_reward(arm, proxy_model, gold, cfg)
+        except RewardlabError as exc:
+            arms[arm] = {"guard": ARMS[arm], "skipped": str(exc), "steps": [], "samples": []}
+            console.print(f"arm {arm}: skipped ({exc})", soft_wrap=True)
+            continue
+        recorder = StepRecorder(proxy if arm in ("none", "kl") else reward, proxy, gold, tokenizer)
+        run_arm(arm, cfg, policy, prompts, recorder)
+        first, last = recorder.steps[0], recorder.steps[-1]
+        console.print(
+            f"arm {arm}: {len(recorder.steps)} steps, proxy {first['proxy']:.3f} -> {last['proxy']:.3f}, "
+            f"gold {first['gold']:.3f} -> {last['gold']:.3f}, sqrt KL {last['sqrt_kl']:.2f}, "
+            f"{time.perf_counter() - t0:.0f} s",
+            soft_wrap=True,
+        )
+        arms[arm] = {
+            "guard": ARMS[arm],
+            "steps": recorder.steps,
+            "samples": recorder.samples,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+    report = {
+        "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+        "policy": str(policy),
+        "prompts": {"n": len(prompts), "families": {f: sum(x[1] == f for x in prompts) for f in FAMILIES}},
+        "arms": arms,
+    }
+    report.update(analyse(arms, cfg.reward[0]))
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    write_reports(report, Path(cfg.out))
+    for line in report["verdict"]["text"]:
+        console.print(line, soft_wrap=True, markup=False)
+    console.print(f"Wrote {Path(cfg.out) / 'rlcheck.html'} (and rlcheck.json, rlcheck.md)", soft_wrap=True)
+    return report

@@ -1,0 +1,63 @@
+"""Options of ``rewardlab rlcheck`` (help becomes CLI help), and the guard arms it compares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rewardlab.config import opt
+from rewardlab.errors import RewardlabError
+
+#: Every arm: the guard it applies (all start from the same policy, prompts and seed).
+ARMS = {
+    "none": "the reward model as it is, no guard",
+    "kl": "KL penalty to the reference policy (GRPO's beta)",
+    "ensemble_min": "conservative ensemble: the worst member's reward (min, WCO)",
+    "ensemble_uwo": "conservative ensemble: mean - lambda * std of the members (UWO)",
+    "length_correction": "the length correction stored in the checkpoint (rewardlab diagnose)",
+    "normclip": "the stored normalisation, then clipped to +-clip",
+    "oracle": "the gold reward itself (what is reachable)",
+}
+
+
+@dataclass
+class RLCheckConfig:
+    """Options of ``rewardlab rlcheck``."""
+
+    reward: list[str] = opt(
+        help="Reward model to optimise against: a checkpoint folder (an embedding ensemble gives its heads "
+        "to the ensemble arms), module:function, builtin:... or a server URL. Several are an ensemble. "
+        "Repeatable."
+    )
+    out: str = opt(help="Output folder: rlcheck.json, rlcheck.md, rlcheck.html, plots/.")
+    gold: str = opt(
+        "demo", help="Gold reward: 'demo' (the demo world's rules), a reward model folder or module:function."
+    )
+    policy: str = opt("smollm2-135m-instruct", help="Policy: a model preset or a local causal LM folder.")
+    arms: list[str] = opt(list(ARMS), help=f"Arms to run, from {', '.join(ARMS)}. Repeatable.")
+    steps: int = opt(12, help="GRPO steps per arm.")
+    prompts: int = opt(40, help="Held-out demo prompts (equal shares of the task families).")
+    prompts_per_step: int = opt(2, help="Prompts per GRPO step.")
+    generations: int = opt(4, help="Completions per prompt (the GRPO group).")
+    max_completion_length: int = opt(64, help="Most tokens per completion.")
+    learning_rate: float = opt(2e-3, help="LoRA learning rate.")
+    lora_r: int = opt(8, help="LoRA rank.")
+    beta: float = opt(0.2, help="KL coefficient of the 'kl' arm.")
+    uwo_lambda: float = opt(1.0, help="Lambda of the 'ensemble_uwo' arm.")
+    clip: float = opt(1.0, help="Clip of the 'normclip' arm, in stored standard deviations.")
+    seed: int = opt(0, help="Seed: prompts, sampling and LoRA initialisation.")
+    prompt_seed: int = opt(1000, help="Seed of the demo prompts (not the reward model's training seed).")
+
+    def __post_init__(self) -> None:
+        """Check the options once, with one-line errors."""
+        if not self.reward:
+            raise RewardlabError("--reward is required")
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown or not self.arms:
+            raise RewardlabError(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)}")
+        for name in ("steps", "prompts", "prompts_per_step", "max_completion_length", "lora_r"):
+            if getattr(self, name) < 1:
+                raise RewardlabError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.generations < 2:
+            raise RewardlabError("--generations must be at least 2 (GRPO compares completions in a group)")
+        if self.learning_rate <= 0 or self.beta <= 0 or self.clip <= 0:
+            raise RewardlabError("--learning-rate, --beta and --clip must be positive")
