@@ -20,9 +20,6 @@ import asyncio
 import hmac
 import ipaddress
 import logging
-import math
-import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +33,9 @@ from rewardlab.serving.requests import (
     parse_score,
     read_body,
     read_token,
-    wants_activation,
     wants_uncertainty,
 )
+from rewardlab.serving.vllm_shapes import vllm_shape
 
 log = logging.getLogger(__name__)
 
@@ -341,43 +338,10 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
     async def post_get_reward(request: Request) -> JSONResponse:
         return await handle(request, parse_get_reward, lambda _b: lambda r: {"rewards": r, "scores": r})
 
-    def pooled(kind: str) -> Any:
-        """The shape of a vLLM ``/classify`` or ``/pooling`` answer to a request body."""
-
-        def shape(body: Any) -> Any:
-            sigmoid = kind == "classify" and wants_activation(body)
-            model = body.get("model") if isinstance(body.get("model"), str) else served
-
-            def fill(rewards: list[float]) -> dict[str, Any]:
-                if kind == "classify":
-                    data = [
-                        {
-                            "index": i,
-                            "label": "reward",
-                            "probs": [1 / (1 + math.exp(-r)) if sigmoid else r],
-                            "num_classes": 1,
-                        }
-                        for i, r in enumerate(rewards)
-                    ]
-                else:
-                    data = [{"index": i, "object": "pooling", "data": [r]} for i, r in enumerate(rewards)]
-                return {
-                    "id": f"{kind}-{uuid.uuid4().hex}",
-                    "object": "list",
-                    "created": int(time.time()),
-                    "model": model,
-                    "data": data,
-                    "usage": {"prompt_tokens": 0, "total_tokens": 0, "completion_tokens": 0},
-                }
-
-            return fill
-
-        return shape
-
     for kind in ("classify", "pooling"):
 
         async def post_pooled(request: Request, kind: str = kind) -> JSONResponse:
-            return await handle(request, parse_pooling, pooled(kind))
+            return await handle(request, parse_pooling, vllm_shape(kind, served))
 
         app.post(f"/{kind}")(post_pooled)
         app.post(f"/v1/{kind}")(post_pooled)
