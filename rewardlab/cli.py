@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from safetensors import SafetensorError
 
-from rewardlab.config import typer_command
+from rewardlab.config import parse_assignments, typer_command
 from rewardlab.errors import RewardlabError
 from rewardlab.io_utils import check_out_file, check_out_folder, os_error_message
 from rewardlab.training.config import TrainConfig
@@ -36,17 +36,6 @@ app.add_typer(bench_app, name="bench")
 
 console = Console()
 err_console = Console(stderr=True)
-
-
-def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
-    """Turn ``["a=b", ...]`` into ``{"a": "b"}``; a missing ``=`` is a user error."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise RewardlabError(f"{option} expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def _str_list(text: str) -> list[str]:

@@ -19,6 +19,17 @@ from typing import Annotated, Any
 from rewardlab.errors import RewardlabError
 
 
+def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
+    """Turn ``["a=b", ...]`` (``--map``, ``--label``) into ``{"a": "b"}``; a missing ``=`` is a user error."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise RewardlabError(f"{option} expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def opt(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:  # noqa: A002
     """A dataclass field with its help text (``default`` may be a list: it is copied)."""
     if isinstance(default, list):

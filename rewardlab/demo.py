@@ -30,12 +30,13 @@ def run_demo(out: str | Path, n: int = 2000, seed: int = 0, ensemble: int = 5) -
     from rewardlab.evaluation.config import EvalConfig
     from rewardlab.evaluation.evaluate import evaluate
     from rewardlab.models.presets import load_tokenizer
+    from rewardlab.runtime import quiet_transformers
     from rewardlab.training.config import TrainConfig
     from rewardlab.training.dataset import split_by_prompt
-    from rewardlab.training.run import _quiet_transformers, train
+    from rewardlab.training.run import train
 
     out = Path(out)
-    _quiet_transformers()
+    quiet_transformers()
     data_file = write_demo(out / "demo.jsonl", n=n, seed=seed)
     data = load_preferences(data_file)
     train_part, held_part = split_by_prompt(data, 0.1, seed)

@@ -1,4 +1,4 @@
-"""What the hardware can do: the precision ``auto`` resolves to, decided once per process.
+"""What the process runs on: the precision ``auto`` resolves to (decided once per process), memory, logging.
 
 On a GPU, ``auto`` is bf16 where torch says the device supports it. On a CPU it is bf16 only where
 the CPU computes bf16 natively: its flags name a bf16 instruction set (``avx512_bf16`` or
@@ -11,6 +11,9 @@ Force the CPU decision with ``REWARDLAB_CPU_BF16=1`` (or ``0``); tests monkeypat
 :func:`cpu_flags` and :func:`bf16_speedup` instead.
 
 Run ``python -m rewardlab.runtime`` to print the decision for this machine.
+
+:func:`quiet_transformers` silences the progress bars and info logs of transformers and datasets for
+every command that loads a model; :func:`release_memory` hands freed heap memory back to the OS.
 """
 
 from __future__ import annotations
@@ -150,6 +153,17 @@ def release_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' and datasets' info logs and progress bars (rewardlab prints its own)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    import datasets
+
+    datasets.disable_progress_bars()
 
 
 if __name__ == "__main__":

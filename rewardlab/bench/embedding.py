@@ -42,12 +42,12 @@ def bench_embedding(
     from rewardlab.io_utils import write_json
     from rewardlab.metrics import pairwise_accuracy
     from rewardlab.models.embedding import Embedder
+    from rewardlab.runtime import quiet_transformers
     from rewardlab.training.embedding_rm import ensemble_scores, train_ensemble
-    from rewardlab.training.run import _quiet_transformers
 
     if folds < 2:
         raise RewardlabError("--folds must be at least 2")
-    _quiet_transformers()
+    quiet_transformers()
     start = time.time()
     pairs = load_preferences(data, on_error="skip").training_pairs()
     fold_of = fold_of_prompts((text_key(p.prompt) for p in pairs), folds, seed)

@@ -90,9 +90,9 @@ def bench_score(
     from rewardlab import __version__
     from rewardlab.io_utils import write_json
     from rewardlab.models.reward_model import RewardModel
-    from rewardlab.training.run import _quiet_transformers
+    from rewardlab.runtime import quiet_transformers
 
-    _quiet_transformers()
+    quiet_transformers()
     torch.manual_seed(seed)
     prompts, responses = _pool(data, n) if pool else _pairs(data, n, seed)
     n = len(responses)
@@ -161,10 +161,10 @@ def _serve_in_thread(
     """``rewardlab serve`` in a thread of this process; yields a reader of its forward calls and the pid."""
     import uvicorn
 
+    from rewardlab.runtime import quiet_transformers
     from rewardlab.serving.server import ServeConfig, create_app
-    from rewardlab.training.run import _quiet_transformers
 
-    _quiet_transformers()
+    quiet_transformers()
     app = create_app(ServeConfig(model=[model], port=port, device=device, dtype=dtype))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -92,12 +92,12 @@ def bench_train(
 
     from rewardlab import __version__
     from rewardlab.io_utils import write_json
-    from rewardlab.training.run import _quiet_transformers
+    from rewardlab.runtime import quiet_transformers
 
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise RewardlabError(f"--engines: unknown {unknown}; choose from {ENGINES}")
-    _quiet_transformers()
+    quiet_transformers()
     rows, skipped = select_pairs(data, model, pairs, max_length, seed)
     n = len(rows) - len(rows) % batch_size
     if n < batch_size:

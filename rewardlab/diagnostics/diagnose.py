@@ -172,9 +172,9 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
     from rewardlab.io_utils import atomic_dir, check_out_dir, dumps, write_jsonl, write_text
     from rewardlab.models.ensemble import RewardEnsemble, aggregate
     from rewardlab.models.reward_model import response_length
-    from rewardlab.training.run import _quiet_transformers
+    from rewardlab.runtime import quiet_transformers
 
-    _quiet_transformers()
+    quiet_transformers()
     out = Path(cfg.out)
     own, export_to = outputs_of(cfg)
     check_out_dir(out, own)  # before any work: a run that cannot write its outputs fails at once

@@ -278,10 +278,10 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
     from rewardlab.diagnostics.rlcheck_report import OWN, write_reports
     from rewardlab.diagnostics.rlcheck_verdict import analyse
     from rewardlab.io_utils import check_out_dir
-    from rewardlab.training.run import _quiet_transformers
+    from rewardlab.runtime import quiet_transformers
 
     check_out_dir(cfg.out, OWN)  # a run that cannot write its outputs fails before the work
-    _quiet_transformers()
+    quiet_transformers()
     start = time.perf_counter()
     policy = resolve_policy(cfg.policy)
     tokenizer = AutoTokenizer.from_pretrained(str(policy))

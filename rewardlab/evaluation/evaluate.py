@@ -292,9 +292,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     from rewardlab.data import StepwiseDataError
     from rewardlab.evaluation.report import write_reports
     from rewardlab.io_utils import atomic_dir, check_out_dir, dumps, write_text
-    from rewardlab.training.run import _quiet_transformers
+    from rewardlab.runtime import quiet_transformers
 
-    _quiet_transformers()
+    quiet_transformers()
     out = Path(cfg.out)
     check_out_dir(out, OUTPUTS)  # before any work: a run that cannot write its outputs fails at once
     sections = read_sections(cfg.sections)

@@ -23,8 +23,9 @@ from typing import Any
 from rich.console import Console
 
 from rewardlab import __version__
-from rewardlab.config import save_yaml, to_dict
+from rewardlab.config import parse_assignments, save_yaml, to_dict
 from rewardlab.errors import RewardlabError
+from rewardlab.runtime import quiet_transformers
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.outdir import check_out, checkpoint_step, open_out, trim_log
 
@@ -49,18 +50,7 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _quiet_transformers() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    import datasets
-
-    datasets.disable_progress_bars()
-
-
 def _load_data(cfg: TrainConfig) -> tuple[Any, Any, dict[str, Any]]:
-    from rewardlab.cli import parse_assignments
     from rewardlab.data import load_preferences
     from rewardlab.training.dataset import split_by_prompt
 
@@ -223,7 +213,7 @@ def close_process_group(sync: bool) -> None:
 def _train(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     check_out(cfg)  # refused before anything loads; nothing is written into OUT before open_out
-    _quiet_transformers()
+    quiet_transformers()
     warnings: list[str] = []
 
     def warn(msg: str) -> None:
