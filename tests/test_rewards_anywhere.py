@@ -577,3 +577,20 @@ def test_serving_a_remote_reward_passes_its_failures_on_as_502_or_422(stub, serv
     )
     empty = relay.post("/score", json={"prompts": ["p"], "responses": [""]})
     assert empty.status_code == 422 and "responses[0]: empty text" in empty.json()["error"]
+
+
+def test_reward_function_passes_trl_columns_to_a_verifier_and_normalises_only_what_it_can(tiny_models):
+    """TRL calls reward_funcs(prompts, completions, answer=[...], ...): builtin:math reads its
+    references from that column; a checkpoint without stored normalisation is not normalised."""
+    from rewardlab.serving.rl import RewardFunction
+
+    fn = RewardFunction("builtin:math")
+    assert fn.normalize is False  # a verifier stores no normalisation
+    got = fn(
+        ["What is 6 * 7?", "What is 2 + 2?"],
+        ["So the answer is 42.", "It is 5."],
+        answer=["#### 42", "#### 4"],
+    )
+    assert got == [1.0, 0.0]
+    plain = RewardFunction(str(tiny_models["llama"]))  # a plain folder: nothing stored, so no normalisation
+    assert plain.normalize is False and len(plain(["p"], ["r"])) == 1

@@ -48,6 +48,9 @@ class FunctionReward(PairScoring):
         extra: ``extra(prompts) -> kwargs`` added to each call (e.g. reference answers).
     """
 
+    #: ``score`` takes ``columns`` (TRL's dataset columns), which ``RewardFunction`` passes on.
+    takes_columns = True
+
     def __init__(
         self,
         fn: Callable[..., Any],

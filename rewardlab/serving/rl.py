@@ -51,7 +51,8 @@ class RewardFunction:
     Args:
         model: A loaded model (anything with ``score``), or what ``--model`` takes: a checkpoint
             folder, ``module:function``, ``builtin:…`` or a server URL.
-        normalize: Normalise with the checkpoint's mean/std (keeps advantages on a stable scale).
+        normalize: Normalise with the checkpoint's mean/std (keeps advantages on a stable scale);
+            ``None`` (default): when the model stores them (a reward function or server does not).
         batch_size: Sequences per forward pass.
         length_correction: Apply the checkpoint's stored length correction (``None``: as stored).
         clip: Clip every reward to ``[-clip, clip]`` (after normalisation), if given.
@@ -60,7 +61,7 @@ class RewardFunction:
     def __init__(
         self,
         model: Any,
-        normalize: bool = True,
+        normalize: bool | None = None,
         batch_size: int = 16,
         length_correction: bool | None = None,
         clip: float | None = None,
@@ -69,6 +70,8 @@ class RewardFunction:
             from rewardlab.models.loading import load_reward
 
             model = load_reward(str(model))
+        if normalize is None:
+            normalize = bool((getattr(model, "info", None) or {}).get("normalization"))
         self.model, self.normalize, self.batch_size = model, normalize, batch_size
         self.length_correction, self.clip = length_correction, clip
         self.__name__ = "rewardlab"
@@ -78,6 +81,8 @@ class RewardFunction:
         kw: dict[str, Any] = {"batch_size": self.batch_size, "normalize": self.normalize}
         if self.length_correction is not None:
             kw["length_correction"] = self.length_correction
+        if getattr(self.model, "takes_columns", False):  # a Python reward or verifier: TRL's dataset columns
+            kw["columns"] = {k: list(v) for k, v in kwargs.items() if isinstance(v, (list, tuple))}
         rewards = self.model.score(list(prompts), list(completions), **kw)
         if self.clip is not None:
             rewards = [max(-self.clip, min(self.clip, r)) for r in rewards]
