@@ -367,7 +367,7 @@ def train_embedding(
         "rewardlab_version": __version__,
     }
     write_json(out / INFO_FILE, info)
-    from rewardlab.serving.integration import write_integration
+    from rewardlab.training.integration import write_integration
 
     write_integration(out, info)
     say(f"saved the embedding reward model to {out} ({cfg.ensemble} head(s), {INFO_FILE}, {HEADS_FILE})")
