@@ -467,7 +467,7 @@ def _post(url, body, token):
 def test_integration_snippets_work_against_a_real_server(served, local, tiny_models, demo_rows, tmp_path):
     import re
 
-    from rewardlab.serving.integration import PROMPT, render_integration
+    from rewardlab.training.integration import PROMPT, render_integration
 
     base, token_file = served
     token = token_file.read_text().strip()

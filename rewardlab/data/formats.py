@@ -337,6 +337,14 @@ def last_user_turn(prompt: Text) -> Text:
     return turn.strip() or prompt
 
 
+def request_text(prompt: Text) -> str:
+    """The user's request as plain text (the last user turn), for probes and gold rewards that read it."""
+    turn = last_user_turn(prompt)
+    if isinstance(turn, list):
+        return "\n".join(m["content"] for m in turn)
+    return turn
+
+
 def spans_turns(response: Text) -> bool:
     """True when a response holds more than one turn (a user turn inside it)."""
     if isinstance(response, str):

@@ -12,6 +12,7 @@ from itertools import pairwise
 from typing import Any
 
 from rewardlab import metrics as M
+from rewardlab.data.formats import request_text
 from rewardlab.data.schema import Text, text_key, text_plain
 from rewardlab.diagnostics.probes import Probe
 
@@ -29,16 +30,6 @@ def reward_std(values: Sequence[float]) -> float:
     """Population standard deviation."""
     mean = sum(values) / len(values)
     return (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
-
-
-def request_text(prompt: Text) -> str:
-    """The user's request as plain text (the last user turn), for probes that echo it."""
-    from rewardlab.data.formats import last_user_turn
-
-    turn = last_user_turn(prompt)
-    if isinstance(turn, list):
-        return "\n".join(m["content"] for m in turn)
-    return turn
 
 
 def apply_probe(probe: Probe, prompt: Text, response: Text) -> Text | None:

@@ -33,8 +33,8 @@ def gold_judge(gold: str | None, device: str, batch_size: int) -> GoldFn | None:
     """
     if gold == "demo":
         from rewardlab.data.demo import gold_reward
+        from rewardlab.data.formats import request_text
         from rewardlab.data.schema import text_plain
-        from rewardlab.diagnostics.checks import request_text
 
         def demo(prompts: list[Text], responses: list[Text]) -> list[float | None]:
             out: list[float | None] = []

@@ -157,7 +157,7 @@ def load_function(spec: str) -> FunctionReward:
 def demo_gold(prompts: list[Text], completions: list[Text], **_: Any) -> list[float]:
     """The demo world's gold reward of each completion (TRL ``reward_funcs`` signature)."""
     from rewardlab.data.demo import gold_reward
-    from rewardlab.diagnostics.checks import request_text
+    from rewardlab.data.formats import request_text
 
     out = []
     for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):

@@ -312,7 +312,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         "rewardlab_version": __version__,
     }
     write_json(out / INFO_FILE, info)
-    from rewardlab.serving.integration import write_integration
+    from rewardlab.training.integration import write_integration
 
     write_integration(out, info)
     say(

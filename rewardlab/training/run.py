@@ -566,7 +566,7 @@ def finish_run(
         "torch_dtype": str(next(final.parameters()).dtype),
     }
     write_json(out / INFO_FILE, info)
-    from rewardlab.serving.integration import write_integration
+    from rewardlab.training.integration import write_integration
 
     write_integration(out, info)
     say(f"saved the reward model to {out} (rewardlab.json, {TRAIN_SUMMARY}, {TRAIN_LOG}, data_summary.md)")
