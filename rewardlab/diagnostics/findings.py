@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rewardlab.diagnostics.checks import LENGTH_CORRELATION_FLAG
-from rewardlab.evaluation.report import fmt
+from rewardlab.reporting import fmt
 
 #: What to do about a flagged probe, by probe name (others get the generic advice).
 PROBE_ADVICE = {

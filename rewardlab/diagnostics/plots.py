@@ -1,4 +1,4 @@
-"""The diagnostics plots (Matplotlib, PNG), drawn with the evaluation plots' helpers."""
+"""The diagnostics plots (Matplotlib, PNG), drawn with the shared helpers of :mod:`rewardlab.reporting`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rewardlab.evaluation.plots import COLORS, _plt, _save
+from rewardlab.reporting import COLORS, pyplot, save_figure
 
 
 def probes(table: dict[str, Any], path: Path) -> Path:
     """Mean reward change per probe in reward-std units; flagged probes in red."""
-    plt = _plt()
+    plt = pyplot()
     names = [n for n, p in table.items() if p.get("n")]
     fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(names) + 2), 3.6))
     values = [table[n]["mean_delta_std"] for n in names]
@@ -20,12 +20,12 @@ def probes(table: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set(ylabel="mean reward change (reward std)", title="Probes (red: flagged)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def length_curve(rewards: list[float], chars: list[int], curve: list[dict[str, float]], path: Path) -> Path:
     """Reward against response length: every response, and the mean per length decile."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.scatter([max(1, c) for c in chars], rewards, s=5, alpha=0.3, color="tab:blue", label="responses")
     ax.plot(
@@ -38,12 +38,12 @@ def length_curve(rewards: list[float], chars: list[int], curve: list[dict[str, f
     ax.set_xscale("log")
     ax.set(xlabel="response length (characters)", ylabel="reward", title="Reward vs length")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def spread(spreads: list[float], wrong: list[bool], path: Path) -> Path:
     """Histograms of the members' margin spread for right and wrong pairs."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     right = [s for s, w in zip(spreads, wrong, strict=True) if not w]
     bad = [s for s, w in zip(spreads, wrong, strict=True) if w]
@@ -54,12 +54,12 @@ def spread(spreads: list[float], wrong: list[bool], path: Path) -> Path:
         ax.hist(bad, bins=bins, alpha=0.6, density=True, color="tab:red", label=f"wrong ({len(bad)})")
     ax.set(xlabel="std of the members' margins", ylabel="density", title="Ensemble disagreement")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def best_of_n(bon: dict[str, Any], path: Path) -> Path:
     """Proxy and gold reward of the best-of-N pick against d = √KL, with Gao et al.'s fit of the gold."""
-    plt = _plt()
+    plt = pyplot()
     d = [math.sqrt(k) for k in bon["kl"]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for (how, c), color in zip(bon["curves"].items(), COLORS, strict=False):
@@ -81,4 +81,4 @@ def best_of_n(bon: dict[str, Any], path: Path) -> Path:
         ax.legend()
     left.set_title("Proxy reward of the pick")
     right.set_title("Gold reward of the pick (dashed: Gao fit; dotted: peak)")
-    return _save(fig, path)
+    return save_figure(fig, path)

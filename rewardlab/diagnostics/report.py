@@ -1,4 +1,4 @@
-"""``diagnostics.md`` and a self-contained ``diagnostics.html`` (the evaluation report's machinery)."""
+"""``diagnostics.md`` and a self-contained ``diagnostics.html`` (built from :mod:`rewardlab.reporting`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from rewardlab.evaluation.report import fmt, html_figure, html_page, html_table, md_table
+from rewardlab.reporting import fmt, html_figure, html_page, html_table, md_table
 
 
 def make_plots(report: dict[str, Any], rewards: list[float], chars: list[int], out: Path) -> dict[str, str]:

@@ -10,8 +10,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from rewardlab.evaluation.plots import _plt, _save
-from rewardlab.evaluation.report import fmt, html_figure, html_page, html_table, md_table
+from rewardlab.reporting import fmt, html_figure, html_page, html_table, md_table, pyplot, save_figure
 
 OWN = ("rlcheck.json", "rlcheck.md", "rlcheck.html", "plots")
 PALETTE = ("black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:gray")
@@ -19,7 +18,7 @@ PALETTE = ("black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purpl
 
 def make_plots(report: dict[str, Any], out: Path) -> dict[str, str]:
     """Write the PNGs into ``out/plots``; return caption -> relative path."""
-    plt = _plt()
+    plt = pyplot()
     arms = {a: v["steps"] for a, v in report["arms"].items() if v.get("steps")}
     if not arms:
         return {}
@@ -33,7 +32,7 @@ def make_plots(report: dict[str, Any], out: Path) -> dict[str, str]:
     axes[1].set(xlabel="sqrt KL(policy || reference)", ylabel="proxy reward", title="Proxy against sqrt KL")
     axes[0].legend(fontsize=8)
     plots["Gold and proxy reward against sqrt KL, per arm (Gao et al. 2023)"] = str(
-        _save(fig, out / "plots" / "gao_curves.png").relative_to(out)
+        save_figure(fig, out / "plots" / "gao_curves.png").relative_to(out)
     )
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for (arm, steps), color in zip(arms.items(), PALETTE, strict=False):
@@ -44,7 +43,7 @@ def make_plots(report: dict[str, Any], out: Path) -> dict[str, str]:
         ax.set(xlabel="GRPO step", ylabel=label)
     axes[0].legend(fontsize=8)
     plots["Gold, length and refusal share per step"] = str(
-        _save(fig, out / "plots" / "steps.png").relative_to(out)
+        save_figure(fig, out / "plots" / "steps.png").relative_to(out)
     )
     return plots
 

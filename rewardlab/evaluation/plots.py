@@ -6,43 +6,25 @@ Each function takes plain lists and writes one PNG; the report embeds them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    _plt().close(fig)
-    return path
+from rewardlab.reporting import COLORS, pyplot, save_figure
 
 
 def margins(deltas: dict[str, list[float]], path: Path, title: str) -> Path:
     """Histogram of r_chosen − r_rejected per model (overlaid); right of 0 is right."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for (name, ds), color in zip(deltas.items(), COLORS, strict=False):
         ax.hist(ds, bins=40, histtype="step", linewidth=1.6, color=color, label=name)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set(xlabel="margin r_chosen − r_rejected", ylabel="pairs", title=f"{title}: margins")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def rewards(per_model: dict[str, tuple[list[float], list[float]]], path: Path, title: str) -> Path:
     """Reward histograms of chosen vs rejected responses, one panel per model."""
-    plt = _plt()
+    plt = pyplot()
     k = len(per_model)
     fig, axes = plt.subplots(1, k, figsize=(4.5 * k, 3.4), squeeze=False)
     for ax, (name, (c, r)) in zip(axes[0], per_model.items(), strict=True):
@@ -53,12 +35,12 @@ def rewards(per_model: dict[str, tuple[list[float], list[float]]], path: Path, t
         ax.set(xlabel="reward", ylabel="responses", title=f"{name}")
         ax.legend()
     fig.suptitle(f"{title}: rewards of chosen vs rejected")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def reliability(tables: dict[str, list[dict[str, float]]], path: Path, title: str) -> Path:
     """Reliability diagram: accuracy against confidence σ(|margin|) per equal-mass bin."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     ax.plot([0.5, 1], [0.5, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
     for (name, bins), color in zip(tables.items(), COLORS, strict=False):
@@ -72,7 +54,7 @@ def reliability(tables: dict[str, list[dict[str, float]]], path: Path, title: st
     ax.set(xlim=(0.5, 1), ylim=(0, 1), xlabel="confidence σ(|margin|)", ylabel="accuracy")
     ax.set_title(f"{title}: calibration")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def length(
@@ -83,7 +65,7 @@ def length(
     title: str,
 ) -> Path:
     """Reward against response length (characters, log scale), one panel per model."""
-    plt = _plt()
+    plt = pyplot()
     k = len(per_model)
     fig, axes = plt.subplots(1, k, figsize=(4.5 * k, 3.4), squeeze=False)
     for ax, (name, (c, r)) in zip(axes[0], per_model.items(), strict=True):
@@ -93,12 +75,12 @@ def length(
         ax.set(xlabel="response length (characters)", ylabel="reward", title=name)
         ax.legend()
     fig.suptitle(f"{title}: reward vs length")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def categories(per_model: dict[str, dict[str, dict[str, float]]], path: Path, title: str) -> Path:
     """Accuracy per category, bars grouped by category, one bar per model."""
-    plt = _plt()
+    plt = pyplot()
     cats = sorted({c for table in per_model.values() for c in table})
     k = len(per_model)
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(cats) * k + 2), 3.8))
@@ -110,4 +92,4 @@ def categories(per_model: dict[str, dict[str, dict[str, float]]], path: Path, ti
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set(ylim=(0, 1), ylabel="accuracy", title=f"{title}: accuracy per category")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)

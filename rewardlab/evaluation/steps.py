@@ -22,7 +22,7 @@ from rich.console import Console
 from rewardlab import metrics as M
 from rewardlab.data.schema import text_plain
 from rewardlab.errors import RewardlabError
-from rewardlab.evaluation.report import fmt
+from rewardlab.reporting import fmt
 
 console = Console()
 
@@ -202,7 +202,7 @@ def bon_table(bon: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The stepwise evaluation as Markdown."""
-    from rewardlab.evaluation.report import md_table
+    from rewardlab.reporting import md_table
 
     md = ["# rewardlab evaluation report (step-labelled data)", ""]
     for title, header, rows in tables(report):
@@ -214,7 +214,7 @@ def render_html(report: dict[str, Any]) -> str:
     """The stepwise evaluation as one HTML file."""
     import html
 
-    from rewardlab.evaluation.report import html_page, html_table
+    from rewardlab.reporting import html_page, html_table
 
     parts = []
     for title, header, rows in tables(report):
