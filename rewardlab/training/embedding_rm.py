@@ -225,14 +225,14 @@ def train_embedding(
     from rewardlab.metrics import preference_metrics
     from rewardlab.models.embedding import HEADS_FILE, Embedder
     from rewardlab.models.reward_model import INFO_FILE
-    from rewardlab.training.outdir import open_out
-    from rewardlab.training.run import (
+    from rewardlab.training.kit import (
         TRAIN_SUMMARY,
         TrainResult,
         data_digest,
         data_record,
         low_accuracy_warning,
     )
+    from rewardlab.training.outdir import open_out
 
     out = Path(cfg.out)
     start = time.time()

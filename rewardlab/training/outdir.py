@@ -47,8 +47,6 @@ def check_out(cfg: Any) -> None:
             "or another --out"
         )
     if cfg.resume:
-        from rewardlab.training.run import last_complete_checkpoint
-
         if last_complete_checkpoint(out / "checkpoints")[0] is None:
             raise RewardlabError(f"--resume: no complete checkpoint in {out / 'checkpoints'}")
 
@@ -102,3 +100,24 @@ def trim_log(path: Path, step: int) -> int:
         tmp.write_text("".join(kept), encoding="utf-8")
         tmp.replace(path)
     return removed
+
+
+def last_complete_checkpoint(folder: Path) -> tuple[Path | None, list[Path]]:
+    """The newest checkpoint whose ``trainer_state.json`` exists, and newer incomplete ones.
+
+    The Trainer writes ``trainer_state.json`` last, so a run killed while saving leaves a
+    newest folder without it: resuming from that folder would fail.
+    """
+    if not folder.is_dir():
+        return None, []
+    found = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
+    )
+    skipped = []
+    for p in found:
+        if (p / "trainer_state.json").exists():
+            return p, skipped
+        skipped.append(p)
+    return None, skipped

@@ -183,11 +183,9 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
     from rewardlab.models.prm import resolve_separator
     from rewardlab.models.reward_model import INFO_FILE, ensure_pad_token, model_arch
     from rewardlab.training.batching import resolve_batching
-    from rewardlab.training.outdir import open_out
-    from rewardlab.training.run import (
+    from rewardlab.training.kit import (
         TRAIN_SUMMARY,
         TrainResult,
-        _training_args,
         checkpoint_record,
         distributed_record,
         is_main_process,
@@ -195,7 +193,9 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         run_callbacks,
         run_trainer,
         save_checkpoint,
+        training_args,
     )
+    from rewardlab.training.outdir import open_out
 
     out = Path(cfg.out)
     set_seed(cfg.seed)
@@ -262,7 +262,7 @@ def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any
         write_steps_summary(summary_data, out)
     trainer = PRMTrainer(
         model=model,
-        args=_training_args(cfg, out, bool(eval_items)),
+        args=training_args(cfg, out, bool(eval_items)),
         train_dataset=train_items,
         eval_dataset=eval_items or None,
         data_collator=StepCollator(tokenizer.pad_token_id, layout, cfg.pack_tokens or cfg.max_length),

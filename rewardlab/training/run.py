@@ -9,45 +9,33 @@ log, periodic evaluation and checkpoints, health warnings), then write a checkpo
 Run: ``rewardlab train --model tiny-llama --data ../shared/data/hh-rlhf-helpful-base/test.jsonl.gz
 --out runs/hh --max-steps 100``; several processes: ``torchrun --nproc_per_node 2 -m rewardlab train …``
 or ``accelerate launch -m rewardlab train …``.
+
+:func:`train` dispatches to the process (:mod:`~rewardlab.training.prm`), embedding
+(:mod:`~rewardlab.training.embedding_rm`) and TRL (:mod:`~rewardlab.training.trl_engine`) trainers;
+what they all share (Trainer arguments, callbacks, saving, the summary) is in :mod:`~rewardlab.training.kit`.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from rewardlab import __version__
-from rewardlab.config import parse_assignments, save_yaml, to_dict
+from rewardlab.config import parse_assignments
 from rewardlab.errors import RewardlabError
 from rewardlab.runtime import quiet_transformers
 from rewardlab.training.config import TrainConfig
-from rewardlab.training.outdir import check_out, checkpoint_step, open_out, trim_log
-
-TRAIN_LOG, TRAIN_SUMMARY, CONFIG_FILE = "train_log.jsonl", "train_summary.json", "train_config.yaml"
-#: Below this held-out accuracy the run ends with a warning about the data.
-LOW_ACCURACY = 0.65
-
-console = Console()
-
-
-def is_main_process() -> bool:
-    """True on the process that writes files and prints (rank 0, or a single process)."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-@dataclass
-class TrainResult:
-    """What a finished run produced."""
-
-    out: Path
-    summary: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
+from rewardlab.training.kit import (
+    TrainResult,
+    console,
+    finish_run,
+    is_main_process,
+    lora_config,
+    resolve_precision,
+    run_callbacks,
+    run_trainer,
+    training_args,
+)
+from rewardlab.training.outdir import check_out, open_out
 
 
 def _load_data(cfg: TrainConfig) -> tuple[Any, Any, dict[str, Any]]:
@@ -63,125 +51,6 @@ def _load_data(cfg: TrainConfig) -> tuple[Any, Any, dict[str, Any]]:
         train, evals = split_by_prompt(data, cfg.eval_split or 0.0, cfg.seed)
         how = {"eval_split": cfg.eval_split, "split_by": "prompt"}
     return train, evals, how
-
-
-def resolve_precision(requested: str, cuda: bool) -> Any:
-    """The training precision and why (:class:`rewardlab.runtime.PrecisionChoice`); ``auto`` per device."""
-    from rewardlab.runtime import PrecisionChoice, auto_precision
-
-    if requested == "auto":
-        return auto_precision("cuda" if cuda else "cpu")
-    return PrecisionChoice(requested, "cuda" if cuda else "cpu", f"--precision {requested}")
-
-
-def _training_args(cfg: TrainConfig, out: Path, has_eval: bool) -> Any:
-    import torch
-    from transformers import TrainingArguments
-
-    cuda = torch.cuda.is_available()
-    precision = resolve_precision(cfg.precision, cuda).precision
-    try:
-        import tensorboard  # noqa: F401
-
-        has_tb = True
-    except ImportError:
-        has_tb = False
-    use_tb = has_tb if cfg.tensorboard is None else cfg.tensorboard
-    if use_tb and not has_tb:
-        raise RewardlabError("--tensorboard: the tensorboard package is not installed")
-    return TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio,
-        lr_scheduler_type=cfg.scheduler,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        logging_nan_inf_filter=False,  # a NaN step must show in the logged loss (finite.FiniteLogCallback)
-        eval_strategy="steps" if (cfg.eval_steps and has_eval) else "no",
-        eval_steps=cfg.eval_steps or None,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        activation_checkpointing=cfg.gradient_checkpointing,
-        report_to=["tensorboard"] if use_tb else "none",
-        disable_tqdm=True,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        use_cpu=not cuda,
-        ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
-    )
-
-
-def lora_config(cfg: TrainConfig, arch: str, task: str = "SEQ_CLS") -> Any:
-    """The PEFT LoRA config of a run; the score (or classifier) head is trained and saved in full.
-
-    ``task`` is PEFT's task type: ``SEQ_CLS`` for outcome models, ``TOKEN_CLS`` for PRMs.
-    """
-    from peft import LoraConfig, TaskType
-
-    from rewardlab.models.encoding import DECODER
-
-    return LoraConfig(
-        task_type=TaskType[task],
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.lora_targets or "all-linear",
-        modules_to_save=["score" if arch == DECODER else "classifier"],
-    )
-
-
-def _normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: int) -> dict[str, float]:
-    """Mean and std of the trained model's rewards on up to ``n`` training responses."""
-    import torch
-
-    from rewardlab.models.reward_model import forward_rewards
-    from rewardlab.training.dataset import Group
-
-    flat = [e for g in groups for e in g.encoded]
-    picked = random.Random(seed).sample(flat, min(n, len(flat)))
-    rewards: list[float] = []
-    device = next(model.parameters()).device
-    model.eval()
-    with torch.inference_mode():
-        for i in range(0, len(picked), 16):
-            chunk = [Group([e], [0.0]) for e in picked[i : i + 16]]
-            batch = {k: v.to(device) for k, v in collator(chunk).items()}
-            rewards.extend(forward_rewards(model, batch).tolist())
-    mean = sum(rewards) / len(rewards)
-    std = (sum((r - mean) ** 2 for r in rewards) / len(rewards)) ** 0.5
-    return {"mean": mean, "std": std if std > 0 else 1.0, "samples": len(rewards)}
-
-
-def last_complete_checkpoint(folder: Path) -> tuple[Path | None, list[Path]]:
-    """The newest checkpoint whose ``trainer_state.json`` exists, and newer incomplete ones.
-
-    The Trainer writes ``trainer_state.json`` last, so a run killed while saving leaves a
-    newest folder without it: resuming from that folder would fail.
-    """
-    if not folder.is_dir():
-        return None, []
-    found = sorted(
-        (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-        key=lambda p: int(p.name.split("-")[-1]),
-        reverse=True,
-    )
-    skipped = []
-    for p in found:
-        if (p / "trainer_state.json").exists():
-            return p, skipped
-        skipped.append(p)
-    return None, skipped
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -252,7 +121,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
                 "train with it on a GPU (scoring on the CPU works)"
             )
     if cfg.method == "embedding":
-        from rewardlab.training.embedding_rm import train_embedding
+        from rewardlab.training.embedding_train import train_embedding
 
         return train_embedding(cfg, train_data, eval_data, split, data_summary, warnings, warn, say)
     model, tokenizer = load_model_and_tokenizer(cfg.model, attn_implementation=cfg.attn_implementation)
@@ -313,7 +182,7 @@ def _train(cfg: TrainConfig) -> TrainResult:
         model = get_peft_model(model, lora_config(cfg, arch))
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
-    args = _training_args(cfg, out, bool(eval_groups))
+    args = training_args(cfg, out, bool(eval_groups))
     trainer = RewardTrainer(
         model=model,
         args=args,
@@ -349,225 +218,3 @@ NATIVE_TOKENIZATION = (
     "prompt and response tokenized separately; decoders: [BOS] prompt response EOS, reward at EOS; "
     "encoders: the tokenizer's pair form, model pooling"
 )
-
-
-def run_trainer(
-    trainer: Any, cfg: TrainConfig, has_eval: bool, warn: Any, say: Any
-) -> tuple[Any, float, dict]:
-    """Train (resuming when asked) and evaluate; return the train result, its seconds and the metrics."""
-    from transformers import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)  # the Rich bar and the JSONL log replace it
-    resume_from = resume_checkpoint(cfg, warn, say)
-    start = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    runtime = time.time() - start
-    return result, runtime, (trainer.evaluate() if has_eval else {})
-
-
-def distributed_record(trainer: Any) -> dict[str, Any]:
-    """How the run was spread, so a summary shows what ``accelerate launch`` did.
-
-    Accelerate's distributed type (NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, …) and the number
-    of processes.
-    """
-    acc = trainer.accelerator
-    kind = acc.distributed_type
-    return {"type": getattr(kind, "value", str(kind)), "processes": acc.num_processes}
-
-
-def run_callbacks(cfg: TrainConfig, warn: Any) -> list[Any]:
-    """Progress bar, JSONL log, health warnings, and the config saved next to every checkpoint."""
-    from transformers import TrainerCallback
-
-    from rewardlab.training.finite import FiniteLogCallback
-    from rewardlab.training.trainer import HealthCallback, JsonlLogCallback, RichProgressCallback
-
-    class SaveConfig(TrainerCallback):
-        """Writes the resolved config next to every checkpoint."""
-
-        def on_save(self, a: Any, state: Any, control: Any, **kw: Any) -> None:
-            if state.is_world_process_zero:
-                save_yaml(cfg, Path(a.output_dir) / f"checkpoint-{state.global_step}" / CONFIG_FILE)
-
-    bar = RichProgressCallback()
-    stop_bar = lambda: bar.on_train_end(None, None, None)  # noqa: E731
-    return [
-        JsonlLogCallback(Path(cfg.out) / TRAIN_LOG),
-        HealthCallback(warn),
-        bar,
-        SaveConfig(),
-        FiniteLogCallback(stop_bar),
-    ]
-
-
-def resume_checkpoint(cfg: TrainConfig, warn: Any, say: Any) -> str | None:
-    """With ``--resume``, the newest complete checkpoint (incomplete newer ones are reported)."""
-    if not cfg.resume:
-        return None
-    resume_from, incomplete = last_complete_checkpoint(Path(cfg.out) / "checkpoints")
-    for p in incomplete:
-        warn(f"{p} is incomplete (the run was stopped while saving it): skipped")
-    if resume_from is None:
-        raise RewardlabError(f"--resume: no complete checkpoint in {Path(cfg.out) / 'checkpoints'}")
-    removed = trim_log(Path(cfg.out) / TRAIN_LOG, step := checkpoint_step(resume_from))
-    say(
-        f"resuming from {resume_from}"
-        + (f" ({TRAIN_LOG}: {removed} lines after step {step} removed)" if removed else "")
-    )
-    return str(resume_from)
-
-
-def low_accuracy_warning(accuracy: float | None, data_summary: dict[str, Any], out: Path) -> str | None:
-    """The end-of-run warning when held-out accuracy is low, pointing at the data's figures."""
-    if accuracy is None or accuracy >= LOW_ACCURACY:
-        return None
-    agreement = (data_summary.get("agreement") or {}).get("raw_agreement")
-    return (
-        f"held-out accuracy {accuracy:.3f} is below {LOW_ACCURACY}: the data may be insufficient. In "
-        f"{out / 'data_summary.md'} look at annotator agreement (label noise: "
-        f"{'n/a' if agreement is None else f'{agreement:.1%}'}), contradictory pairs "
-        f"({data_summary['duplicates']['contradictory_pairs']}) and prompt diversity "
-        f"({data_summary['prompts']['unique']} unique prompts)"
-    )
-
-
-def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, lora: bool, merge: bool, resized: bool) -> Any:
-    """Write the trained model so that plain transformers loads ``out``; return the final model.
-
-    Full fine-tuning: the model. LoRA: the adapter (with the score head, and the embeddings
-    when a pad token was added); with ``merge``, the merged plain model, the adapter in
-    ``out/adapter``. Returns ``None`` on processes other than the main one.
-    """
-    from rewardlab.training.finite import check_weights
-
-    check_weights(trainer.model, f"step {trainer.state.global_step}, before saving")
-    trainer.save_model(str(out))  # gathers sharded (FSDP/DeepSpeed) weights where needed
-    if not is_main_process():
-        return None
-    tokenizer.save_pretrained(str(out))
-    final = trainer.accelerator.unwrap_model(trainer.model)
-    if lora:
-        final.save_pretrained(str(out), save_embedding_layers=resized)
-        if merge:
-            final.save_pretrained(str(out / "adapter"), save_embedding_layers=resized)
-            merged = final.merge_and_unload()
-            for name in ("adapter_config.json", "adapter_model.safetensors"):
-                (out / name).unlink(missing_ok=True)
-            merged.save_pretrained(str(out))
-            final = merged
-    return final
-
-
-def checkpoint_record(cfg: TrainConfig, arch: str) -> dict[str, Any]:
-    """What ``rewardlab.json`` says of a trained (not embedding) model, outcome or process."""
-    return {
-        "method": "lora" if cfg.lora and not cfg.merge else "full",
-        "arch": arch,
-        "base_model": str(Path(cfg.model).resolve()) if Path(cfg.model).exists() else cfg.model,
-        "max_length": cfg.max_length,
-        "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "merged": cfg.merge} if cfg.lora else None,
-    }
-
-
-def data_record(cfg: TrainConfig, split: dict[str, Any], data_summary: dict[str, Any]) -> dict[str, Any]:
-    """The ``data`` block of ``train_summary.json``: source, split, records and drops."""
-    c = data_summary["counts"]
-    return {
-        "train": cfg.data,
-        "split": split,
-        "records": c["records"],
-        "dropped_records": c["dropped"],
-        "drop_reasons": c["drop_reasons"],
-    }
-
-
-def data_digest(data_summary: dict[str, Any]) -> dict[str, Any]:
-    """The part of the data summary kept in ``rewardlab.json``."""
-    keys = ("counts", "duplicates", "agreement", "length_bias_chars")
-    return {k: data_summary[k] for k in keys}
-
-
-def finish_run(
-    *,
-    cfg: TrainConfig,
-    trainer: Any,
-    tokenizer: Any,
-    arch: str,
-    resized: bool,
-    data_summary: dict[str, Any],
-    split: dict[str, Any],
-    eval_metrics: dict[str, float],
-    train_metrics: dict[str, float],
-    runtime: float,
-    groups: dict[str, Any],
-    pad_note: str | None,
-    norm_groups: list[Any],
-    collator: Any,
-    engine: str,
-    tokenization: str,
-    warnings: list[str],
-    warn: Any,
-    say: Any,
-) -> TrainResult:
-    """Save the checkpoint, measure the reward normalisation, write the summary and rewardlab.json."""
-    from rewardlab.io_utils import write_json
-    from rewardlab.models.reward_model import INFO_FILE, unwrap
-    from rewardlab.training.finite import check_values
-
-    out = Path(cfg.out)
-    final = save_checkpoint(trainer, tokenizer, out, cfg.lora, cfg.merge, resized)
-    if final is None:
-        return TrainResult(out, {}, warnings)
-    if cfg.lora and not cfg.merge and pad_note and "was the end token" in pad_note:
-        warn(
-            "plain transformers loads this LoRA folder with the base model's config, whose pad token is the "
-            "EOS: after AutoModelForSequenceClassification.from_pretrained, set model.config.pad_token_id = "
-            f"{tokenizer.pad_token_id} (RewardModel.from_pretrained does it), or train with --merge"
-        )
-    norm = _normalization(unwrap(final), norm_groups, collator, cfg.norm_samples, cfg.seed)
-    check_values(norm, "the reward normalisation", f"{out}")
-    if "eval_accuracy" in eval_metrics:
-        say(
-            f"held-out: accuracy {eval_metrics['eval_accuracy']:.3f}, mean margin "
-            f"{eval_metrics.get('eval_margin_mean', eval_metrics.get('eval_margin', float('nan'))):.4f}, "
-            f"loss {eval_metrics['eval_loss']:.4f}"
-        )
-    low = low_accuracy_warning(eval_metrics.get("eval_accuracy"), data_summary, out)
-    if low:
-        warn(low)
-    summary = {
-        "rewardlab_version": __version__,
-        "engine": engine,
-        "data": data_record(cfg, split, data_summary),
-        **groups,
-        "pad_token": pad_note,
-        "steps": trainer.state.global_step,
-        "distributed": distributed_record(trainer),
-        "runtime_s": runtime,
-        "train_metrics": train_metrics,
-        "eval_metrics": eval_metrics,
-        "normalization": norm,
-        "warnings": warnings,
-    }
-    write_json(out / TRAIN_SUMMARY, summary)
-    info = {
-        "kind": "orm",
-        **checkpoint_record(cfg, arch),
-        "engine": engine,
-        "truncation": cfg.truncation,
-        "tokenization": tokenization,
-        "pad_token": tokenizer.pad_token,
-        "normalization": norm,
-        "metrics": eval_metrics,
-        "train_config": to_dict(cfg),
-        "data_summary": data_digest(data_summary),
-        "rewardlab_version": __version__,
-        "torch_dtype": str(next(final.parameters()).dtype),
-    }
-    write_json(out / INFO_FILE, info)
-    from rewardlab.training.integration import write_integration
-
-    write_integration(out, info)
-    say(f"saved the reward model to {out} (rewardlab.json, {TRAIN_SUMMARY}, {TRAIN_LOG}, data_summary.md)")
-    return TrainResult(out, summary, warnings)

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.errors import RewardlabError
-from rewardlab.training.run import (
+from rewardlab.training.kit import (
     TrainResult,
-    _training_args,
     finish_run,
     lora_config,
     resume_checkpoint,
     run_callbacks,
+    training_args,
 )
 
 TRL_TOKENIZATION = "TRL RewardTrainer: prompt + response tokenized as one text, EOS appended, model pooling"
@@ -59,7 +59,7 @@ def train_with_trl(
         from rewardlab.training.dataset import no_usable_pairs_message
 
         raise RewardlabError(no_usable_pairs_message(train_data, {"tied or identical": excluded}))
-    hf_args = _training_args(cfg, Path(cfg.out), bool(eval_rows)).to_dict()
+    hf_args = training_args(cfg, Path(cfg.out), bool(eval_rows)).to_dict()
     for key in ("push_to_hub_token", "_n_gpu"):
         hf_args.pop(key, None)
     args = RewardConfig(
