@@ -8,8 +8,9 @@ traceback).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,8 +19,12 @@ from rich.table import Table
 from safetensors import SafetensorError
 
 from rewardlab.config import parse_assignments, typer_command
+from rewardlab.diagnostics.config import DiagnoseConfig
+from rewardlab.diagnostics.rlcheck_config import RLCheckConfig
 from rewardlab.errors import RewardlabError
+from rewardlab.evaluation.config import EvalConfig
 from rewardlab.io_utils import check_out_file, check_out_folder, os_error_message
+from rewardlab.serving.server import ServeConfig, serve
 from rewardlab.training.config import TrainConfig
 
 app = typer.Typer(
@@ -274,37 +279,43 @@ app.command("train")(
 )
 
 
-def _config_command(config: str, runner: str, doc: str) -> object:
-    """A command whose options are the fields of the dataclass ``config`` (``module:Class``).
-
-    ``runner`` (``module:function``) is imported only when the command runs.
-    """
-    import importlib
-
-    module, name = config.split(":")
-    cls = getattr(importlib.import_module(module), name)
-
-    def run(cfg: object) -> None:
-        mod, fn = runner.split(":")
-        getattr(importlib.import_module(mod), fn)(cfg)
-
+def _config_command(cls: type, run: Callable[[Any], object], doc: str) -> object:
+    """A command whose options are the fields of the dataclass ``cls``; ``run`` takes the config."""
     return typer_command(
         cls, run, doc + "\n\nOptions can also come from a YAML file (--config); flags override it."
     )
 
 
+def _run_eval(cfg: EvalConfig) -> None:
+    from rewardlab.evaluation.evaluate import evaluate
+
+    evaluate(cfg)
+
+
+def _run_diagnose(cfg: DiagnoseConfig) -> None:
+    from rewardlab.diagnostics.diagnose import diagnose
+
+    diagnose(cfg)
+
+
+def _run_rlcheck(cfg: RLCheckConfig) -> None:
+    from rewardlab.diagnostics.rlcheck import rlcheck
+
+    rlcheck(cfg)
+
+
 app.command("eval")(
     _config_command(
-        "rewardlab.evaluation.config:EvalConfig",
-        "rewardlab.evaluation.evaluate:evaluate",
+        EvalConfig,
+        _run_eval,
         "Evaluate reward models on held-out preference data: agreement, margins, calibration, "
         "length bias; writes metrics.json, scores.jsonl, report.md, report.html and plots.",
     )
 )
 app.command("diagnose")(
     _config_command(
-        "rewardlab.diagnostics.config:DiagnoseConfig",
-        "rewardlab.diagnostics.diagnose:diagnose",
+        DiagnoseConfig,
+        _run_diagnose,
         "Find a reward model's exploitable weaknesses: perturbation probes, length exploitation, "
         "ensemble disagreement, best-of-N over-optimisation against a gold reward; ranked findings "
         "with mitigations in diagnostics.json/.md/.html.",
@@ -312,8 +323,8 @@ app.command("diagnose")(
 )
 app.command("rlcheck")(
     _config_command(
-        "rewardlab.diagnostics.rlcheck_config:RLCheckConfig",
-        "rewardlab.diagnostics.rlcheck:rlcheck",
+        RLCheckConfig,
+        _run_rlcheck,
         "Reward hacking in a real RL loop: short seeded GRPO runs of a policy (LoRA) against the reward "
         "model, unguarded and with each guard (KL, min/uwo ensemble, length correction, normalise+clip) "
         "and against the gold; proxy and gold against sqrt KL in rlcheck.json/.md/.html.",
@@ -321,8 +332,8 @@ app.command("rlcheck")(
 )
 app.command("serve")(
     _config_command(
-        "rewardlab.serving.server:ServeConfig",
-        "rewardlab.serving.server:serve",
+        ServeConfig,
+        serve,
         "Serve reward models over HTTP: POST /score, POST /get_reward (OpenRLHF), POST /classify and "
         "/pooling (vLLM), GET /health, GET /info.",
     )

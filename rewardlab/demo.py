@@ -23,7 +23,7 @@ def run_demo(out: str | Path, n: int = 2000, seed: int = 0, ensemble: int = 5) -
     """Run the demo into ``out``; return the evaluation's metrics.json."""
     from rewardlab.data import load_preferences
     from rewardlab.data.demo import write_demo
-    from rewardlab.data.split import write_pairs
+    from rewardlab.data.split import split_by_prompt, write_pairs
     from rewardlab.data.summary import summarize, write_summary
     from rewardlab.diagnostics.config import DiagnoseConfig
     from rewardlab.diagnostics.diagnose import diagnose
@@ -32,7 +32,6 @@ def run_demo(out: str | Path, n: int = 2000, seed: int = 0, ensemble: int = 5) -
     from rewardlab.models.presets import load_tokenizer
     from rewardlab.runtime import quiet_transformers
     from rewardlab.training.config import TrainConfig
-    from rewardlab.training.dataset import split_by_prompt
     from rewardlab.training.run import train
 
     out = Path(out)

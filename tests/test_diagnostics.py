@@ -290,7 +290,7 @@ def test_diagnose_cli_on_a_checkpoint_with_a_labelled_pool(embedding_checkpoint,
 
 
 def test_gsm8k_pool_is_read_with_its_labels(shared_data):
-    from rewardlab.serving.files import read_candidates
+    from rewardlab.data.pools import read_candidates
 
     pools = read_candidates(shared_data / "gsm8k-model-solutions" / "example_model_solutions.jsonl")
     assert len(pools) == 1319 and all(len(p.texts) == 4 for p in pools)

@@ -344,7 +344,7 @@ def test_flex_attention_scoring_is_refused_on_the_cpu_and_for_other_kinds(tiny_m
 
 
 def test_a_probe_that_gives_nan_fails(tiny_models, monkeypatch):
-    import rewardlab.models.reward_model as rmod
+    import rewardlab.models.backbone as rmod
 
     real = rmod.forward_rewards
 

@@ -53,7 +53,7 @@ def _pairs(data: str, n: int, seed: int) -> tuple[list[Text], list[Text]]:
 
 def _pool(data: str, n: int) -> tuple[list[Text], list[Text]]:
     """The candidates of the first prompts of a best-of-N pool, in file order, ``n`` at most."""
-    from rewardlab.serving.files import read_candidates
+    from rewardlab.data.pools import read_candidates
 
     prompts: list[Text] = []
     responses: list[Text] = []

@@ -323,7 +323,8 @@ def _safety(rng: random.Random) -> _Task:
     )
 
 
-_MAKERS = {
+#: The task maker of each family: ``TASK_MAKERS[family](rng)`` draws one task.
+TASK_MAKERS = {
     "arithmetic": _arithmetic,
     "word_limit": _word_limit,
     "keyword": _keyword,
@@ -348,7 +349,7 @@ def _pad(text: str, other: str, rng: random.Random, limit: int | None) -> str | 
 def make_pair(rng: random.Random, family: str, chosen_longer: bool) -> dict[str, str]:
     """One demo pair of ``family`` whose chosen response is longer iff ``chosen_longer``."""
     while True:
-        task = _MAKERS[family](rng)
+        task = TASK_MAKERS[family](rng)
         good, bad = rng.choice(task.good)(), rng.choice(task.bad)()
         if chosen_longer:
             good = _pad(good, bad, rng, task.limit)
@@ -408,7 +409,7 @@ def generate_candidates(
     rows = []
     for i in range(n_prompts):
         family = FAMILIES[i % len(FAMILIES)]
-        task = _MAKERS[family](rng)
+        task = TASK_MAKERS[family](rng)
         texts = []
         for _ in range(n_candidates):
             text = rng.choice(task.good if rng.random() < 0.5 else task.bad)()

@@ -1,4 +1,9 @@
-"""K-fold splits of preference data by prompt, for cross-validation outside rewardlab.
+"""Splits by prompt: the held-out share of training and K-fold splits for cross-validation.
+
+Every split by prompt shuffles the distinct prompt keys (:func:`~rewardlab.data.schema.text_key`)
+with the seed (:func:`shuffled_keys`): :func:`held_out_prompts` takes the first share of them
+(``rewardlab train --eval-split``, pairs and lists by :func:`split_by_prompt`, step-labelled
+solutions of PRMs); :func:`fold_of_prompts` deals them into folds.
 
 ``rewardlab data split --data PATH --folds 5 --out DIR`` writes ``DIR/fold{k}/train.jsonl`` and
 ``DIR/fold{k}/test.jsonl`` (explicit ``prompt``/``chosen``/``rejected`` rows, with ``margin`` and
@@ -10,18 +15,49 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rewardlab.data.schema import PreferencePair, text_key
+from rewardlab.data.schema import PreferenceData, PreferencePair, Text, text_key
+
+
+def shuffled_keys(keys: Iterable[str], seed: int) -> list[str]:
+    """The distinct ``keys``, sorted, then shuffled by ``seed`` (the same order on every machine)."""
+    ordered = sorted(set(keys))
+    random.Random(seed).shuffle(ordered)
+    return ordered
+
+
+def held_out_prompts(prompts: list[Text], share: float, seed: int) -> set[str]:
+    """Keys (:func:`text_key`) of ``ceil(share × distinct prompts)`` prompts, drawn with ``seed``.
+
+    Every split by prompt (pairs and lists here, step-labelled solutions for PRMs) uses this rule.
+    """
+    keys = shuffled_keys((text_key(p) for p in prompts), seed)
+    return set(keys[: math.ceil(share * len(keys))]) if share > 0 else set()
+
+
+def split_by_prompt(data: PreferenceData, share: float, seed: int) -> tuple[PreferenceData, PreferenceData]:
+    """Hold out ``share`` of the prompts (all their pairs and lists) as evaluation data.
+
+    Splitting by prompt keeps near-copies of a training example out of the held-out set.
+    """
+    held = held_out_prompts([p.prompt for p in data.pairs] + [lst.prompt for lst in data.lists], share, seed)
+    train = PreferenceData(files=data.files)
+    evals = PreferenceData(files=data.files)
+    for p in data.pairs:
+        (evals if text_key(p.prompt) in held else train).pairs.append(p)
+    for lst in data.lists:
+        (evals if text_key(lst.prompt) in held else train).lists.append(lst)
+    return train, evals
 
 
 def fold_of_prompts(keys: Iterable[str], folds: int, seed: int) -> dict[str, int]:
     """Assign each prompt key to one of ``folds`` folds: shuffled by ``seed``, then dealt in turn."""
-    ordered = sorted(set(keys))
-    random.Random(seed).shuffle(ordered)
+    ordered = shuffled_keys(keys, seed)
     return {k: i % folds for i, k in enumerate(ordered)}
 
 

@@ -123,16 +123,6 @@ def _steps(value: Any, where: str, name: str) -> list[str]:
     return list(value)
 
 
-def after_first_error(labels: list[float | None]) -> list[float | None]:
-    """Labels with every step after the first wrong one (label < 0.5) set to ``None``."""
-    out: list[float | None] = []
-    seen = False
-    for lab in labels:
-        out.append(None if seen else lab)
-        seen = seen or (lab is not None and lab < 0.5)
-    return out
-
-
 def _trl(rec: Mapping[str, Any], where: str) -> StepwiseExample:
     step_field = "completions" if "completions" in rec else "steps"
     label_field = "labels" if "labels" in rec else "step_labels"

@@ -102,7 +102,7 @@ def _mean_over(members: list[list[float]]) -> list[float]:
 def _pools(cfg: DiagnoseConfig) -> list[tuple[Text, list[Text], list[float] | None, str]] | None:
     """(prompt, candidates, labels, where) of the best-of-N pool, or ``None`` without one."""
     if cfg.candidates:
-        from rewardlab.serving.files import read_candidates
+        from rewardlab.data.pools import read_candidates
 
         return [(p.prompt, p.texts, p.gold, p.where) for p in read_candidates(cfg.candidates)]
     if cfg.gold == "demo":

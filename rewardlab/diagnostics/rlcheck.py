@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from rewardlab.data.demo import _MAKERS, FAMILIES, gold_reward, is_refusal
+from rewardlab.data.demo import FAMILIES, TASK_MAKERS, gold_reward, is_refusal
 from rewardlab.diagnostics.rlcheck_config import ARMS, RLCheckConfig
 from rewardlab.errors import RewardlabError
 
@@ -34,7 +34,7 @@ def demo_prompts(n: int, seed: int) -> list[tuple[str, str]]:
     rng, seen, out = random.Random(seed), set(), []
     for _ in range(50 * n):
         family = FAMILIES[len(out) % len(FAMILIES)]
-        prompt = _MAKERS[family](rng).prompt
+        prompt = TASK_MAKERS[family](rng).prompt
         if prompt not in seen:
             seen.add(prompt)
             out.append((prompt, family))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from rewardlab.config import opt
 
+#: The benchmarks of ``--suite`` (read by :mod:`rewardlab.evaluation.suites`).
+SUITES = ("rm-bench", "rewardbench", "rewardbench2")
 #: RewardBench's sections (Lambert et al. 2024, arXiv 2403.13787, table 1), for ``--sections rewardbench``.
 REWARDBENCH_SECTIONS: dict[str, list[str]] = {
     "chat": ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"],
@@ -85,8 +87,6 @@ class EvalConfig:
             raise ValueError("--batch-size and --bins must be >= 1, --bootstrap >= 10, --check-pairs >= 0")
         if self.max_length is not None and self.max_length < 8:
             raise ValueError("--max-length must be at least 8")
-        from rewardlab.evaluation.suites import SUITES
-
         if self.suite is not None and self.suite not in SUITES:
             raise ValueError(f"--suite must be one of {', '.join(SUITES)}")
         if not (isinstance(self.max_drop, int | float) and 0 <= self.max_drop < float("inf")):

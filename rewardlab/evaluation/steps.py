@@ -89,7 +89,7 @@ def _mean_pick(pools: list[Any], flat: list[float], pick: Any) -> float:
 
 def read_pools(path: str) -> tuple[list[Any], dict[str, Any]]:
     """A candidate pool whose every candidate has an outcome label, and its baselines."""
-    from rewardlab.serving.files import read_candidates
+    from rewardlab.data.pools import read_candidates
 
     pools = read_candidates(path)
     missing = [p.where for p in pools if p.gold is None]
@@ -115,7 +115,7 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
     from rewardlab import __version__
     from rewardlab.config import save_yaml
     from rewardlab.data.stepwise import load_stepwise
-    from rewardlab.evaluation.evaluate import load_model, model_record, split_name, unique_names
+    from rewardlab.evaluation.inputs import load_model, model_record, split_name, unique_names
     from rewardlab.io_utils import write_json, write_text
     from rewardlab.models.prm import ProcessRewardModel
 

@@ -32,7 +32,6 @@ from rewardlab.data.io import DataError, data_files, iter_records
 from rewardlab.data.schema import PreferencePair, Text, text_key
 from rewardlab.evaluation.config import REWARDBENCH_SECTIONS
 
-SUITES = ("rm-bench", "rewardbench", "rewardbench2")
 RM_BENCH_DOMAINS = ("chat", "code", "math", "safety")
 RM_BENCH_STYLES = ("concise", "detailed plain", "detailed markdown")
 #: RewardBench v1 example counts used as subset weights (allenai/reward-bench, ``EXAMPLE_COUNTS``);
@@ -193,7 +192,7 @@ def suite_pairs(data: SuiteData) -> list[PreferencePair]:
 
 def load_suite_datasets(cfg: Any) -> list[Any]:
     """Every ``--data`` of a ``--suite`` run as an evaluation dataset (pairs plus the suite's records)."""
-    from rewardlab.evaluation.evaluate import Dataset, split_name, unique_names
+    from rewardlab.evaluation.inputs import Dataset, split_name, unique_names
 
     entries = [split_name(d) for d in cfg.data]
     out = []

@@ -34,7 +34,7 @@ from rewardlab.data.schema import Text, text_key
 from rewardlab.errors import RewardlabError
 from rewardlab.models.embedding_cache import DEFAULT_MAX_BYTES, BoundedCache, Entry, ShardStore
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder
-from rewardlab.models.reward_model import PairScoring
+from rewardlab.models.scoring import PairScoring
 
 HEADS = ("linear", "mlp")
 #: What of the prompt is embedded with the response: all of it, or only its last user turn.
@@ -114,8 +114,8 @@ class Embedder:
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
+        from rewardlab.models.backbone import ensure_pad_token, resolve_device
         from rewardlab.models.presets import resolve_model_path
-        from rewardlab.models.reward_model import ensure_pad_token, resolve_device
 
         if prompt_view not in PROMPT_VIEWS:
             raise ValueError(f"prompt_view must be one of {PROMPT_VIEWS}")
@@ -183,7 +183,7 @@ class Embedder:
 
     @torch.inference_mode()
     def _run(self, encoded: Sequence[Encoded]) -> torch.Tensor:
-        from rewardlab.models.reward_model import pad_batch
+        from rewardlab.models.backbone import pad_batch
 
         batch = pad_batch(encoded, self.tokenizer.pad_token_id, "right", self.arch)
         batch = {k: v.to(self.device) for k, v in batch.items()}
@@ -321,7 +321,7 @@ class EmbeddingRewardModel(PairScoring):
         ``layout`` (``auto`` or ``padded``: an encoder cannot share a prompt) are accepted for a
         common signature; the embedder batches by its own ``batch_size``.
         """
-        from rewardlab.models.reward_model import correct_length, length_correction_of, normalize_rewards
+        from rewardlab.models.scoring import correct_length, length_correction_of, normalize_rewards
 
         if layout not in ("auto", "padded"):
             raise RewardlabError(f"layout {layout!r}: an embedding reward model scores padded rows only")

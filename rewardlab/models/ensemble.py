@@ -26,7 +26,7 @@ import torch
 
 from rewardlab.data.schema import Text
 from rewardlab.errors import RewardlabError
-from rewardlab.models.reward_model import PairScoring
+from rewardlab.models.scoring import PairScoring
 
 AGGREGATIONS = ("mean", "min", "uwo")
 
@@ -72,6 +72,12 @@ class RewardEnsemble(PairScoring):
         self.aggregation, self.uwo_lambda = aggregation, uwo_lambda
         self.normalize = len(self.members) > 1 if normalize is None else normalize
         self.explicit = normalize is True
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """``kind: ensemble``, the aggregation and each member's ``info`` (what :class:`Scorer` asks)."""
+        members = [getattr(m, "info", None) or {} for m in self.members]
+        return {"kind": "ensemble", "method": self.aggregation, "members": members}
 
     @classmethod
     def from_pretrained(cls, paths: Sequence[str | Path], **kw: Any) -> RewardEnsemble:

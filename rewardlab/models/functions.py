@@ -32,7 +32,7 @@ from urllib.parse import parse_qs
 
 from rewardlab.data.schema import Text, text_key, text_plain
 from rewardlab.errors import RewardlabError
-from rewardlab.models.reward_model import PairScoring
+from rewardlab.models.scoring import PairScoring
 
 #: Dataset columns that hold a reference answer, as TRL passes them to a reward function.
 REFERENCE_FIELDS = ("answer", "ground_truth", "reference", "solution", "final_answer")

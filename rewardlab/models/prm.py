@@ -25,9 +25,9 @@ import torch
 
 from rewardlab.data.schema import Text, text_plain
 from rewardlab.errors import RewardlabError
+from rewardlab.models.backbone import LayoutChoice, model_inputs
 from rewardlab.models.encoding import Encoded
 from rewardlab.models.layouts import shared_prefix_batch
-from rewardlab.models.reward_model import LayoutChoice, model_inputs
 
 PRM_AGGREGATIONS = ("min", "prod", "last", "mean")
 #: Steps of a plain-text solution: blank-line-separated blocks, else lines.
@@ -190,7 +190,7 @@ class ProcessRewardModel(LayoutChoice):
         """
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        from rewardlab.models.reward_model import resolve_device, resolve_dtype
+        from rewardlab.models.backbone import resolve_device, resolve_dtype
 
         dev, dt = resolve_device(device), resolve_dtype(dtype)
         info = json.loads((Path(path) / "rewardlab.json").read_text())

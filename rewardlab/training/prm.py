@@ -130,7 +130,7 @@ class PRMTrainer(FiniteLossMixin, Trainer):
 def split_examples(examples: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any]]:
     """Hold out ``share`` of the prompts (all their solutions), by the rule of ``split_by_prompt``."""
     from rewardlab.data.schema import text_key
-    from rewardlab.training.dataset import held_out_prompts
+    from rewardlab.data.split import held_out_prompts
 
     held = held_out_prompts([e.prompt for e in examples], share, seed)
     return [e for e in examples if text_key(e.prompt) not in held], [

@@ -40,7 +40,7 @@ from rewardlab.training.outdir import check_out, open_out
 
 def _load_data(cfg: TrainConfig) -> tuple[Any, Any, dict[str, Any]]:
     from rewardlab.data import load_preferences
-    from rewardlab.training.dataset import split_by_prompt
+    from rewardlab.data.split import split_by_prompt
 
     kwargs = {"format": cfg.format, "mapping": parse_assignments(cfg.map, "--map"), "on_error": cfg.on_error}
     data = load_preferences(cfg.data, **kwargs)

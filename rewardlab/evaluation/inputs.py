@@ -1,0 +1,74 @@
+"""What an evaluation reads: ``--data`` entries (``NAME=PATH``, unique names) and ``--model`` entries.
+
+Shared by the preference evaluation (:mod:`rewardlab.evaluation.evaluate`), the step-labelled
+evaluation (:mod:`rewardlab.evaluation.steps`) and the benchmark suites
+(:mod:`rewardlab.evaluation.suites`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardlab.data.schema import PreferencePair
+from rewardlab.errors import RewardlabError
+
+
+@dataclass
+class Dataset:
+    """One ``--data``: its pairs (ties included) and how they were loaded."""
+
+    name: str
+    path: str
+    pairs: list[PreferencePair]
+    dropped: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)
+    suite: Any = None  # a --suite run: the benchmark's records (evaluation/suites.py)
+
+
+def split_name(value: str) -> tuple[str | None, str]:
+    """``NAME=PATH`` → (NAME, PATH); a plain path → (None, PATH)."""
+    m = re.fullmatch(r"([A-Za-z0-9_.\-]+)=(.+)", value)
+    if m and not Path(value).exists():
+        return m.group(1), m.group(2)
+    return None, value
+
+
+def unique_names(entries: list[tuple[str | None, str]]) -> list[str]:
+    """Given names, else the path's last part (without data suffixes); duplicates get -2, -3 …."""
+    names: list[str] = []
+    for given, path in entries:
+        base = given or re.sub(r"(\.(jsonl|json|csv|tsv|parquet|gz))+$", "", Path(path).name) or "data"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+def load_model(path: str, max_length: int | None, device: str = "auto") -> Any:
+    """Any rewardlab checkpoint or sequence-classification folder, through the one loading API."""
+    from rewardlab.models.loading import load_reward, reward_kind
+
+    if reward_kind(path) == "checkpoint" and not Path(path).is_dir():
+        raise RewardlabError(f"{path}: no such model folder")
+    return load_reward(path, max_length=max_length, device=device)
+
+
+def model_record(path: str, model: Any) -> dict[str, Any]:
+    """What the report says about a model: kind, method, base model, max length, scoring layout."""
+    info = getattr(model, "info", {}) or {}
+    layout = model.score_layout() if hasattr(model, "score_layout") else "padded"
+    return {
+        "layout": layout,
+        "layout_reason": getattr(model, "layout_note", ""),
+        "dtype": getattr(model, "dtype_note", ""),
+        "path": str(path),
+        "kind": info.get("kind", "orm"),
+        "method": info.get("method", "full" if info else "sequence-classification folder"),
+        "base_model": info.get("base_model", str(path)),
+        "max_length": info.get("max_length"),
+        "ensemble": info["head"].get("ensemble") if isinstance(info.get("head"), dict) else None,
+    }

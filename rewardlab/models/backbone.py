@@ -1,0 +1,381 @@
+"""The transformer under a reward model: device and dtype, the pad-token rule, the forward pass, loading.
+
+The reward of a decoder is read at the sequence's END token through a forward hook on the
+model's ``score`` head, so the call still goes through the top-level ``forward`` (what DDP,
+DeepSpeed and FSDP wrap) and any layout of sequences in a batch works: the caller says at which
+(row, position) each reward is read. A checkpoint's pad token is always distinct from END, so
+plain ``AutoModelForSequenceClassification`` pooling ("rightmost token that is not padding")
+picks the same token as rewardlab, whatever the padding side. :class:`LayoutChoice` picks padded or
+shared-prefix (packed) scoring batches. Used by every model class (:mod:`rewardlab.models.reward_model`,
+:mod:`rewardlab.models.prm`, :mod:`rewardlab.models.embedding`) and by training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewardlab.errors import RewardlabError
+from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder, end_token_id
+from rewardlab.models.layouts import shared_prefix_batch
+from rewardlab.models.scoring import plan_batches
+
+PAD_TOKEN = "<|pad|>"
+INFO_FILE = "rewardlab.json"
+#: Layouts of :meth:`RewardModel.score`.
+SCORE_LAYOUTS = ("auto", "padded", "packed")
+
+
+def unwrap(model: Any) -> Any:
+    """The Hugging Face model inside DDP/accelerate and PEFT wrappers."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model
+
+
+def model_arch(model: Any) -> str:
+    """:data:`DECODER` when the head is ``score`` (last-token pooling), else :data:`ENCODER`."""
+    return DECODER if isinstance(getattr(unwrap(model), "score", None), torch.nn.Module) else ENCODER
+
+
+def ensure_pad_token(tokenizer: Any, model: Any | None, arch: str, allow_resize: bool = True) -> str | None:
+    """Give the tokenizer (and model config) a pad token distinct from the END token.
+
+    With pad == EOS (the usual fix for GPT-2 or LLaMA tokenizers), pooling by "last non-pad
+    token" skips the EOS and scores the wrong token (trl#937, trl#2758). Any token other than END
+    is a safe pad: END is always the last real token, and padding only ever lies beyond it.
+    Existing special tokens (unk, bos, others) are used first; then ``<|pad|>`` is added and the
+    embeddings resized, unless ``allow_resize`` is false (LoRA: the adapter must load on the
+    unchanged base), in which case the first vocabulary token that is not END is used.
+
+    Returns:
+        A note on what was changed, or ``None``.
+    """
+    end = end_token_id(tokenizer) if arch == DECODER else None
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != end:
+        if model is not None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        return None
+    was = tokenizer.pad_token
+    specials = [getattr(tokenizer, "unk_token", None), getattr(tokenizer, "bos_token", None)]
+    specials += list(getattr(tokenizer, "all_special_tokens", []))
+    usable = [t for t in specials if t is not None and tokenizer.convert_tokens_to_ids(t) != end]
+    if usable:
+        tokenizer.pad_token = usable[0]
+    elif allow_resize and model is not None:  # without the model, a new token would have no embedding
+        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer))
+    else:
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(0 if end != 0 else 1)
+    if model is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    reason = "had none" if was is None else f"was the end token {was!r}"
+    return (
+        f"pad token set to {tokenizer.pad_token!r} "
+        f"(id {tokenizer.pad_token_id}; the tokenizer's pad {reason})"
+    )
+
+
+def pad_batch(
+    encoded: Sequence[Encoded], pad_id: int, padding_side: str, arch: str
+) -> dict[str, torch.Tensor]:
+    """Pad sequences into one batch; say where each sequence's reward is read.
+
+    Decoders get explicit ``position_ids`` counting real tokens only, so that left and right
+    padding give the same rewards.
+    """
+    width = max(len(e.input_ids) for e in encoded)
+    n = len(encoded)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    types = torch.zeros((n, width), dtype=torch.long) if encoded[0].token_type_ids is not None else None
+    cols = torch.empty(n, dtype=torch.long)
+    for i, e in enumerate(encoded):
+        k = len(e.input_ids)
+        sl = slice(width - k, width) if padding_side == "left" else slice(0, k)
+        ids[i, sl] = torch.tensor(e.input_ids)
+        mask[i, sl] = 1
+        if types is not None:
+            types[i, sl] = torch.tensor(e.token_type_ids)
+        cols[i] = sl.stop - 1
+    batch = {"input_ids": ids, "attention_mask": mask, "reward_rows": torch.arange(n), "reward_cols": cols}
+    if arch == DECODER:
+        batch["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+    if types is not None:
+        batch["token_type_ids"] = types
+    return batch
+
+
+def flex_block_mask(doc_ids: torch.Tensor, seg_ids: torch.Tensor) -> Any:
+    """A FlexAttention ``BlockMask`` for prefix-shared/packed rows, from per-position ids.
+
+    A position may attend to an earlier (or its own) position of the same group that is either in
+    the group's prompt or in its own response; a padding position (group -1) only to itself. The
+    mask is computed from O(T) ids, and fully masked blocks are skipped by the kernel.
+    """
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def mask_mod(b: Any, h: Any, q: Any, kv: Any) -> Any:
+        same_group = (doc_ids[b, q] == doc_ids[b, kv]) & (doc_ids[b, q] >= 0)
+        visible = (seg_ids[b, kv] == 0) | (seg_ids[b, q] == seg_ids[b, kv])
+        return (same_group & visible & (kv <= q)) | (q == kv)
+
+    rows, width = doc_ids.shape
+    return create_block_mask(mask_mod, rows, None, width, width, device=doc_ids.device)
+
+
+def model_inputs(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keyword arguments of the model's forward for ``batch``.
+
+    A layout's boolean 4-D ``attention_mask`` (prefix-shared or packed rows) becomes an additive
+    mask in the model's dtype, or a FlexAttention block mask when the model uses FlexAttention.
+    """
+    hf = unwrap(model)
+    inputs = {
+        k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "token_type_ids") if k in batch
+    }
+    mask = inputs.get("attention_mask")  # absent for right-padded decoder scoring (see score)
+    if mask is not None and mask.dim() == 4:
+        if "doc_ids" in batch and getattr(hf.config, "_attn_implementation", "") == "flex_attention":
+            inputs["attention_mask"] = flex_block_mask(batch["doc_ids"], batch["seg_ids"])
+        elif mask.dtype == torch.bool:
+            dtype = next(hf.parameters()).dtype
+            inputs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+                ~mask, torch.finfo(dtype).min
+            )
+    return inputs
+
+
+def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Rewards (float32), one per (``reward_rows``, ``reward_cols``) entry of ``batch``.
+
+    ``batch`` comes from :func:`pad_batch` or a layout of :mod:`rewardlab.models.layouts`
+    (a boolean 4-D ``attention_mask`` there says which positions each position may attend to).
+    """
+    hf = unwrap(model)
+    inputs = model_inputs(model, batch)
+    if model_arch(hf) == ENCODER:
+        out = model(**inputs)
+        return out.logits[:, 0][batch["reward_rows"]].float()
+    captured: dict[str, torch.Tensor] = {}
+    handle = hf.score.register_forward_hook(lambda _m, _i, out: captured.__setitem__("out", out))
+    try:
+        model(**inputs, use_cache=False)
+    finally:
+        handle.remove()
+    token_rewards = captured["out"][..., 0]
+    return token_rewards[batch["reward_rows"], batch["reward_cols"]].float()
+
+
+#: Weight dtypes a reward model can be loaded in for scoring.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str | None = "auto") -> torch.device:
+    """The device to score on: ``auto`` is the first CUDA device when torch sees one, else the CPU.
+
+    Raises:
+        RewardlabError: the name is not a device, or names CUDA on a machine without it.
+    """
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise RewardlabError(f"device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RewardlabError(f"device {device!r}: torch sees no CUDA device on this machine")
+    return dev
+
+
+def dtype_choice(dtype: str, device: torch.device | str = "cpu") -> tuple[str, str]:
+    """(the dtype name, why) that ``dtype`` stands for on ``device``.
+
+    ``auto``: bfloat16 on a GPU that supports it or a CPU that computes bf16 natively
+    (:func:`rewardlab.runtime.auto_precision`: flags plus a timing probe), else float32.
+    """
+    if dtype == "auto":
+        from rewardlab.runtime import auto_precision
+
+        choice = auto_precision(torch.device(device).type)
+        return choice.dtype_name, f"auto: {choice.reason}"
+    if dtype not in DTYPES:
+        raise RewardlabError(f"dtype {dtype!r}: use one of auto, {', '.join(DTYPES)}")
+    return dtype, f"--dtype {dtype}"
+
+
+def resolve_dtype(dtype: str, device: torch.device | str = "cpu") -> torch.dtype:
+    """``auto`` (see :func:`dtype_choice`), ``float32`` (rewards as trained), ``bfloat16`` or ``float16``."""
+    return DTYPES[dtype_choice(dtype, device)[0]]
+
+
+#: The probe of :func:`check_shared_layout`: two responses sharing a prompt, and a one-token one.
+_PROBE_PROMPT = "Which colour is the sky on a clear day?"
+_PROBE_RESPONSES = ("Blue.", "It is usually blue, and grey when it is cloudy.")
+
+
+def check_shared_layout(model: Any, encoder: SequenceEncoder, pad_id: int) -> tuple[bool, str]:
+    """Whether prefix-shared, packed rows give this model the rewards of padded rows.
+
+    They do when the model's attention takes a custom 4-D mask and its positions come from
+    ``position_ids`` (LLaMA, Qwen2, Mistral, Gemma 2, Phi, GPT-NeoX, OPT, GPT-2 here). Models that
+    derive positions from the 2-D mask (ALiBi: MPT computes wrong rewards silently; BLOOM and
+    ALiBi Falcon raise) do not. A probe of three sequences (two sharing a prompt, packed into one
+    row) is scored both ways in the model's own dtype; the tolerance is relative to the rewards'
+    scale (1e-4 in float32, 1e-2 in half precision).
+
+    Returns:
+        (ok, reason): ``ok`` false when the rewards differ or the packed forward pass fails.
+    """
+    shared = encoder.encode_group(_PROBE_PROMPT, list(_PROBE_RESPONSES))
+    alone = encoder.encode("Say one word.", "Yes")
+    device = next(model.parameters()).device
+    padded = pad_batch([*shared, alone], pad_id, "right", encoder.arch)
+    packed = shared_prefix_batch([shared, [alone]], pad_id, pack_tokens=10**9)  # both groups, one row
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            ref = forward_rewards(model, {k: v.to(device) for k, v in padded.items()})
+            got = forward_rewards(model, {k: v.to(device) for k, v in packed.items()})
+    except Exception as exc:  # noqa: BLE001 - any failure means: do not use the layout
+        return False, f"packed rows fail on this model ({type(exc).__name__}: {str(exc)[:200]})"
+    finally:
+        model.train(was_training)
+    full = next(model.parameters()).dtype == torch.float32
+    scale = max(float(ref.abs().max()), 1e-3)
+    diff = float((ref - got).abs().max())
+    if not math.isfinite(diff) or diff > (1e-4 if full else 1e-2) * scale:  # NaN fails too
+        return False, f"packed rows change this model's rewards by up to {diff:.2g} (of {scale:.2g})"
+    return True, f"packed rows give this model's padded rewards (probe: largest difference {diff:.1g})"
+
+
+def probe_shared_layout(model: Any, tokenizer: Any, max_length: int) -> tuple[bool, str]:
+    """:func:`check_shared_layout` with a decoder probe encoder for ``tokenizer``.
+
+    A tokenizer that cannot encode the probe (no END token) fails the check, with the reason.
+    """
+    try:
+        probe = SequenceEncoder(tokenizer, DECODER, max_length)
+    except RewardlabError as exc:
+        return False, f"no probe for packed rows: {exc}"
+    return check_shared_layout(model, probe, tokenizer.pad_token_id)
+
+
+class LayoutChoice:
+    """``score_layout`` for a scorer with ``model``, ``tokenizer`` and ``encoder.max_length``.
+
+    Outcome and process reward models choose their scoring layout by this one rule.
+    """
+
+    model: Any
+    tokenizer: Any
+    encoder: Any
+    _packed_ok: bool | None = None
+    #: Why ``layout="auto"`` packs or pads this model (set on first use).
+    layout_note: str = ""
+
+    def score_layout(self, layout: str = "auto") -> str:
+        """The scoring layout ``layout`` resolves to.
+
+        ``auto`` packs decoders whose rewards the packed layout reproduces (checked once per
+        model with :func:`check_shared_layout`; :attr:`layout_note` says why) and pads the rest.
+        """
+        if layout not in SCORE_LAYOUTS:
+            raise RewardlabError(f"layout {layout!r}: use one of {', '.join(SCORE_LAYOUTS)}")
+        decoder = model_arch(self.model) == DECODER
+        if layout == "packed" and not decoder:
+            raise RewardlabError("layout 'packed' needs a decoder (causal) model; this one is an encoder")
+        if layout != "auto":
+            return layout
+        if not decoder:
+            self.layout_note = "padded rows: an encoder attends both ways"
+            return "padded"
+        if self._packed_ok is None:
+            self._packed_ok, self.layout_note = probe_shared_layout(
+                self.model, self.tokenizer, self.encoder.max_length
+            )
+        return "packed" if self._packed_ok else "padded"
+
+    def scoring_batches(
+        self,
+        seqs: Sequence[Any],
+        layout: str,
+        batch_size: int,
+        max_tokens: int | None,
+        progress: bool,
+        label: str,
+        build: Any,
+    ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Yield ``(indices, batch)`` over ``seqs`` in :func:`plan_batches` order, on the model's device.
+
+        ``build(units, widest, indices)`` makes one batch in ``layout`` (the scorer's packed or
+        padded builder); a progress bar labelled ``label`` advances by each batch's sequences.
+        """
+        from rich.progress import Progress
+
+        device = next(self.model.parameters()).device
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task(label, total=len(seqs))
+            for units, widest in plan_batches(seqs, layout, batch_size, max_tokens, self.encoder.max_length):
+                idx = [i for u in units for i in u]
+                yield idx, {k: v.to(device) for k, v in build(units, widest, idx).items()}
+                bar.update(task, advance=len(idx))
+
+
+def load_model_and_tokenizer(
+    path: str | Path, dtype: torch.dtype | None = None, attn_implementation: str | None = None
+) -> tuple[Any, Any]:
+    """Load ``AutoModelForSequenceClassification`` (one label) and its tokenizer from a local folder.
+
+    ``attn_implementation`` (``sdpa``, ``eager``, ``flex_attention``, …) is passed to transformers.
+    """
+    from safetensors import SafetensorError
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardlab.models.presets import resolve_model_path
+
+    folder = resolve_model_path(path)
+    if not any((folder / name).is_file() for name in ("config.json", "adapter_config.json")):
+        raise RewardlabError(f"{folder}: not a model folder (no config.json or adapter_config.json)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(folder), num_labels=1, dtype=dtype, **extra
+        )
+    except (OSError, ValueError, SafetensorError) as exc:  # missing or damaged files
+        reason = " ".join(str(exc).split())  # transformers' messages span lines
+        raise RewardlabError(f"{folder}: cannot load a sequence-classification model: {reason}") from exc
+    return model, tokenizer
+
+
+def read_info(path: str | Path) -> dict[str, Any]:
+    """The ``rewardlab.json`` of the checkpoint folder ``path`` (``{}`` when it has none).
+
+    Raises:
+        RewardlabError: The file cannot be read or is not a JSON object (a damaged checkpoint).
+    """
+    info_path = Path(path) / INFO_FILE
+    if not info_path.exists():
+        return {}
+    damaged = f"{info_path} is not valid JSON"
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RewardlabError(f"cannot read {info_path}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise RewardlabError(f"{damaged} (line {exc.lineno}): the checkpoint is damaged") from exc
+    except UnicodeDecodeError as exc:
+        raise RewardlabError(f"{damaged} (not UTF-8 text): the checkpoint is damaged") from exc
+    if not isinstance(info, dict):
+        raise RewardlabError(f"{info_path} is not a JSON object: the checkpoint is damaged")
+    return info
