@@ -1,4 +1,4 @@
-# Quick start: `make demo` and `make test` (ruff, format check, docs build, tests). Both create .venv and install into it first.
+# Quick start: `make demo` and `make test` (ruff, format check, import layers, docs build, tests). Both create .venv and install into it first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -31,6 +31,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check rewardlab tests
 	$(BIN)/ruff format --check rewardlab tests
+	$(BIN)/lint-imports
 	$(MKDOCS_BUILD)
 	$(BIN)/python -m pytest
 
