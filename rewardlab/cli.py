@@ -633,6 +633,16 @@ def bench_embedding_cmd(
         float | None, typer.Option(help="L2 penalty of the heads (default: chosen on a validation split).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the folds and the heads.")] = 42,
+    embed_pooling: Annotated[str, typer.Option(help="auto, last (decoders) or mean.")] = "auto",
+    embed_dtype: Annotated[str, typer.Option(help="auto, float32 or bfloat16 (while embedding).")] = "auto",
+    test: Annotated[
+        list[str] | None,
+        typer.Option(help="Out-of-domain test data (repeatable): heads trained on all of --data score it."),
+    ] = None,
+    max_pairs: Annotated[
+        int | None, typer.Option(help="A seeded random sample of this many pairs of each dataset.")
+    ] = None,
+    debias_length: Annotated[bool, typer.Option(help="Train the heads with --debias-length.")] = False,
 ) -> None:
     """K-fold accuracy of an embedding reward model, with the length-only baseline on the same folds."""
     from rewardlab.bench.embedding import bench_embedding
@@ -651,6 +661,11 @@ def bench_embedding_cmd(
         embed_layers=embed_layers,
         l2=l2,
         seed=seed,
+        embed_pooling=embed_pooling,
+        embed_dtype=embed_dtype,
+        tests=test or [],
+        max_pairs=max_pairs,
+        debias_length=debias_length,
     )
     for row in r["folds"]:
         console.print(
@@ -662,6 +677,12 @@ def bench_embedding_cmd(
         f"{r['length_baseline_mean']:.3f}); {r['total_seconds']:.0f} s in all; wrote {out}",
         soft_wrap=True,
     )
+    for row in r["out_of_domain"]:
+        console.print(
+            f"out of domain {row['data']}: accuracy {row['accuracy']:.3f}, length-only "
+            f"{row['length_baseline']:.3f} ({row['pairs']} pairs)",
+            soft_wrap=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

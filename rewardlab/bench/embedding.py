@@ -4,19 +4,48 @@ Folds are split by prompt (seeded); each fold's heads train on the other folds. 
 baseline ("the longer response wins", ties count half) is scored on the same folds. Embeddings
 come from the on-disk cache when present, so the times of a first and a later run differ.
 
+``--test DATA`` (repeatable) adds out-of-domain rows: heads trained on all of ``--data`` score
+each test set, with the length-only baseline on the same pairs. ``--max-pairs N`` takes a seeded
+random sample of N pairs of each dataset (for slow feature extractors; the report says so). The
+report records wall time, peak memory (the process's maximum resident set) and the load average
+of the machine, as other work on a shared machine slows the timings.
+
 Run: ``rewardlab bench embedding --data ../shared/data/hh-rlhf-helpful-base/test.jsonl.gz --folds 5
 --out cv.json``.
 """
 
 from __future__ import annotations
 
+import os
+import random
+import resource
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from rewardlab.data.schema import text_chars, text_key
+
+
+def _scored(heads: list[Any], xc: torch.Tensor, xr: torch.Tensor, pairs: list[Any]) -> dict[str, Any]:
+    """Accuracy of the heads' mean on some pairs, the length-only baseline, and the length split."""
+    from rewardlab.metrics import pairwise_accuracy
+    from rewardlab.training.embedding_rm import ensemble_scores
+
+    delta = (ensemble_scores(heads, xc).mean(0) - ensemble_scores(heads, xr).mean(0)).tolist()
+    # "the longer response wins": the length difference as the margin
+    diff = [float(text_chars(p.chosen) - text_chars(p.rejected)) for p in pairs]
+    longer = [d for d, ln in zip(delta, diff, strict=True) if ln > 0]
+    shorter = [d for d, ln in zip(delta, diff, strict=True) if ln < 0]
+    return {
+        "pairs": len(pairs),
+        "accuracy": pairwise_accuracy(delta),
+        "length_baseline": pairwise_accuracy(diff),
+        "accuracy_chosen_longer": pairwise_accuracy(longer) if longer else None,
+        "accuracy_chosen_shorter": pairwise_accuracy(shorter) if shorter else None,
+    }
 
 
 def bench_embedding(
@@ -33,31 +62,63 @@ def bench_embedding(
     embed_layers: int = 6,
     l2: float | None = None,
     seed: int = 42,
+    embed_pooling: str = "auto",
+    embed_dtype: str = "auto",
+    tests: Sequence[str] = (),
+    max_pairs: int | None = None,
+    debias_length: bool = False,
 ) -> dict[str, Any]:
-    """Run the cross-validation and write its JSON report to ``out``."""
+    """Run the cross-validation (and the out-of-domain tests) and write its JSON report to ``out``."""
     from rewardlab import __version__
     from rewardlab.data import load_preferences
     from rewardlab.data.split import fold_of_prompts
     from rewardlab.errors import RewardlabError
     from rewardlab.io_utils import write_json
-    from rewardlab.metrics import pairwise_accuracy
     from rewardlab.models.embedding import Embedder
     from rewardlab.runtime import quiet_transformers
-    from rewardlab.training.embedding_rm import ensemble_scores, train_ensemble
+    from rewardlab.training.debias import log_lengths
+    from rewardlab.training.embedding_rm import train_ensemble
 
     if folds < 2:
         raise RewardlabError("--folds must be at least 2")
+    if max_pairs is not None and max_pairs < 2:
+        raise RewardlabError("--max-pairs must be at least 2")
     quiet_transformers()
     start = time.time()
-    pairs = load_preferences(data, on_error="skip").training_pairs()
+    load_before = os.getloadavg()
+
+    def load(path: str) -> list[Any]:
+        found = load_preferences(path, on_error="skip").training_pairs()
+        if max_pairs is not None and len(found) > max_pairs:
+            keep = sorted(random.Random(seed).sample(range(len(found)), max_pairs))
+            found = [found[i] for i in keep]
+        return found
+
+    pairs = load(data)
     fold_of = fold_of_prompts((text_key(p.prompt) for p in pairs), folds, seed)
-    embedder = Embedder(model, max_length=max_length, prompt_view=embed_prompt, layers=embed_layers)
-    x = embedder.embed(
-        [p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs], progress=True
+    embedder = Embedder(
+        model,
+        max_length=max_length,
+        prompt_view=embed_prompt,
+        layers=embed_layers,
+        pooling=embed_pooling,
+        dtype=embed_dtype,
     )
+
+    def embed(found: list[Any]) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        x = embedder.embed(
+            [p.prompt for p in found] * 2,
+            [p.chosen for p in found] + [p.rejected for p in found],
+            progress=True,
+        )
+        lengths = None
+        if debias_length:
+            lengths = (log_lengths([p.chosen for p in found]), log_lengths([p.rejected for p in found]))
+        return x[: len(found)], x[len(found) :], lengths
+
+    xc, xr, lengths = embed(pairs)
     embed_s = time.time() - start
     n = len(pairs)
-    xc, xr = x[:n], x[n:]
     margin = torch.zeros(n)
     which = torch.tensor([fold_of[text_key(p.prompt)] for p in pairs])
     rows = []
@@ -72,21 +133,21 @@ def bench_embedding(
             kind=head,
             objective=objective,
             l2=l2,
+            lengths=(lengths[0][train], lengths[1][train]) if lengths is not None else None,
         )
-        delta = ensemble_scores(heads, xc[test]).mean(0) - ensemble_scores(heads, xr[test]).mean(0)
-        acc = pairwise_accuracy(delta.tolist())
         fold_pairs = [p for p, t in zip(pairs, test.tolist(), strict=True) if t]
-        # "the longer response wins": the length difference as the margin
-        base = pairwise_accuracy([float(text_chars(p.chosen) - text_chars(p.rejected)) for p in fold_pairs])
         rows.append(
-            {
-                "fold": f,
-                "pairs": len(fold_pairs),
-                "accuracy": acc,
-                "length_baseline": base,
-                "l2": [h["l2"] for h in hists],
-            }
+            {"fold": f, **_scored(heads, xc[test], xr[test], fold_pairs), "l2": [h["l2"] for h in hists]}
         )
+    out_of_domain = []
+    if tests:
+        heads, _ = train_ensemble(
+            xc, xr, margin, ensemble, seed=seed, kind=head, objective=objective, l2=l2, lengths=lengths
+        )
+        for path in tests:
+            found = load(path)
+            tc, tr, _ = embed(found)
+            out_of_domain.append({"data": path, **_scored(heads, tc, tr, found)})
     accs = [r["accuracy"] for r in rows]
     bases = [r["length_baseline"] for r in rows]
     report = {
@@ -103,15 +164,25 @@ def bench_embedding(
             "embed_layers": embedder.layers,
             "l2": l2,
             "seed": seed,
+            "embed_pooling": embedder.pooling,
+            "embed_dtype": embedder.dtype,
+            "chat_template": embedder.chat,
+            "tests": list(tests),
+            "max_pairs": max_pairs,
+            "debias_length": debias_length,
         },
         "pairs": n,
+        "sample": f"a seeded random sample of {max_pairs} pairs per dataset" if max_pairs else "all pairs",
         "sequences_embedded_now": embedder.embedded,
         "embed_seconds": embed_s,
         "total_seconds": time.time() - start,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "load_average": {"start": load_before[0], "end": os.getloadavg()[0], "cpus": os.cpu_count()},
         "accuracy_mean": statistics.mean(accs),
         "accuracy_std": statistics.stdev(accs),
         "length_baseline_mean": statistics.mean(bases),
         "folds": rows,
+        "out_of_domain": out_of_domain,
     }
     write_json(out, report)
     return report

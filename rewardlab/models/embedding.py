@@ -37,6 +37,12 @@ from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder
 from rewardlab.models.scoring import PairScoring
 
 HEADS = ("linear", "mlp")
+#: How the token states become one vector: ``auto`` (mean for encoders, last for decoders), the
+#: last real token's state (decoders only: the end token after the response), or the mean over
+#: the real tokens (encoders) or over the response's tokens (decoders).
+POOLINGS = ("auto", "last", "mean")
+#: Extraction precisions: ``auto`` asks :func:`rewardlab.runtime.auto_precision`.
+DTYPES = ("auto", "float32", "bfloat16")
 #: What of the prompt is embedded with the response: all of it, or only its last user turn.
 PROMPT_VIEWS = ("last_turn", "full")
 HEADS_FILE = "heads.safetensors"
@@ -78,6 +84,16 @@ def model_fingerprint(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _extraction_dtype(dtype: str, device: str) -> tuple[str, str]:
+    """The torch dtype name to embed in, and why (``auto``: :func:`rewardlab.runtime.auto_precision`)."""
+    if dtype != "auto":
+        return dtype, "asked for"
+    from rewardlab.runtime import auto_precision
+
+    choice = auto_precision("cuda" if device.startswith("cuda") else "cpu")
+    return choice.dtype_name, choice.reason
+
+
 class Embedder:
     """Embeds (prompt, response) pairs with a frozen Hugging Face model, with an on-disk cache.
 
@@ -96,6 +112,12 @@ class Embedder:
             used embeddings beyond it are forgotten (computed again if asked for again).
         cache_writes: Write new embeddings to the on-disk cache (``False``: read it only; for
             texts seen once, e.g. a server scoring RL completions). Can be changed later.
+        pooling: One of :data:`POOLINGS`.
+        dtype: One of :data:`DTYPES`: the model's weights and activations while embedding (the
+            embeddings are stored float32 either way). Part of the cache key, so embeddings of
+            two precisions never mix.
+        chat: For a decoder whose tokenizer has a chat template, embed text prompts and responses
+            as messages in that template (:func:`rewardlab.models.chat_view.as_chat`).
     """
 
     def __init__(
@@ -111,6 +133,9 @@ class Embedder:
         device: str | None = "auto",
         cache_max_bytes: int = DEFAULT_MAX_BYTES,
         cache_writes: bool = True,
+        pooling: str = "auto",
+        dtype: str = "auto",
+        chat: bool = True,
     ) -> None:
         from transformers import AutoModel, AutoTokenizer
 
@@ -119,22 +144,39 @@ class Embedder:
 
         if prompt_view not in PROMPT_VIEWS:
             raise ValueError(f"prompt_view must be one of {PROMPT_VIEWS}")
+        if pooling not in POOLINGS:
+            raise RewardlabError(f"pooling {pooling!r}: must be one of {', '.join(POOLINGS)}")
+        if dtype not in DTYPES:
+            raise RewardlabError(f"dtype {dtype!r}: must be one of {', '.join(DTYPES)}")
+        if layers < 1:
+            raise ValueError("layers must be at least 1")
         self.prompt_view = prompt_view
         self.folder = resolve_model_path(model)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
         self.device = resolve_device(device)
-        self.model = AutoModel.from_pretrained(str(self.folder)).eval().to(self.device)
+        self.dtype, self.dtype_reason = _extraction_dtype(dtype, str(self.device))
+        self.model = (
+            AutoModel.from_pretrained(str(self.folder), dtype=getattr(torch, self.dtype))
+            .eval()
+            .to(self.device)
+        )
         self.arch = embedding_arch(self.model.config)
-        if layers < 1:
-            raise ValueError("layers must be at least 1")
         self.layers = min(layers, int(self.model.config.num_hidden_layers))
+        if pooling == "auto":
+            pooling = "mean" if self.arch == ENCODER else "last"
+        if pooling == "last" and self.arch == ENCODER:
+            raise RewardlabError("pooling 'last' is for decoders; an encoder is mean-pooled")
+        self.pooling = pooling
         ensure_pad_token(self.tokenizer, None, self.arch)
         self.encoder = SequenceEncoder(self.tokenizer, self.arch, max_length, truncation)
+        #: Text is turned into chat messages before encoding (a decoder with a chat template).
+        self.chat = bool(chat and self.arch == DECODER and self.encoder.counter.has_template)
         self.batch_size = batch_size
-        self.pooling = "mean" if self.arch == ENCODER else "last"
+        # float32 without chat keeps the keys of earlier versions (their caches stay valid)
+        extra = ("" if self.dtype == "float32" else f"{self.dtype}|") + ("chat|" if self.chat else "")
         self.key_prefix = (
             f"{model_fingerprint(self.folder)}|{max_length}|{truncation}|{self.pooling}|{prompt_view}|"
-            f"{self.layers}|"
+            f"{self.layers}|{extra}"
         )
         root = Path(
             cache_dir
@@ -195,7 +237,11 @@ class Embedder:
         states = self.model(**inputs, output_hidden_states=True).hidden_states[-self.layers :]
         if self.pooling == "mean":
             mask = batch["attention_mask"].unsqueeze(-1).float()
-            pooled = [(h.float() * mask).sum(1) / mask.sum(1) for h in states]
+            if self.arch == DECODER:  # the response's tokens (and the end token) only
+                starts = torch.tensor([e.prompt_len for e in encoded], device=mask.device)
+                cols = torch.arange(mask.shape[1], device=mask.device)
+                mask = mask * (cols[None, :] >= starts[:, None]).unsqueeze(-1).float()
+            pooled = [(h.float() * mask).sum(1) / mask.sum(1).clamp_min(1.0) for h in states]
         else:
             pooled = [h.float()[batch["reward_rows"], batch["reward_cols"]] for h in states]
         return torch.cat(pooled, dim=1).cpu()  # the cache and the heads live on the CPU
@@ -215,6 +261,11 @@ class Embedder:
 
             turns: dict[str, Text] = {}
             prompts = [turns.setdefault(text_key(p), last_user_turn(p)) for p in prompts]
+        if self.chat:
+            from rewardlab.models.chat_view import as_chat
+
+            pairs = [as_chat(p, r) for p, r in zip(prompts, responses, strict=True)]
+            prompts, responses = [p for p, _ in pairs], [r for _, r in pairs]
         keys = [self._key(p, r) for p, r in zip(prompts, responses, strict=True)]
         cache = self._load_cache()
         # this call's entries: the memory cache may forget some of them before the call ends
@@ -259,16 +310,21 @@ class EmbeddingRewardModel(PairScoring):
         """Load ``rewardlab.json`` and ``heads.safetensors`` from ``path``.
 
         The encoder runs on ``device`` (as in ``RewardModel.from_pretrained``); the heads and the
-        embedding cache stay on the CPU. Only ``float32`` is accepted: the cache holds float32
-        embeddings, and other weights would mix two kinds in it.
+        embedding cache stay on the CPU. The model embeds in the precision it was trained with
+        (``embedding.dtype`` of ``rewardlab.json``; float32 for models saved before it was kept) or
+        in float32: ``dtype`` may be either, as the heads were fit to embeddings of that precision.
         """
         import json
 
         from safetensors.torch import load_file
 
-        if dtype != "float32":
-            raise RewardlabError(f"dtype {dtype!r}: an embedding reward model scores in float32 only")
         info = json.loads((Path(path) / "rewardlab.json").read_text())
+        trained = info["embedding"].get("dtype", "float32")
+        if dtype not in ("float32", trained):
+            raise RewardlabError(
+                f"dtype {dtype!r}: this embedding reward model embeds in {trained}, the precision its "
+                "heads were trained on"
+            )
         embedder = Embedder(
             info["base_model"],
             max_length=info["max_length"],
@@ -276,6 +332,9 @@ class EmbeddingRewardModel(PairScoring):
             prompt_view=info["embedding"].get("prompt_view", "full"),
             layers=info["embedding"].get("layers", 1),
             device=device,
+            pooling=info["embedding"].get("pooling", "auto"),
+            dtype=dtype,
+            chat=info["embedding"].get("chat", False),
         )
         heads_file = Path(path) / HEADS_FILE
         try:

@@ -127,7 +127,8 @@ class RewardModel(LayoutChoice, PairScoring):
         dev = resolve_device(device)
         info = read_info(path)
         if info.get("method") == "embedding" and dtype == "auto":
-            name, why = "float32", "embedding reward models score in float32 (their cache holds float32)"
+            name = info.get("embedding", {}).get("dtype", "float32")
+            why = "an embedding reward model embeds in the precision its heads were trained on"
         else:
             name, why = dtype_choice(dtype, dev)
         dt = DTYPES[name]

@@ -123,6 +123,22 @@ class TrainConfig:
         help="With --method embedding: embed the prompt's last user turn (last_turn) or all of it (full) "
         "with the response.",
     )
+    embed_pooling: str = opt(
+        "auto",
+        help="With --method embedding: auto (mean for encoders, last for decoders), last (a decoder's "
+        "last token) or mean (an encoder's tokens, a decoder's response tokens).",
+    )
+    embed_dtype: str = opt(
+        "auto",
+        help="With --method embedding: precision of the frozen model while embedding: auto (bfloat16 "
+        "where the CPU or GPU computes it natively), float32 or bfloat16.",
+    )
+    debias_length: bool = opt(
+        False,
+        help="With --method embedding: learn a length reward (log response length) with the head, "
+        "leave it out of the saved reward (after ODIN, arXiv 2402.07319), and weigh chosen-longer and "
+        "chosen-shorter pairs the same.",
+    )
     max_length: int = opt(512, help="Tokens per sequence (prompt + response); longer ones are cut.")
     truncation: str = opt(
         "keep_end", help="keep_end cuts the prompt's start first, so the response end is always kept."
@@ -199,11 +215,17 @@ class TrainConfig:
                 raise ValueError("--head must be linear or mlp, --objective bt or classification")
             if self.embed_prompt not in ("last_turn", "full"):
                 raise ValueError("--embed-prompt must be last_turn or full")
+            if self.embed_pooling not in ("auto", "last", "mean"):
+                raise ValueError("--embed-pooling must be auto, last or mean")
+            if self.embed_dtype not in ("auto", "float32", "bfloat16"):
+                raise ValueError("--embed-dtype must be auto, float32 or bfloat16")
             if self.learning_rate is not None:
                 raise ValueError(
                     "--method embedding fits its heads by L-BFGS, with no learning rate: drop "
                     "--learning-rate (--l2 sets the regularisation)"
                 )
+        if self.debias_length and self.method != "embedding":
+            raise ValueError("--debias-length is implemented for --method embedding only so far")
         if self.kind not in ("orm", "prm"):
             raise ValueError("--kind must be orm or prm")
         if self.kind == "prm":

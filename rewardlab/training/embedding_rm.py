@@ -9,7 +9,9 @@ Heads are fit by full-batch L-BFGS with an L2 penalty chosen on a validation sha
 pairs (:data:`L2_GRID`) and early stopping on the same pairs; ``--ensemble K`` trains K heads on
 bootstrap resamples, whose mean is the reward and whose spread is the ensemble's uncertainty.
 A non-finite loss while fitting, or non-finite weights or normalisation before saving, stop the run
-with nothing written (:mod:`rewardlab.training.finite`).
+with nothing written (:mod:`rewardlab.training.finite`). ``lengths`` turns on ``--debias-length``
+(:mod:`rewardlab.training.debias`). The ``rewardlab train`` run itself is
+:mod:`rewardlab.training.embedding_train`.
 """
 
 from __future__ import annotations
@@ -23,24 +25,42 @@ import torch
 import torch.nn.functional as F
 
 from rewardlab.models.embedding import RewardHead
-from rewardlab.training.finite import check_values, check_weights, is_finite, non_finite
+from rewardlab.training.debias import LengthTerm, new_length_term
+from rewardlab.training.finite import is_finite, non_finite
 from rewardlab.training.losses import Comparisons, comparison_loss
 
 OBJECTIVES = ("bt", "classification")
 
 
+#: Log lengths of the chosen and the rejected responses (``--debias-length``), or ``None``.
+Lengths = tuple[torch.Tensor, torch.Tensor] | None
+
+
 def _pair_loss(
-    head: RewardHead, xc: torch.Tensor, xr: torch.Tensor, margin: torch.Tensor, objective: str
+    head: RewardHead,
+    xc: torch.Tensor,
+    xr: torch.Tensor,
+    margin: torch.Tensor,
+    objective: str,
+    length: LengthTerm | None = None,
 ) -> torch.Tensor:
+    """The objective's loss; with ``length``, of quality + length rewards, pairs weighted by length side."""
     rc, rr = head(xc), head(xr)
-    if objective == "classification":
-        return 0.5 * (
-            F.binary_cross_entropy_with_logits(rc, torch.ones_like(rc))
-            + F.binary_cross_entropy_with_logits(rr, torch.zeros_like(rr))
-        )
     n = len(rc)
-    comps = Comparisons(torch.arange(n), torch.arange(n, 2 * n), margin, torch.full((n,), 1.0 / n))
-    return comparison_loss(torch.cat([rc, rr]), comps)
+    weights = torch.full((n,), 1.0 / n)
+    if length is not None:
+        lc, lr = length.rewards()
+        rc, rr = rc + lc, rr + lr
+        weights = length.weights()
+    if objective == "classification":
+        loss = 0.5 * (
+            (weights * F.binary_cross_entropy_with_logits(rc, torch.ones_like(rc), reduction="none")).sum()
+            + (weights * F.binary_cross_entropy_with_logits(rr, torch.zeros_like(rr), reduction="none")).sum()
+        )
+    else:
+        comps = Comparisons(torch.arange(n), torch.arange(n, 2 * n), margin, weights)
+        loss = comparison_loss(torch.cat([rc, rr]), comps)
+    return loss
 
 
 #: L2 penalties tried on the validation split when none is given. A linear probe on 384 standardised
@@ -65,21 +85,29 @@ def _fit(
     rounds: int,
     val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     patience: int = 3,
-) -> tuple[int, float | None]:
+    lengths: Lengths = None,
+    val_lengths: Lengths = None,
+) -> tuple[int, float | None, float | None]:
     """Full-batch L-BFGS on the loss plus ``l2`` times the squared weights (biases are not penalised).
 
     Runs up to ``rounds`` rounds of :data:`ROUND_ITERS` iterations. With ``val`` (chosen, rejected,
     margin of held-out pairs) it stops early: it keeps the state with the lowest validation
-    Bradley-Terry loss and stops after ``patience`` rounds without improvement.
+    Bradley-Terry loss and stops after ``patience`` rounds without improvement. With ``lengths``
+    (and ``val_lengths`` for ``val``) a length reward is learnt with the head
+    (:mod:`rewardlab.training.debias`); the validation loss is then that of the same objective.
 
     Returns:
-        The number of rounds of the state kept, and its validation loss (``None`` without ``val``).
+        The number of rounds of the state kept, its validation loss (``None`` without ``val``), and
+        the length reward's coefficient (``None`` without ``lengths``).
 
     Raises:
         NonFiniteError: A training or validation loss that is not finite (NaN margin, NaN embedding).
     """
     weights = [p for name, p in head.named_parameters() if name.endswith("weight")]
-    opt = torch.optim.LBFGS(head.parameters(), max_iter=ROUND_ITERS, line_search_fn="strong_wolfe")
+    term = new_length_term(*lengths) if lengths is not None else None
+    val_term = LengthTerm(*val_lengths, term.coef) if term is not None and val_lengths is not None else None
+    params = [*head.parameters(), *([term.coef] if term is not None else [])]
+    opt = torch.optim.LBFGS(params, max_iter=ROUND_ITERS, line_search_fn="strong_wolfe")
 
     evals = 0
 
@@ -87,13 +115,14 @@ def _fit(
         nonlocal evals
         evals += 1
         opt.zero_grad()
-        loss = _pair_loss(head, xc, xr, margin, objective) + l2 * sum((w * w).sum() for w in weights)
+        loss = _pair_loss(head, xc, xr, margin, objective, term) + l2 * sum((w * w).sum() for w in weights)
         if not is_finite(loss):
             raise non_finite("the head's training loss", f"L-BFGS step {evals}", loss.item())
         loss.backward()
         return loss
 
     best, best_state, best_round, bad = math.inf, None, rounds, 0
+    best_coef: torch.Tensor | None = None
     for r in range(1, rounds + 1):
         head.train()
         opt.step(closure)
@@ -101,19 +130,23 @@ def _fit(
         if val is None:
             continue
         with torch.no_grad():
-            v = _pair_loss(head, *val, "bt").item()
+            v = _pair_loss(head, *val, "bt", val_term).item()
         if not is_finite(v):
             raise non_finite("the head's validation loss", f"L-BFGS round {r}", v)
         if v < best - 1e-6:
             best, best_state, best_round, bad = v, copy.deepcopy(head.state_dict()), r, 0
+            best_coef = term.coef.detach().clone() if term is not None else None
         else:
             bad += 1
             if bad >= patience:
                 break
     if best_state is not None:
         head.load_state_dict(best_state)
+        if term is not None:
+            term.coef.data.copy_(best_coef)
     head.eval()
-    return best_round, (best if val is not None else None)
+    coef = term.coef.item() if term is not None else None
+    return best_round, (best if val is not None else None), coef
 
 
 def _new_head(xc: torch.Tensor, xr: torch.Tensor, kind: str, seed: int) -> RewardHead:
@@ -136,17 +169,22 @@ def train_head(
     val_share: float = 0.2,
     max_rounds: int = 20,
     val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    lengths: Lengths = None,
+    val_lengths: Lengths = None,
 ) -> tuple[RewardHead, dict[str, Any]]:
     """Fit one head on chosen/rejected embeddings: L-BFGS, L2 penalty, early stopping.
 
     The validation pairs are ``val`` (chosen/rejected/margin of pairs outside ``xc``) when given,
     else a ``val_share`` of the pairs. Each L2 (``l2``, or every value of :data:`L2_GRID`) is fit
     on the rest with early stopping on the validation Bradley-Terry loss; the L2 with the lowest
-    loss is then refit on all pairs for the number of rounds its early stop chose.
+    loss is then refit on all pairs for the number of rounds its early stop chose. With ``lengths``
+    (log lengths of the chosen and rejected responses; ``val_lengths`` those of ``val``) a length
+    reward is learnt with the head and left out of it (``--debias-length``).
 
     Returns:
         The head, and a record: ``l2`` and ``rounds`` used, and per L2 tried its validation loss
-        (``val_losses``) and rounds (``val_rounds``).
+        (``val_losses``) and rounds (``val_rounds``); with ``lengths`` also ``length_coef``, the
+        learnt length reward's coefficient (per unit of log length).
     """
     n = len(xc)
     grid = L2_GRID if l2 is None else (l2,)
@@ -158,24 +196,50 @@ def train_head(
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         held, tr = order[:n_val], order[n_val:]
         val = (xc[held], xr[held], margin[held]) if n_val else None
+        val_lengths = (lengths[0][held], lengths[1][held]) if n_val and lengths is not None else None
+    fit_lengths = (lengths[0][tr], lengths[1][tr]) if lengths is not None else None
     if val is None:  # too few pairs to hold any out
         chosen, rounds = (1.0 if l2 is None else l2), max_rounds
     else:
         for value in grid:
             head = _new_head(xc[tr], xr[tr], kind, seed)
-            rounds_v, loss_v = _fit(head, xc[tr], xr[tr], margin[tr], objective, value, max_rounds, val)
+            rounds_v, loss_v, _ = _fit(
+                head,
+                xc[tr],
+                xr[tr],
+                margin[tr],
+                objective,
+                value,
+                max_rounds,
+                val,
+                3,
+                fit_lengths,
+                val_lengths,
+            )
             val_losses[str(value)], val_rounds[str(value)] = float(loss_v), rounds_v
         best = min(val_losses, key=lambda k: val_losses[k])
         chosen, rounds = float(best), val_rounds[best]
     head = _new_head(xc, xr, kind, seed)
-    _fit(head, xc, xr, margin, objective, chosen, rounds)
-    return head, {"l2": chosen, "rounds": rounds, "val_losses": val_losses, "val_rounds": val_rounds}
+    _, _, coef = _fit(head, xc, xr, margin, objective, chosen, rounds, lengths=lengths)
+    record = {"l2": chosen, "rounds": rounds, "val_losses": val_losses, "val_rounds": val_rounds}
+    if coef is not None:
+        record["length_coef"] = coef
+    return head, record
 
 
 def train_ensemble(
-    xc: torch.Tensor, xr: torch.Tensor, margin: torch.Tensor, k: int, seed: int = 0, **kw: Any
+    xc: torch.Tensor,
+    xr: torch.Tensor,
+    margin: torch.Tensor,
+    k: int,
+    seed: int = 0,
+    lengths: Lengths = None,
+    **kw: Any,
 ) -> tuple[list[RewardHead], list[dict[str, Any]]]:
     """K heads; with K > 1 each on a bootstrap resample of the pairs (its own seed).
+
+    ``lengths`` (log lengths of chosen and rejected responses) turns on length debiasing
+    (:func:`train_head`).
 
     A resampled head chooses its L2 on its out-of-bag pairs: a split of the resample itself would
     share duplicated pairs between fit and validation and choose too weak a penalty.
@@ -183,14 +247,24 @@ def train_ensemble(
     heads, histories = [], []
     n = len(xc)
     for i in range(k):
-        idx, val = torch.arange(n), None
+        idx, val, val_lengths = torch.arange(n), None, None
         if k > 1:
             rng = random.Random(seed + 1000 * i)
             idx = torch.tensor([rng.randrange(n) for _ in range(n)])
             oob = torch.ones(n, dtype=torch.bool)
             oob[idx] = False
             val = (xc[oob], xr[oob], margin[oob])
-        head, hist = train_head(xc[idx], xr[idx], margin[idx], seed=seed + i, val=val, **kw)
+            val_lengths = (lengths[0][oob], lengths[1][oob]) if lengths is not None else None
+        head, hist = train_head(
+            xc[idx],
+            xr[idx],
+            margin[idx],
+            seed=seed + i,
+            val=val,
+            lengths=(lengths[0][idx], lengths[1][idx]) if lengths is not None else None,
+            val_lengths=val_lengths,
+            **kw,
+        )
         heads.append(head)
         histories.append(hist)
     return heads, histories
@@ -200,175 +274,3 @@ def ensemble_scores(heads: list[RewardHead], x: torch.Tensor) -> torch.Tensor:
     """Rewards of every head, shape (K, N)."""
     with torch.no_grad():
         return torch.stack([h(x) for h in heads])
-
-
-def train_embedding(
-    cfg: Any,
-    train_data: Any,
-    eval_data: Any,
-    split: dict[str, Any],
-    data_summary: dict[str, Any],
-    warnings: list[str],
-    warn: Any,
-    say: Any,
-) -> Any:
-    """``rewardlab train --method embedding``: embed, train the head(s), evaluate, save a checkpoint."""
-    import time
-    from pathlib import Path
-
-    from safetensors.torch import save_file
-
-    from rewardlab import __version__
-    from rewardlab.config import to_dict
-    from rewardlab.data.summary import write_summary
-    from rewardlab.io_utils import write_json
-    from rewardlab.metrics import preference_metrics
-    from rewardlab.models.embedding import HEADS_FILE, Embedder
-    from rewardlab.models.reward_model import INFO_FILE
-    from rewardlab.training.kit import (
-        TRAIN_SUMMARY,
-        TrainResult,
-        data_digest,
-        data_record,
-        low_accuracy_warning,
-    )
-    from rewardlab.training.outdir import open_out
-
-    out = Path(cfg.out)
-    start = time.time()
-    embedder = Embedder(
-        cfg.model,
-        max_length=cfg.max_length,
-        truncation=cfg.truncation,
-        prompt_view=cfg.embed_prompt,
-        layers=cfg.embed_layers,
-    )
-    say(
-        f"embedding with {embedder.folder} ({embedder.arch}, {embedder.pooling} pooling; "
-        f"cache {embedder.cache_file})"
-    )
-
-    def embed(data: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, int], int]:
-        everything = data.all_pairs(include_ties=True)
-        pairs = [p for p in everything if p.usable]
-        excluded = {
-            "tie": sum(p.tie for p in everything),
-            "identical chosen and rejected": sum(p.identical and not p.tie for p in everything),
-        }
-        prompts = [p.prompt for p in pairs]
-        x = embedder.embed(
-            prompts * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs], progress=True
-        )
-        margin = torch.tensor([(p.margin or 0.0) if cfg.use_margin else 0.0 for p in pairs])
-        kept = {k: v for k, v in excluded.items() if v}
-        return x[: len(pairs)], x[len(pairs) :], margin, kept, embedder.last_cut
-
-    xc, xr, margin, excluded, train_cut = embed(train_data)
-    if len(xc) == 0:
-        from rewardlab.errors import RewardlabError
-        from rewardlab.training.dataset import no_usable_pairs_message
-
-        raise RewardlabError(no_usable_pairs_message(train_data, excluded))
-    ec, er, emargin, eval_excluded, eval_cut = embed(eval_data)
-    if train_cut:
-        warn(
-            f"{train_cut} of {2 * len(xc)} training sequences were longer than --max-length "
-            f"{cfg.max_length} and were cut ({cfg.truncation}) before embedding"
-        )
-    embedded_s = time.time() - start
-    heads, histories = train_ensemble(
-        xc,
-        xr,
-        margin,
-        cfg.ensemble,
-        seed=cfg.seed,
-        kind=cfg.head,
-        objective=cfg.objective,
-        l2=cfg.l2,
-    )
-    runtime = time.time() - start
-    eval_metrics: dict[str, float] = {}
-    if len(ec):
-        sc, sr = ensemble_scores(heads, ec).mean(0), ensemble_scores(heads, er).mean(0)
-        n = len(sc)
-        loss = comparison_loss(
-            torch.cat([sc, sr]),
-            Comparisons(torch.arange(n), torch.arange(n, 2 * n), emargin, torch.full((n,), 1.0 / n)),
-        )
-        m = preference_metrics((sc - sr).tolist(), torch.cat([sc, sr]).tolist())
-        eval_metrics = {"eval_loss": loss.item(), **{f"eval_{k}": v for k, v in m.items()}}
-        spread = (
-            torch.cat([ensemble_scores(heads, ec), ensemble_scores(heads, er)], 1).std(0)
-            if cfg.ensemble > 1
-            else None
-        )
-        if spread is not None:
-            eval_metrics["eval_ensemble_std_mean"] = spread.mean().item()
-        say(
-            f"held-out: accuracy {eval_metrics['eval_accuracy']:.3f}, mean margin "
-            f"{eval_metrics['eval_margin_mean']:.4f}, loss {eval_metrics['eval_loss']:.4f}"
-        )
-    train_rewards = torch.cat([ensemble_scores(heads, xc).mean(0), ensemble_scores(heads, xr).mean(0)])
-    norm = {
-        "mean": train_rewards.mean().item(),
-        "std": train_rewards.std(unbiased=False).clamp_min(1e-8).item(),
-        "samples": len(train_rewards),
-    }
-    low = low_accuracy_warning(eval_metrics.get("eval_accuracy"), data_summary, out)
-    if low:
-        warn(low)
-    for i, head in enumerate(heads):
-        check_weights(head, f"head {i + 1} of {len(heads)}, before saving")
-    check_values(norm, "the reward normalisation", f"{len(heads)} head(s), before saving")
-    open_out(cfg)  # nothing was written into OUT before: the data loaded and the heads are finite
-    write_summary(data_summary, out)
-    save_file(
-        {f"member{i}.{k}": v.contiguous() for i, h in enumerate(heads) for k, v in h.state_dict().items()},
-        str(out / HEADS_FILE),
-    )
-    summary = {
-        "rewardlab_version": __version__,
-        "engine": "native",
-        "method": "embedding",
-        "data": data_record(cfg, split, data_summary),
-        "train_pairs": {"used": len(xc), "excluded": excluded, "sequences_cut": train_cut},
-        "eval_pairs": {"used": len(ec), "excluded": eval_excluded, "sequences_cut": eval_cut},
-        "embedding": {
-            "model": str(embedder.folder),
-            "sequences_embedded_now": embedder.embedded,
-            "seconds": embedded_s,
-        },
-        "heads": histories,
-        "runtime_s": runtime,
-        "eval_metrics": eval_metrics,
-        "normalization": norm,
-        "warnings": warnings,
-    }
-    write_json(out / TRAIN_SUMMARY, summary)
-    info = {
-        "kind": "orm",
-        "method": "embedding",
-        "engine": "native",
-        "arch": embedder.arch,
-        "base_model": str(embedder.folder),
-        "max_length": cfg.max_length,
-        "truncation": cfg.truncation,
-        "embedding": {
-            "pooling": embedder.pooling,
-            "dim": embedder.dim,
-            "prompt_view": cfg.embed_prompt,
-            "layers": embedder.layers,
-        },
-        "head": {"kind": cfg.head, "objective": cfg.objective, "ensemble": cfg.ensemble},
-        "normalization": norm,
-        "metrics": eval_metrics,
-        "train_config": to_dict(cfg),
-        "data_summary": data_digest(data_summary),
-        "rewardlab_version": __version__,
-    }
-    write_json(out / INFO_FILE, info)
-    from rewardlab.training.integration import write_integration
-
-    write_integration(out, info)
-    say(f"saved the embedding reward model to {out} ({cfg.ensemble} head(s), {INFO_FILE}, {HEADS_FILE})")
-    return TrainResult(out, summary, warnings)
