@@ -122,8 +122,9 @@ def _text(x: Any) -> str:
 class StepRecorder:
     """The TRL reward function of one arm: returns the arm's reward, records the step's measurements."""
 
-    def __init__(self, reward: Scorer, proxy: Scorer, gold: Scorer, tokenizer: Any) -> None:
-        self.reward, self.proxy, self.gold, self.tokenizer = reward, proxy, gold, tokenizer
+    def __init__(self, reward: Scorer, proxy: Scorer, gold: Scorer, tokenizer: Any, name: str = "") -> None:
+        self.reward, self.proxy, self.gold, self.tokenizer, self.name = reward, proxy, gold, tokenizer, name
+        self.t0 = time.perf_counter()
         self.model: Any = None  # the trainer's (LoRA) policy, set once the trainer exists
         self.steps: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
@@ -139,6 +140,14 @@ class StepRecorder:
         families = kw.get("family") or ["all"] * len(texts_p)
         step = len(self.steps)
         self.steps.append(step_record(step, reward, proxy, gold, kl, texts_c, families))
+        last = self.steps[-1]
+        console.print(
+            f"  {self.name} step {step}: proxy {last['proxy']:.3f}, gold {last['gold']:.3f}, "
+            f"sqrt KL {last['sqrt_kl']:.2f}, {last['length']:.0f} words "
+            f"({time.perf_counter() - self.t0:.0f} s)",
+            soft_wrap=True,
+            highlight=False,
+        )
         keep = range(0, len(texts_c), max(1, len(texts_c) // 2))
         self.samples += [
             {"step": step, "prompt": texts_p[i], "completion": texts_c[i], "proxy": proxy[i], "gold": gold[i]}
@@ -299,7 +308,7 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
             arms[arm] = {"guard": ARMS[arm], "skipped": str(exc), "steps": [], "samples": []}
             console.print(f"arm {arm}: skipped ({exc})", soft_wrap=True)
             continue
-        recorder = StepRecorder(proxy if arm in ("none", "kl") else reward, proxy, gold, tokenizer)
+        recorder = StepRecorder(proxy if arm in ("none", "kl") else reward, proxy, gold, tokenizer, arm)
         run_arm(arm, cfg, policy, prompts, recorder)
         first, last = recorder.steps[0], recorder.steps[-1]
         console.print(
