@@ -2,7 +2,8 @@
 
 Run ``rewardlab --help``; in code, ``main(["data", "summarize", "data.jsonl", "--out", "out"])``
 returns the exit status (0 success, 2 a user error such as bad data, with a message and no
-traceback).
+traceback). The module is long on purpose: every command and its options are declared here, in one
+place, and each command only hands them to the package.
 """
 
 from __future__ import annotations

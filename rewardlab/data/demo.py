@@ -31,6 +31,9 @@ of pairs whose chosen response is also the longer one (in words and characters),
 the response that should be longer with neutral filler sentences that leave its gold reward as
 it was; the default 0.7 matches the length bias of common human-preference data, so length bias
 shows up in summaries and evaluations.
+
+The module is a little over 400 lines on purpose: the gold rules and the generators that write
+to them (word lists, templates, padding) must agree, so they are kept side by side.
 """
 
 from __future__ import annotations
