@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import math
 import random
 import sys
 from collections.abc import Sequence
@@ -24,9 +23,10 @@ from typing import Any
 
 from rich.console import Console
 
-from rewardlab.data.schema import Text, text_key, text_plain
+from rewardlab.data.schema import Text, text_plain
 from rewardlab.diagnostics import checks
 from rewardlab.diagnostics.config import DiagnoseConfig
+from rewardlab.diagnostics.held_out import HeldOut, MemberScorer, mean_over, score_held_out
 from rewardlab.diagnostics.outputs import (
     CONFIG_FILE,
     HTML_FILE,
@@ -38,9 +38,13 @@ from rewardlab.diagnostics.outputs import (
     outputs_of,
     store_length_correction,
 )
+from rewardlab.diagnostics.probes import Probe
 from rewardlab.errors import RewardlabError
 
 console = Console()
+
+#: A best-of-N pool: (prompt, candidates, their labels if any, where it came from).
+Pool = tuple[Text, list[Text], list[float] | None, str]
 
 
 def load_plugins(plugins: Sequence[str]) -> None:
@@ -60,46 +64,7 @@ def load_plugins(plugins: Sequence[str]) -> None:
             raise RewardlabError(f"--plugin {plugin}: {exc}") from exc
 
 
-class MemberScorer:
-    """Every member's reward for (prompt, response) texts; each distinct text is scored once."""
-
-    def __init__(self, ensemble: Any, batch_size: int) -> None:
-        self.ensemble, self.batch_size = ensemble, batch_size
-        self.cache: dict[tuple[str, str], list[float]] = {}
-
-    def __call__(self, prompts: Sequence[Text], responses: Sequence[Text]) -> list[list[float]]:
-        """K lists (one per member) of rewards, in input order."""
-        keys = [(text_key(p), text_key(r)) for p, r in zip(prompts, responses, strict=True)]
-        todo: dict[tuple[str, str], int] = {}
-        for i, k in enumerate(keys):
-            if k not in self.cache and k not in todo:
-                todo[k] = i
-        if todo:
-            idx = list(todo.values())
-            members = self.ensemble.score_members(
-                [prompts[i] for i in idx],
-                [responses[i] for i in idx],
-                batch_size=self.batch_size,
-                length_correction=False,  # diagnose the model itself
-                progress=True,
-            )
-            for j, k in enumerate(todo):
-                self.cache[k] = [float(m[j]) for m in members]
-                bad = next((v for v in self.cache[k] if not math.isfinite(v)), None)
-                if bad is not None:
-                    shown = text_plain(responses[idx[j]])[:60]
-                    raise RewardlabError(
-                        f"the model gave the response {shown!r} the reward {bad} (not a finite number); "
-                        "nothing written"
-                    )
-        return [list(col) for col in zip(*(self.cache[k] for k in keys), strict=True)]
-
-
-def _mean_over(members: list[list[float]]) -> list[float]:
-    return [sum(col) / len(col) for col in zip(*members, strict=True)]
-
-
-def _pools(cfg: DiagnoseConfig) -> list[tuple[Text, list[Text], list[float] | None, str]] | None:
+def _pools(cfg: DiagnoseConfig) -> list[Pool] | None:
     """(prompt, candidates, labels, where) of the best-of-N pool, or ``None`` without one."""
     if cfg.candidates:
         from rewardlab.data.pools import read_candidates
@@ -115,9 +80,7 @@ def _pools(cfg: DiagnoseConfig) -> list[tuple[Text, list[Text], list[float] | No
     return None
 
 
-def _gold(
-    cfg: DiagnoseConfig, pools: list[tuple[Text, list[Text], list[float] | None, str]]
-) -> tuple[list[list[float]], str]:
+def _gold(cfg: DiagnoseConfig, pools: list[Pool]) -> tuple[list[list[float]], str]:
     """Gold rewards of every pool's candidates, and what they are."""
     if cfg.gold == "demo":
         from rewardlab.data.demo import gold_reward
@@ -154,85 +117,23 @@ def _gold(
     return [list(labels or []) for _, _, labels, _ in pools], f"the pool's own labels ({cfg.candidates})"
 
 
-def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Run ``rewardlab diagnose``; return what diagnostics.json holds.
+def run_probes(
+    cfg: DiagnoseConfig, probes: Sequence[Probe], held: HeldOut, score: MemberScorer
+) -> tuple[list[checks.Probed], dict[str, int], int]:
+    """Perturb a sample of the responses with every probe and score the results.
 
-    ``models`` (anything with ``score(prompts, responses, **kw)``) replaces loading ``cfg.model``,
-    for tests and for models built in code.
+    Returns:
+        The probed responses, how many responses each probe left alone (skipped), and the sample size.
     """
-    import torch
-
-    from rewardlab import __version__
-    from rewardlab.config import save_yaml
-    from rewardlab.data import load_preferences
-    from rewardlab.diagnostics.findings import rank_findings
-    from rewardlab.diagnostics.gold_probes import gold_judge, judge_probes
-    from rewardlab.diagnostics.probes import select
-    from rewardlab.diagnostics.report import write_reports
-    from rewardlab.io_utils import atomic_dir, check_out_dir, dumps, write_jsonl, write_text
-    from rewardlab.models.ensemble import RewardEnsemble, aggregate
-    from rewardlab.models.reward_model import response_length
-    from rewardlab.runtime import quiet_transformers
-
-    quiet_transformers()
-    out = Path(cfg.out)
-    own, export_to = outputs_of(cfg)
-    check_out_dir(out, own)  # before any work: a run that cannot write its outputs fails at once
-    if cfg.store_length_correction:
-        info_file(cfg.model[0])
-    load_plugins(cfg.plugin)
-    try:
-        probes = select(cfg.probes)
-    except ValueError as exc:
-        raise RewardlabError(f"--probes: {exc}") from exc
-    data = load_preferences(cfg.data, format=cfg.format, on_error=cfg.on_error, split=cfg.split)
-    pairs = data.training_pairs()
-    if not pairs:
-        raise RewardlabError(f"{cfg.data}: no usable preference pairs")
-    pools = _pools(cfg)
-    if models is None:
-        from rewardlab.models.loading import load_reward, reward_kind
-
-        for path in cfg.model:
-            if reward_kind(path) == "checkpoint" and not Path(path).is_dir():
-                raise RewardlabError(f"{path}: no such model folder")
-        models = [load_reward(p, device=cfg.device) for p in cfg.model]
-    ensemble = RewardEnsemble(models)
-    score = MemberScorer(ensemble, cfg.batch_size)
-
-    # the distinct held-out responses, and each pair as indices into them
-    index: dict[tuple[str, str], int] = {}
-    prompts: list[Text] = []
-    responses: list[Text] = []
-    for p in pairs:
-        for r in (p.chosen, p.rejected):
-            key = (text_key(p.prompt), text_key(r))
-            if key not in index:
-                index[key] = len(prompts)
-                prompts.append(p.prompt)
-                responses.append(r)
-    pair_idx = [
-        (index[(text_key(p.prompt), text_key(p.chosen))], index[(text_key(p.prompt), text_key(p.rejected))])
-        for p in pairs
-    ]
-    console.print(f"scoring {len(responses)} held-out responses of {len(pairs)} pairs ...")
-    members = score(prompts, responses)
-    k = len(members)
-    rewards = _mean_over(members)
-    std = checks.reward_std(rewards)
-    groups = [text_key(p) for p in prompts]
-    lengths = [response_length(r) for r in responses]
-    chars = [len(text_plain(r)) for r in responses]
-
-    # 1. probes
     rng = random.Random(cfg.seed)
-    sample = sorted(rng.sample(range(len(responses)), min(cfg.max_responses, len(responses))))
+    n = len(held.responses)
+    sample = sorted(rng.sample(range(n), min(cfg.max_responses, n)))
     todo: list[tuple[str, int, Text]] = []
     skipped = {p.name: 0 for p in probes}
     for probe in probes:
         for i in sample:
             try:
-                new = checks.apply_probe(probe, prompts[i], responses[i])
+                new = checks.apply_probe(probe, held.prompts[i], held.responses[i])
             except Exception as exc:  # a user's probe: name it rather than fail deep inside
                 raise RewardlabError(f"probe {probe.name} failed on response {i}: {exc!r}") from exc
             if new is None:
@@ -242,85 +143,111 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
     console.print(
         f"probing {len(sample)} responses with {len(probes)} probes ({len(todo)} perturbed texts) ..."
     )
-    after = _mean_over(score([prompts[i] for _, i, _ in todo], [t for _, _, t in todo])) if todo else []
+    prompts = [held.prompts[i] for _, i, _ in todo]
+    after = mean_over(score(prompts, [t for _, _, t in todo])) if todo else []
     probed = [
-        checks.Probed(name, prompts[i], responses[i], new, rewards[i], a)
+        checks.Probed(name, held.prompts[i], held.responses[i], new, held.rewards[i], a)
         for (name, i, new), a in zip(todo, after, strict=True)
     ]
-    # 2. length
-    length = checks.length_checks(rewards, lengths, chars, groups, pair_idx)
-    correction = checks.fit_length_correction(rewards, lengths, chars, groups, pair_idx, cfg.seed)
-    probe_table = checks.probe_report(probes, probed, skipped, std)
-    # with a gold that judges any text, the gold decides which changes are damage (gold_probes.py)
-    probe_table = judge_probes(probe_table, probed, gold_judge(cfg.gold, cfg.device, cfg.batch_size), std)
+    return probed, skipped, len(sample)
+
+
+def check_probes(
+    cfg: DiagnoseConfig,
+    probes: Sequence[Probe],
+    probed: list[checks.Probed],
+    skipped: dict[str, int],
+    std: float,
+) -> dict[str, Any]:
+    """The probe table; with a gold that judges any text, the gold decides which changes are damage."""
+    from rewardlab.diagnostics.gold_probes import gold_judge, judge_probes
+
+    table = checks.probe_report(probes, probed, skipped, std)
+    return judge_probes(table, probed, gold_judge(cfg.gold, cfg.device, cfg.batch_size), std)
+
+
+def check_length(
+    held: HeldOut, probe_table: dict[str, Any], seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Length exploitation (flags read the probe table too) and the fitted length correction."""
+    h = held
+    length = checks.length_checks(h.rewards, h.lengths, h.chars, h.groups, h.pair_idx)
+    correction = checks.fit_length_correction(h.rewards, h.lengths, h.chars, h.groups, h.pair_idx, seed)
     length["flags"] = checks.length_flags(length, probe_table)
+    return length, correction
 
-    # 3. ensemble disagreement
-    spread = None
-    if k >= 2:
-        spread = checks.disagreement(
-            [[m[c] for c, _ in pair_idx] for m in members], [[m[r] for _, r in pair_idx] for m in members]
-        )
 
-    # 4. best-of-N
-    bon = None
-    if pools is not None:
-        single = sum(len(pl[1]) < 2 for pl in pools)  # nothing to select among: left out, counted
-        pools = [pl for pl in pools if len(pl[1]) >= 2]
-        if not pools:
-            raise RewardlabError("the candidate pool has no prompt with two or more candidates")
-        if single:
-            console.print(f"best-of-N: {single} prompts with a single candidate left out", soft_wrap=True)
-        gold, gold_source = _gold(cfg, pools)
-        flat = score(
-            [p for p, texts, _, _ in pools for _ in texts], [t for _, texts, _, _ in pools for t in texts]
-        )
-        per_pool, at = [], 0
-        for (_, texts, _, _), g in zip(pools, gold, strict=True):
-            per_pool.append(([m[at : at + len(texts)] for m in flat], g))
-            at += len(texts)
+def check_disagreement(held: HeldOut) -> dict[str, Any] | None:
+    """How far the ensemble's members disagree, and whether that predicts their mistakes (2+ members)."""
+    if len(held.members) < 2:
+        return None
+    return checks.disagreement(
+        [[m[c] for c, _ in held.pair_idx] for m in held.members],
+        [[m[r] for _, r in held.pair_idx] for m in held.members],
+    )
 
-        def agg(ms: list[list[float]], how: str) -> list[float]:
-            return aggregate(torch.tensor(ms, dtype=torch.float64), how, cfg.uwo_lambda).tolist()
 
-        bon = checks.bon_curves(per_pool, agg, checks.BON_AGGREGATIONS if k >= 2 else ("mean",))
-        bon["gold_source"] = gold_source
-        bon["prompts_with_one_candidate_left_out"] = single
-        bon["candidates_total"] = sum(len(t) for _, t, _, _ in pools)
+def check_best_of_n(
+    cfg: DiagnoseConfig, pools: list[Pool] | None, score: MemberScorer, k: int
+) -> dict[str, Any] | None:
+    """Best-of-N over-optimisation per aggregation, against the gold; ``None`` without a pool."""
+    if pools is None:
+        return None
+    import torch
 
-    report: dict[str, Any] = {
-        "rewardlab_version": __version__,
-        "models": cfg.model,
-        "model_kinds": [(getattr(m, "info", None) or {}).get("kind", "orm") for m in models],
-        "members": k,
-        "data": {
-            "path": cfg.data,
-            "pairs": len(pairs),
-            "responses": len(responses),
-            "dropped": len(data.drops),
-        },
-        "reward_std": std,
-        "probes": probe_table,
-        "probed_responses": len(sample),
-        "length": length,
-        "length_correction": correction,
-        "disagreement": spread,
-        "best_of_n": bon,
-    }
-    report["findings"], report["notes"] = rank_findings(report)
+    from rewardlab.models.ensemble import aggregate
 
-    if cfg.store_length_correction:
-        report["length_correction_stored"] = length_correction_record(correction, cfg.data)
-    adversarial = adversarial_rows(probed, {p.name: p.expect for p in probes}, std)
-    if cfg.export_adversarial:
-        report["adversarial_pairs"] = {"path": cfg.export_adversarial, "pairs": len(adversarial)}
+    single = sum(len(pl[1]) < 2 for pl in pools)  # nothing to select among: left out, counted
+    pools = [pl for pl in pools if len(pl[1]) >= 2]
+    if not pools:
+        raise RewardlabError("the candidate pool has no prompt with two or more candidates")
+    if single:
+        console.print(f"best-of-N: {single} prompts with a single candidate left out", soft_wrap=True)
+    gold, gold_source = _gold(cfg, pools)
+    flat = score(
+        [p for p, texts, _, _ in pools for _ in texts], [t for _, texts, _, _ in pools for t in texts]
+    )
+    per_pool, at = [], 0
+    for (_, texts, _, _), g in zip(pools, gold, strict=True):
+        per_pool.append(([m[at : at + len(texts)] for m in flat], g))
+        at += len(texts)
+
+    def agg(ms: list[list[float]], how: str) -> list[float]:
+        return aggregate(torch.tensor(ms, dtype=torch.float64), how, cfg.uwo_lambda).tolist()
+
+    bon = checks.bon_curves(per_pool, agg, checks.BON_AGGREGATIONS if k >= 2 else ("mean",))
+    bon["gold_source"] = gold_source
+    bon["prompts_with_one_candidate_left_out"] = single
+    bon["candidates_total"] = sum(len(t) for _, t, _, _ in pools)
+    return bon
+
+
+def _load_models(cfg: DiagnoseConfig) -> list[Any]:
+    from rewardlab.models.loading import load_reward, reward_kind
+
+    for path in cfg.model:
+        if reward_kind(path) == "checkpoint" and not Path(path).is_dir():
+            raise RewardlabError(f"{path}: no such model folder")
+    return [load_reward(p, device=cfg.device) for p in cfg.model]
+
+
+def _write(
+    cfg: DiagnoseConfig, report: dict[str, Any], adversarial: list[dict[str, Any]], held: HeldOut
+) -> None:
+    """Write every output at once (all or nothing) and say what was written."""
+    from rewardlab.config import save_yaml
+    from rewardlab.diagnostics.report import write_reports
+    from rewardlab.io_utils import atomic_dir, dumps, write_jsonl, write_text
+
+    out = Path(cfg.out)
+    own, export_to = outputs_of(cfg)
     json_text = dumps(report, str(out / JSON_FILE), indent=2) + "\n"
     with atomic_dir(out, own) as tmp:  # all or nothing: a failure leaves the earlier outputs as they were
         save_yaml(cfg, tmp / CONFIG_FILE)
         if cfg.export_adversarial:
             write_jsonl(tmp / export_to if export_to else cfg.export_adversarial, adversarial)
         write_text(tmp / JSON_FILE, json_text)
-        write_reports(report, rewards, chars, tmp)
+        write_reports(report, held.rewards, held.chars, tmp)
         if cfg.store_length_correction:
             store_length_correction(cfg.model[0], report["length_correction_stored"])
     if cfg.export_adversarial:
@@ -335,4 +262,77 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
         f"wrote {out / HTML_FILE} (open it in a browser), {out / MD_FILE} and {out / JSON_FILE}",
         soft_wrap=True,
     )
+
+
+def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Run ``rewardlab diagnose``; return what diagnostics.json holds.
+
+    Each check is its own function (:func:`check_probes`, :func:`check_length`,
+    :func:`check_disagreement`, :func:`check_best_of_n`); this one only checks the inputs, scores
+    the held-out responses once, runs the checks in order and writes the outputs.
+
+    ``models`` (anything with ``score(prompts, responses, **kw)``) replaces loading ``cfg.model``,
+    for tests and for models built in code.
+    """
+    from rewardlab import __version__
+    from rewardlab.data import load_preferences
+    from rewardlab.diagnostics.findings import rank_findings
+    from rewardlab.diagnostics.probes import select
+    from rewardlab.io_utils import check_out_dir
+    from rewardlab.models.ensemble import RewardEnsemble
+    from rewardlab.runtime import quiet_transformers
+
+    quiet_transformers()
+    own, _ = outputs_of(cfg)
+    check_out_dir(Path(cfg.out), own)  # before any work: a run that cannot write its outputs fails at once
+    if cfg.store_length_correction:
+        info_file(cfg.model[0])
+    load_plugins(cfg.plugin)
+    try:
+        probes = select(cfg.probes)
+    except ValueError as exc:
+        raise RewardlabError(f"--probes: {exc}") from exc
+    data = load_preferences(cfg.data, format=cfg.format, on_error=cfg.on_error, split=cfg.split)
+    pairs = data.training_pairs()
+    if not pairs:
+        raise RewardlabError(f"{cfg.data}: no usable preference pairs")
+    pools = _pools(cfg)
+    if models is None:
+        models = _load_models(cfg)
+    score = MemberScorer(RewardEnsemble(models), cfg.batch_size)
+    held = score_held_out(pairs, score)
+    k = len(held.members)
+
+    probed, skipped, sampled = run_probes(cfg, probes, held, score)
+    probe_table = check_probes(cfg, probes, probed, skipped, held.std)
+    length, correction = check_length(held, probe_table, cfg.seed)
+    spread = check_disagreement(held)
+    bon = check_best_of_n(cfg, pools, score, k)
+
+    report: dict[str, Any] = {
+        "rewardlab_version": __version__,
+        "models": cfg.model,
+        "model_kinds": [(getattr(m, "info", None) or {}).get("kind", "orm") for m in models],
+        "members": k,
+        "data": {
+            "path": cfg.data,
+            "pairs": len(pairs),
+            "responses": len(held.responses),
+            "dropped": len(data.drops),
+        },
+        "reward_std": held.std,
+        "probes": probe_table,
+        "probed_responses": sampled,
+        "length": length,
+        "length_correction": correction,
+        "disagreement": spread,
+        "best_of_n": bon,
+    }
+    report["findings"], report["notes"] = rank_findings(report)
+    if cfg.store_length_correction:
+        report["length_correction_stored"] = length_correction_record(correction, cfg.data)
+    adversarial = adversarial_rows(probed, {p.name: p.expect for p in probes}, held.std)
+    if cfg.export_adversarial:
+        report["adversarial_pairs"] = {"path": cfg.export_adversarial, "pairs": len(adversarial)}
+    _write(cfg, report, adversarial, held)
     return report
