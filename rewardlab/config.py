@@ -4,6 +4,10 @@ A config is a dataclass whose fields are made with :func:`opt`; the help text li
 and becomes the CLI option's help. :func:`resolve` merges, in order of precedence, command-line
 flags the user gave, a YAML file (``--config``), and the dataclass defaults, then builds the
 dataclass so that its ``__post_init__`` rejects contradictions in one place.
+
+Options several commands share are dataclass parts they inherit (:class:`DataOptions`,
+:class:`ScoringOptions`): inheritance keeps the fields flat, so the CLI options and the YAML keys
+keep their names, and each part checks its own options once for every command.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
     return out
 
 
+#: What ``--on-error`` takes: stop at the first bad record, or drop it and count it.
+ON_ERROR = ("fail", "skip")
+
+
 def opt(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:  # noqa: A002
     """A dataclass field with its help text (``default`` may be a list: it is copied)."""
     if isinstance(default, list):
@@ -38,9 +46,49 @@ def opt(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> An
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
 
 
+@dataclasses.dataclass(kw_only=True)
+class DataOptions:
+    """How a command reads preference data (train, eval, diagnose): the same options, checked once."""
+
+    format: str = opt("auto", help="Data format: auto, explicit, implicit, labelled, ranked.")
+    on_error: str = opt("fail", help="Bad records: fail, or skip (dropped and counted).")
+
+    def check_data_options(self) -> None:
+        """Raise ``ValueError`` for a data option no command accepts."""
+        if self.on_error not in ON_ERROR:
+            raise ValueError("--on-error must be fail or skip")
+
+
+@dataclasses.dataclass(kw_only=True)
+class ScoringOptions(DataOptions):
+    """Scoring held-out data with a model (eval, diagnose): the data options plus split, batch and device."""
+
+    split: str | None = opt(None, help="Split of a saved DatasetDict.")
+    batch_size: int = opt(16, help="Sequences per forward pass.")
+    device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
+
+    def check_scoring_options(self) -> None:
+        """Raise ``ValueError`` for a bad data option or a batch size below 1."""
+        self.check_data_options()
+        if self.batch_size < 1:
+            raise ValueError("--batch-size must be >= 1")
+
+
+def option_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of config ``cls`` as ``--help`` lists them: its own first, then its shared parts'."""
+    mro = cls.__mro__
+
+    def rank(f: dataclasses.Field) -> int:  # 0 for cls itself, then its parts from the most basic one
+        i = next(i for i, k in enumerate(mro) if f.name in k.__dict__.get("__annotations__", {}))
+        return i if i == 0 else len(mro) - i
+
+    return sorted(dataclasses.fields(cls), key=rank)
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """The config as a plain dict (for YAML/JSON)."""
-    return dataclasses.asdict(cfg)
+    """The config as a plain dict (for YAML/JSON), in the order ``--help`` lists the options."""
+    values = dataclasses.asdict(cfg)
+    return {f.name: values[f.name] for f in option_fields(type(cfg))}
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -128,7 +176,7 @@ def typer_command(cls: type, run: Callable[[Any], Any], doc: str) -> Callable[..
             ],
         )
     ]
-    for f in dataclasses.fields(cls):
+    for f in option_fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else None
         if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]

@@ -1,14 +1,17 @@
-"""Options of ``rewardlab diagnose``, validated once (help becomes CLI help)."""
+"""Options of ``rewardlab diagnose``, validated once (help becomes CLI help).
+
+The data, split, batch and device options are the shared :class:`rewardlab.config.ScoringOptions`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rewardlab.config import opt
+from rewardlab.config import ScoringOptions, opt
 
 
-@dataclass
-class DiagnoseConfig:
+@dataclass(kw_only=True)
+class DiagnoseConfig(ScoringOptions):
     """Options of ``rewardlab diagnose``."""
 
     model: list[str] = opt(
@@ -46,20 +49,14 @@ class DiagnoseConfig:
         help="Store the fitted length correction in the model's rewardlab.json (then used by the API "
         "and the server).",
     )
-    format: str = opt("auto", help="Data format: auto, explicit, implicit, labelled, ranked.")
-    on_error: str = opt("fail", help="Bad records: fail, or skip (dropped and counted).")
-    split: str | None = opt(None, help="Split of a saved DatasetDict.")
-    batch_size: int = opt(16, help="Sequences per forward pass.")
-    device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
     seed: int = opt(0, help="Seed of the response sample, the demo pool and the cross-fitting.")
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError("give at least one --model")
-        if self.on_error not in ("fail", "skip"):
-            raise ValueError("--on-error must be fail or skip")
-        if min(self.max_responses, self.bon_prompts, self.batch_size) < 1 or self.bon_n < 2:
-            raise ValueError("--max-responses, --bon-prompts and --batch-size must be >= 1, --bon-n >= 2")
+        self.check_scoring_options()
+        if min(self.max_responses, self.bon_prompts) < 1 or self.bon_n < 2:
+            raise ValueError("--max-responses and --bon-prompts must be >= 1, --bon-n >= 2")
         if self.uwo_lambda < 0:
             raise ValueError("--uwo-lambda must be >= 0")
         if self.store_length_correction and len(self.model) > 1:

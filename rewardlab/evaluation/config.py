@@ -1,10 +1,13 @@
-"""Options of ``rewardlab eval``, validated once (LitGPT-style dataclass; help becomes CLI help)."""
+"""Options of ``rewardlab eval``, validated once (LitGPT-style dataclass; help becomes CLI help).
+
+The data, split, batch and device options are the shared :class:`rewardlab.config.ScoringOptions`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rewardlab.config import opt
+from rewardlab.config import ScoringOptions, opt
 
 #: The benchmarks of ``--suite`` (read by :mod:`rewardlab.evaluation.suites`).
 SUITES = ("rm-bench", "rewardbench", "rewardbench2")
@@ -30,8 +33,8 @@ REWARDBENCH_SECTIONS: dict[str, list[str]] = {
 }
 
 
-@dataclass
-class EvalConfig:
+@dataclass(kw_only=True)
+class EvalConfig(ScoringOptions):
     """Options of ``rewardlab eval``."""
 
     model: list[str] = opt(
@@ -41,12 +44,7 @@ class EvalConfig:
     )
     data: list[str] = opt(help="Held-out preference data; NAME=PATH names it. Repeatable.")
     out: str = opt(help="Output folder: metrics.json, scores.jsonl, report.md, report.html, plots/.")
-    format: str = opt("auto", help="Data format: auto, explicit, implicit, labelled, ranked.")
-    on_error: str = opt("fail", help="Bad records: fail, or skip (dropped and counted).")
-    split: str | None = opt(None, help="Split of a saved DatasetDict.")
     max_length: int | None = opt(None, help="Tokens per sequence (default: the checkpoint's).")
-    batch_size: int = opt(16, help="Sequences per forward pass.")
-    device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
     bootstrap: int = opt(1000, help="Bootstrap resamples for the accuracy interval.")
     bins: int = opt(10, help="Equal-mass bins of the reliability diagram and the ECE.")
     sections: str | None = opt(
@@ -81,10 +79,9 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if not self.model or not self.data:
             raise ValueError("give at least one --model and one --data")
-        if self.on_error not in ("fail", "skip"):
-            raise ValueError("--on-error must be fail or skip")
-        if self.batch_size < 1 or self.bins < 1 or self.bootstrap < 10 or self.check_pairs < 0:
-            raise ValueError("--batch-size and --bins must be >= 1, --bootstrap >= 10, --check-pairs >= 0")
+        self.check_scoring_options()
+        if self.bins < 1 or self.bootstrap < 10 or self.check_pairs < 0:
+            raise ValueError("--bins must be >= 1, --bootstrap >= 10, --check-pairs >= 0")
         if self.max_length is not None and self.max_length < 8:
             raise ValueError("--max-length must be at least 8")
         if self.suite is not None and self.suite not in SUITES:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rewardlab.config import opt
+from rewardlab.config import DataOptions, opt
 from rewardlab.data.formats import FORMATS
 from rewardlab.data.tokens import TRUNCATION_STRATEGIES
 
@@ -65,9 +65,12 @@ def check_numbers(cfg: Any, rules: dict[str, tuple[Callable[[Any], bool], str]] 
             raise ValueError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
 
 
-@dataclass
-class TrainConfig:
-    """Options of ``rewardlab train`` (outcome reward model on a Hugging Face model)."""
+@dataclass(kw_only=True)
+class TrainConfig(DataOptions):
+    """Options of ``rewardlab train`` (outcome reward model on a Hugging Face model).
+
+    The data options ``format`` and ``on_error`` are the shared :class:`rewardlab.config.DataOptions`.
+    """
 
     data: str = opt(help="Training data: a file, a save_to_disk folder, or a folder of files.")
     out: str = opt(help="Output folder: the trained checkpoint, logs, rewardlab.json.")
@@ -80,9 +83,7 @@ class TrainConfig:
     eval_split: float | None = opt(
         None, help="Share of prompts held out for evaluation (default 0.1 without --eval-data)."
     )
-    format: str = opt("auto", help="Data format: auto, explicit, implicit, labelled, ranked.")
     map: list[str] | None = opt(None, help="Field mapping NEW=OLD for the data. Repeatable.")
-    on_error: str = opt("fail", help="Bad records: fail, or skip (dropped and counted).")
     kind: str = opt(
         "orm",
         help="orm (outcome reward model, preference data) or prm (process reward model: step-labelled "
@@ -241,6 +242,7 @@ class TrainConfig:
             self.eval_split = 0.0 if self.eval_data is not None else 0.1
         if self.pack_tokens is None:
             self.pack_tokens = self.max_length
+        self.check_data_options()
         check_numbers(self)
         choices = {
             "engine": ENGINES,
@@ -248,7 +250,6 @@ class TrainConfig:
             "precision": PRECISIONS,
             "padding_side": PADDING_SIDES,
             "batching": ("auto", "padded", "prefix", "packed"),
-            "on_error": ("fail", "skip"),
             "format": ("auto", *FORMATS, "trl", "hh")
             if self.kind == "orm"
             else ("auto", "trl", "prm800k", "math_shepherd", "bbm", "mrben"),
