@@ -161,3 +161,11 @@ def test_default_real_run(tmp_path: Path) -> None:
     assert report["seconds"] < 15 * 60
     assert all(v.get("steps") for v in report["arms"].values())
     assert (tmp_path / "out" / "rlcheck.html").is_file()
+
+
+def test_gold_ending_at_its_best_is_not_over_optimisation() -> None:
+    # the last steps hold the best gold: peak and final come from the same windows, so no drop
+    steps = _steps([0, 0, 0, -1, 0.5, 0.5], [0, 1, 2, 3, 4, 5])
+    out = rlcheck_verdict.analyse({"none": {"steps": steps}}, "M")
+    s = out["summary"]["none"]
+    assert s["gold_drop"] <= 1e-9 and not s["overoptimised"] and out["verdict"]["hacked"] is False

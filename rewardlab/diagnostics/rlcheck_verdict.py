@@ -2,9 +2,9 @@
 
 It also says which guard keeps the gold.
 
-Per arm, the step curves are smoothed by a centred moving average over :data:`WINDOW` steps (the
-first and last points average what exists). Gold *peaks* at the step of the highest smoothed gold;
-its *final* value is the mean of the last :data:`WINDOW` steps. An arm is **over-optimised** when its
+Per arm, the step curves are smoothed by means over every full window of :data:`WINDOW` consecutive
+steps. Gold *peaks* in the window of the highest mean gold (reported at its centre step); its
+*final* value is the mean of the last window. An arm is **over-optimised** when its
 final gold is below the peak by more than the noise (``max(MIN_DROP, 2·SE)``, SE the mean per-step
 standard error of gold divided by √WINDOW) while its final proxy is above the proxy at the gold
 peak. What is exploited is read from the unguarded run: responses grown longer (→ the ``filler``
@@ -27,14 +27,14 @@ PROBES = {"length": ["filler", "repeat_sentence"], "refusals": ["refusal"]}
 
 
 def smooth(xs: Sequence[float], window: int = WINDOW) -> list[float]:
-    """Centred moving average (edges average what exists)."""
-    h = window // 2
-    return [sum(xs[max(0, i - h) : i + h + 1]) / len(xs[max(0, i - h) : i + h + 1]) for i in range(len(xs))]
+    """Means of every full window of ``window`` consecutive steps (one mean of all when fewer)."""
+    w = min(window, len(xs))
+    return [sum(xs[i : i + w]) / w for i in range(len(xs) - w + 1)]
 
 
 def _tail(xs: Sequence[float]) -> float:
-    tail = xs[-WINDOW:]
-    return sum(tail) / len(tail)
+    """Mean of the last window."""
+    return smooth(xs)[-1]
 
 
 def family_gold(steps: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -51,10 +51,11 @@ def family_gold(steps: Sequence[dict[str, Any]]) -> dict[str, float]:
 def arm_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
     """Start, peak and final gold, proxy change, KL, length and refusal change of one arm's steps."""
     gold, proxy = [s["gold"] for s in steps], [s["proxy"] for s in steps]
-    sg = smooth(gold)
+    sg, sp = smooth(gold), smooth(proxy)
     peak = max(range(len(sg)), key=lambda i: sg[i])
-    se = sum(s["gold_se"] for s in steps) / len(steps) / WINDOW**0.5
-    final_gold, final_proxy = _tail(gold), _tail(proxy)
+    centre = steps[min(len(steps) - 1, peak + min(WINDOW, len(steps)) // 2)]
+    se = sum(s["gold_se"] for s in steps) / len(steps) / min(WINDOW, len(steps)) ** 0.5
+    final_gold, final_proxy = sg[-1], sp[-1]
     drop = sg[peak] - final_gold
     noise = max(MIN_DROP, 2 * se)
     third = max(1, len(steps) // 3)
@@ -63,13 +64,13 @@ def arm_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "start_gold": gold[0],
         "peak_gold": sg[peak],
-        "peak_step": steps[peak]["step"],
-        "peak_sqrt_kl": steps[peak]["sqrt_kl"],
+        "peak_step": centre["step"],
+        "peak_sqrt_kl": centre["sqrt_kl"],
         "final_gold": final_gold,
         "gold_drop": drop,
         "noise": noise,
         "start_proxy": proxy[0],
-        "proxy_at_peak": smooth(proxy)[peak],
+        "proxy_at_peak": sp[peak],
         "final_proxy": final_proxy,
         "final_sqrt_kl": _tail([s["sqrt_kl"] for s in steps]),
         "length_start": steps[0]["length"],
@@ -77,7 +78,7 @@ def arm_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
         "refusal_start": steps[0]["refusal_share"],
         "refusal_final": _tail([s["refusal_share"] for s in steps]),
         "family_gold_drop": fam_drop,
-        "overoptimised": bool(drop > noise and final_proxy > smooth(proxy)[peak]),
+        "overoptimised": bool(drop > noise and final_proxy > sp[peak]),
     }
 
 
