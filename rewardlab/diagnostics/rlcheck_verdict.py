@@ -158,5 +158,8 @@ def analyse(arms: dict[str, dict[str, Any]], reward: str) -> dict[str, Any]:
             f"(final gold {guards[top]['final_gold']:.3f}"
             + (f" vs {base['final_gold']:.3f} unguarded)." if base else ").")
         )
+        if base and guards[top]["final_gold"] <= base["final_gold"]:
+            verdict["best_guard"] = None
+            lines.append("No guard ended with more gold than the unguarded run.")
     verdict["text"] = lines
     return {"summary": summaries, "verdict": verdict}
