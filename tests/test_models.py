@@ -172,3 +172,20 @@ def test_a_preset_built_by_two_processes_at_once_is_used_not_an_error(tmp_path, 
     monkeypatch.setattr("rewardlab.models.presets.resolve_model_path", lambda name: tmp_path)
     assert tiny.preset_path("tiny-llama") == root
     assert [p.name for p in root.parent.iterdir()] == ["tiny-llama"]  # our copy was removed
+
+
+def test_a_chatml_response_ends_with_one_end_token_not_end_newline_end(tiny_models):
+    """ChatML templates write <|im_end|> then a newline after the assistant turn: the encoder must
+    not append a second END after that newline (the reward would be read at a different token)."""
+    from rewardlab.models.encoding import DECODER, SequenceEncoder
+    from rewardlab.models.reward_model import ensure_pad_token, load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(tiny_models["qwen2"])
+    ensure_pad_token(tok, model, DECODER)
+    assert tok.chat_template
+    enc = SequenceEncoder(tok, DECODER, 128)
+    prompt = [{"role": "user", "content": "Say hello."}]
+    (e,) = enc.encode_group(prompt, [[{"role": "assistant", "content": "hello world"}]])
+    end = enc.end
+    assert e.input_ids[-1] == end and e.input_ids[-2] != end
+    assert tok.decode(e.input_ids[-2:-1]).strip()  # the token before END is the response's text, not "\n"

@@ -112,6 +112,20 @@ class SequenceEncoder:
         """Input ids for ``prompt`` followed by ``response`` (see the module doc)."""
         return self.encode_group(prompt, [response])[0]
 
+    def _strip_end(self, ids: list[int]) -> None:
+        """Drop trailing END tokens, and whitespace right after one.
+
+        ChatML templates write END then a newline; exactly one END is appended afterwards and the
+        reward is read there.
+        """
+        while ids:
+            if ids[-1] == self.end:
+                ids.pop()
+            elif len(ids) > 1 and ids[-2] == self.end and not self.tokenizer.decode([ids[-1]]).strip():
+                ids.pop()
+            else:
+                return
+
     def encode_group(self, prompt: Text, responses: list[Text]) -> list[Encoded]:
         """Input ids for each response after one shared, identically cut ``prompt``.
 
@@ -124,8 +138,7 @@ class SequenceEncoder:
         t = self.template
         if self.arch == DECODER:
             for r in rs:
-                while r and r[-1] == self.end:
-                    r.pop()
+                self._strip_end(r)
             prefix = [] if templated else t["prefix"]
             budget = self.max_length - len(prefix) - 1
             kp, krs = truncate_group(p, rs, budget, self.truncation)
