@@ -356,8 +356,8 @@ DeviceOption = Annotated[
 DtypeOption = Annotated[
     str,
     typer.Option(
-        help="auto (bfloat16 on a GPU or a CPU that computes bf16 natively, else float32), float32, "
-        "bfloat16 or float16."
+        help="float32 (rewards as trained), auto (bfloat16 on a GPU or a CPU that computes bf16 "
+        "natively, else float32), bfloat16 or float16."
     ),
 ]
 AttnOption = Annotated[
@@ -395,7 +395,7 @@ def score_cmd(
     batch_size: BatchOption = 16,
     layout: LayoutOption = "auto",
     device: DeviceOption = "auto",
-    dtype: DtypeOption = "auto",
+    dtype: DtypeOption = "float32",
     attn_implementation: AttnOption = None,
 ) -> None:
     """Score every (prompt, response) record of a file."""
@@ -419,7 +419,7 @@ def bon_cmd(
     batch_size: BatchOption = 16,
     layout: LayoutOption = "auto",
     device: DeviceOption = "auto",
-    dtype: DtypeOption = "auto",
+    dtype: DtypeOption = "float32",
     attn_implementation: AttnOption = None,
 ) -> None:
     """Best-of-N: pick the highest-reward candidate per prompt."""
@@ -542,7 +542,7 @@ def bench_score_cmd(
     batch_size: Annotated[int, typer.Option(help="Batch size of rewardlab and of the pipeline.")] = 16,
     max_length: Annotated[int, typer.Option(help="Tokens per sequence.")] = 512,
     device: DeviceOption = "auto",
-    dtype: DtypeOption = "auto",
+    dtype: DtypeOption = "float32",
     pool: Annotated[
         bool, typer.Option(help="--data is a best-of-N candidate pool: score its candidates (N per prompt).")
     ] = False,
@@ -581,7 +581,7 @@ def bench_serve_cmd(
     requests: Annotated[int, typer.Option(help="Requests in all.")] = 320,
     items: Annotated[int, typer.Option(help="(prompt, response) items per request.")] = 4,
     device: DeviceOption = "auto",
-    dtype: DtypeOption = "auto",
+    dtype: DtypeOption = "float32",
     in_process: Annotated[
         bool, typer.Option(help="Run the server in a thread of the benchmark (default: its own process).")
     ] = False,

@@ -23,10 +23,11 @@ BF16_TOLERANCE = 0.05
 def test_dtype_auto_follows_the_cpu_choice(tiny_models, monkeypatch):
     monkeypatch.setenv("REWARDLAB_CPU_BF16", "1")
     assert dtype_choice("auto", "cpu")[0] == "bfloat16"
-    rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu")
+    rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="auto")
     assert rm.model.dtype == torch.bfloat16 and rm.dtype_note.startswith("bfloat16 (auto: forced")
+    assert RewardModel.from_pretrained(tiny_models["llama"], device="cpu").model.dtype == torch.float32
     monkeypatch.setenv("REWARDLAB_CPU_BF16", "0")
-    rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu")
+    rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="auto")
     assert rm.model.dtype == torch.float32 and rm.dtype_note.startswith("float32 (auto")
     rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="bfloat16")
     assert rm.model.dtype == torch.bfloat16 and "--dtype bfloat16" in rm.dtype_note

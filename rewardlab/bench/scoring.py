@@ -75,7 +75,7 @@ def bench_score(
     seed: int = 0,
     max_length: int = 512,
     device: str = "auto",
-    dtype: str = "auto",
+    dtype: str = "float32",
     pool: bool = False,
     attn_implementation: str | None = None,
 ) -> dict[str, Any]:

@@ -100,7 +100,7 @@ class RewardModel(LayoutChoice, PairScoring):
         path: str | Path,
         max_length: int | None = None,
         device: str | None = "auto",
-        dtype: str = "auto",
+        dtype: str = "float32",
         attn_implementation: str | None = None,
     ) -> Scorer:
         """Load any rewardlab checkpoint (or a plain sequence-classification folder).
@@ -116,9 +116,11 @@ class RewardModel(LayoutChoice, PairScoring):
             max_length: Tokens per sequence (default: the checkpoint's).
             device: ``auto`` (a CUDA device when torch sees one, else the CPU), ``cpu``, ``cuda``,
                 ``cuda:1``, …
-            dtype: ``auto`` (default: bfloat16 on a GPU or a CPU with native bf16, else float32;
-                see :func:`dtype_choice`), ``float32``, ``bfloat16`` or ``float16``. The loaded
-                model's ``dtype_note`` says which and why. Embedding reward models score in float32.
+            dtype: ``float32`` (default: rewards as trained), ``auto`` (bfloat16 weights on a GPU or
+                a CPU with native bf16, else float32; see :func:`dtype_choice`), ``bfloat16`` or
+                ``float16``. Not the default on the CPU: with SmolLM2-135M's 30 layers, bfloat16
+                weights moved rewards by up to 0.75 from float32 and failed the packed-layout
+                probe (docs/benchmarks.md). The loaded model's ``dtype_note`` says which and why.
             attn_implementation: Attention kernel for transformers (``sdpa``, ``eager``,
                 ``flex_attention``: packed rows then pass a block mask built from group ids
                 instead of a dense 4-D mask, which saves memory on a GPU). Full and LoRA

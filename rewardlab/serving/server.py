@@ -86,7 +86,8 @@ class ServeConfig:
     )
     device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
     dtype: str = opt(
-        "auto", help="auto (bfloat16 where the GPU or CPU computes it natively, else float32), float32, ..."
+        "float32",
+        help="float32 (rewards as trained), auto (bfloat16 where the GPU or CPU computes it natively), ...",
     )
     attn_implementation: str | None = opt(
         None, help="Attention kernel: sdpa, eager, flex_attention (block masks for packed rows; GPU)."
