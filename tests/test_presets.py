@@ -33,6 +33,8 @@ def fake_preset(tmp_path, monkeypatch):
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("raise ImportError('rewardlab must never import this package')\n")
     (pkg / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
+    (tmp_path / "site" / "gguf").mkdir()  # the reader transformers needs, found (not imported) by find_spec
+    (tmp_path / "site" / "gguf" / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setenv("REWARDLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(gguf_presets, "build_from_gguf", _fake_build)
