@@ -35,17 +35,6 @@ def matmul_flops(n: int = 2048, reps: int = 8, device: str = "cpu", dtype: str =
     return 2 * n**3 / best
 
 
-def training_precision(requested: str) -> str:
-    """The precision training runs in (``auto`` resolved as the trainer resolves it)."""
-    import torch
-
-    from rewardlab.runtime import auto_precision
-
-    if requested != "auto":
-        return requested
-    return auto_precision("cuda" if torch.cuda.is_available() else "cpu").precision
-
-
 def non_embedding_params(model_dir: Path) -> int:
     """Parameters outside the token/position embeddings, read from the safetensors headers."""
     from safetensors import safe_open
@@ -70,11 +59,12 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
     from rewardlab.models.presets import resolve_model_path
     from rewardlab.training.config import TrainConfig
+    from rewardlab.training.kit import resolve_precision
     from rewardlab.training.run import train
 
     cfg = TrainConfig(**spec["train"])
     cuda = torch.cuda.is_available()
-    precision = training_precision(cfg.precision)
+    precision = resolve_precision(cfg.precision, cuda).precision  # as the trainer resolves it
     # the peak in the training precision on both devices (bf16 on a CPU that has it natively)
     peak_flops = matmul_flops(4096 if cuda else 2048, device="cuda" if cuda else "cpu", dtype=precision)
     res = train(cfg)
