@@ -22,7 +22,6 @@ memory up to a byte budget (least recently used ones forgotten), and on disk as 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rewardlab.cache import cache_root
 from rewardlab.data.schema import Text, text_key
 from rewardlab.errors import RewardlabError
 from rewardlab.models.embedding_cache import DEFAULT_MAX_BYTES, BoundedCache, Entry, ShardStore
@@ -178,10 +178,7 @@ class Embedder:
             f"{model_fingerprint(self.folder)}|{max_length}|{truncation}|{self.pooling}|{prompt_view}|"
             f"{self.layers}|{extra}"
         )
-        root = Path(
-            cache_dir
-            or Path(os.environ.get("REWARDLAB_CACHE", Path.home() / ".cache" / "rewardlab")) / "embeddings"
-        )
+        root = Path(cache_dir or cache_root() / "embeddings")
         # One file per model and settings: embeddings of one file all have the same size.
         name = hashlib.sha256(self.key_prefix.encode()).hexdigest()[:16]
         #: The on-disk cache's folder of shards (``None``: no disk cache).

@@ -195,8 +195,10 @@ def preset_path(name: str) -> Path:
     """
     import os
 
+    from rewardlab.cache import cache_root
+
     arch, size = PRESET_SPECS[name]
-    root = Path(os.environ.get("REWARDLAB_CACHE", Path.home() / ".cache" / "rewardlab")) / "presets" / name
+    root = cache_root() / "presets" / name
     if not (root / "config.json").exists():
         tmp = root.with_name(root.name + f".building{os.getpid()}")
         build_tiny_model(arch, minilm_path(), tmp, **size)
