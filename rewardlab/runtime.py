@@ -60,22 +60,31 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def bf16_speedup(size: int = 1024, repeats: int = 3) -> float:
-    """fp32 time over bf16 time of a ``size`` x ``size`` matmul on the CPU (best of ``repeats``)."""
+def matmul_flops(n: int = 2048, reps: int = 8, device: str = "cpu", dtype: str = "fp32") -> float:
+    """FLOP/s of a plain ``n × n`` matrix multiply where training runs, now (best of ``reps``).
+
+    On a GPU it is measured in the training precision, with the device synchronised around
+    each product, so the utilisation compares like with like.
+    """
     import torch
 
-    def best(dtype: torch.dtype) -> float:
-        a = torch.randn(size, size).to(dtype)
-        b = torch.randn(size, size).to(dtype)
-        a @ b  # warm-up: kernel selection and first-touch allocations
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - t0)
-        return min(times)
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    a, b = torch.randn(n, n, device=device, dtype=dt), torch.randn(n, n, device=device, dtype=dt)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    a @ b  # warm-up
+    sync()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
 
-    return best(torch.float32) / best(torch.bfloat16)
+
+def bf16_speedup(size: int = 1024, repeats: int = 3) -> float:
+    """fp32 time over bf16 time of a ``size`` x ``size`` matmul on the CPU (best of ``repeats``)."""
+    return matmul_flops(size, repeats, dtype="bf16") / matmul_flops(size, repeats, dtype="fp32")
 
 
 def _forced() -> bool | None:

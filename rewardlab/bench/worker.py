@@ -8,31 +8,8 @@ from __future__ import annotations
 import json
 import resource
 import sys
-import time
 from pathlib import Path
 from typing import Any
-
-
-def matmul_flops(n: int = 2048, reps: int = 8, device: str = "cpu", dtype: str = "fp32") -> float:
-    """FLOP/s of a plain ``n × n`` matrix multiply where training runs, now (best of ``reps``).
-
-    On a GPU it is measured in the training precision, with the device synchronised around
-    each product, so the utilisation compares like with like.
-    """
-    import torch
-
-    dt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-    a, b = torch.randn(n, n, device=device, dtype=dt), torch.randn(n, n, device=device, dtype=dt)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    a @ b  # warm-up
-    sync()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        sync()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
 
 
 def non_embedding_params(model_dir: Path) -> int:
@@ -58,6 +35,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from rewardlab.models.presets import resolve_model_path
+    from rewardlab.runtime import matmul_flops
     from rewardlab.training.config import TrainConfig
     from rewardlab.training.kit import resolve_precision
     from rewardlab.training.run import train
