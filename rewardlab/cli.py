@@ -288,9 +288,18 @@ def _config_command(cls: type, run: Callable[[Any], object], doc: str) -> object
 
 
 def _run_eval(cfg: EvalConfig) -> None:
+    from rewardlab import distributed
+    from rewardlab.evaluation.compare import RegressionFound
     from rewardlab.evaluation.evaluate import evaluate
 
-    evaluate(cfg)
+    regression = None
+    with distributed.session(cfg.device):  # several processes under torchrun: each scores a slice
+        try:
+            evaluate(cfg)
+        except RegressionFound as exc:  # the outputs are written: close the group cleanly, then fail
+            regression = exc
+    if regression is not None:
+        raise regression
 
 
 def _run_diagnose(cfg: DiagnoseConfig) -> None:
@@ -398,16 +407,20 @@ def score_cmd(
     dtype: DtypeOption = "float32",
     attn_implementation: AttnOption = None,
 ) -> None:
-    """Score every (prompt, response) record of a file."""
+    """Score every (prompt, response) record of a file (split over the processes of a launch)."""
+    from rewardlab import distributed
     from rewardlab.models.loading import load_reward
     from rewardlab.serving.files import score_file
 
     check_out_file(out)
     if batch_size < 1:
         raise RewardlabError(f"--batch-size must be at least 1, got {batch_size}")
-    rm = load_reward(model, device=device, dtype=dtype, attn_implementation=attn_implementation)
-    n = score_file(rm, data, out, normalize, batch_size, layout)
-    console.print(f"scored {n} responses; wrote {out}", soft_wrap=True)
+    with distributed.session(device) as place:
+        here = distributed.rank_device(device)
+        rm = load_reward(model, device=here, dtype=dtype, attn_implementation=attn_implementation)
+        n = score_file(rm, data, out, normalize, batch_size, layout)
+    if place.main:
+        console.print(f"scored {n} responses; wrote {out}", soft_wrap=True)
 
 
 @app.command("bon")
@@ -422,18 +435,22 @@ def bon_cmd(
     dtype: DtypeOption = "float32",
     attn_implementation: AttnOption = None,
 ) -> None:
-    """Best-of-N: pick the highest-reward candidate per prompt."""
+    """Best-of-N: pick the highest-reward candidate per prompt (split over the processes of a launch)."""
+    from rewardlab import distributed
     from rewardlab.models.loading import load_reward
     from rewardlab.serving.files import best_of_n
 
     check_out_file(out)
     if batch_size < 1:
         raise RewardlabError(f"--batch-size must be at least 1, got {batch_size}")
-    rm = load_reward(model, device=device, dtype=dtype, attn_implementation=attn_implementation)
-    rows = best_of_n(rm, candidates, out, normalize, batch_size, layout)
-    console.print(
-        f"chose the best of {sum(r['n'] for r in rows)} candidates for {len(rows)} prompts; wrote {out}"
-    )
+    with distributed.session(device) as place:
+        here = distributed.rank_device(device)
+        rm = load_reward(model, device=here, dtype=dtype, attn_implementation=attn_implementation)
+        rows = best_of_n(rm, candidates, out, normalize, batch_size, layout)
+    if place.main:
+        console.print(
+            f"chose the best of {sum(r['n'] for r in rows)} candidates for {len(rows)} prompts; wrote {out}"
+        )
 
 
 @app.command("demo")

@@ -9,6 +9,10 @@ per pair, every model's rewards, so any metric can be recomputed elsewhere), ``r
 a self-contained ``report.html`` and the plots as PNG files.
 
 Run: ``rewardlab eval --model runs/demo/model --data runs/demo/heldout.jsonl --out runs/demo/eval``.
+
+Under ``torchrun`` / ``accelerate launch`` (:mod:`rewardlab.distributed`) every process loads each
+model and scores one slice of the distinct texts (and of a ``--candidates`` pool); rank 0 gathers
+the rewards in input order and alone computes the metrics, runs the consistency checks and writes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from rich.console import Console
 
 from rewardlab.data.schema import PreferencePair, Text, text_chars, text_key
+from rewardlab.distributed import is_main, rank_device, run_sharded
 from rewardlab.errors import RewardlabError
 from rewardlab.evaluation.config import REWARDBENCH_SECTIONS, EvalConfig
 from rewardlab.evaluation.inputs import Dataset, load_model, model_record, split_name, unique_names
@@ -94,7 +99,9 @@ def score_dataset(
 
     cs = [slot(p.prompt, p.chosen) for p in pairs]
     rs = [slot(p.prompt, p.rejected) for p in pairs]
-    rewards = model.score(prompts, responses, batch_size=batch_size, progress=True)
+    rewards = run_sharded(
+        lambda ps, rs: model.score(ps, rs, batch_size=batch_size, progress=is_main()), prompts, responses
+    )
     for pair, c, r in zip(pairs, cs, rs, strict=True):
         for side, value in (("chosen", rewards[c]), ("rejected", rewards[r])):
             if not math.isfinite(value):
@@ -227,7 +234,10 @@ def pair_metrics(
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    """Run ``rewardlab eval``: score, compute the metrics, write every output; return metrics.json."""
+    """Run ``rewardlab eval``: score, compute the metrics, write every output; return metrics.json.
+
+    On a rank other than 0 of a launch: score this rank's slices and return ``{}``.
+    """
     from rewardlab import __version__
     from rewardlab.config import save_yaml
     from rewardlab.data import StepwiseDataError
@@ -247,6 +257,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     except StepwiseDataError:
         from rewardlab.evaluation.steps import evaluate_steps
 
+        if not is_main():  # another rank of a launch: score its slice, write nothing
+            return evaluate_steps(cfg)
         with atomic_dir(out, OUTPUTS) as tmp:
             return evaluate_steps(cfg, tmp)
     pools, bon = None, None
@@ -259,14 +271,18 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {d.name: {} for d in datasets}
     rewards: dict[str, dict[str, tuple[list[float], list[float]]]] = {d.name: {} for d in datasets}
     models: dict[str, Any] = {}
+    main = is_main()
     for name, (_, path) in zip(names, model_entries, strict=True):
-        console.print(f"model {name}: loading {path}", soft_wrap=True)
-        model = load_model(path, cfg.max_length, cfg.device)
+        if main:
+            console.print(f"model {name}: loading {path}", soft_wrap=True)
+        model = load_model(path, cfg.max_length, rank_device(cfg.device))
         models[name] = model_record(path, model)
         for d in datasets:
             start = time.time()
             rc, rr = score_dataset(model, d.pairs, cfg.batch_size)
             seconds = time.time() - start
+            if not main:
+                continue  # rank 0 has every reward: it alone computes the metrics and writes
             m = pair_metrics(d.pairs, rc, rr, cfg, sections)
             m["checks"] = consistency_checks(
                 model, d.pairs, rc, rr, cfg.check_pairs, cfg.batch_size, cfg.seed
@@ -289,8 +305,11 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             from rewardlab.evaluation.steps import bon_report
 
             bon["models"][name] = bon_report(model, pools, cfg.batch_size)
-            console.print(f"  best-of-N on {cfg.candidates}: {bon['models'][name]}", soft_wrap=True)
+            if main:
+                console.print(f"  best-of-N on {cfg.candidates}: {bon['models'][name]}", soft_wrap=True)
         del model
+    if not main:
+        return {}
     report = {
         "rewardlab_version": __version__,
         "models": models,

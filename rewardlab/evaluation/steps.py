@@ -9,6 +9,9 @@ step scores and are reported as such.
 Best-of-N (``--candidates``, a pool whose candidates carry outcome labels such as GSM8K's
 ``is_correct``): per model, the mean label of the candidate it ranks first (ties share the pick),
 for a PRM under each aggregation (min, prod, last, mean), against picking at random and an oracle.
+
+Under ``torchrun`` / ``accelerate launch`` each process scores one slice of the solutions and
+candidates (:mod:`rewardlab.distributed`); every rank gets all scores in order, rank 0 writes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from rich.console import Console
 
 from rewardlab import metrics as M
 from rewardlab.data.schema import text_plain
+from rewardlab.distributed import is_main, rank_device, run_sharded
 from rewardlab.errors import RewardlabError
 from rewardlab.reporting import fmt
 
@@ -34,7 +38,11 @@ def _logit(p: float) -> float:
 
 def step_report(model: Any, examples: list[Any], batch_size: int) -> dict[str, Any]:
     """Step-level and first-error metrics of one PRM on stepwise examples."""
-    probs = model.step_probabilities([e.prompt for e in examples], [e.steps for e in examples], batch_size)
+    probs = run_sharded(
+        lambda ps, ss: model.step_probabilities(ps, ss, batch_size),
+        [e.prompt for e in examples],
+        [e.steps for e in examples],
+    )
     logits, targets, predicted, gold, cut, unlabelled = [], [], [], [], 0, 0
     for e, ps in zip(examples, probs, strict=True):
         kept = [p for p in ps if not math.isnan(p)]
@@ -70,12 +78,17 @@ def bon_report(model: Any, pools: list[Any], batch_size: int) -> dict[str, float
     texts = [t for p in pools for t in p.texts]
     out: dict[str, float] = {}
     if isinstance(model, ProcessRewardModel):
-        probs = model.step_probabilities(prompts, [split_steps(text_plain(t)) for t in texts], batch_size)
+        probs = run_sharded(
+            lambda ps, ss: model.step_probabilities(ps, ss, batch_size),
+            prompts,
+            [split_steps(text_plain(t)) for t in texts],
+        )
         for how in PRM_AGGREGATIONS:
             flat = [aggregate_steps([x for x in ps if not math.isnan(x)] or [0.0], how) for ps in probs]
             out[how] = _mean_pick(pools, flat, pick)
     else:
-        out["score"] = _mean_pick(pools, model.score(prompts, texts, batch_size=batch_size), pick)
+        scores = run_sharded(lambda ps, ts: model.score(ps, ts, batch_size=batch_size), prompts, texts)
+        out["score"] = _mean_pick(pools, scores, pick)
     return out
 
 
@@ -110,7 +123,8 @@ def read_pools(path: str) -> tuple[list[Any], dict[str, Any]]:
 def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
     """``rewardlab eval`` when the data is step-labelled: write metrics.json and report.md/.html.
 
-    ``into``: the folder written (default ``cfg.out``; ``evaluate`` passes a temporary one).
+    ``into``: the folder written (default ``cfg.out``; ``evaluate`` passes a temporary one). A rank
+    other than 0 of a launch scores its slices, prints and writes nothing, and returns the report.
     """
     from rewardlab import __version__
     from rewardlab.config import save_yaml
@@ -128,24 +142,27 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
     pools, bon = read_pools(cfg.candidates) if cfg.candidates else (None, None)
     results: dict[str, dict[str, Any]] = {name: {} for name in datasets}
     models = {}
+    main = is_main()
     for name, (_, path) in zip(unique_names(model_entries), model_entries, strict=True):
-        model = load_model(path, cfg.max_length, cfg.device)
+        model = load_model(path, cfg.max_length, rank_device(cfg.device))
         models[name] = model_record(path, model)
         for dname, data in datasets.items():
             if isinstance(model, ProcessRewardModel):
                 r = step_report(model, data.examples, cfg.batch_size)
                 fe = r["first_error"]
-                console.print(
-                    f"{name} on {dname}: step accuracy {r.get('step_accuracy', math.nan):.3f}, AUROC "
-                    f"{r.get('step_auroc', math.nan):.3f}, first-error F1 {fmt(fe['f1'])}",
-                    soft_wrap=True,
-                )
+                if main:
+                    console.print(
+                        f"{name} on {dname}: step accuracy {r.get('step_accuracy', math.nan):.3f}, "
+                        f"AUROC {r.get('step_auroc', math.nan):.3f}, first-error F1 {fmt(fe['f1'])}",
+                        soft_wrap=True,
+                    )
             else:
                 r = {"skipped": "an outcome reward model gives no step scores"}
             results[dname][name] = r
         if pools is not None and bon is not None:
             bon["models"][name] = bon_report(model, pools, cfg.batch_size)
-            console.print(f"{name} best-of-N on {cfg.candidates}: {bon['models'][name]}", soft_wrap=True)
+            if main:
+                console.print(f"{name} best-of-N on {cfg.candidates}: {bon['models'][name]}", soft_wrap=True)
     report = {
         "rewardlab_version": __version__,
         "kind": "stepwise",
@@ -155,6 +172,8 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
         "best_of_n": bon,
     }
     out = Path(cfg.out)
+    if not main:
+        return report
     into = out if into is None else into
     save_yaml(cfg, into / "eval_config.yaml")
     write_json(into / "metrics.json", report)

@@ -11,6 +11,9 @@ holds the best candidate, every score, and the best-of-N KL bound log N âˆ’ (N â
 divergence of best-of-N sampling from the base policy, an upper bound per Beirami et al. 2024,
 arXiv 2401.01879; the formula as used by Gao et al. 2023, arXiv 2210.10760). The files are read
 by :mod:`rewardlab.data.pools`.
+
+Under ``torchrun`` / ``accelerate launch`` each process scores one contiguous slice of the texts
+(:mod:`rewardlab.distributed`); the rewards are gathered in input order and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.data.pools import read_candidates, read_rows
+from rewardlab.distributed import is_main, run_sharded
 from rewardlab.errors import RewardlabError
 from rewardlab.metrics import bon_kl
 
@@ -39,6 +43,24 @@ def check_finite(rewards: Sequence[float], where: Callable[[int], str]) -> None:
         )
 
 
+def score_all(
+    model: Any,
+    prompts: Sequence[Any],
+    responses: Sequence[Any],
+    normalize: bool,
+    batch_size: int,
+    layout: str,
+) -> list[float]:
+    """The model's reward of every (prompt, response), split over the processes of a launch, in order."""
+
+    def score(ps: list[Any], rs: list[Any]) -> list[float]:
+        return model.score(
+            ps, rs, batch_size=batch_size, normalize=normalize, progress=is_main(), layout=layout
+        )
+
+    return run_sharded(score, prompts, responses)
+
+
 def score_file(
     model: Any,
     data: str | Path,
@@ -51,16 +73,12 @@ def score_file(
     from rewardlab.io_utils import write_jsonl
 
     rows = read_rows(data)
-    rewards = model.score(
-        [p for _, p, _, _ in rows],
-        [r for _, _, r, _ in rows],
-        batch_size=batch_size,
-        normalize=normalize,
-        progress=True,
-        layout=layout,
+    rewards = score_all(
+        model, [p for _, p, _, _ in rows], [r for _, _, r, _ in rows], normalize, batch_size, layout
     )
     check_finite(rewards, lambda i: rows[i][3])
-    write_jsonl(out, ({**rec, "reward": r} for (rec, _, _, _), r in zip(rows, rewards, strict=True)))
+    if is_main():
+        write_jsonl(out, ({**rec, "reward": r} for (rec, _, _, _), r in zip(rows, rewards, strict=True)))
     return len(rows)
 
 
@@ -79,9 +97,7 @@ def best_of_n(
     rows = [(p.record, p.prompt, p.texts) for p in pools]
     prompts = [p for _, p, texts in rows for _ in texts]
     responses = [t for _, _, texts in rows for t in texts]
-    rewards = model.score(
-        prompts, responses, batch_size=batch_size, normalize=normalize, progress=True, layout=layout
-    )
+    rewards = score_all(model, prompts, responses, normalize, batch_size, layout)
     owner = [(pool.where, k) for pool in pools for k in range(len(pool.texts))]
     check_finite(rewards, lambda i: f"{owner[i][0]}, candidate {owner[i][1]}")
     results, at = [], 0
@@ -100,5 +116,6 @@ def best_of_n(
                 "kl_bon": bon_kl(len(texts)),
             }
         )
-    write_jsonl(out, results)
+    if is_main():
+        write_jsonl(out, results)
     return results
