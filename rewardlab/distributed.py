@@ -69,8 +69,11 @@ def is_main() -> bool:
 
 
 def rank_device(device: str | None = "auto") -> str | None:
-    """``auto`` under a launch on a GPU machine: this rank's GPU (``cuda:LOCAL_RANK``); else ``device``."""
-    if device not in (None, "auto"):
+    """``auto`` (or a bare ``cuda``) under a launch on a GPU machine: this rank's GPU, ``cuda:LOCAL_RANK``.
+
+    Anything else (``cpu``, ``cuda:1``, no launch, no GPU) is ``device`` unchanged.
+    """
+    if device not in (None, "auto", "cuda"):
         return device
     place = launch()
     if place.world_size <= 1:

@@ -95,7 +95,7 @@ def test_auto_device_is_this_ranks_gpu_under_a_launch(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert distributed.launch() == distributed.Launch(3, 4, 1) and not distributed.launch().main
     assert distributed.rank_device("auto") == "cuda:1"
-    assert distributed.rank_device(None) == "cuda:1"
+    assert distributed.rank_device(None) == "cuda:1" and distributed.rank_device("cuda") == "cuda:1"
     assert distributed.rank_device("cpu") == "cpu" and distributed.rank_device("cuda:0") == "cuda:0"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert distributed.rank_device("auto") == "auto"
