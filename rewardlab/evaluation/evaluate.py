@@ -73,12 +73,8 @@ def uncached(model: Any) -> Any:
     if embedder is None:
         yield
         return
-    saved = embedder._cache, embedder.cache_file
-    embedder._cache, embedder.cache_file = {}, None
-    try:
+    with embedder.uncached():
         yield
-    finally:
-        embedder._cache, embedder.cache_file = saved
 
 
 def score_dataset(

@@ -22,7 +22,8 @@ memory up to a byte budget (least recently used ones forgotten), and on disk as 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,16 @@ class Embedder:
                 self.store = ShardStore(self.cache_file, self._legacy_file)
                 self.store.load_into(self._cache)
         return self._cache
+
+    @contextmanager
+    def uncached(self) -> Iterator[None]:
+        """Within the block, embed without the cache (memory or disk): every text runs the model again."""
+        saved = self._cache, self.cache_file
+        self._cache, self.cache_file = {}, None
+        try:
+            yield
+        finally:
+            self._cache, self.cache_file = saved
 
     def _save_cache(self, entries: dict[str, Entry]) -> None:
         """Append ``entries`` to the disk cache as one new shard (when it is on and writes are)."""

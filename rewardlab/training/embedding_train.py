@@ -1,19 +1,21 @@
 """``rewardlab train --method embedding``: embed the pairs, fit the head(s), evaluate, save the model.
 
-The head fitting itself is :mod:`rewardlab.training.embedding_rm`; ``--debias-length`` is
-:mod:`rewardlab.training.debias`.
+:class:`EmbeddingRecipe` shares the outcome recipe's data steps (:mod:`~rewardlab.training.outcome`);
+its model is a frozen :class:`~rewardlab.models.embedding.Embedder`, its training embeds the pairs
+and fits the heads (:mod:`rewardlab.training.embedding_rm`; ``--debias-length`` is
+:mod:`rewardlab.training.debias`), and it opens OUT only after training, once the heads and the
+normalisation are checked finite. Every process writes (the method runs on one).
+
+Run: ``rewardlab train --method embedding --model minilm --data DATA --out runs/emb``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-import torch
-
-from rewardlab.training.debias import log_lengths
-from rewardlab.training.embedding_rm import Lengths, ensemble_scores, train_ensemble
-from rewardlab.training.finite import check_values, check_weights
-from rewardlab.training.losses import Comparisons, comparison_loss
+from rewardlab.training.outcome import OutcomeRecipe, refuse_cpu_flex_attention
+from rewardlab.training.recipe import TrainResult
 
 
 def _debias_record(histories: list[dict[str, Any]]) -> dict[str, Any]:
@@ -26,56 +28,44 @@ def _debias_record(histories: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def train_embedding(
-    cfg: Any,
-    train_data: Any,
-    eval_data: Any,
-    split: dict[str, Any],
-    data_summary: dict[str, Any],
-    warnings: list[str],
-    warn: Any,
-    say: Any,
-) -> Any:
-    """``rewardlab train --method embedding``: embed, train the head(s), evaluate, save a checkpoint."""
-    import time
-    from pathlib import Path
+class EmbeddingRecipe(OutcomeRecipe):
+    """``rewardlab train --method embedding``: embed, fit the head(s), evaluate, save (see the module doc)."""
 
-    from safetensors.torch import save_file
+    opens_out_before_train = False
 
-    from rewardlab import __version__
-    from rewardlab.config import to_dict
-    from rewardlab.data.summary import write_summary
-    from rewardlab.io_utils import write_json
-    from rewardlab.metrics import preference_metrics
-    from rewardlab.models.embedding import HEADS_FILE, Embedder
-    from rewardlab.models.reward_model import INFO_FILE
-    from rewardlab.training.kit import (
-        TRAIN_SUMMARY,
-        TrainResult,
-        data_digest,
-        data_record,
-        low_accuracy_warning,
-    )
-    from rewardlab.training.outdir import open_out
+    @property
+    def writer(self) -> bool:
+        """Every process opens OUT and writes (the method runs on one process)."""
+        return True
 
-    out = Path(cfg.out)
-    start = time.time()
-    embedder = Embedder(
-        cfg.model,
-        max_length=cfg.max_length,
-        truncation=cfg.truncation,
-        prompt_view=cfg.embed_prompt,
-        layers=cfg.embed_layers,
-        pooling=cfg.embed_pooling,
-        dtype=cfg.embed_dtype,
-    )
-    say(
-        f"embedding with {embedder.folder} ({embedder.arch}, {embedder.pooling} pooling, {embedder.dtype} "
-        f"({embedder.dtype_reason}){', chat template' if embedder.chat else ''}; cache {embedder.cache_file})"
-    )
-    lengths = None
+    def load_model(self) -> None:
+        """The frozen embedding model (its cache on disk); the clock of the run starts here."""
+        from rewardlab.models.embedding import Embedder
 
-    def embed(data: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, int], int, Lengths]:
+        cfg = self.cfg
+        refuse_cpu_flex_attention(cfg)
+        self.start = time.time()
+        embedder = self.embedder = Embedder(
+            cfg.model,
+            max_length=cfg.max_length,
+            truncation=cfg.truncation,
+            prompt_view=cfg.embed_prompt,
+            layers=cfg.embed_layers,
+            pooling=cfg.embed_pooling,
+            dtype=cfg.embed_dtype,
+        )
+        e = embedder
+        self.reporter.say(
+            f"embedding with {e.folder} ({e.arch}, {e.pooling} pooling, {e.dtype} "
+            f"({e.dtype_reason}){', chat template' if e.chat else ''}; cache {e.cache_file})"
+        )
+
+    def _embed(self, data: Any) -> tuple[Any, Any, Any, dict[str, int], int, Any]:
+        """Chosen and rejected embeddings of the usable pairs, margins, exclusions, cut count, lengths."""
+        import torch
+
+        from rewardlab.training.debias import log_lengths
+
         everything = data.all_pairs(include_ties=True)
         pairs = [p for p in everything if p.usable]
         excluded = {
@@ -83,43 +73,60 @@ def train_embedding(
             "identical chosen and rejected": sum(p.identical and not p.tie for p in everything),
         }
         prompts = [p.prompt for p in pairs]
-        x = embedder.embed(
+        x = self.embedder.embed(
             prompts * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs], progress=True
         )
-        margin = torch.tensor([(p.margin or 0.0) if cfg.use_margin else 0.0 for p in pairs])
+        margin = torch.tensor([(p.margin or 0.0) if self.cfg.use_margin else 0.0 for p in pairs])
         kept = {k: v for k, v in excluded.items() if v}
         lens = (log_lengths([p.chosen for p in pairs]), log_lengths([p.rejected for p in pairs]))
-        return x[: len(pairs)], x[len(pairs) :], margin, kept, embedder.last_cut, lens
+        return x[: len(pairs)], x[len(pairs) :], margin, kept, self.embedder.last_cut, lens
 
-    xc, xr, margin, excluded, train_cut, train_lengths = embed(train_data)
-    if cfg.debias_length:
-        lengths = train_lengths
-    if len(xc) == 0:
-        from rewardlab.errors import RewardlabError
-        from rewardlab.training.dataset import no_usable_pairs_message
+    def train(self) -> None:
+        """Embed both splits, fit the heads, evaluate, measure the normalisation, check it all finite."""
+        from rewardlab.training.embedding_rm import train_ensemble
+        from rewardlab.training.finite import check_values, check_weights
+        from rewardlab.training.kit import low_accuracy_warning
 
-        raise RewardlabError(no_usable_pairs_message(train_data, excluded))
-    ec, er, emargin, eval_excluded, eval_cut, _ = embed(eval_data)
-    if train_cut:
-        warn(
-            f"{train_cut} of {2 * len(xc)} training sequences were longer than --max-length "
-            f"{cfg.max_length} and were cut ({cfg.truncation}) before embedding"
-        )
-    embedded_s = time.time() - start
-    heads, histories = train_ensemble(
-        xc,
-        xr,
-        margin,
-        cfg.ensemble,
-        seed=cfg.seed,
-        kind=cfg.head,
-        objective=cfg.objective,
-        l2=cfg.l2,
-        lengths=lengths,
-    )
-    runtime = time.time() - start
-    eval_metrics: dict[str, float] = {}
-    if len(ec):
+        cfg = self.cfg
+        xc, xr, margin, self.excluded, self.train_cut, train_lengths = self._embed(self.train_data)
+        lengths = train_lengths if cfg.debias_length else None
+        if len(xc) == 0:
+            from rewardlab.errors import RewardlabError
+            from rewardlab.training.dataset import no_usable_pairs_message
+
+            raise RewardlabError(no_usable_pairs_message(self.train_data, self.excluded))
+        ec, er, emargin, self.eval_excluded, self.eval_cut, _ = self._embed(self.eval_data)
+        if self.train_cut:
+            self.reporter.warn(
+                f"{self.train_cut} of {2 * len(xc)} training sequences were longer than --max-length "
+                f"{cfg.max_length} and were cut ({cfg.truncation}) before embedding"
+            )
+        self.embedded_s = time.time() - self.start
+        self.heads, self.histories = train_ensemble(
+            xc, xr, margin, cfg.ensemble, seed=cfg.seed, kind=cfg.head, objective=cfg.objective, l2=cfg.l2,
+            lengths=lengths,
+        )  # fmt: skip
+        self.runtime = time.time() - self.start
+        self.train_used, self.eval_used = len(xc), len(ec)
+        self.eval_metrics = self._evaluate(ec, er, emargin) if len(ec) else {}
+        self.norm = self._normalization(xc, xr)
+        low = low_accuracy_warning(self.eval_metrics.get("eval_accuracy"), self.data_summary, self.out)
+        if low:
+            self.reporter.warn(low)
+        heads = self.heads
+        for i, head in enumerate(heads):
+            check_weights(head, f"head {i + 1} of {len(heads)}, before saving")
+        check_values(self.norm, "the reward normalisation", f"{len(heads)} head(s), before saving")
+
+    def _evaluate(self, ec: Any, er: Any, emargin: Any) -> dict[str, float]:
+        """Held-out loss and preference metrics of the heads' mean (and their spread)."""
+        import torch
+
+        from rewardlab.metrics import preference_metrics
+        from rewardlab.training.embedding_rm import ensemble_scores
+        from rewardlab.training.losses import Comparisons, comparison_loss
+
+        heads = self.heads
         sc, sr = ensemble_scores(heads, ec).mean(0), ensemble_scores(heads, er).mean(0)
         n = len(sc)
         loss = comparison_loss(
@@ -127,82 +134,116 @@ def train_embedding(
             Comparisons(torch.arange(n), torch.arange(n, 2 * n), emargin, torch.full((n,), 1.0 / n)),
         )
         m = preference_metrics((sc - sr).tolist(), torch.cat([sc, sr]).tolist())
-        eval_metrics = {"eval_loss": loss.item(), **{f"eval_{k}": v for k, v in m.items()}}
-        spread = (
-            torch.cat([ensemble_scores(heads, ec), ensemble_scores(heads, er)], 1).std(0)
-            if cfg.ensemble > 1
-            else None
+        metrics = {"eval_loss": loss.item(), **{f"eval_{k}": v for k, v in m.items()}}
+        if self.cfg.ensemble > 1:
+            spread = torch.cat([ensemble_scores(heads, ec), ensemble_scores(heads, er)], 1).std(0)
+            metrics["eval_ensemble_std_mean"] = spread.mean().item()
+        self.reporter.say(
+            f"held-out: accuracy {metrics['eval_accuracy']:.3f}, mean margin "
+            f"{metrics['eval_margin_mean']:.4f}, loss {metrics['eval_loss']:.4f}"
         )
-        if spread is not None:
-            eval_metrics["eval_ensemble_std_mean"] = spread.mean().item()
-        say(
-            f"held-out: accuracy {eval_metrics['eval_accuracy']:.3f}, mean margin "
-            f"{eval_metrics['eval_margin_mean']:.4f}, loss {eval_metrics['eval_loss']:.4f}"
-        )
-    train_rewards = torch.cat([ensemble_scores(heads, xc).mean(0), ensemble_scores(heads, xr).mean(0)])
-    norm = {
-        "mean": train_rewards.mean().item(),
-        "std": train_rewards.std(unbiased=False).clamp_min(1e-8).item(),
-        "samples": len(train_rewards),
-    }
-    low = low_accuracy_warning(eval_metrics.get("eval_accuracy"), data_summary, out)
-    if low:
-        warn(low)
-    for i, head in enumerate(heads):
-        check_weights(head, f"head {i + 1} of {len(heads)}, before saving")
-    check_values(norm, "the reward normalisation", f"{len(heads)} head(s), before saving")
-    open_out(cfg)  # nothing was written into OUT before: the data loaded and the heads are finite
-    write_summary(data_summary, out)
-    save_file(
-        {f"member{i}.{k}": v.contiguous() for i, h in enumerate(heads) for k, v in h.state_dict().items()},
-        str(out / HEADS_FILE),
-    )
-    summary = {
-        "rewardlab_version": __version__,
-        "engine": "native",
-        "method": "embedding",
-        "data": data_record(cfg, split, data_summary),
-        "train_pairs": {"used": len(xc), "excluded": excluded, "sequences_cut": train_cut},
-        "eval_pairs": {"used": len(ec), "excluded": eval_excluded, "sequences_cut": eval_cut},
-        "embedding": {
-            "model": str(embedder.folder),
-            "sequences_embedded_now": embedder.embedded,
-            "seconds": embedded_s,
-        },
-        "heads": histories,
-        "runtime_s": runtime,
-        "eval_metrics": eval_metrics,
-        "normalization": norm,
-        "warnings": warnings,
-    }
-    write_json(out / TRAIN_SUMMARY, summary)
-    info = {
-        "kind": "orm",
-        "method": "embedding",
-        "engine": "native",
-        "arch": embedder.arch,
-        "base_model": str(embedder.folder),
-        "max_length": cfg.max_length,
-        "truncation": cfg.truncation,
-        "embedding": {
-            "pooling": embedder.pooling,
-            "dtype": embedder.dtype,
-            "chat": embedder.chat,
-            "dim": embedder.dim,
-            "prompt_view": cfg.embed_prompt,
-            "layers": embedder.layers,
-        },
-        "head": {"kind": cfg.head, "objective": cfg.objective, "ensemble": cfg.ensemble},
-        "debias_length": _debias_record(histories) if cfg.debias_length else None,
-        "normalization": norm,
-        "metrics": eval_metrics,
-        "train_config": to_dict(cfg),
-        "data_summary": data_digest(data_summary),
-        "rewardlab_version": __version__,
-    }
-    write_json(out / INFO_FILE, info)
-    from rewardlab.training.integration import write_integration
+        return metrics
 
-    write_integration(out, info)
-    say(f"saved the embedding reward model to {out} ({cfg.ensemble} head(s), {INFO_FILE}, {HEADS_FILE})")
-    return TrainResult(out, summary, warnings)
+    def _normalization(self, xc: Any, xr: Any) -> dict[str, float]:
+        """Mean and std of the heads' mean reward on every training response."""
+        import torch
+
+        from rewardlab.training.embedding_rm import ensemble_scores
+
+        rewards = torch.cat(
+            [ensemble_scores(self.heads, xc).mean(0), ensemble_scores(self.heads, xr).mean(0)]
+        )
+        return {
+            "mean": rewards.mean().item(),
+            "std": rewards.std(unbiased=False).clamp_min(1e-8).item(),
+            "samples": len(rewards),
+        }
+
+    def save(self) -> TrainResult:
+        """Write the heads, ``train_summary.json``, ``rewardlab.json`` and ``INTEGRATION.md``."""
+        from safetensors.torch import save_file
+
+        from rewardlab.models.embedding import HEADS_FILE
+        from rewardlab.models.reward_model import INFO_FILE
+        from rewardlab.training.kit import write_run_files
+
+        save_file(
+            {
+                f"member{i}.{k}": v.contiguous()
+                for i, h in enumerate(self.heads)
+                for k, v in h.state_dict().items()
+            },
+            str(self.out / HEADS_FILE),
+        )
+        summary = self._summary()
+        write_run_files(self.out, summary, self._info())
+        heads = f"{self.cfg.ensemble} head(s)"
+        self.reporter.say(
+            f"saved the embedding reward model to {self.out} ({heads}, {INFO_FILE}, {HEADS_FILE})"
+        )
+        return self.result(summary)
+
+    def _summary(self) -> dict[str, Any]:
+        """``train_summary.json``."""
+        from rewardlab import __version__
+        from rewardlab.training.kit import data_record
+
+        embedder = self.embedder
+        return {
+            "rewardlab_version": __version__,
+            "engine": "native",
+            "method": "embedding",
+            "data": data_record(self.cfg, self.split, self.data_summary),
+            "train_pairs": {
+                "used": self.train_used,
+                "excluded": self.excluded,
+                "sequences_cut": self.train_cut,
+            },
+            "eval_pairs": {
+                "used": self.eval_used,
+                "excluded": self.eval_excluded,
+                "sequences_cut": self.eval_cut,
+            },
+            "embedding": {
+                "model": str(embedder.folder),
+                "sequences_embedded_now": embedder.embedded,
+                "seconds": self.embedded_s,
+            },
+            "heads": self.histories,
+            "runtime_s": self.runtime,
+            "eval_metrics": self.eval_metrics,
+            "normalization": self.norm,
+            "warnings": self.reporter.warnings,
+        }
+
+    def _info(self) -> dict[str, Any]:
+        """``rewardlab.json``."""
+        from rewardlab import __version__
+        from rewardlab.config import to_dict
+        from rewardlab.training.kit import data_digest
+
+        cfg, embedder = self.cfg, self.embedder
+        return {
+            "kind": "orm",
+            "method": "embedding",
+            "engine": "native",
+            "arch": embedder.arch,
+            "base_model": str(embedder.folder),
+            "max_length": cfg.max_length,
+            "truncation": cfg.truncation,
+            "embedding": {
+                "pooling": embedder.pooling,
+                "dtype": embedder.dtype,
+                "chat": embedder.chat,
+                "dim": embedder.dim,
+                "prompt_view": cfg.embed_prompt,
+                "layers": embedder.layers,
+            },
+            "head": {"kind": cfg.head, "objective": cfg.objective, "ensemble": cfg.ensemble},
+            "debias_length": _debias_record(self.histories) if cfg.debias_length else None,
+            "normalization": self.norm,
+            "metrics": self.eval_metrics,
+            "train_config": to_dict(cfg),
+            "data_summary": data_digest(self.data_summary),
+            "rewardlab_version": __version__,
+        }

@@ -1,52 +1,33 @@
-"""What every training method shares: the records, the Trainer's arguments and callbacks, saving, the summary.
+"""The pieces the training recipes share: the Trainer's arguments and callbacks, saving, the records.
 
-:mod:`rewardlab.training.run` (the outcome trainer and the dispatcher of ``rewardlab train``),
-:mod:`rewardlab.training.prm` (process reward models), :mod:`rewardlab.training.embedding_rm`
-(embedding heads) and :mod:`rewardlab.training.trl_engine` (TRL's RewardTrainer) build their runs
-from these pieces: :func:`training_args` and :func:`run_callbacks` for the Hugging Face Trainer,
-:func:`run_trainer` to train (resuming with :func:`resume_checkpoint`), :func:`save_checkpoint`,
-and :func:`finish_run`, which writes ``train_summary.json``, ``rewardlab.json`` and ``INTEGRATION.md``.
+The recipes (:mod:`rewardlab.training.outcome` and its TRL variant
+:mod:`rewardlab.training.trl_engine`, :mod:`rewardlab.training.prm_recipe`,
+:mod:`rewardlab.training.embedding_train`; run in order by :func:`rewardlab.training.recipe.run_recipe`)
+build their steps from these: :func:`training_args` and :func:`run_callbacks` for the Hugging Face
+Trainer, :func:`run_trainer` to train (resuming with :func:`resume_checkpoint`),
+:func:`save_checkpoint`, the blocks of the summary (:func:`data_record`, :func:`checkpoint_record`,
+:func:`distributed_record`, …) and :func:`write_run_files`, which writes ``train_summary.json``,
+``rewardlab.json`` and ``INTEGRATION.md``. Not a command.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from rewardlab import __version__
-from rewardlab.config import save_yaml, to_dict
+from rewardlab.config import save_yaml
 from rewardlab.errors import RewardlabError
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.outdir import checkpoint_step, last_complete_checkpoint, trim_log
+from rewardlab.training.recipe import Reporter, is_main_process
 
 TRAIN_LOG, TRAIN_SUMMARY, CONFIG_FILE = "train_log.jsonl", "train_summary.json", "train_config.yaml"
 
 
 #: Below this held-out accuracy the run ends with a warning about the data.
 LOW_ACCURACY = 0.65
-
-
-console = Console()
-
-
-def is_main_process() -> bool:
-    """True on the process that writes files and prints (rank 0, or a single process)."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-@dataclass
-class TrainResult:
-    """What a finished run produced."""
-
-    out: Path
-    summary: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
 
 
 def resolve_precision(requested: str, cuda: bool) -> Any:
@@ -126,36 +107,14 @@ def lora_config(cfg: TrainConfig, arch: str, task: str = "SEQ_CLS") -> Any:
     )
 
 
-def _normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: int) -> dict[str, float]:
-    """Mean and std of the trained model's rewards on up to ``n`` training responses."""
-    import torch
-
-    from rewardlab.models.reward_model import forward_rewards
-    from rewardlab.training.dataset import Group
-
-    flat = [e for g in groups for e in g.encoded]
-    picked = random.Random(seed).sample(flat, min(n, len(flat)))
-    rewards: list[float] = []
-    device = next(model.parameters()).device
-    model.eval()
-    with torch.inference_mode():
-        for i in range(0, len(picked), 16):
-            chunk = [Group([e], [0.0]) for e in picked[i : i + 16]]
-            batch = {k: v.to(device) for k, v in collator(chunk).items()}
-            rewards.extend(forward_rewards(model, batch).tolist())
-    mean = sum(rewards) / len(rewards)
-    std = (sum((r - mean) ** 2 for r in rewards) / len(rewards)) ** 0.5
-    return {"mean": mean, "std": std if std > 0 else 1.0, "samples": len(rewards)}
-
-
 def run_trainer(
-    trainer: Any, cfg: TrainConfig, has_eval: bool, warn: Any, say: Any
+    trainer: Any, cfg: TrainConfig, has_eval: bool, reporter: Reporter
 ) -> tuple[Any, float, dict]:
     """Train (resuming when asked) and evaluate; return the train result, its seconds and the metrics."""
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # the Rich bar and the JSONL log replace it
-    resume_from = resume_checkpoint(cfg, warn, say)
+    resume_from = resume_checkpoint(cfg, reporter)
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.time() - start
@@ -173,7 +132,7 @@ def distributed_record(trainer: Any) -> dict[str, Any]:
     return {"type": getattr(kind, "value", str(kind)), "processes": acc.num_processes}
 
 
-def run_callbacks(cfg: TrainConfig, warn: Any) -> list[Any]:
+def run_callbacks(cfg: TrainConfig, reporter: Reporter) -> list[Any]:
     """Progress bar, JSONL log, health warnings, and the config saved next to every checkpoint."""
     from transformers import TrainerCallback
 
@@ -191,24 +150,24 @@ def run_callbacks(cfg: TrainConfig, warn: Any) -> list[Any]:
     stop_bar = lambda: bar.on_train_end(None, None, None)  # noqa: E731
     return [
         JsonlLogCallback(Path(cfg.out) / TRAIN_LOG),
-        HealthCallback(warn),
+        HealthCallback(reporter.warn),
         bar,
         SaveConfig(),
         FiniteLogCallback(stop_bar),
     ]
 
 
-def resume_checkpoint(cfg: TrainConfig, warn: Any, say: Any) -> str | None:
+def resume_checkpoint(cfg: TrainConfig, reporter: Reporter) -> str | None:
     """With ``--resume``, the newest complete checkpoint (incomplete newer ones are reported)."""
     if not cfg.resume:
         return None
     resume_from, incomplete = last_complete_checkpoint(Path(cfg.out) / "checkpoints")
     for p in incomplete:
-        warn(f"{p} is incomplete (the run was stopped while saving it): skipped")
+        reporter.warn(f"{p} is incomplete (the run was stopped while saving it): skipped")
     if resume_from is None:
         raise RewardlabError(f"--resume: no complete checkpoint in {Path(cfg.out) / 'checkpoints'}")
     removed = trim_log(Path(cfg.out) / TRAIN_LOG, step := checkpoint_step(resume_from))
-    say(
+    reporter.say(
         f"resuming from {resume_from}"
         + (f" ({TRAIN_LOG}: {removed} lines after step {step} removed)" if removed else "")
     )
@@ -285,86 +244,12 @@ def data_digest(data_summary: dict[str, Any]) -> dict[str, Any]:
     return {k: data_summary[k] for k in keys}
 
 
-def finish_run(
-    *,
-    cfg: TrainConfig,
-    trainer: Any,
-    tokenizer: Any,
-    arch: str,
-    resized: bool,
-    data_summary: dict[str, Any],
-    split: dict[str, Any],
-    eval_metrics: dict[str, float],
-    train_metrics: dict[str, float],
-    runtime: float,
-    groups: dict[str, Any],
-    pad_note: str | None,
-    norm_groups: list[Any],
-    collator: Any,
-    engine: str,
-    tokenization: str,
-    warnings: list[str],
-    warn: Any,
-    say: Any,
-) -> TrainResult:
-    """Save the checkpoint, measure the reward normalisation, write the summary and rewardlab.json."""
+def write_run_files(out: Path, summary: dict[str, Any], info: dict[str, Any]) -> None:
+    """Write ``train_summary.json``, ``rewardlab.json`` (``info``) and ``INTEGRATION.md`` into ``out``."""
     from rewardlab.io_utils import write_json
-    from rewardlab.models.reward_model import INFO_FILE, unwrap
-    from rewardlab.training.finite import check_values
-
-    out = Path(cfg.out)
-    final = save_checkpoint(trainer, tokenizer, out, cfg.lora, cfg.merge, resized)
-    if final is None:
-        return TrainResult(out, {}, warnings)
-    if cfg.lora and not cfg.merge and pad_note and "was the end token" in pad_note:
-        warn(
-            "plain transformers loads this LoRA folder with the base model's config, whose pad token is the "
-            "EOS: after AutoModelForSequenceClassification.from_pretrained, set model.config.pad_token_id = "
-            f"{tokenizer.pad_token_id} (RewardModel.from_pretrained does it), or train with --merge"
-        )
-    norm = _normalization(unwrap(final), norm_groups, collator, cfg.norm_samples, cfg.seed)
-    check_values(norm, "the reward normalisation", f"{out}")
-    if "eval_accuracy" in eval_metrics:
-        say(
-            f"held-out: accuracy {eval_metrics['eval_accuracy']:.3f}, mean margin "
-            f"{eval_metrics.get('eval_margin_mean', eval_metrics.get('eval_margin', float('nan'))):.4f}, "
-            f"loss {eval_metrics['eval_loss']:.4f}"
-        )
-    low = low_accuracy_warning(eval_metrics.get("eval_accuracy"), data_summary, out)
-    if low:
-        warn(low)
-    summary = {
-        "rewardlab_version": __version__,
-        "engine": engine,
-        "data": data_record(cfg, split, data_summary),
-        **groups,
-        "pad_token": pad_note,
-        "steps": trainer.state.global_step,
-        "distributed": distributed_record(trainer),
-        "runtime_s": runtime,
-        "train_metrics": train_metrics,
-        "eval_metrics": eval_metrics,
-        "normalization": norm,
-        "warnings": warnings,
-    }
-    write_json(out / TRAIN_SUMMARY, summary)
-    info = {
-        "kind": "orm",
-        **checkpoint_record(cfg, arch),
-        "engine": engine,
-        "truncation": cfg.truncation,
-        "tokenization": tokenization,
-        "pad_token": tokenizer.pad_token,
-        "normalization": norm,
-        "metrics": eval_metrics,
-        "train_config": to_dict(cfg),
-        "data_summary": data_digest(data_summary),
-        "rewardlab_version": __version__,
-        "torch_dtype": str(next(final.parameters()).dtype),
-    }
-    write_json(out / INFO_FILE, info)
+    from rewardlab.models.reward_model import INFO_FILE
     from rewardlab.training.integration import write_integration
 
+    write_json(out / TRAIN_SUMMARY, summary)
+    write_json(out / INFO_FILE, info)
     write_integration(out, info)
-    say(f"saved the reward model to {out} (rewardlab.json, {TRAIN_SUMMARY}, {TRAIN_LOG}, data_summary.md)")
-    return TrainResult(out, summary, warnings)

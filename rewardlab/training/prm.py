@@ -1,33 +1,24 @@
-"""``rewardlab train --kind prm``: a process reward model on step-labelled data.
+"""The pieces of ``rewardlab train --kind prm``: the step collator, the PRM trainer, the step encoding.
 
-What it does: read step-labelled data (:mod:`rewardlab.data.stepwise`; five formats), split by
-prompt, summarise (steps, label balance, first errors, inconsistencies), load any local model as
-``AutoModelForTokenClassification`` with one output, encode each solution as prompt + steps each
-ended by the separator (:class:`rewardlab.models.prm.StepEncoder`; truncation is counted, never
-silent), and train with the same Hugging Face Trainer, callbacks, LoRA, resume and logging as
-outcome models, with the loss only at labelled separators
-(:func:`rewardlab.training.losses.step_loss`). The checkpoint declares ``kind: prm`` in
-``rewardlab.json`` and loads through ``RewardModel.from_pretrained``.
+:class:`StepCollator` lays solutions out in padded, prefix-shared or packed rows;
+:class:`PRMTrainer` is the Hugging Face Trainer with the loss only at labelled separators
+(:func:`rewardlab.training.losses.step_loss`) and step-level metrics; :func:`split_examples` holds
+out prompts; :func:`encode_all` encodes every solution (truncation is counted, never silent). The
+run that uses them is :class:`~rewardlab.training.prm_recipe.ProcessRecipe`.
 
-Run: ``rewardlab train --kind prm --model tiny-llama --data ../shared/data/big-bench-mistake
---out runs/prm``.
+Not a command on its own; run: ``rewardlab train --kind prm --model tiny-llama
+--data ../shared/data/big-bench-mistake --out runs/prm``.
 """
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import Trainer
 
-from rewardlab import __version__
 from rewardlab import metrics as M
-from rewardlab.config import to_dict
-from rewardlab.errors import RewardlabError
 from rewardlab.models.prm import EncodedSteps, StepEncoder, pad_steps, step_logits
-from rewardlab.training.config import TrainConfig
 from rewardlab.training.finite import FiniteLossMixin
 from rewardlab.training.losses import step_loss
 
@@ -170,153 +161,3 @@ def encode_all(
         else:
             report["solutions_without_labelled_step"] += 1
     return items, report
-
-
-def train_prm(cfg: TrainConfig, warn: Any, say: Any, warnings: list[str]) -> Any:
-    """Run ``rewardlab train --kind prm`` (see the module doc); return a TrainResult."""
-    from peft import get_peft_model
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
-
-    from rewardlab.data.stepwise import load_stepwise, summarize_steps, write_steps_summary
-    from rewardlab.io_utils import write_json
-    from rewardlab.models.presets import resolve_model_path
-    from rewardlab.models.prm import resolve_separator
-    from rewardlab.models.reward_model import INFO_FILE, ensure_pad_token, model_arch
-    from rewardlab.training.batching import resolve_batching
-    from rewardlab.training.kit import (
-        TRAIN_SUMMARY,
-        TrainResult,
-        checkpoint_record,
-        distributed_record,
-        is_main_process,
-        lora_config,
-        run_callbacks,
-        run_trainer,
-        save_checkpoint,
-        training_args,
-    )
-    from rewardlab.training.outdir import open_out
-
-    out = Path(cfg.out)
-    set_seed(cfg.seed)
-    fmt = cfg.format
-    data = load_stepwise(cfg.data, format=fmt, on_error=cfg.on_error)
-    if cfg.eval_data:
-        train_ex, eval_ex = (
-            data.examples,
-            load_stepwise(cfg.eval_data, format=fmt, on_error=cfg.on_error).examples,
-        )
-        split = {"eval_data": cfg.eval_data}
-    else:
-        train_ex, eval_ex = split_examples(data.examples, cfg.eval_split or 0.0, cfg.seed)
-        split = {"eval_split": cfg.eval_split, "split_by": "prompt"}
-    summary_data = summarize_steps(data, source=cfg.data)
-    for w in summary_data["warnings"]:
-        warn(f"data: {w}")
-    folder = resolve_model_path(cfg.model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForTokenClassification.from_pretrained(
-            str(folder),
-            num_labels=1,
-            **({"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}),
-        )
-    except (OSError, ValueError) as exc:
-        raise RewardlabError(f"{folder}: cannot load a token-classification model: {exc}") from exc
-    arch = model_arch(model)
-    vocab = model.get_input_embeddings().weight.shape[0]
-    pad_note = ensure_pad_token(tokenizer, model, arch, allow_resize=not cfg.lora)
-    resized = model.get_input_embeddings().weight.shape[0] != vocab
-    if pad_note:
-        say(pad_note)
-    separator, sep_ids = resolve_separator(tokenizer, cfg.step_separator)
-    if tokenizer.pad_token_id in sep_ids:
-        raise RewardlabError(f"the step separator {separator!r} contains the pad token: choose another")
-    encoder = StepEncoder(tokenizer, cfg.max_length, sep_ids)
-    train_items, train_report = encode_all(train_ex, encoder)
-    eval_items, eval_report = encode_all(eval_ex, encoder)
-    if not train_items:
-        raise RewardlabError(f"{cfg.data}: no solution with a labelled step to train on")
-    say(
-        f"{arch} PRM: {len(train_items)} training solutions ({train_report['labelled_steps']} labelled "
-        f"steps), {len(eval_items)} held-out; step separator {separator!r} (ids {sep_ids}); "
-        f"aggregation {cfg.aggregation}"
-    )
-    for name, rep in (("training", train_report), ("held-out", eval_report)):
-        if rep["solutions_without_labelled_step"]:
-            warn(
-                f"{name}: {rep['solutions_without_labelled_step']} solutions have no labelled step within "
-                f"--max-length {cfg.max_length} and were left out (counted in {TRAIN_SUMMARY})"
-            )
-        if rep["steps_cut"]:
-            warn(
-                f"{name}: {rep['steps_cut']} steps ({rep['labelled_steps_cut']} labelled) of {rep['steps']} "
-                f"did not fit in --max-length {cfg.max_length} and were left out (counted in {TRAIN_SUMMARY})"
-            )
-    layout, why = resolve_batching(cfg.batching, arch, model, tokenizer, cfg.max_length, warn)
-    say(f"batching: {layout} ({why})")
-    if cfg.lora:
-        model = get_peft_model(model, lora_config(cfg, arch, "TOKEN_CLS"))
-    open_out(cfg, is_main_process())  # the data and the model loaded: now OUT is written
-    if is_main_process():
-        write_steps_summary(summary_data, out)
-    trainer = PRMTrainer(
-        model=model,
-        args=training_args(cfg, out, bool(eval_items)),
-        train_dataset=train_items,
-        eval_dataset=eval_items or None,
-        data_collator=StepCollator(tokenizer.pad_token_id, layout, cfg.pack_tokens or cfg.max_length),
-        processing_class=tokenizer,
-        callbacks=run_callbacks(cfg, warn),
-    )
-    result, runtime, eval_metrics = run_trainer(trainer, cfg, bool(eval_items), warn, say)
-    final = save_checkpoint(trainer, tokenizer, out, cfg.lora, cfg.merge, resized)
-    if final is None:
-        return TrainResult(out, {}, warnings)
-    if eval_metrics:
-        say(
-            f"held-out: step accuracy {eval_metrics['eval_step_accuracy']:.3f}, AUROC "
-            f"{eval_metrics.get('eval_step_auroc', math.nan):.3f}, loss {eval_metrics['eval_loss']:.4f}"
-        )
-    summary = {
-        "rewardlab_version": __version__,
-        "kind": "prm",
-        "data": {"train": cfg.data, "split": split, "dropped_records": len(data.drops)},
-        "train_encoding": train_report,
-        "eval_encoding": eval_report,
-        "pad_token": pad_note,
-        "steps": trainer.state.global_step,
-        "batching": {"layout": layout, "why": why},
-        "distributed": distributed_record(trainer),
-        "runtime_s": runtime,
-        "train_metrics": dict(result.metrics),
-        "eval_metrics": eval_metrics,
-        "warnings": warnings,
-    }
-    write_json(out / TRAIN_SUMMARY, summary)
-    info = {
-        "kind": "prm",
-        **checkpoint_record(cfg, arch),
-        "head": {
-            "kind": "token-classification",
-            "outputs": 1,
-            "read_at": "every step separator: the log-odds that the step is correct",
-        },
-        "step_separator": separator,
-        "separator_ids": sep_ids,
-        "aggregation": cfg.aggregation,
-        "pad_token": tokenizer.pad_token,
-        "metrics": eval_metrics,
-        "train_config": to_dict(cfg),
-        "data_summary": {k: summary_data[k] for k in ("counts", "label_balance", "task_types")},
-        "rewardlab_version": __version__,
-    }
-    write_json(out / INFO_FILE, info)
-    from rewardlab.training.integration import write_integration
-
-    write_integration(out, info)
-    say(
-        f"saved the process reward model to {out} "
-        f"(rewardlab.json, INTEGRATION.md, {TRAIN_SUMMARY}, data_summary.md)"
-    )
-    return TrainResult(out, summary, warnings)

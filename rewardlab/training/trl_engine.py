@@ -5,6 +5,10 @@ are TRL's own and are counted, not hidden: TRL takes pairs only (ranked lists ar
 their pairs), tokenizes ``prompt + response`` as one text with EOS appended, **drops** pairs
 longer than ``--max-length`` (the number dropped is reported), and reads the reward with the
 model's pad-based pooling (rewardlab still gives it a pad token distinct from EOS).
+
+:class:`TrlRecipe` is the outcome recipe (:mod:`~rewardlab.training.outcome`) with its
+:meth:`~TrlRecipe.train` step run by TRL; the data, the model and the saved checkpoint are the
+native engine's. Run: ``rewardlab train --engine trl --model tiny-llama --data DATA --out runs/trl``.
 """
 
 from __future__ import annotations
@@ -14,14 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.errors import RewardlabError
-from rewardlab.training.kit import (
-    TrainResult,
-    finish_run,
-    lora_config,
-    resume_checkpoint,
-    run_callbacks,
-    training_args,
-)
+from rewardlab.training.kit import lora_config, resume_checkpoint, run_callbacks, training_args
+from rewardlab.training.outcome import OutcomeRecipe
 
 TRL_TOKENIZATION = "TRL RewardTrainer: prompt + response tokenized as one text, EOS appended, model pooling"
 
@@ -40,44 +38,88 @@ def _pair_rows(data: Any, use_margin: bool) -> tuple[list[dict[str, Any]], int]:
     return rows, len(everything) - len(pairs)
 
 
-def train_with_trl(
-    *, cfg: Any, model: Any, tokenizer: Any, train_data: Any, eval_data: Any, **common: Any
-) -> TrainResult:
-    """Train with ``trl.RewardTrainer`` and save the checkpoint like the native engine does."""
-    from datasets import Dataset
-    from transformers import PrinterCallback
-    from trl import RewardConfig
-    from trl import RewardTrainer as TRLRewardTrainer
+class TrlRecipe(OutcomeRecipe):
+    """``--engine trl``: the outcome recipe with :meth:`train` run by ``trl.RewardTrainer``.
 
-    say, warn = common["say"], common["warn"]
-    if tokenizer.eos_token is None and getattr(tokenizer, "sep_token", None) is not None:
-        tokenizer.eos_token = tokenizer.sep_token  # TRL appends EOS as text and needs one
-        say(f"TRL engine: no EOS token, using the separator {tokenizer.sep_token!r} as EOS")
-    train_rows, excluded = _pair_rows(train_data, cfg.use_margin)
-    eval_rows, _ = _pair_rows(eval_data, cfg.use_margin)
-    if not train_rows:
-        from rewardlab.training.dataset import no_usable_pairs_message
+    The data, the model, the encoded groups (for the normalisation) and :meth:`save` are the
+    native recipe's; the batch layout is TRL's own.
+    """
 
-        raise RewardlabError(no_usable_pairs_message(train_data, {"tied or identical": excluded}))
-    hf_args = training_args(cfg, Path(cfg.out), bool(eval_rows)).to_dict()
-    for key in ("push_to_hub_token", "_n_gpu"):
-        hf_args.pop(key, None)
-    args = RewardConfig(
-        **{k: v for k, v in hf_args.items() if k in RewardConfig.__dataclass_fields__},
-        max_length=cfg.max_length,
-        center_rewards_coefficient=cfg.center_rewards_coefficient or None,
-    )
-    peft_config = lora_config(cfg, common["arch"]) if cfg.lora else None
-    trainer = TRLRewardTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=run_callbacks(cfg, warn),
-    )
-    trainer.remove_callback(PrinterCallback)
+    engine = "trl"
+    tokenization = TRL_TOKENIZATION
+
+    def train(self) -> None:
+        """Train with ``trl.RewardTrainer``; count what it drops and the tokens it lays out."""
+        cfg, tokenizer, say = self.cfg, self.tokenizer, self.reporter.say
+        if tokenizer.eos_token is None and getattr(tokenizer, "sep_token", None) is not None:
+            tokenizer.eos_token = tokenizer.sep_token  # TRL appends EOS as text and needs one
+            say(f"TRL engine: no EOS token, using the separator {tokenizer.sep_token!r} as EOS")
+        train_rows, excluded = _pair_rows(self.train_data, cfg.use_margin)
+        eval_rows, _ = _pair_rows(self.eval_data, cfg.use_margin)
+        if not train_rows:
+            from rewardlab.training.dataset import no_usable_pairs_message
+
+            raise RewardlabError(no_usable_pairs_message(self.train_data, {"tied or identical": excluded}))
+        trainer = self.trainer = self._trl_trainer(train_rows, eval_rows)
+        counts = _count_training_tokens(trainer)
+        kept = len(trainer.train_dataset)
+        dropped = len(train_rows) - kept
+        say(f"TRL engine: {kept} training pairs ({excluded} ties or identical pairs left out)")
+        if dropped:
+            n = len(train_rows)
+            self.reporter.warn(
+                f"TRL dropped {dropped} of {n} training pairs longer than {cfg.max_length} tokens"
+            )
+        start = time.time()
+        result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, self.reporter))
+        self.runtime = time.time() - start
+        self.eval_metrics = trainer.evaluate() if eval_rows else {}
+        self.train_metrics = dict(result.metrics)
+        self.groups = {
+            "train_groups": {
+                "pairs_in": len(train_rows) + excluded,
+                "groups": kept,
+                "excluded": {
+                    "tie or identical": excluded,
+                    "longer than max_length (dropped by TRL)": dropped,
+                },
+            },
+            "eval_groups": {"pairs_in": len(eval_rows), "groups": len(trainer.eval_dataset or [])},
+            "batching": {"layout": "trl padded", "why": "--engine trl", **counts},
+        }
+
+    def _trl_trainer(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> Any:
+        """``trl.RewardTrainer`` with the run's Trainer arguments, LoRA and callbacks."""
+        from datasets import Dataset
+        from transformers import PrinterCallback
+        from trl import RewardConfig
+        from trl import RewardTrainer as TRLRewardTrainer
+
+        cfg = self.cfg
+        hf_args = training_args(cfg, Path(cfg.out), bool(eval_rows)).to_dict()
+        for key in ("push_to_hub_token", "_n_gpu"):
+            hf_args.pop(key, None)
+        args = RewardConfig(
+            **{k: v for k, v in hf_args.items() if k in RewardConfig.__dataclass_fields__},
+            max_length=cfg.max_length,
+            center_rewards_coefficient=cfg.center_rewards_coefficient or None,
+        )
+        peft_config = lora_config(cfg, self.arch) if cfg.lora else None
+        trainer = TRLRewardTrainer(
+            model=self.model,
+            args=args,
+            train_dataset=Dataset.from_list(train_rows),
+            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+            processing_class=self.tokenizer,
+            peft_config=peft_config,
+            callbacks=run_callbacks(cfg, self.reporter),
+        )
+        trainer.remove_callback(PrinterCallback)
+        return trainer
+
+
+def _count_training_tokens(trainer: Any) -> dict[str, int]:
+    """Make the training loader count real tokens and positions into the returned dict."""
     counts = {"real_tokens": 0, "positions": 0}
     inner, make_train_loader = trainer.data_collator, trainer.get_train_dataloader
 
@@ -96,33 +138,4 @@ def train_with_trl(
             trainer.data_collator = inner
 
     trainer.get_train_dataloader = train_loader_that_counts
-    kept = len(trainer.train_dataset)
-    dropped = len(train_rows) - kept
-    say(f"TRL engine: {kept} training pairs ({excluded} ties or identical pairs left out)")
-    if dropped:
-        warn(f"TRL dropped {dropped} of {len(train_rows)} training pairs longer than {cfg.max_length} tokens")
-    start = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, warn, say))
-    runtime = time.time() - start
-    eval_metrics = trainer.evaluate() if eval_rows else {}
-    groups = {
-        "train_groups": {
-            "pairs_in": len(train_rows) + excluded,
-            "groups": kept,
-            "excluded": {"tie or identical": excluded, "longer than max_length (dropped by TRL)": dropped},
-        },
-        "eval_groups": {"pairs_in": len(eval_rows), "groups": len(trainer.eval_dataset or [])},
-        "batching": {"layout": "trl padded", "why": "--engine trl", **counts},
-    }
-    return finish_run(
-        cfg=cfg,
-        trainer=trainer,
-        tokenizer=tokenizer,
-        eval_metrics=eval_metrics,
-        train_metrics=dict(result.metrics),
-        runtime=runtime,
-        groups=groups,
-        engine="trl",
-        tokenization=TRL_TOKENIZATION,
-        **common,
-    )
+    return counts
