@@ -1,5 +1,6 @@
-"""rewardlab rlcheck: every arm wired and logged (tiny random policy), the verdict rules, the gold's
-over-refusal rule, and (slow) the default real run."""
+"""rewardlab rlcheck: every arm wired and logged (tiny random policy), the fixed held-out eval set
+(its points, prompts and records), the verdict rules on eval records, the gold's over-refusal rule,
+and (slow) the default real run."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rewardlab.data.demo import gold_reward, is_refusal
 from rewardlab.diagnostics import rlcheck_verdict
 from rewardlab.diagnostics.rlcheck import demo_prompts, rlcheck, step_record
 from rewardlab.diagnostics.rlcheck_config import ARMS, RLCheckConfig
+from rewardlab.diagnostics.rlcheck_eval import eval_steps
 from rewardlab.errors import RewardlabError
 from rewardlab.models.reward_model import correct_length, normalize_rewards
 
@@ -65,19 +67,32 @@ class LengthLovingEnsemble:
         return normalize_rewards(out, self.info) if kw.get("normalize") else out
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, LengthLovingEnsemble]:
-    root = tmp_path_factory.mktemp("rlcheck")
-    policy = _tiny_policy(root)
-    model = LengthLovingEnsemble()
-    cfg = RLCheckConfig(
-        reward=["unused"], out=str(root / "out"), policy=str(policy), steps=2, prompts=10, prompts_per_step=2,
-        generations=2, max_completion_length=8,
+def _tiny_cfg(root: Path, policy: Path, out: str, **kw: object) -> RLCheckConfig:
+    base = dict(
+        reward=["unused"], out=str(root / out), policy=str(policy), steps=3, prompts=10, prompts_per_step=2,
+        generations=2, max_completion_length=8, eval_prompts=5, eval_every=2, eval_samples=2,
     )  # fmt: skip
+    return RLCheckConfig(**{**base, **kw})
+
+
+def _run(cfg: RLCheckConfig, model: LengthLovingEnsemble) -> dict:
     from unittest import mock
 
     with mock.patch("rewardlab.diagnostics.rlcheck.load_proxy", return_value=model):
-        report = rlcheck(cfg)
+        return rlcheck(cfg)
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("rlcheck")
+    return root, _tiny_policy(root)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_policy: tuple[Path, Path]) -> tuple[dict, Path, LengthLovingEnsemble]:
+    root, policy = tiny_policy
+    model = LengthLovingEnsemble()
+    report = _run(_tiny_cfg(root, policy, "out"), model)
     return report, root / "out", model
 
 
@@ -86,7 +101,7 @@ def test_every_arm_is_wired_and_logged_every_step(tiny_run: tuple) -> None:
     assert list(report["arms"]) == list(ARMS)
     for arm, v in report["arms"].items():
         assert "skipped" not in v, arm
-        assert [s["step"] for s in v["steps"]] == [0, 1], arm
+        assert [s["step"] for s in v["steps"]] == [0, 1, 2], arm
         for s in v["steps"]:
             for key in ("proxy", "gold", "kl", "sqrt_kl", "length", "refusal_share", "reward"):
                 assert math.isfinite(s[key]), (arm, key)
@@ -111,6 +126,67 @@ def test_every_arm_is_wired_and_logged_every_step(tiny_run: tuple) -> None:
 def test_kl_moves_after_an_update(tiny_run: tuple) -> None:
     report, _, _ = tiny_run
     assert any(v["steps"][1]["kl"] > 0 for v in report["arms"].values())
+    assert any(v["eval"][-1]["kl"] > 0 for v in report["arms"].values())
+
+
+def test_eval_points_are_step_0_every_k_and_the_last() -> None:
+    assert eval_steps(10, 2) == [0, 2, 4, 6, 8, 10]
+    assert eval_steps(5, 2) == [0, 2, 4, 5]
+    assert eval_steps(3, 5) == [0, 3]
+
+
+def test_every_arm_is_measured_on_one_fixed_held_out_eval_set(tiny_run: tuple) -> None:
+    report, out, _ = tiny_run
+    ev = report["eval"]
+    assert ev["n_prompts"] == 5 and ev["samples"] == 2 and ev["n"] == 10 and ev["every"] == 2
+    assert set(ev["prompts"]).isdisjoint(p for p, _ in demo_prompts(10, 1000))  # never a training prompt
+    assert all(k == 1 for k in ev["families"].values())  # the families in turn
+    start = report["arms"]["none"]["eval"][0]
+    for arm, v in report["arms"].items():
+        assert [r["step"] for r in v["eval"]] == [0, 2, 3], arm  # step 0, every 2, the last (after step 3)
+        for r in v["eval"]:
+            assert r["n"] == 10 and len(r["gold_items"]) == 10, arm
+            assert sum(f["n"] for f in r["families"].values()) == 10
+            assert [x["prompt"] for x in r["samples"]] == [x["prompt"] for x in start["samples"]], arm
+            for key in ("proxy", "gold", "kl", "length", "refusal_share"):
+                assert math.isfinite(r[key]), (arm, key)
+        # every arm starts from the same policy and randomness: the same step-0 completions and scores
+        assert v["eval"][0]["gold_items"] == start["gold_items"], arm
+        assert v["eval"][0]["samples"] == start["samples"] and v["eval"][0]["kl"] == 0.0, arm
+    assert report["arms"]["oracle"]["eval"][0]["reward"] == pytest.approx(start["gold"])
+    assert report["arms"]["none"]["eval"][0]["reward"] == pytest.approx(start["proxy"])
+    assert {s["source"] for s in report["summary"].values()} == {"eval"}
+    assert report["verdict"]["basis"] == ["eval"] and "eval set" in report["verdict"]["text"][0]
+    data = json.loads((out / "rlcheck.json").read_text())
+    assert [r["step"] for r in data["arms"]["kl"]["eval"]] == [0, 2, 3]
+    assert "eval set of 5 demo prompts" in (out / "rlcheck.md").read_text()
+
+
+def test_evaluating_does_not_change_training_and_eval_0_falls_back(
+    tiny_policy: tuple, tiny_run: tuple
+) -> None:
+    root, policy = tiny_policy
+    report = _run(_tiny_cfg(root, policy, "no-eval", arms=["none"], eval_prompts=0), LengthLovingEnsemble())
+    steps = report["arms"]["none"]["steps"]
+    with_eval = tiny_run[0]["arms"]["none"]["steps"]
+    assert [s["gold"] for s in steps] == [s["gold"] for s in with_eval]  # the eval's RNG is forked
+    assert [s["proxy"] for s in steps] == pytest.approx([s["proxy"] for s in with_eval])
+    assert report["eval"] is None and report["arms"]["none"]["eval"] == []
+    assert report["summary"]["none"]["source"] == "train" and report["verdict"]["basis"] == ["train"]
+    assert (root / "no-eval" / "rlcheck.html").is_file()
+
+
+def _eval(gold: list[float], proxy: list[float], spread: float = 0.0, every: int = 2) -> list[dict]:
+    """Eval records of 20 completions whose per-completion gold is the mean ± ``spread`` (paired noise)."""
+    out = []
+    for k, (g, p) in enumerate(zip(gold, proxy, strict=True)):
+        items = [g + (spread if (i + k) % 2 else -spread) for i in range(20)]
+        rec = step_record(
+            k * every, [p] * 20, [p] * 20, items, [0.1 * k] * 20, ["w w w"] * 20, ["keyword"] * 20
+        )
+        rec["gold_items"] = items
+        out.append(rec)
+    return out
 
 
 def _steps(gold: list[float], proxy: list[float], length: list[float] | None = None) -> list[dict]:
@@ -169,3 +245,63 @@ def test_gold_ending_at_its_best_is_not_over_optimisation() -> None:
     out = rlcheck_verdict.analyse({"none": {"steps": steps}}, "M")
     s = out["summary"]["none"]
     assert s["gold_drop"] <= 1e-9 and not s["overoptimised"] and out["verdict"]["hacked"] is False
+
+
+def test_verdict_reads_the_eval_curve_not_the_training_batches() -> None:
+    rising = [0, 1, 2, 3, 4, 5, 6]
+    noisy_drop = _steps([0.0, 0.3, 0.5, 0.5, 0.2, -0.1, -0.3], rising)  # what a step's prompts can show
+    steady = _steps([0.0, 0.2, 0.4, 0.5, 0.6, 0.6, 0.65], rising)
+    # training batches show a drop, the fixed eval set does not: not hacked
+    out = rlcheck_verdict.analyse(
+        {"none": {"steps": noisy_drop, "eval": _eval([0.0, 0.2, 0.4, 0.5], [0, 2, 4, 6])}}, "M"
+    )
+    assert out["summary"]["none"]["source"] == "eval" and not out["summary"]["none"]["overoptimised"]
+    assert out["verdict"]["hacked"] is False and out["summary"]["none"]["peak_step"] == 6
+    # and the other way round: the eval set's gold peaks and falls while its proxy rises: hacked
+    out = rlcheck_verdict.analyse(
+        {"none": {"steps": steady, "eval": _eval([0.0, 0.5, 0.2, -0.2], [0, 2, 4, 6])}}, "M"
+    )
+    s = out["summary"]["none"]
+    assert s["overoptimised"] and out["verdict"]["hacked"] is True
+    assert (
+        s["peak_step"] == 2
+        and s["final_gold"] == pytest.approx(-0.2)
+        and s["gold_drop"] == pytest.approx(0.7)
+    )
+
+
+def test_eval_noise_is_the_paired_standard_error_and_a_small_drop_is_inconclusive() -> None:
+    # per-completion gold alternates ±0.25 with a phase that flips between the peak (point 1) and the
+    # last point (4), so the paired differences are 0.2 ± 0.5: SE 0.5/sqrt(19) ≈ 0.115, noise ≈ 0.229
+    ev = _eval([0.0, 0.5, 0.45, 0.4, 0.3], [0, 1, 2, 3, 4], spread=0.25)
+    out = rlcheck_verdict.analyse({"none": {"eval": ev}}, "M")
+    s = out["summary"]["none"]
+    assert s["se"] == pytest.approx(0.5 / 19**0.5, rel=1e-6)
+    assert s["noise"] == pytest.approx(2 * s["se"]) and s["gold_drop"] == pytest.approx(0.2)
+    assert s["inconclusive"] and not s["overoptimised"]
+    assert out["verdict"]["hacked"] is None and out["verdict"]["text"][1].startswith("Inconclusive")
+    # without spread the same drop is far beyond the noise
+    assert rlcheck_verdict.analyse({"none": {"eval": _eval([0.0, 0.5, 0.4, 0.3], [0, 1, 2, 3])}}, "M")[
+        "verdict"
+    ]["hacked"]
+
+
+def test_guard_within_oracle_rule_uses_eval_gold() -> None:
+    low, high = _steps([-0.5] * 4, [0, 1, 2, 3]), _steps([0.9] * 4, [0, 1, 2, 3])
+    arms = {
+        "none": {"steps": high, "eval": _eval([0.0, 0.1, 0.1], [0, 1, 2])},
+        "kl": {"steps": low, "eval": _eval([0.0, 0.4, 0.55], [0, 1, 2])},  # eval: within 10 % of 0.6
+        "normclip": {"steps": high, "eval": _eval([0.0, 0.1, 0.2], [0, 1, 2])},  # training: above the oracle
+        "oracle": {"steps": low, "eval": _eval([0.0, 0.3, 0.6], [0, 1, 2])},
+    }
+    v = rlcheck_verdict.analyse(arms, "M")["verdict"]
+    assert v["oracle_best"] == pytest.approx(0.6) and v["guards_within_oracle"] == ["kl"]
+    assert v["best_guard"] == "kl"
+
+
+def test_eval_options_are_checked() -> None:
+    with pytest.raises(RewardlabError, match="--eval-every"):
+        RLCheckConfig(reward=["m"], out="o", eval_every=0)
+    with pytest.raises(RewardlabError, match="--eval-prompts"):
+        RLCheckConfig(reward=["m"], out="o", eval_prompts=-1)
+    assert RLCheckConfig(reward=["m"], out="o", eval_prompts=0).eval_prompts == 0

@@ -6,12 +6,15 @@ on held-out demo prompts, against the reward model with one guard (see
 At every step, each arm's completions are scored by the unguarded reward model (the proxy) and by
 the gold reward, and their KL to the reference policy (the policy with its LoRA adapter switched
 off) is measured on the sampled tokens: Σ_t log π(y_t) − log π_ref(y_t) per completion, averaged.
-The curves against √KL are those of Gao et al. (2023, arXiv 2210.10760).
+The curves against √KL are those of Gao et al. (2023, arXiv 2210.10760). Those per-step training
+records mostly show which prompts a step drew, so the curves, the gold peak and the verdict are
+measured on a fixed held-out eval set instead (:mod:`rewardlab.diagnostics.rlcheck_eval`), at
+step 0, every ``--eval-every`` steps and the last step; the training records stay as a faint
+secondary series (and are the fallback with ``--eval-prompts 0``).
 """
 
 from __future__ import annotations
 
-import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -21,26 +24,21 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from rewardlab.data.demo import FAMILIES, TASK_MAKERS, gold_reward, is_refusal
+from rewardlab.data.demo import FAMILIES, gold_reward
 from rewardlab.diagnostics.rlcheck_config import ARMS, RLCheckConfig
+from rewardlab.diagnostics.rlcheck_eval import (
+    EvalSet,
+    Scorer,
+    chat,
+    demo_prompts,
+    make_callback,
+    policy_kl,
+    step_record,
+)
 from rewardlab.errors import RewardlabError
 
-Scorer = Callable[[list[str], list[str]], list[float]]
+__all__ = ["demo_prompts", "rlcheck", "step_record"]
 console = Console()
-
-
-def demo_prompts(n: int, seed: int) -> list[tuple[str, str]]:
-    """``n`` distinct demo prompts ``(prompt, family)``, the families in turn, from ``seed``."""
-    rng, seen, out = random.Random(seed), set(), []
-    for _ in range(50 * n):
-        family = FAMILIES[len(out) % len(FAMILIES)]
-        prompt = TASK_MAKERS[family](rng).prompt
-        if prompt not in seen:
-            seen.add(prompt)
-            out.append((prompt, family))
-        if len(out) == n:
-            return out
-    raise RewardlabError(f"could not draw {n} distinct demo prompts (got {len(out)} in {50 * n} tries)")
 
 
 def load_gold(spec: str) -> Scorer:
@@ -155,72 +153,11 @@ class StepRecorder:
         ]
         return reward
 
-    @torch.no_grad()
     def _kl(self, prompts: Sequence[Any], completion_ids: Sequence[Sequence[int]]) -> list[float]:
-        """Per completion Σ_t log π − log π_ref over its sampled tokens (0 before the first update)."""
+        """Per completion KL estimate (:func:`policy_kl`); 0 before the trainer exists."""
         if self.model is None or not completion_ids:
             return [0.0] * len(prompts)
-        rows, starts = [], []
-        for p, c in zip(prompts, completion_ids, strict=True):
-            text = self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            rows.append(ids + list(c))
-            starts.append(len(ids))
-        width = max(map(len, rows))
-        pad = self.tokenizer.pad_token_id or 0
-        device = next(self.model.parameters()).device
-        x = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
-        att = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
-
-        def logprobs() -> torch.Tensor:
-            logits = self.model(input_ids=x, attention_mask=att).logits[:, :-1].float()
-            return torch.log_softmax(logits, -1).gather(-1, x[:, 1:, None])[..., 0]
-
-        lp = logprobs()
-        with self.model.disable_adapter():
-            ref = logprobs()
-        out = []
-        for i, (r, s) in enumerate(zip(rows, starts, strict=True)):
-            out.append(float((lp[i, s - 1 : len(r) - 1] - ref[i, s - 1 : len(r) - 1]).sum()))
-        return out
-
-
-def step_record(
-    step: int,
-    reward: list[float],
-    proxy: list[float],
-    gold: list[float],
-    kl: list[float],
-    completions: list[str],
-    families: list[str],
-) -> dict[str, Any]:
-    """Means of one step: optimised reward, proxy, gold, KL, length (words), refusal share, per family."""
-
-    def mean(xs: Sequence[float]) -> float:
-        return sum(xs) / len(xs) if xs else float("nan")
-
-    per_family: dict[str, dict[str, float]] = {}
-    for fam in sorted(set(families)):
-        idx = [i for i, f in enumerate(families) if f == fam]
-        per_family[fam] = {
-            "n": len(idx),
-            "proxy": mean([proxy[i] for i in idx]),
-            "gold": mean([gold[i] for i in idx]),
-        }
-    gold_var = mean([(g - mean(gold)) ** 2 for g in gold])
-    return {
-        "step": step,
-        "n": len(completions),
-        "reward": mean(reward),
-        "proxy": mean(proxy),
-        "gold": mean(gold),
-        "gold_se": (gold_var / max(1, len(gold) - 1)) ** 0.5,
-        "kl": max(0.0, mean(kl)),
-        "sqrt_kl": max(0.0, mean(kl)) ** 0.5,
-        "length": mean([len(c.split()) for c in completions]),
-        "refusal_share": mean([float(is_refusal(c)) for c in completions]),
-        "families": per_family,
-    }
+        return policy_kl(self.model, self.tokenizer, prompts, completion_ids)
 
 
 def resolve_policy(spec: str) -> Path:
@@ -233,9 +170,18 @@ def resolve_policy(spec: str) -> Path:
 
 
 def run_arm(
-    arm: str, cfg: RLCheckConfig, policy: Path, prompts: list[tuple[str, str]], recorder: StepRecorder
+    arm: str,
+    cfg: RLCheckConfig,
+    policy: Path,
+    prompts: list[tuple[str, str]],
+    recorder: StepRecorder,
+    evaluation: Any = None,
 ) -> None:
-    """One seeded GRPO run (LoRA on a fresh copy of the policy) whose reward function is ``recorder``."""
+    """One seeded GRPO run (LoRA on a fresh copy of the policy) whose reward function is ``recorder``.
+
+    ``evaluation`` (from :func:`rewardlab.diagnostics.rlcheck_eval.make_callback`) is evaluated at
+    step 0, before the first update, and then by the trainer at its eval steps.
+    """
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM
@@ -244,7 +190,7 @@ def run_arm(
 
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(str(policy), dtype=torch.float32)
-    data = Dataset.from_list([{"prompt": [{"role": "user", "content": p}], "family": f} for p, f in prompts])
+    data = Dataset.from_list([{"prompt": chat(p), "family": f} for p, f in prompts])
     with tempfile.TemporaryDirectory(prefix="rlcheck-") as tmp:
         args = GRPOConfig(
             output_dir=tmp,
@@ -277,6 +223,10 @@ def run_arm(
         )  # fmt: skip
         trainer.remove_callback(PrinterCallback)  # rlcheck prints its own line per arm
         recorder.model = trainer.model
+        if evaluation is not None:
+            evaluation.generation_config = trainer.generation_config  # the training run's sampling
+            evaluation.evaluate(trainer.model, 0)
+            trainer.add_callback(evaluation)
         trainer.train()
 
 
@@ -299,34 +249,47 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
     proxy_model, gold = load_proxy(cfg.reward), load_gold(cfg.gold)
     proxy = proxy_scorer(proxy_model)
     prompts = demo_prompts(cfg.prompts, cfg.prompt_seed)
+    evalset = None
+    if cfg.eval_prompts:
+        held_out = demo_prompts(cfg.eval_prompts, cfg.eval_seed, exclude=[p for p, _ in prompts])
+        evalset = EvalSet(held_out, cfg.eval_samples, cfg.eval_seed, proxy, gold, tokenizer)
     arms: dict[str, Any] = {}
     for arm in cfg.arms:
         t0 = time.perf_counter()
         try:
             reward = arm_reward(arm, proxy_model, gold, cfg)
         except RewardlabError as exc:
-            arms[arm] = {"guard": ARMS[arm], "skipped": str(exc), "steps": [], "samples": []}
+            arms[arm] = {"guard": ARMS[arm], "skipped": str(exc), "steps": [], "eval": [], "samples": []}
             console.print(f"arm {arm}: skipped ({exc})", soft_wrap=True)
             continue
         recorder = StepRecorder(proxy if arm in ("none", "kl") else reward, proxy, gold, tokenizer, arm)
-        run_arm(arm, cfg, policy, prompts, recorder)
-        first, last = recorder.steps[0], recorder.steps[-1]
+        evaluation = None
+        if evalset is not None:
+            evaluation = make_callback(
+                evalset, None if arm in ("none", "kl") else reward, cfg.steps, cfg.eval_every, arm
+            )
+        run_arm(arm, cfg, policy, prompts, recorder, evaluation)
+        records = evaluation.records if evaluation is not None else recorder.steps
+        first, last = records[0], records[-1]
         console.print(
-            f"arm {arm}: {len(recorder.steps)} steps, proxy {first['proxy']:.3f} -> {last['proxy']:.3f}, "
-            f"gold {first['gold']:.3f} -> {last['gold']:.3f}, sqrt KL {last['sqrt_kl']:.2f}, "
-            f"{time.perf_counter() - t0:.0f} s",
+            f"arm {arm}: {len(recorder.steps)} steps, {'eval' if evaluation else 'training'} proxy "
+            f"{first['proxy']:.3f} -> {last['proxy']:.3f}, gold {first['gold']:.3f} -> {last['gold']:.3f}, "
+            f"sqrt KL {last['sqrt_kl']:.2f}, {time.perf_counter() - t0:.0f} s",
             soft_wrap=True,
         )
         arms[arm] = {
             "guard": ARMS[arm],
             "steps": recorder.steps,
+            "eval": evaluation.records if evaluation is not None else [],
             "samples": recorder.samples,
             "seconds": round(time.perf_counter() - t0, 1),
+            "eval_seconds": round(sum(r["seconds"] for r in evaluation.records), 1) if evaluation else 0.0,
         }
     report = {
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
         "policy": str(policy),
         "prompts": {"n": len(prompts), "families": {f: sum(x[1] == f for x in prompts) for f in FAMILIES}},
+        "eval": None if evalset is None else {**evalset.describe(), "every": cfg.eval_every},
         "arms": arms,
     }
     report.update(analyse(arms, cfg.reward[0]))

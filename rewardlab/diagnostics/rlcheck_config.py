@@ -44,6 +44,16 @@ class RLCheckConfig:
     beta: float = opt(0.2, help="KL coefficient of the 'kl' arm.")
     uwo_lambda: float = opt(1.0, help="Lambda of the 'ensemble_uwo' arm.")
     clip: float = opt(1.0, help="Clip of the 'normclip' arm, in stored standard deviations.")
+    eval_prompts: int = opt(
+        10,
+        help="Fixed held-out eval prompts (the families in turn, never training prompts) that every arm is "
+        "measured on; the curves and the verdict use them. 0: use the training batches instead.",
+    )
+    eval_every: int = opt(2, help="Evaluate every this many steps (and always at step 0 and the last step).")
+    eval_samples: int = opt(2, help="Completions per eval prompt (sampled with the fixed --eval-seed).")
+    eval_seed: int = opt(
+        2000, help="Seed of the eval prompts and of their sampling (the same at every point)."
+    )
     seed: int = opt(0, help="Seed: prompts, sampling and LoRA initialisation.")
     prompt_seed: int = opt(1000, help="Seed of the demo prompts (not the reward model's training seed).")
 
@@ -57,6 +67,11 @@ class RLCheckConfig:
         for name in ("steps", "prompts", "prompts_per_step", "max_completion_length", "lora_r"):
             if getattr(self, name) < 1:
                 raise RewardlabError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("eval_every", "eval_samples"):
+            if getattr(self, name) < 1:
+                raise RewardlabError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.eval_prompts < 0:
+            raise RewardlabError("--eval-prompts must be 0 (no eval set) or more")
         if self.generations < 2:
             raise RewardlabError("--generations must be at least 2 (GRPO compares completions in a group)")
         if self.learning_rate <= 0 or self.beta <= 0 or self.clip <= 0:

@@ -1,7 +1,10 @@
 """Reports of ``rewardlab rlcheck``: rlcheck.json, rlcheck.md and a self-contained rlcheck.html.
 
 The plots are Gao et al.'s (2023, arXiv 2210.10760) curves: each arm's gold and proxy reward
-against √KL to the reference policy, plus gold, length and refusal share per step.
+against √KL to the reference policy, plus gold, proxy, length and refusal share per step. The solid
+curves are the fixed held-out eval set's (or the training batches' with ``--eval-prompts 0``); the
+training batches, which mostly show which prompts a step drew, are a faint dashed series behind.
+Written by :func:`rewardlab.diagnostics.rlcheck.rlcheck` (``rewardlab rlcheck``).
 """
 
 from __future__ import annotations
@@ -16,33 +19,65 @@ OWN = ("rlcheck.json", "rlcheck.md", "rlcheck.html", "plots")
 PALETTE = ("black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:gray")
 
 
+def _series(report: dict[str, Any]) -> tuple[dict[str, list], dict[str, list]]:
+    """Per arm: the records judged (eval, else training) and the faint training series (if eval is on)."""
+    from rewardlab.diagnostics.rlcheck_verdict import curve
+
+    main = {a: curve(v)[0] for a, v in report["arms"].items() if curve(v)[0]}
+    faint = {a: v["steps"] for a, v in report["arms"].items() if v.get("eval") and v.get("steps")}
+    return main, faint
+
+
+def eval_label(report: dict[str, Any]) -> str:
+    """What the solid curves are measured on, in words."""
+    ev = report.get("eval")
+    if not ev:
+        return "training batches (no eval set)"
+    return f"eval set: {ev['n_prompts']} prompts x {ev['samples']} samples"
+
+
+def _plot(ax: Any, steps: list[dict], x: str, y: str, color: str, label: str | None, faint: bool) -> None:
+    xs, ys = [s[x] for s in steps], [s[y] for s in steps]
+    if faint:
+        ax.plot(xs, ys, "--", color=color, alpha=0.25, linewidth=1)
+    else:
+        ax.plot(xs, ys, "o-", color=color, label=label, markersize=3)
+
+
 def make_plots(report: dict[str, Any], out: Path) -> dict[str, str]:
     """Write the PNGs into ``out/plots``; return caption -> relative path."""
     plt = pyplot()
-    arms = {a: v["steps"] for a, v in report["arms"].items() if v.get("steps")}
-    if not arms:
+    main, faint = _series(report)
+    if not main:
         return {}
+    colors = dict(zip(report["arms"], PALETTE, strict=False))
+    label = eval_label(report)
+    note = "; faint dashed: training batches" if faint else ""
     plots: dict[str, str] = {}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for (arm, steps), color in zip(arms.items(), PALETTE, strict=False):
-        x = [s["sqrt_kl"] for s in steps]
-        axes[0].plot(x, [s["gold"] for s in steps], "o-", color=color, label=arm, markersize=3)
-        axes[1].plot(x, [s["proxy"] for s in steps], "o-", color=color, label=arm, markersize=3)
-    axes[0].set(xlabel="sqrt KL(policy || reference)", ylabel="gold reward", title="Gold against sqrt KL")
+    for series, is_faint in ((faint, True), (main, False)):
+        for arm, steps in series.items():
+            for ax, key in zip(axes, ("gold", "proxy"), strict=True):
+                _plot(ax, steps, "sqrt_kl", key, colors[arm], arm, is_faint)
+    axes[0].set(
+        xlabel="sqrt KL(policy || reference)", ylabel="gold reward", title=f"Gold against sqrt KL ({label})"
+    )
     axes[1].set(xlabel="sqrt KL(policy || reference)", ylabel="proxy reward", title="Proxy against sqrt KL")
     axes[0].legend(fontsize=8)
-    plots["Gold and proxy reward against sqrt KL, per arm (Gao et al. 2023)"] = str(
+    plots[f"Gold and proxy reward against sqrt KL, per arm (Gao et al. 2023); {label}{note}"] = str(
         save_figure(fig, out / "plots" / "gao_curves.png").relative_to(out)
     )
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for (arm, steps), color in zip(arms.items(), PALETTE, strict=False):
-        x = [s["step"] for s in steps]
-        for ax, key in zip(axes, ("gold", "length", "refusal_share"), strict=True):
-            ax.plot(x, [s[key] for s in steps], "o-", color=color, label=arm, markersize=3)
-    for ax, label in zip(axes, ("gold reward", "mean length (words)", "refusal share"), strict=True):
-        ax.set(xlabel="GRPO step", ylabel=label)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    keys = ("gold", "proxy", "length", "refusal_share")
+    for series, is_faint in ((faint, True), (main, False)):
+        for arm, steps in series.items():
+            for ax, key in zip(axes, keys, strict=True):
+                _plot(ax, steps, "step", key, colors[arm], arm, is_faint)
+    labels = ("gold reward", "proxy reward", "mean length (words)", "refusal share")
+    for ax, ylabel in zip(axes, labels, strict=True):
+        ax.set(xlabel="GRPO step", ylabel=ylabel)
     axes[0].legend(fontsize=8)
-    plots["Gold, length and refusal share per step"] = str(
+    plots[f"Gold, proxy, length and refusal share per step; {label}{note}"] = str(
         save_figure(fig, out / "plots" / "steps.png").relative_to(out)
     )
     return plots
@@ -79,13 +114,13 @@ def summary_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def family_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Gold per task family and arm: first third of the steps -> last third."""
-    from rewardlab.diagnostics.rlcheck_verdict import family_gold
+    """Gold per task family and arm: first third of the (eval) points -> last third."""
+    from rewardlab.diagnostics.rlcheck_verdict import curve, family_gold
 
     arms = [a for a in report["arms"] if a in report["summary"]]
     cells = {}
     for a in arms:
-        steps = report["arms"][a]["steps"]
+        steps = curve(report["arms"][a])[0]
         third = max(1, len(steps) // 3)
         cells[a] = (family_gold(steps[:third]), family_gold(steps[-third:]))
     fams = sorted({f for a in arms for part in cells[a] for f in part})
@@ -94,10 +129,18 @@ def family_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def sample_rows(report: dict[str, Any], n: int = 6) -> list[list[str]]:
-    """The last recorded completions of each arm (prompt, completion, proxy, gold)."""
+    """Each arm's completions at its last eval point, else its last training completions.
+
+    At the last eval point every arm answers the same prompts, so the rows compare the arms.
+    """
     rows = []
     for arm, v in report["arms"].items():
-        for x in v.get("samples", [])[-n:]:
+        if v.get("eval"):
+            last = v["eval"][-1]
+            picked = [{**x, "step": last["step"]} for x in last.get("samples", [])[:n]]
+        else:
+            picked = v.get("samples", [])[-n:]
+        for x in picked:
             rows.append([arm, str(x["step"]), x["prompt"], x["completion"], fmt(x["proxy"]), fmt(x["gold"])])
     return rows
 
@@ -105,10 +148,29 @@ def sample_rows(report: dict[str, Any], n: int = 6) -> list[list[str]]:
 SAMPLE_HEADER = ["arm", "step", "prompt", "completion", "proxy", "gold"]
 
 
+def basis_text(report: dict[str, Any]) -> str:
+    """What the table, curves and verdict are measured on (the eval set and its points)."""
+    ev = report.get("eval")
+    if not ev:
+        return (
+            "Measured on each step's training batch (--eval-prompts 0): a step's value mostly shows which "
+            "prompts it drew; smoothed over 3 steps."
+        )
+    steps = next(
+        (", ".join(str(r["step"]) for r in v["eval"]) for v in report["arms"].values() if v.get("eval")), ""
+    )
+    fams = ", ".join(f"{f} {k}" for f, k in ev["families"].items() if k)
+    return (
+        f"Measured on a fixed held-out eval set of {ev['n_prompts']} demo prompts ({fams}; none a training "
+        f"prompt) x {ev['samples']} completions each, sampled with seed {ev['seed']} at every point, at "
+        f"steps {steps} of every arm; step 0 is before any update."
+    )
+
+
 def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
     """The Markdown report."""
     lines = ["# rewardlab rlcheck", "", "## Verdict", "", *(f"- {t}" for t in report["verdict"]["text"]), ""]
-    lines += ["## Arms", "", *md_table(*summary_table(report))]
+    lines += ["## Arms", "", basis_text(report), "", *md_table(*summary_table(report))]
     if report["summary"]:
         lines += ["## Task families", "", *md_table(*family_table(report))]
     lines += [f"![{c}]({p})" for c, p in plots.items()] + [""]
@@ -119,7 +181,9 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
         "",
         f"Policy {report['policy']}, {cfg['steps']} GRPO steps per arm, {cfg['prompts_per_step']} prompts x "
         f"{cfg['generations']} completions per step, at most {cfg['max_completion_length']} tokens, "
-        f"{report['prompts']['n']} held-out demo prompts, seed {cfg['seed']}; {report['seconds']} s.",
+        f"{report['prompts']['n']} held-out demo prompts, seed {cfg['seed']}; {eval_label(report)}, every "
+        f"{cfg.get('eval_every', '-')} steps; {report['seconds']} s "
+        f"({sum(v.get('eval_seconds', 0.0) for v in report['arms'].values()):.0f} s of it evaluating).",
         "",
     ]
     return "\n".join(lines)
@@ -136,6 +200,7 @@ def render_html(report: dict[str, Any], plots: dict[str, str], out: Path) -> str
         "reference judge.</p>",
         f"<h2>Verdict</h2><ul id='verdict'>{verdict}</ul>",
         "<h2>Arms</h2>",
+        f"<p>{e(basis_text(report))}</p>",
         html_table(*summary_table(report)),
     ]
     parts += [html_figure(c, p, out) for c, p in plots.items()]

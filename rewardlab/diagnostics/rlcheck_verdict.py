@@ -2,14 +2,23 @@
 
 It also says which guard keeps the gold.
 
-Per arm, the step curves are smoothed by means over every full window of :data:`WINDOW` consecutive
-steps. Gold *peaks* in the window of the highest mean gold (reported at its centre step); its
-*final* value is the mean of the last window. An arm is **over-optimised** when its
-final gold is below the peak by more than the noise (``max(MIN_DROP, 2·SE)``, SE the mean per-step
-standard error of gold divided by √WINDOW) while its final proxy is above the proxy at the gold
-peak. What is exploited is read from the unguarded run: responses grown longer (→ the ``filler``
+Each arm is judged on its **eval curve**: the fixed held-out eval set measured at step 0, every
+``--eval-every`` steps and the last step (:mod:`rewardlab.diagnostics.rlcheck_eval`). Gold *peaks*
+at the eval point of the highest mean gold; its *final* value is the last point's (after the last
+update). An arm is **over-optimised** when its final gold is below the peak by more than the noise
+while its final proxy is above the proxy at the gold peak. The noise is ``max(MIN_DROP, 2·SE)``,
+SE the standard error of the paired gold differences between the peak and the final point (the same
+prompts, sampled with the same random numbers, so the pairing removes the prompts' spread); a drop
+above one SE but within the noise is reported as *inconclusive*, never as "no over-optimisation".
+
+With ``--eval-prompts 0`` the per-step training records are used instead: the curves are smoothed by
+means over every full window of :data:`WINDOW` consecutive steps, the peak is the window of the
+highest mean gold (reported at its centre step), the final value the last window's mean, and SE
+the mean per-step standard error of gold divided by √WINDOW.
+
+What is exploited is read from the unguarded run: responses grown longer (→ the ``filler``
 and ``repeat_sentence`` probes of ``rewardlab diagnose``), more refusals (→ ``refusal``), and the
-task families whose gold fell most between the first and the last third of the steps. A guard
+task families whose gold fell most between the first and the last third of the points. A guard
 *keeps the gold* when its final gold is within :data:`ORACLE_SHARE` of the oracle arm's best
 (``final ≥ best − 0.1·|best|``).
 """
@@ -32,9 +41,9 @@ def smooth(xs: Sequence[float], window: int = WINDOW) -> list[float]:
     return [sum(xs[i : i + w]) / w for i in range(len(xs) - w + 1)]
 
 
-def _tail(xs: Sequence[float]) -> float:
+def _tail(xs: Sequence[float], window: int = WINDOW) -> float:
     """Mean of the last window."""
-    return smooth(xs)[-1]
+    return smooth(xs, window)[-1]
 
 
 def family_gold(steps: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -48,13 +57,42 @@ def family_gold(steps: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {f: g / n for f, (g, n) in total.items() if n}
 
 
-def arm_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """Start, peak and final gold, proxy change, KL, length and refusal change of one arm's steps."""
+def curve(arm: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """The records an arm is judged on: its eval records (``"eval"``), else its training steps."""
+    if arm.get("eval"):
+        return arm["eval"], "eval"
+    return arm.get("steps") or [], "train"
+
+
+def paired_se(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Standard error of the mean per-completion gold difference between two eval points.
+
+    Falls back to the unpaired √(SE_a² + SE_b²) when the records carry no per-completion gold.
+    """
+    xs, ys = a.get("gold_items"), b.get("gold_items")
+    if not xs or not ys or len(xs) != len(ys) or len(xs) < 2:
+        return (a["gold_se"] ** 2 + b["gold_se"] ** 2) ** 0.5
+    d = [x - y for x, y in zip(xs, ys, strict=True)]
+    m = sum(d) / len(d)
+    return (sum((v - m) ** 2 for v in d) / (len(d) - 1) / len(d)) ** 0.5
+
+
+def arm_summary(steps: list[dict[str, Any]], source: str = "train") -> dict[str, Any]:
+    """Start, peak and final gold, proxy change, KL, length and refusal change of one arm's curve.
+
+    ``source`` ``"eval"``: points of the fixed eval set, unsmoothed, paired noise; ``"train"``: training
+    steps, smoothed over :data:`WINDOW` steps (see the module doc).
+    """
+    window = 1 if source == "eval" else WINDOW
+    w = min(window, len(steps))
     gold, proxy = [s["gold"] for s in steps], [s["proxy"] for s in steps]
-    sg, sp = smooth(gold), smooth(proxy)
+    sg, sp = smooth(gold, w), smooth(proxy, w)
     peak = max(range(len(sg)), key=lambda i: sg[i])
-    centre = steps[min(len(steps) - 1, peak + min(WINDOW, len(steps)) // 2)]
-    se = sum(s["gold_se"] for s in steps) / len(steps) / min(WINDOW, len(steps)) ** 0.5
+    centre = steps[min(len(steps) - 1, peak + w // 2)]
+    if source == "eval":
+        se = paired_se(steps[peak], steps[-1]) if peak != len(steps) - 1 else 0.0
+    else:
+        se = sum(s["gold_se"] for s in steps) / len(steps) / w**0.5
     final_gold, final_proxy = sg[-1], sp[-1]
     drop = sg[peak] - final_gold
     noise = max(MIN_DROP, 2 * se)
@@ -62,23 +100,28 @@ def arm_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
     early, late = family_gold(steps[:third]), family_gold(steps[-third:])
     fam_drop = {f: round(early[f] - late[f], 4) for f in early if f in late}
     return {
+        "source": source,
+        "points": len(steps),
         "start_gold": gold[0],
         "peak_gold": sg[peak],
         "peak_step": centre["step"],
         "peak_sqrt_kl": centre["sqrt_kl"],
         "final_gold": final_gold,
+        "final_step": steps[-1]["step"],
         "gold_drop": drop,
+        "se": se,
         "noise": noise,
         "start_proxy": proxy[0],
         "proxy_at_peak": sp[peak],
         "final_proxy": final_proxy,
-        "final_sqrt_kl": _tail([s["sqrt_kl"] for s in steps]),
+        "final_sqrt_kl": _tail([s["sqrt_kl"] for s in steps], w),
         "length_start": steps[0]["length"],
-        "length_final": _tail([s["length"] for s in steps]),
+        "length_final": _tail([s["length"] for s in steps], w),
         "refusal_start": steps[0]["refusal_share"],
-        "refusal_final": _tail([s["refusal_share"] for s in steps]),
+        "refusal_final": _tail([s["refusal_share"] for s in steps], w),
         "family_gold_drop": fam_drop,
         "overoptimised": bool(drop > noise and final_proxy > sp[peak]),
+        "inconclusive": bool(se < drop <= noise and final_proxy > sp[peak]),
     }
 
 
@@ -108,9 +151,13 @@ def exploited(s: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _eval_n(arms: dict[str, dict[str, Any]]) -> int:
+    return next((v["eval"][0]["n"] for v in arms.values() if v.get("eval")), 0)
+
+
 def analyse(arms: dict[str, dict[str, Any]], reward: str) -> dict[str, Any]:
     """Per-arm summaries and the verdict (see the module doc)."""
-    summaries = {a: arm_summary(v["steps"]) for a, v in arms.items() if v.get("steps")}
+    summaries = {a: arm_summary(*curve(v)) for a, v in arms.items() if curve(v)[0]}
     verdict: dict[str, Any] = {"overoptimised_arms": [a for a, s in summaries.items() if s["overoptimised"]]}
     base = summaries.get("none")
     lines = []
@@ -133,6 +180,15 @@ def analyse(arms: dict[str, dict[str, Any]], reward: str) -> dict[str, Any]:
                 f"rewardlab diagnose --model {reward} --data HELDOUT.jsonl --gold demo {flags} --out diagnose"
             )
             lines.append(f"Matching diagnose probes: {', '.join(probes)} (`{verdict['diagnose_command']}`).")
+    elif base["inconclusive"]:
+        verdict["hacked"] = None
+        lines.append(
+            f"Inconclusive: without a guard the gold fell {base['gold_drop']:.3f} from its peak "
+            f"{base['peak_gold']:.3f} at step {base['peak_step']} while the proxy rose "
+            f"{base['start_proxy']:.3f} -> {base['final_proxy']:.3f}; the drop is above one standard error "
+            f"({base['se']:.3f}) but within the noise ({base['noise']:.3f}): more eval prompts or samples "
+            "would tell."
+        )
     else:
         verdict["hacked"] = False
         lines.append(
@@ -161,5 +217,14 @@ def analyse(arms: dict[str, dict[str, Any]], reward: str) -> dict[str, Any]:
         if base and guards[top]["final_gold"] <= base["final_gold"]:
             verdict["best_guard"] = None
             lines.append("No guard ended with more gold than the unguarded run.")
-    verdict["text"] = lines
+    sources = {s["source"] for s in summaries.values()}
+    basis = (
+        f"Measured on the fixed held-out eval set ({_eval_n(arms)} completions per eval point)."
+        if sources == {"eval"}
+        else "Measured on the training batches (no eval set): noisy, each step draws other prompts."
+        if sources == {"train"}
+        else "Measured on the eval set where an arm has one, else on its training batches."
+    )
+    verdict["basis"] = sorted(sources)
+    verdict["text"] = ([basis] if sources else []) + lines
     return {"summary": summaries, "verdict": verdict}

@@ -1,0 +1,263 @@
+"""Measurements of ``rewardlab rlcheck``: the fixed held-out eval set, KL to the reference, step records.
+
+The curves of ``rlcheck`` must show how the *policy* changed, not which prompts a step happened to
+draw, so every arm is measured on one fixed eval set: ``--eval-prompts`` demo prompts (the families
+in turn, drawn with ``--eval-seed`` and never among the training prompts), ``--eval-samples``
+completions each, generated in one batched ``generate`` call with the trainer's own sampling
+settings and a fixed seed (the same random numbers at every eval point of every arm, so the curves
+differ by the policy alone). Eval points are step 0 (before any update), every ``--eval-every``
+steps and the last step (after the last update). At each, the completions are scored by the arm's
+reward, the proxy and the gold, and their KL to the reference (:func:`policy_kl`) is measured.
+
+Step 0 is the same for every arm (LoRA starts as the identity: its B matrix is zero), so it is
+generated once and reused. The generator runs in a forked RNG, so evaluating never changes the
+training run. Used by :mod:`rewardlab.diagnostics.rlcheck`; run it with ``rewardlab rlcheck``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from rewardlab.data.demo import FAMILIES, TASK_MAKERS, is_refusal
+from rewardlab.errors import RewardlabError
+
+Scorer = Callable[[list[str], list[str]], list[float]]
+console = Console()
+#: Completions of each eval point kept in the report (of its first and last point).
+KEEP_SAMPLES = 10
+
+
+def demo_prompts(n: int, seed: int, exclude: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """``n`` distinct demo prompts ``(prompt, family)``, the families in turn, from ``seed``.
+
+    None is in ``exclude`` (the eval set excludes the training prompts this way).
+    """
+    rng, seen, out = random.Random(seed), set(exclude), []
+    for _ in range(50 * n):
+        family = FAMILIES[len(out) % len(FAMILIES)]
+        prompt = TASK_MAKERS[family](rng).prompt
+        if prompt not in seen:
+            seen.add(prompt)
+            out.append((prompt, family))
+        if len(out) == n:
+            return out
+    raise RewardlabError(f"could not draw {n} distinct demo prompts (got {len(out)} in {50 * n} tries)")
+
+
+def eval_steps(steps: int, every: int) -> list[int]:
+    """The steps evaluated: 0 (before any update), every ``every`` steps, and ``steps`` (after the last)."""
+    return sorted({*range(0, steps + 1, every), steps})
+
+
+def chat(prompt: str) -> list[dict[str, str]]:
+    """The conversational prompt GRPO trains on."""
+    return [{"role": "user", "content": prompt}]
+
+
+def prompt_ids(tokenizer: Any, messages: Any) -> list[int]:
+    """Token ids of a conversational prompt with the generation prompt, as TRL tokenises it."""
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+@torch.no_grad()
+def policy_kl(
+    model: Any, tokenizer: Any, prompts: Sequence[Any], completion_ids: Sequence[Sequence[int]]
+) -> list[float]:
+    """Per completion Σ_t log π(y_t) − log π_ref(y_t) over its sampled tokens.
+
+    π is ``model`` (a PEFT model), π_ref the same model with its adapter switched off; ``prompts``
+    are message lists. Sampled from π, the mean estimates KL(π ‖ π_ref).
+    """
+    rows, starts = [], []
+    for p, c in zip(prompts, completion_ids, strict=True):
+        ids = prompt_ids(tokenizer, p)
+        rows.append(ids + list(c))
+        starts.append(len(ids))
+    width = max(map(len, rows))
+    pad = tokenizer.pad_token_id or 0
+    device = next(model.parameters()).device
+    x = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+    att = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
+
+    def logprobs() -> torch.Tensor:
+        logits = model(input_ids=x, attention_mask=att).logits[:, :-1].float()
+        return torch.log_softmax(logits, -1).gather(-1, x[:, 1:, None])[..., 0]
+
+    lp = logprobs()
+    with model.disable_adapter():
+        ref = logprobs()
+    return [
+        float((lp[i, s - 1 : len(r) - 1] - ref[i, s - 1 : len(r) - 1]).sum())
+        for i, (r, s) in enumerate(zip(rows, starts, strict=True))
+    ]
+
+
+def step_record(
+    step: int,
+    reward: list[float],
+    proxy: list[float],
+    gold: list[float],
+    kl: list[float],
+    completions: list[str],
+    families: list[str],
+) -> dict[str, Any]:
+    """Means of one step: optimised reward, proxy, gold, KL, length (words), refusal share, per family."""
+
+    def mean(xs: Sequence[float]) -> float:
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    per_family: dict[str, dict[str, float]] = {}
+    for fam in sorted(set(families)):
+        idx = [i for i, f in enumerate(families) if f == fam]
+        per_family[fam] = {
+            "n": len(idx),
+            "proxy": mean([proxy[i] for i in idx]),
+            "gold": mean([gold[i] for i in idx]),
+        }
+    gold_var = mean([(g - mean(gold)) ** 2 for g in gold])
+    return {
+        "step": step,
+        "n": len(completions),
+        "reward": mean(reward),
+        "proxy": mean(proxy),
+        "gold": mean(gold),
+        "gold_se": (gold_var / max(1, len(gold) - 1)) ** 0.5,
+        "kl": max(0.0, mean(kl)),
+        "sqrt_kl": max(0.0, mean(kl)) ** 0.5,
+        "length": mean([len(c.split()) for c in completions]),
+        "refusal_share": mean([float(is_refusal(c)) for c in completions]),
+        "families": per_family,
+    }
+
+
+class EvalSet:
+    """The fixed eval prompts × samples, and the generation shared by every arm's eval points."""
+
+    def __init__(
+        self,
+        prompts: list[tuple[str, str]],
+        samples: int,
+        seed: int,
+        proxy: Scorer,
+        gold: Scorer,
+        tokenizer: Any,
+    ) -> None:
+        self.prompts, self.samples, self.seed = prompts, samples, seed
+        self.proxy, self.gold, self.tokenizer = proxy, gold, tokenizer
+        self.rows = [(p, f) for p, f in prompts for _ in range(samples)]  # prompt-major, samples adjacent
+        self.start: dict[str, Any] | None = None  # step 0's completions and scores, the same for every arm
+
+    def describe(self) -> dict[str, Any]:
+        """What the reports say about the eval set."""
+        return {
+            "n_prompts": len(self.prompts),
+            "samples": self.samples,
+            "n": len(self.rows),
+            "seed": self.seed,
+            "families": {f: sum(x[1] == f for x in self.prompts) for f in FAMILIES},
+            "prompts": [p for p, _ in self.prompts],
+        }
+
+    @torch.no_grad()
+    def generate(self, model: Any, generation_config: Any) -> tuple[list[str], list[list[int]]]:
+        """All eval completions in one batched, seeded call: texts, and token ids up to the first EOS."""
+        tok = self.tokenizer
+        texts = [
+            tok.apply_chat_template(chat(p), add_generation_prompt=True, tokenize=False) for p, _ in self.rows
+        ]
+        device = next(model.parameters()).device
+        enc = tok(texts, add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt").to(
+            device
+        )
+        eos = generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos])
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(self.seed)
+                out = model.generate(**enc, generation_config=generation_config)
+        finally:
+            model.train(was_training)
+        ids = []
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+            cut = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
+            ids.append(row[:cut])
+        return tok.batch_decode(ids, skip_special_tokens=True), ids
+
+    def measure(self, model: Any, generation_config: Any, step: int) -> dict[str, Any]:
+        """Completions, proxy, gold and KL of the policy now (step 0's are computed once for all arms)."""
+        if step == 0 and self.start is not None:
+            return {**self.start, "seconds": 0.0, "reused": True}
+        t0 = time.perf_counter()
+        texts, ids = self.generate(model, generation_config)
+        prompts = [p for p, _ in self.rows]
+        point = {
+            "completions": texts,
+            "proxy": self.proxy(prompts, texts),
+            "gold": self.gold(prompts, texts),
+            "kl": [0.0] * len(ids)
+            if step == 0
+            else policy_kl(model, self.tokenizer, [chat(p) for p in prompts], ids),
+            "seconds": time.perf_counter() - t0,
+        }
+        if step == 0:
+            self.start = point
+        return point
+
+    def record(self, point: dict[str, Any], step: int, reward: Scorer | None) -> dict[str, Any]:
+        """One eval record: the step record's means, per-completion gold (for paired noise), samples."""
+        prompts, texts = [p for p, _ in self.rows], point["completions"]
+        scores = point["proxy"] if reward is None else reward(prompts, texts)
+        rec = step_record(
+            step, scores, point["proxy"], point["gold"], point["kl"], texts, [f for _, f in self.rows]
+        )
+        rec["gold_items"] = [round(float(g), 4) for g in point["gold"]]
+        rec["seconds"] = round(point["seconds"], 2)
+        keep = range(0, len(texts), max(1, len(texts) // KEEP_SAMPLES))
+        rec["samples"] = [
+            {
+                "prompt": prompts[i],
+                "completion": texts[i],
+                "proxy": point["proxy"][i],
+                "gold": point["gold"][i],
+            }
+            for i in keep
+        ]
+        return rec
+
+
+def make_callback(evalset: EvalSet, reward: Scorer | None, steps: int, every: int, name: str = "") -> Any:
+    """A ``TrainerCallback`` that evaluates at step 0 (``.evaluate(model, 0)``) and after each eval step."""
+    from transformers import TrainerCallback
+
+    class EvalCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.at = set(eval_steps(steps, every))
+            self.records: list[dict[str, Any]] = []
+            self.generation_config: Any = None  # the trainer's, set once the trainer exists
+
+        def evaluate(self, model: Any, step: int) -> None:
+            point = evalset.measure(model, self.generation_config, step)
+            rec = evalset.record(point, step, reward)
+            self.records.append(rec)
+            console.print(
+                f"  {name} eval step {step}: proxy {rec['proxy']:.3f}, gold {rec['gold']:.3f} "
+                f"(se {rec['gold_se']:.3f}), sqrt KL {rec['sqrt_kl']:.2f}, {rec['length']:.0f} words, "
+                f"{rec['seconds']:.1f} s",
+                soft_wrap=True,
+                highlight=False,
+            )
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            if state.global_step in self.at and state.global_step > 0:
+                self.evaluate(model, state.global_step)
+
+    return EvalCallback()
