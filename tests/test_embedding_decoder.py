@@ -166,5 +166,11 @@ def test_train_with_debias_length_records_it_and_keeps_only_the_quality_reward(
     x = rm.embedder.embed(prompts, responses)
     heads_only = torch.stack([h(x) for h in rm.heads]).mean(0)
     assert rm.score(prompts, responses) == pytest.approx(heads_only.tolist())  # no length reward added
-    with pytest.raises(ValueError, match="--method embedding only"):
-        TrainConfig(data=str(demo_file), out=str(out), model=str(tiny_models["bert"]), debias_length=True)
+    with pytest.raises(ValueError, match="--debias-length trains outcome reward models"):
+        TrainConfig(
+            data=str(demo_file),
+            out=str(out),
+            model=str(tiny_models["bert"]),
+            debias_length=True,
+            engine="trl",
+        )

@@ -14,6 +14,11 @@ block-diagonal mask: almost no positions are spent on padding.
 
 Encoders attend in both directions, so a prompt cannot be shared between responses: they use
 ``padded`` rows, grouped by length (similar lengths batched together) to cut padding.
+
+Every layout adds the same comparison fields (:func:`comparison_fields`): ``better``/``worse``
+index the flat rewards (one per response, group by group, in order), each group's comparisons
+share its weight, scaled by the group's weight factor (``--debias-length``), and ``log_len``
+holds each response's ``log(1 + characters)`` in the order of the rewards.
 """
 
 from __future__ import annotations
@@ -73,11 +78,27 @@ def resolve_batching(
     return "padded", f"auto: {note}, so padded rows"
 
 
-def _comparison_fields(groups: Sequence[Group]) -> dict[str, torch.Tensor]:
-    comps = build_comparisons(
-        [len(g.encoded) for g in groups], [g.scores for g in groups], [g.margin for g in groups]
-    )
-    return {"better": comps.better, "worse": comps.worse, "margin": comps.margin, "weight": comps.weight}
+def comparison_fields(groups: Sequence[Group]) -> dict[str, torch.Tensor]:
+    """``better``, ``worse``, ``margin``, ``weight`` of the groups' comparisons, and ``log_len``.
+
+    A group's comparisons share ``factor / n_groups`` (:func:`build_comparisons` gives them
+    ``1 / n_groups``): with every factor 1 the weights sum to 1; with the factors of
+    :func:`rewardlab.training.dataset.length_balanced`, which average 1 over the training set,
+    they sum to 1 on average (not in every batch, which would undo the balance: a batch that
+    happens to hold more chosen-shorter pairs must weigh more). ``log_len`` is left out when a
+    group has no log lengths (groups built without their texts).
+    """
+    sizes = [len(g.encoded) for g in groups]
+    comps = build_comparisons(sizes, [g.scores for g in groups], [g.margin for g in groups])
+    weight = comps.weight
+    factors = torch.tensor([g.weight for g in groups], dtype=torch.float32)
+    if len(comps.better) and bool((factors != 1.0).any()):
+        group_of = torch.repeat_interleave(torch.arange(len(groups)), torch.tensor(sizes))
+        weight = weight * factors[group_of[comps.better]]
+    fields = {"better": comps.better, "worse": comps.worse, "margin": comps.margin, "weight": weight}
+    if all(g.log_len is not None for g in groups):
+        fields["log_len"] = torch.tensor([x for g in groups for x in g.log_len], dtype=torch.float32)  # type: ignore[union-attr]
+    return fields
 
 
 class PaddedCollator:
@@ -90,7 +111,7 @@ class PaddedCollator:
         """Batch ``groups`` into model inputs plus ``better``/``worse``/``margin``/``weight``."""
         flat = [e for g in groups for e in g.encoded]
         batch = pad_batch(flat, self.pad_id, self.padding_side, self.arch)
-        batch.update(_comparison_fields(groups))
+        batch.update(comparison_fields(groups))
         batch["n_groups"] = torch.tensor(len(groups))
         batch["n_tokens"] = batch["attention_mask"].sum()
         return batch
@@ -120,7 +141,7 @@ class SharedPrefixCollator:
         """Lay ``groups`` out in shared-prefix rows; rewards are read at every response's EOS."""
         batch = shared_prefix_batch([g.encoded for g in groups], self.pad_id, self.pack_tokens)
         batch["n_groups"] = torch.tensor(len(groups))
-        batch.update(_comparison_fields(groups))
+        batch.update(comparison_fields(groups))
         return batch
 
 

@@ -136,9 +136,10 @@ class TrainConfig(DataOptions):
     )
     debias_length: bool = opt(
         False,
-        help="With --method embedding: learn a length reward (log response length) with the head, "
-        "leave it out of the saved reward (after ODIN, arXiv 2402.07319), and weigh chosen-longer and "
-        "chosen-shorter pairs the same.",
+        help="Learn a length reward (a coefficient times the log response length) with the model (full, "
+        "LoRA) or the head (--method embedding), leave it out of the saved reward (after ODIN, arXiv "
+        "2402.07319), and weigh chosen-longer and chosen-shorter pairs the same. Outcome models, native "
+        "engine only.",
     )
     max_length: int = opt(512, help="Tokens per sequence (prompt + response); longer ones are cut.")
     truncation: str = opt(
@@ -225,10 +226,13 @@ class TrainConfig(DataOptions):
                     "--method embedding fits its heads by L-BFGS, with no learning rate: drop "
                     "--learning-rate (--l2 sets the regularisation)"
                 )
-        if self.debias_length and self.method != "embedding":
-            raise ValueError("--debias-length is implemented for --method embedding only so far")
         if self.kind not in ("orm", "prm"):
             raise ValueError("--kind must be orm or prm")
+        if self.debias_length and (self.engine != "native" or self.kind != "orm"):
+            raise ValueError(
+                "--debias-length trains outcome reward models (--kind orm) with the native engine: "
+                "drop --engine trl / --kind prm"
+            )
         if self.kind == "prm":
             if self.method != "full" or self.engine != "native":
                 raise ValueError(

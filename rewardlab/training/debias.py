@@ -15,17 +15,31 @@ chosen-shorter ones; the length reward alone 0.965 / 0.900; with the weighting t
 (overall 0.943, against 0.927 without). ODIN's penalty on the correlation of quality reward and
 length made no difference on top of the weighting and was worse than the length reward alone
 without it, so it is not used.
+
+Full and LoRA fine-tuning (native engine) do the same by mini-batches: every training group
+carries its responses' log lengths and a weight factor from the whole training set
+(:func:`rewardlab.training.dataset.length_balanced`, with :func:`balance_factors`), the collators
+fold the factors into the comparison weights and emit ``log_len``
+(:mod:`rewardlab.training.batching`), and :class:`rewardlab.training.trainer.RewardTrainer` learns
+the coefficient (:data:`LENGTH_COEF_LR`), writes it next to every checkpoint
+(:data:`LENGTH_COEF_FILE`) and reads it back on ``--resume``. Not a command.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from rewardlab.data.schema import Text, text_chars
+
+#: The length reward, as the records describe it.
+LENGTH_REWARD = "coef * log(1 + response characters), learnt in training, left out of the reward"
 
 
 def log_lengths(responses: Sequence[Text]) -> torch.Tensor:
@@ -56,16 +70,71 @@ class LengthTerm:
 
         Pairs of equal length keep the average weight; with no pair on one side all weigh the same.
         """
-        diff = self.chosen - self.rejected
-        longer, shorter = diff > 0, diff < 0
-        w = torch.ones_like(diff)
-        n_long, n_short = int(longer.sum()), int(shorter.sum())
-        if n_long and n_short:
-            w[longer] = (n_long + n_short) / (2 * n_long)
-            w[shorter] = (n_long + n_short) / (2 * n_short)
+        w = balance_factors(self.chosen - self.rejected)
         return w / w.sum()
+
+
+def balance_factors(diff: torch.Tensor) -> torch.Tensor:
+    """Per-pair weight factors under which chosen-longer and chosen-shorter pairs weigh the same.
+
+    Args:
+        diff: Chosen minus rejected log length of each pair.
+
+    Returns:
+        ``(n_long + n_short) / (2 n_long)`` for each chosen-longer pair, ``… / (2 n_short)`` for each
+        chosen-shorter one, 1 for pairs of equal length; all 1 when one side has no pair. The
+        factors of the unequal pairs average to 1, so weighting by them keeps the loss's scale.
+    """
+    longer, shorter = diff > 0, diff < 0
+    w = torch.ones_like(diff, dtype=torch.float32)
+    n_long, n_short = int(longer.sum()), int(shorter.sum())
+    if n_long and n_short:
+        w[longer] = (n_long + n_short) / (2 * n_long)
+        w[shorter] = (n_long + n_short) / (2 * n_short)
+    return w
 
 
 def new_length_term(chosen: torch.Tensor, rejected: torch.Tensor) -> LengthTerm:
     """A length term with a fresh coefficient (0, learnt)."""
     return LengthTerm(chosen, rejected, torch.zeros((), requires_grad=True))
+
+
+#: Next to every checkpoint of a fine-tuned model trained with ``--debias-length``: the coefficient.
+LENGTH_COEF_FILE = "length_coef.json"
+
+#: Learning rate of the length coefficient when fine-tuning. Adam moves a parameter by about its
+#: learning rate per step whatever the gradient's scale, and the coefficient is useful at values
+#: of order 0.1 to 1 (reward per unit of log length): at the model's 1e-5 (full) it would move at
+#: most 0.01 in 1000 steps, i.e. not at all. A fixed 1e-2 lets it reach 1 in about 100 steps while
+#: a step's jitter (1e-2 × a log-length gap of about 1) stays far below the rewards' margins; a
+#: multiple of the model's rate would make it 10x noisier under LoRA's 1e-4. It follows the same
+#: schedule (warm-up, decay) as the model.
+LENGTH_COEF_LR = 1e-2
+
+
+def save_length_coef(folder: str | Path, coef: float) -> None:
+    """Write the coefficient as ``folder/length_coef.json`` (what ``--resume`` reads back)."""
+    record = {"length_coef": coef, "length_reward": LENGTH_REWARD}
+    (Path(folder) / LENGTH_COEF_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def load_length_coef(folder: str | Path) -> float:
+    """The coefficient saved in ``folder`` (0 when the checkpoint has none, e.g. a run without the option)."""
+    path = Path(folder) / LENGTH_COEF_FILE
+    if not path.is_file():
+        return 0.0
+    return float(json.loads(path.read_text(encoding="utf-8"))["length_coef"])
+
+
+def debias_record(length_coef: float | list[float]) -> dict[str, Any]:
+    """What ``rewardlab.json`` and ``train_summary.json`` say of ``--debias-length``.
+
+    Args:
+        length_coef: The learnt coefficient (a list: one per head of an embedding ensemble).
+    """
+    return {
+        "method": "length-reward-and-balanced-pairs",
+        "length_reward": LENGTH_REWARD,
+        "pair_weights": "chosen-longer and chosen-shorter pairs weigh the same",
+        "length_coef": length_coef,
+    }

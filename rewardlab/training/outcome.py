@@ -193,6 +193,7 @@ class OutcomeRecipe(Recipe):
             center_rewards_coefficient=cfg.center_rewards_coefficient,
             use_margin=cfg.use_margin,
             group_lengths=self.lengths,
+            debias_length=cfg.debias_length,
             callbacks=run_callbacks(cfg, self.reporter),
         )
         result, self.runtime, self.eval_metrics = run_trainer(self.trainer, cfg, has_eval, self.reporter)
@@ -253,6 +254,7 @@ class OutcomeRecipe(Recipe):
             "train_metrics": self.train_metrics,
             "eval_metrics": self.eval_metrics,
             "normalization": norm,
+            "debias_length": self._debias_record(),
             "warnings": self.reporter.warnings,
         }
 
@@ -272,4 +274,12 @@ class OutcomeRecipe(Recipe):
             "data_summary": data_digest(self.data_summary),
             "rewardlab_version": __version__,
             "torch_dtype": str(next(final.parameters()).dtype),
+            "debias_length": self._debias_record(),
         }
+
+    def _debias_record(self) -> dict[str, Any] | None:
+        """The ``debias_length`` block (``--debias-length``: the learnt length coefficient), else ``None``."""
+        from rewardlab.training.debias import debias_record
+
+        coef = getattr(self.trainer, "length_coef", None)
+        return None if coef is None else debias_record(float(coef.detach()))

@@ -7,6 +7,16 @@ over-long pairs instead of cutting them, reads the reward with the model's pad-b
 (wrong when pad == EOS), has no ranked-list loss, and tokenizes prompt and response as one text,
 which prefix-shared and packed batches cannot use. ``--engine trl`` still runs TRL's stock
 trainer for comparison.
+
+``debias_length=True`` (``--debias-length``, :mod:`rewardlab.training.debias`): a scalar length
+coefficient ``a`` (a parameter of the trainer, not of the model, starting at 0) is learnt with the
+model, its own param group at :data:`~rewardlab.training.debias.LENGTH_COEF_LR`; the loss sees
+``rewards + a * log_len``, the training groups are weighted by
+:func:`~rewardlab.training.dataset.length_balanced`, and the saved model gives the length-free
+rewards. Training and evaluation metrics are of the length-free rewards (what the saved model
+gives); the evaluation adds the loss and accuracy with the length reward (``eval_loss_with_length``,
+``eval_accuracy_with_length``) and the logs add ``length_coef``, which is written next to every
+checkpoint and read back on resume.
 """
 
 from __future__ import annotations
@@ -20,8 +30,9 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
-from rewardlab.metrics import preference_metrics
+from rewardlab.metrics import pairwise_accuracy, preference_metrics
 from rewardlab.models.reward_model import forward_rewards
+from rewardlab.training.debias import LENGTH_COEF_LR, load_length_coef, save_length_coef
 from rewardlab.training.finite import FiniteLossMixin
 from rewardlab.training.losses import Comparisons, comparison_loss
 
@@ -41,6 +52,7 @@ class RewardTrainer(FiniteLossMixin, Trainer):
         center_rewards_coefficient: Weight of the reward-centring penalty.
         use_margin: Use the data's margins.
         group_lengths: Lengths of the training groups, for length-grouped batches of padded rows.
+        debias_length: Learn a length reward left out of the model, on length-balanced groups (module doc).
         *args: Passed to ``transformers.Trainer``.
         **kwargs: Passed to ``transformers.Trainer``.
     """
@@ -52,10 +64,20 @@ class RewardTrainer(FiniteLossMixin, Trainer):
         center_rewards_coefficient: float = 0.0,
         use_margin: bool = True,
         group_lengths: list[int] | None = None,
+        debias_length: bool = False,
         **kwargs: Any,
     ) -> None:
+        if debias_length and kwargs.get("train_dataset") is not None:
+            from rewardlab.training.dataset import GroupDataset, length_balanced
+
+            kwargs["train_dataset"] = GroupDataset(length_balanced(kwargs["train_dataset"].groups))
         super().__init__(*args, **kwargs)
         self.group_lengths = group_lengths
+        #: The length reward's coefficient (``debias_length``), else ``None``.
+        self.length_coef: torch.nn.Parameter | None = None
+        if debias_length:
+            self.length_coef = torch.nn.Parameter(torch.zeros((), device=self.args.device))
+            self.add_callback(_SyncLengthCoef(self))
         #: Real tokens and computed token positions of the training batches (this process).
         self.token_counts = {"real_tokens": 0, "positions": 0}
         # The loss is a mean over the micro-batch's groups: let the Trainer divide by the
@@ -71,10 +93,45 @@ class RewardTrainer(FiniteLossMixin, Trainer):
     def _loss(
         self, model: Any, inputs: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The training loss (with the length reward when debiasing), the model's rewards, their deltas."""
         rewards = forward_rewards(model, inputs)
         comps = Comparisons(inputs["better"], inputs["worse"], inputs["margin"], inputs["weight"])
-        loss = comparison_loss(rewards, comps, **self.loss_opts)
+        loss = comparison_loss(self._with_length(rewards, inputs), comps, **self.loss_opts)
         return loss, rewards, (rewards[comps.better] - rewards[comps.worse]).detach()
+
+    def _with_length(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``rewards + a * log_len`` when debiasing, else ``rewards``."""
+        if self.length_coef is None:
+            return rewards
+        if "log_len" not in inputs:
+            raise ValueError("--debias-length: the batch has no log_len (groups built without their texts)")
+        return rewards + self.length_coef * inputs["log_len"].to(rewards.dtype)
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        """The Trainer's optimizer, plus the length coefficient in a param group of its own (no decay)."""
+        optimizer = super().create_optimizer(model)
+        coef = self.length_coef
+        if coef is not None and all(p is not coef for g in optimizer.param_groups for p in g["params"]):
+            optimizer.add_param_group({"params": [coef], "lr": LENGTH_COEF_LR, "weight_decay": 0.0})
+        return optimizer
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Save the model; with the length coefficient, also ``length_coef.json`` beside it (main process)."""
+        super()._save(output_dir, state_dict)
+        if self.length_coef is not None and self.args.should_save:
+            save_length_coef(output_dir or self.args.output_dir, float(self.length_coef.detach()))
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
+        """The Trainer's ``train``; on resume, the length coefficient is read back from the checkpoint."""
+        if self.length_coef is not None and resume_from_checkpoint:
+            folder = resume_from_checkpoint
+            if folder is True:
+                from transformers.trainer_utils import get_last_checkpoint
+
+                folder = get_last_checkpoint(self.args.output_dir)
+            with torch.no_grad():
+                self.length_coef.fill_(load_length_coef(folder))
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def compute_loss(
         self,
@@ -105,6 +162,8 @@ class RewardTrainer(FiniteLossMixin, Trainer):
         if "loss" in logs and self._stats["deltas"]:
             logs.update(preference_metrics(self._stats["deltas"], self._stats["rewards"]))
             self._stats.clear()
+        if "loss" in logs and self.length_coef is not None:
+            logs["length_coef"] = float(self.length_coef.detach())
         super().log(logs, start_time)
 
     @torch.no_grad()
@@ -118,25 +177,62 @@ class RewardTrainer(FiniteLossMixin, Trainer):
         model = self.model
         was_training = model.training
         model.eval()
-        deltas: list[float] = []
+        deltas: list[float] = []  # of the model's (length-free) rewards
+        with_length: list[float] = []  # of the rewards plus the length reward (debiasing)
         rewards: list[float] = []
-        losses: list[tuple[float, int]] = []
+        losses: list[tuple[float, float, int]] = []  # loss, loss with the length reward, groups
         for inputs in loader:
             inputs = self._prepare_inputs(inputs)
-            loss, r, d = self._loss(model, inputs)
-            losses.append((loss.item(), int(inputs["n_groups"])))
-            deltas.extend(d.tolist())
+            r = forward_rewards(model, inputs)
+            comps = Comparisons(inputs["better"], inputs["worse"], inputs["margin"], inputs["weight"])
+            fitted = self._with_length(r, inputs)
+            loss = comparison_loss(r, comps, **self.loss_opts).item()
+            loss_len = comparison_loss(fitted, comps, **self.loss_opts).item() if fitted is not r else loss
+            losses.append((loss, loss_len, int(inputs["n_groups"])))
+            deltas.extend((r[comps.better] - r[comps.worse]).tolist())
+            with_length.extend((fitted[comps.better] - fitted[comps.worse]).tolist())
             rewards.extend(r.tolist())
         if was_training:
             model.train()
         if self.accelerator.num_processes > 1:
             deltas, rewards, losses = gather_object(deltas), gather_object(rewards), gather_object(losses)
-        n = sum(k for _, k in losses) or 1
-        metrics = {"loss": sum(v * k for v, k in losses) / n, **preference_metrics(deltas, rewards)}
+            with_length = gather_object(with_length)
+        n = sum(k for *_, k in losses) or 1
+        metrics = {"loss": sum(v * k for v, _, k in losses) / n, **preference_metrics(deltas, rewards)}
+        if self.length_coef is not None and deltas:
+            metrics["loss_with_length"] = sum(v * k for _, v, k in losses) / n
+            metrics["accuracy_with_length"] = pairwise_accuracy(with_length)
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+
+class _SyncLengthCoef(TrainerCallback):
+    """The length coefficient's gradient: averaged over the processes, then cleared, at every step.
+
+    The coefficient lives outside the (DDP-wrapped) model: DDP does not average its gradient
+    (averaging it keeps every process's copy the same) and the Trainer's ``model.zero_grad()``
+    does not clear it (else it would add up over the steps).
+    """
+
+    def __init__(self, trainer: RewardTrainer) -> None:
+        self.trainer = trainer
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """All-reduce (mean) the gradient."""
+        coef = self.trainer.length_coef
+        if coef is None or coef.grad is None or self.trainer.accelerator.num_processes == 1:
+            return
+        import torch.distributed as dist
+
+        dist.all_reduce(coef.grad)
+        coef.grad /= self.trainer.accelerator.num_processes
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """Clear the gradient once the optimizer has used it."""
+        if self.trainer.length_coef is not None:
+            self.trainer.length_coef.grad = None
 
 
 class JsonlLogCallback(TrainerCallback):
