@@ -4,8 +4,9 @@ The rule, for every method and kind: an OUT that holds a run (``rewardlab.json``
 ``heads.safetensors``: a finished model; ``checkpoints/``: a started one) is continued with
 ``--resume`` (outcome and process models, from their checkpoints) or replaced with ``--overwrite``;
 without either the run is refused before anything is loaded (:func:`check_out`). Nothing is written
-into OUT until the config, the data and the model have loaded (:func:`open_out`, called by each
-method right before it trains); with ``--overwrite`` that is also when the earlier run's folder is
+into OUT until the config, the data and the model have loaded (:func:`open_out`, called by
+:func:`rewardlab.training.recipe.run_recipe` right before a method trains, or after it for
+embedding heads); with ``--overwrite`` that is also when the earlier run's folder is
 removed. On ``--resume``, :func:`trim_log` keeps the JSONL log up to the checkpoint's step, so
 the steps redone after it are not logged twice.
 """

@@ -33,6 +33,8 @@ from typing import Any
 
 from rich.console import Console
 
+from rewardlab.distributed import close_process_group
+
 console = Console()
 
 
@@ -158,13 +160,3 @@ def _open_out(recipe: Recipe) -> None:
     open_out(recipe.cfg, writer)
     if writer:
         recipe.write_data_summary()
-
-
-def close_process_group(sync: bool) -> None:
-    """Barrier (when ``sync``) and destroy the default process group, if one is open."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        if sync:
-            dist.barrier()
-        dist.destroy_process_group()
