@@ -103,11 +103,11 @@ def test_every_arm_is_wired_and_logged_every_step(tiny_run: tuple) -> None:
         assert "skipped" not in v, arm
         assert [s["step"] for s in v["steps"]] == [0, 1, 2], arm
         for s in v["steps"]:
-            for key in ("proxy", "gold", "kl", "sqrt_kl", "length", "refusal_share", "reward"):
+            for key in ("proxy", "gold", "length", "refusal_share", "reward"):
                 assert math.isfinite(s[key]), (arm, key)
+            assert s["kl"] is None and s["sqrt_kl"] is None  # the eval set measures the KL
             assert set(s["families"]) <= {"arithmetic", "word_limit", "keyword", "politeness", "safety"}
             assert sum(f["n"] for f in s["families"].values()) == s["n"] == 4
-        assert v["steps"][0]["kl"] == pytest.approx(0.0, abs=1e-6), arm  # step 0: policy == reference
     # the guards reach the reward model: correction, normalisation, and plain scoring all asked for
     asked = {(c.get("normalize"), c.get("length_correction")) for c in model.calls}
     assert (False, True) in asked and (True, False) in asked and (None, False) in asked
@@ -125,7 +125,6 @@ def test_every_arm_is_wired_and_logged_every_step(tiny_run: tuple) -> None:
 
 def test_kl_moves_after_an_update(tiny_run: tuple) -> None:
     report, _, _ = tiny_run
-    assert any(v["steps"][1]["kl"] > 0 for v in report["arms"].values())
     assert any(v["eval"][-1]["kl"] > 0 for v in report["arms"].values())
 
 
@@ -173,6 +172,8 @@ def test_evaluating_does_not_change_training_and_eval_0_falls_back(
     assert [s["proxy"] for s in steps] == pytest.approx([s["proxy"] for s in with_eval])
     assert report["eval"] is None and report["arms"]["none"]["eval"] == []
     assert report["summary"]["none"]["source"] == "train" and report["verdict"]["basis"] == ["train"]
+    assert steps[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # step 0: policy == reference
+    assert all(math.isfinite(s["kl"]) and math.isfinite(s["sqrt_kl"]) for s in steps)  # measured here
     assert (root / "no-eval" / "rlcheck.html").is_file()
 
 
@@ -305,3 +306,33 @@ def test_eval_options_are_checked() -> None:
     with pytest.raises(RewardlabError, match="--eval-prompts"):
         RLCheckConfig(reward=["m"], out="o", eval_prompts=-1)
     assert RLCheckConfig(reward=["m"], out="o", eval_prompts=0).eval_prompts == 0
+
+
+def test_eval_kl_from_the_sampling_logits_and_cached_reference_matches_full_forward_passes(
+    tiny_policy: tuple,
+) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from rewardlab.diagnostics.rlcheck_eval import EvalSet, chat, policy_kl
+
+    _, policy = tiny_policy
+    tok = AutoTokenizer.from_pretrained(str(policy))
+    torch.manual_seed(1)
+    lora = LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(policy)), lora)  # B random: KL > 0
+    gc = GenerationConfig(
+        max_new_tokens=8,
+        do_sample=True,
+        top_k=0,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=[tok.eos_token_id],
+    )
+    scorer = lambda prompts, responses: [0.0] * len(responses)  # noqa: E731
+    evalset = EvalSet(demo_prompts(3, 2000), 2, 7, scorer, scorer, tok)
+    for step in (1, 2):  # the second call reuses the reference's cached prompts
+        point = evalset.measure(model, gc, step)
+        full = policy_kl(model, tok, [chat(p) for p, _ in evalset.rows], point["ids"])
+        assert point["kl"] == pytest.approx(full, abs=1e-4) and any(abs(k) > 1e-2 for k in full)
+    again = evalset.measure(model, gc, 3)
+    assert again["completions"] == point["completions"]  # the same seed: the same samples

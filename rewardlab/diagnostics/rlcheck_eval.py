@@ -16,6 +16,7 @@ training run. Used by :mod:`rewardlab.diagnostics.rlcheck`; run it with ``reward
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -104,11 +105,14 @@ def step_record(
     reward: list[float],
     proxy: list[float],
     gold: list[float],
-    kl: list[float],
+    kl: list[float] | None,
     completions: list[str],
     families: list[str],
 ) -> dict[str, Any]:
-    """Means of one step: optimised reward, proxy, gold, KL, length (words), refusal share, per family."""
+    """Means of one step: optimised reward, proxy, gold, KL, length (words), refusal share, per family.
+
+    ``kl`` None (not measured) gives ``kl`` and ``sqrt_kl`` None.
+    """
 
     def mean(xs: Sequence[float]) -> float:
         return sum(xs) / len(xs) if xs else float("nan")
@@ -129,8 +133,8 @@ def step_record(
         "proxy": mean(proxy),
         "gold": mean(gold),
         "gold_se": (gold_var / max(1, len(gold) - 1)) ** 0.5,
-        "kl": max(0.0, mean(kl)),
-        "sqrt_kl": max(0.0, mean(kl)) ** 0.5,
+        "kl": None if kl is None else max(0.0, mean(kl)),
+        "sqrt_kl": None if kl is None else max(0.0, mean(kl)) ** 0.5,
         "length": mean([len(c.split()) for c in completions]),
         "refusal_share": mean([float(is_refusal(c)) for c in completions]),
         "families": per_family,
@@ -153,6 +157,8 @@ class EvalSet:
         self.proxy, self.gold, self.tokenizer = proxy, gold, tokenizer
         self.rows = [(p, f) for p, f in prompts for _ in range(samples)]  # prompt-major, samples adjacent
         self.start: dict[str, Any] | None = None  # step 0's completions and scores, the same for every arm
+        self._enc: Any = None  # the tokenised eval prompts
+        self._ref: Any = None  # the reference's KV cache of the eval prompts, and its first-token log-probs
 
     def describe(self) -> dict[str, Any]:
         """What the reports say about the eval set."""
@@ -165,17 +171,28 @@ class EvalSet:
             "prompts": [p for p, _ in self.prompts],
         }
 
+    def _encode(self, device: Any) -> dict[str, Any]:
+        """The eval prompts, left-padded, tokenised once."""
+        if self._enc is None:
+            tok = self.tokenizer
+            texts = [
+                tok.apply_chat_template(chat(p), add_generation_prompt=True, tokenize=False)
+                for p, _ in self.rows
+            ]
+            self._enc = tok(
+                texts, add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt"
+            )
+        return {k: v.to(device) for k, v in self._enc.items()}
+
     @torch.no_grad()
-    def generate(self, model: Any, generation_config: Any) -> tuple[list[str], list[list[int]]]:
-        """All eval completions in one batched, seeded call: texts, and token ids up to the first EOS."""
-        tok = self.tokenizer
-        texts = [
-            tok.apply_chat_template(chat(p), add_generation_prompt=True, tokenize=False) for p, _ in self.rows
-        ]
+    def generate(self, model: Any, generation_config: Any) -> tuple[list[str], list[list[int]], list[float]]:
+        """All eval completions in one batched, seeded call.
+
+        Returns their texts, their token ids up to and with the first EOS, and Σ_t log π(y_t) of each
+        from the logits the sampling already computed (no second forward pass of the policy).
+        """
         device = next(model.parameters()).device
-        enc = tok(texts, add_special_tokens=False, padding=True, padding_side="left", return_tensors="pt").to(
-            device
-        )
+        enc = self._encode(device)
         eos = generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos])
         was_training = model.training
@@ -183,29 +200,82 @@ class EvalSet:
         try:
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(self.seed)
-                out = model.generate(**enc, generation_config=generation_config)
+                out = model.generate(
+                    **enc,
+                    generation_config=generation_config,
+                    output_logits=True,
+                    return_dict_in_generate=True,
+                )
         finally:
             model.train(was_training)
+        new = out.sequences[:, enc["input_ids"].shape[1] :]
         ids = []
-        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+        for row in new.tolist():
             cut = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
             ids.append(row[:cut])
-        return tok.batch_decode(ids, skip_special_tokens=True), ids
+        mask = torch.tensor([[float(t < len(c)) for t in range(new.shape[1])] for c in ids], device=device)
+        lp = torch.stack(
+            [
+                torch.log_softmax(lg.float(), -1).gather(-1, new[:, t : t + 1])[:, 0]
+                for t, lg in enumerate(out.logits)
+            ],
+            1,
+        )
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=True), ids, (lp * mask).sum(1).tolist()
+
+    @torch.no_grad()
+    def ref_logprobs(self, model: Any, ids: list[list[int]]) -> list[float]:
+        """Σ_t log π_ref(y_t) of each completion: the adapter switched off, the prompts' cache computed once.
+
+        The reference and the eval prompts never change, so their KV cache (and the reference's
+        distribution of the first token) is computed at the first call and reused by every eval
+        point of every arm; each call runs the reference on the completion tokens alone.
+        """
+        device = next(model.parameters()).device
+        enc = self._encode(device)
+        mask = enc["attention_mask"]
+        was_training = model.training
+        model.eval()
+        try:
+            with model.disable_adapter():
+                if self._ref is None:
+                    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                    out = model(**enc, position_ids=pos, use_cache=True, logits_to_keep=1)
+                    self._ref = (out.cache, torch.log_softmax(out.logits[:, -1].float(), -1))
+                cache, first = self._ref
+                width, pad = max(map(len, ids)), self.tokenizer.pad_token_id or 0
+                x = torch.tensor([c + [pad] * (width - len(c)) for c in ids], device=device)
+                cmask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in ids], device=device)
+                pos = mask.sum(-1, keepdim=True) + torch.arange(width, device=device)[None]
+                logits = model(
+                    input_ids=x, attention_mask=torch.cat([mask, cmask], 1), position_ids=pos,
+                    cache=copy.deepcopy(cache), use_cache=True,
+                ).logits  # fmt: skip
+        finally:
+            model.train(was_training)
+        rest = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, x[:, 1:, None])[..., 0]
+        lp = torch.cat([first.gather(-1, x[:, :1]), rest], 1)
+        return (lp * cmask).sum(1).tolist()
 
     def measure(self, model: Any, generation_config: Any, step: int) -> dict[str, Any]:
         """Completions, proxy, gold and KL of the policy now (step 0's are computed once for all arms)."""
         if step == 0 and self.start is not None:
             return {**self.start, "seconds": 0.0, "reused": True}
         t0 = time.perf_counter()
-        texts, ids = self.generate(model, generation_config)
+        texts, ids, logp = self.generate(model, generation_config)
         prompts = [p for p, _ in self.rows]
+        # step 0: the adapter is the identity (LoRA's B is zero), so the KL is exactly 0
+        kl = (
+            [0.0] * len(ids)
+            if step == 0
+            else [a - b for a, b in zip(logp, self.ref_logprobs(model, ids), strict=True)]
+        )
         point = {
             "completions": texts,
+            "ids": ids,
             "proxy": self.proxy(prompts, texts),
             "gold": self.gold(prompts, texts),
-            "kl": [0.0] * len(ids)
-            if step == 0
-            else policy_kl(model, self.tokenizer, [chat(p) for p in prompts], ids),
+            "kl": kl,
             "seconds": time.perf_counter() - t0,
         }
         if step == 0:

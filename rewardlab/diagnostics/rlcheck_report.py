@@ -38,6 +38,8 @@ def eval_label(report: dict[str, Any]) -> str:
 
 def _plot(ax: Any, steps: list[dict], x: str, y: str, color: str, label: str | None, faint: bool) -> None:
     xs, ys = [s[x] for s in steps], [s[y] for s in steps]
+    if None in xs:  # training records carry no KL when an eval set measures it
+        return
     if faint:
         ax.plot(xs, ys, "--", color=color, alpha=0.25, linewidth=1)
     else:
