@@ -195,17 +195,14 @@ class EvalSet:
         enc = self._encode(device)
         eos = generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos])
+        config = copy.deepcopy(generation_config)
+        config.output_logits, config.return_dict_in_generate = True, True
         was_training = model.training
         model.eval()
         try:
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(self.seed)
-                out = model.generate(
-                    **enc,
-                    generation_config=generation_config,
-                    output_logits=True,
-                    return_dict_in_generate=True,
-                )
+                out = model.generate(**enc, generation_config=config)
         finally:
             model.train(was_training)
         new = out.sequences[:, enc["input_ids"].shape[1] :]
