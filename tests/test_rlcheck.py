@@ -237,6 +237,7 @@ def test_default_real_run(tmp_path: Path) -> None:
     report = rlcheck(RLCheckConfig(reward=[model], out=str(tmp_path / "out")))
     assert report["seconds"] < 15 * 60
     assert all(v.get("steps") for v in report["arms"].values())
+    assert all([r["step"] for r in v["eval"]] == [0, 2, 4, 6, 8, 10] for v in report["arms"].values())
     assert (tmp_path / "out" / "rlcheck.html").is_file()
 
 

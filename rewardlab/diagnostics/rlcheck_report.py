@@ -143,7 +143,8 @@ def sample_rows(report: dict[str, Any], n: int = 6) -> list[list[str]]:
         else:
             picked = v.get("samples", [])[-n:]
         for x in picked:
-            rows.append([arm, str(x["step"]), x["prompt"], x["completion"], fmt(x["proxy"]), fmt(x["gold"])])
+            text = x["completion"].replace("\n", " \u21b5 ")  # one table row per completion
+            rows.append([arm, str(x["step"]), x["prompt"], text, fmt(x["proxy"]), fmt(x["gold"])])
     return rows
 
 
