@@ -129,8 +129,9 @@ class RewardTrainer(FiniteLossMixin, Trainer):
                 from transformers.trainer_utils import get_last_checkpoint
 
                 folder = get_last_checkpoint(self.args.output_dir)
-            with torch.no_grad():
-                self.length_coef.fill_(load_length_coef(folder))
+            if folder:  # else the Trainer says that there is no checkpoint
+                with torch.no_grad():
+                    self.length_coef.fill_(load_length_coef(folder))
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def compute_loss(
@@ -222,10 +223,12 @@ class _SyncLengthCoef(TrainerCallback):
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         """All-reduce (mean) the gradient."""
         coef = self.trainer.length_coef
-        if coef is None or coef.grad is None or self.trainer.accelerator.num_processes == 1:
+        if coef is None or self.trainer.accelerator.num_processes == 1:
             return
         import torch.distributed as dist
 
+        if coef.grad is None:  # every process must join the all-reduce
+            coef.grad = torch.zeros_like(coef)
         dist.all_reduce(coef.grad)
         coef.grad /= self.trainer.accelerator.num_processes
 
