@@ -301,6 +301,24 @@ def test_guard_within_oracle_rule_uses_eval_gold() -> None:
     assert v["best_guard"] == "kl"
 
 
+def test_guard_within_oracle_is_measured_as_gain_over_the_common_start() -> None:
+    # the default run's shape: every arm starts at -0.35; the oracle's best is -0.035 (a gain of 0.315),
+    # so the bar is -0.35 + 0.9 * 0.315 = -0.0665; a share of the gold value itself would put it at -0.0385
+    arms = {
+        "none": {"eval": _eval([-0.35, -0.05, -0.4], [0, 1, 2])},
+        "kl": {"eval": _eval([-0.35, -0.2, -0.05], [0, 1, 2])},
+        "ensemble_min": {"eval": _eval([-0.35, -0.3, -0.1], [0, 1, 2])},
+        "oracle": {"eval": _eval([-0.35, -0.035, -0.2], [0, 1, 2])},
+    }
+    v = rlcheck_verdict.analyse(arms, "M")["verdict"]
+    assert v["oracle_bar"] == pytest.approx(-0.35 + 0.9 * 0.315)
+    assert v["guards_within_oracle"] == ["kl"]
+    assert v["oracle_gold_drop"] == pytest.approx(0.165) and v["text"][-1].startswith("Caution: the oracle")
+    # an oracle that gained nothing: guards that kept the start gold keep up with it
+    arms["oracle"] = {"eval": _eval([-0.35, -0.4, -0.5], [0, 1, 2])}
+    assert rlcheck_verdict.analyse(arms, "M")["verdict"]["oracle_bar"] == pytest.approx(-0.35)
+
+
 def test_eval_options_are_checked() -> None:
     with pytest.raises(RewardlabError, match="--eval-every"):
         RLCheckConfig(reward=["m"], out="o", eval_every=0)

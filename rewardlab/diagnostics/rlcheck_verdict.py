@@ -1,6 +1,8 @@
 """The verdict of ``rewardlab rlcheck``: gold's peak, its fall while the proxy rises, what is exploited.
 
-It also says which guard keeps the gold.
+It also says which guard keeps the gold, and warns when the oracle arm's own gold fell from its peak
+by more than one standard error: a fall that optimising the gold itself shows is not the reward
+model's doing alone.
 
 Each arm is judged on its **eval curve**: the fixed held-out eval set measured at step 0, every
 ``--eval-every`` steps and the last step (:mod:`rewardlab.diagnostics.rlcheck_eval`). Gold *peaks*
@@ -19,8 +21,10 @@ the mean per-step standard error of gold divided by √WINDOW.
 What is exploited is read from the unguarded run: responses grown longer (→ the ``filler``
 and ``repeat_sentence`` probes of ``rewardlab diagnose``), more refusals (→ ``refusal``), and the
 task families whose gold fell most between the first and the last third of the points. A guard
-*keeps the gold* when its final gold is within :data:`ORACLE_SHARE` of the oracle arm's best
-(``final ≥ best − 0.1·|best|``).
+*keeps the gold* when its final gold is within :data:`ORACLE_SHARE` of the oracle arm's best, measured
+as gain over the common start (every arm starts from the same policy and the same step-0 gold):
+``final − start ≥ 0.9·(best − start)``. A share of the gold value itself would mean nothing, as the
+gold can be negative or zero (the demo gold is in [−1, 1]; at −0.035, "10 %" would be 0.0035).
 """
 
 from __future__ import annotations
@@ -200,8 +204,8 @@ def analyse(arms: dict[str, dict[str, Any]], reward: str) -> dict[str, Any]:
     oracle = summaries.get("oracle")
     guards = {a: s for a, s in summaries.items() if a not in ("none", "oracle")}
     if oracle is not None and guards:
-        best = oracle["peak_gold"]
-        bar = best - ORACLE_SHARE * abs(best)
+        best, start = oracle["peak_gold"], oracle["start_gold"]
+        bar = start + (1 - ORACLE_SHARE) * max(0.0, best - start)
         kept = {a: s["final_gold"] >= bar for a, s in guards.items()}
         top = max(guards, key=lambda a: guards[a]["final_gold"])
         verdict.update(
@@ -209,7 +213,8 @@ def analyse(arms: dict[str, dict[str, Any]], reward: str) -> dict[str, Any]:
         )
         verdict["best_guard"] = top
         lines.append(
-            f"Oracle best gold {best:.3f}; guards within 10 % of it (final gold >= {bar:.3f}): "
+            f"Oracle best gold {best:.3f} (start {start:.3f}); guards within 10 % of its gain "
+            f"(final gold >= {bar:.3f}): "
             f"{', '.join(a for a, k in kept.items() if k) or 'none'}. Best guard: {top} "
             f"(final gold {guards[top]['final_gold']:.3f}"
             + (f" vs {base['final_gold']:.3f} unguarded)." if base else ").")
@@ -217,6 +222,13 @@ def analyse(arms: dict[str, dict[str, Any]], reward: str) -> dict[str, Any]:
         if base and guards[top]["final_gold"] <= base["final_gold"]:
             verdict["best_guard"] = None
             lines.append("No guard ended with more gold than the unguarded run.")
+    if oracle is not None and oracle["gold_drop"] > oracle["se"]:
+        verdict["oracle_gold_drop"] = oracle["gold_drop"]
+        lines.append(
+            f"Caution: the oracle arm, which optimises the gold itself, also fell {oracle['gold_drop']:.3f} "
+            f"from its peak (noise {oracle['noise']:.3f}): part of a fall can be the short RL run's own "
+            "instability (few completions per step, a high learning rate), not the reward model."
+        )
     sources = {s["source"] for s in summaries.values()}
     basis = (
         f"Measured on the fixed held-out eval set ({_eval_n(arms)} completions per eval point)."
