@@ -18,16 +18,6 @@ from rewardlab.training.outcome import OutcomeRecipe, refuse_cpu_flex_attention
 from rewardlab.training.recipe import TrainResult
 
 
-def _debias_record(histories: list[dict[str, Any]]) -> dict[str, Any]:
-    """What ``rewardlab.json`` says of ``--debias-length``: the method and each head's length coefficient."""
-    return {
-        "method": "length-reward-and-balanced-pairs",
-        "length_reward": "coef * log(1 + response characters), learnt in training, left out of the reward",
-        "pair_weights": "chosen-longer and chosen-shorter pairs weigh the same",
-        "length_coef": [h["length_coef"] for h in histories],
-    }
-
-
 class EmbeddingRecipe(OutcomeRecipe):
     """``rewardlab train --method embedding``: embed, fit the head(s), evaluate, save (see the module doc)."""
 
@@ -220,6 +210,7 @@ class EmbeddingRecipe(OutcomeRecipe):
         """``rewardlab.json``."""
         from rewardlab import __version__
         from rewardlab.config import to_dict
+        from rewardlab.training.debias import debias_record
         from rewardlab.training.kit import data_digest
 
         cfg, embedder = self.cfg, self.embedder
@@ -240,7 +231,9 @@ class EmbeddingRecipe(OutcomeRecipe):
                 "layers": embedder.layers,
             },
             "head": {"kind": cfg.head, "objective": cfg.objective, "ensemble": cfg.ensemble},
-            "debias_length": _debias_record(self.histories) if cfg.debias_length else None,
+            "debias_length": debias_record([h["length_coef"] for h in self.histories])
+            if cfg.debias_length
+            else None,
             "normalization": self.norm,
             "metrics": self.eval_metrics,
             "train_config": to_dict(cfg),
