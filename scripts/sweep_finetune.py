@@ -123,6 +123,28 @@ KEPT = ("n_pairs", "accuracy", "accuracy_ci", "mean_margin", "length_baseline_ac
         "accuracy_chosen_longer", "accuracy_chosen_shorter")  # fmt: skip
 
 
+def paired(scores: Path) -> dict:
+    """Per data set, with two models A, B: pairs only A gets right, only B, and the exact McNemar p."""
+    import math
+
+    right: dict[str, dict[str, list[bool]]] = {}
+    for line in scores.read_text().splitlines():
+        row = json.loads(line)
+        for model, r in row["rewards"].items():
+            right.setdefault(row["dataset"], {}).setdefault(model, []).append(r["chosen"] > r["rejected"])
+    out = {}
+    for data, by_model in right.items():
+        if len(by_model) != 2:
+            continue
+        (a, ra), (b, rb) = by_model.items()
+        only_a = sum(x and not y for x, y in zip(ra, rb, strict=True))
+        only_b = sum(y and not x for x, y in zip(ra, rb, strict=True))
+        n, k = only_a + only_b, min(only_a, only_b)
+        p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+        out[data] = {f"only {a}": only_a, f"only {b}": only_b, "mcnemar_exact_p": p}
+    return out
+
+
 def collect_evals(d: Path) -> dict:
     """The kept metrics of every ``evaluate`` run, by evaluation and model."""
     out = {}
@@ -135,6 +157,7 @@ def collect_evals(d: Path) -> dict:
                 data: {model: {k: m.get(k) for k in KEPT} for model, m in by_model.items()}
                 for data, by_model in results.items()
             },
+            "paired": paired(d / "evals" / name / "scores.jsonl"),
         }
     return out
 
