@@ -16,6 +16,43 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PADDING_SIDES = ("auto", "left", "right")
 #: Default learning rates: full fine-tuning (inside the usual 5e-6 … 1.5e-5) and LoRA.
 FULL_LR, LORA_LR = 1e-5, 1e-4
+#: The large-model rule: one pass over the data.
+LARGE_EPOCHS = 1.0
+#: Full fine-tuning of an outcome model with a parameter count in [low, high) gets the small-model
+#: recipe (measured on MiniLM, 22.7 M parameters: docs/benchmarks.md, "MiniLM fine-tuning sweep").
+#: Below it are random-initialised toy models (the tiny-* presets: pipeline checks, not measured).
+SMALL_MODEL_PARAMS = (10_000_000, 100_000_000)
+#: The small-model recipe: learning rate and epochs.
+SMALL_LR, SMALL_EPOCHS = 3e-5, 3.0
+_SMALL = f"full fine-tuning of {SMALL_MODEL_PARAMS[0] / 1e6:g}-{SMALL_MODEL_PARAMS[1] / 1e6:g} M parameters"
+
+
+def size_defaults(model: str, lora: bool, kind: str) -> tuple[float, float, str]:
+    """The default ``(learning rate, epochs, why)`` of full fine-tuning for ``model``, by its size.
+
+    With a parameter count (read from the safetensors headers) in :data:`SMALL_MODEL_PARAMS`, full
+    fine-tuning of an outcome model gets :data:`SMALL_LR` for :data:`SMALL_EPOCHS` epochs; LoRA,
+    process reward models, other sizes and models whose size cannot be read keep the large-model
+    rule: one epoch at :data:`FULL_LR` (:data:`LORA_LR` with LoRA).
+    """
+    large = (LORA_LR if lora else FULL_LR, LARGE_EPOCHS)
+    if lora or kind != "orm":
+        why = "--lora" if lora else f"--kind {kind}"
+        return *large, f"{why}: the large-model rule (the small-model recipe is measured for full ORMs)"
+    from rewardlab.models.size import parameter_count
+
+    n = parameter_count(model)
+    if n is None:
+        return *large, "model size unknown (no safetensors weights to read): the large-model rule"
+    low, high = SMALL_MODEL_PARAMS
+    size = f"{n / 1e6:.1f} M parameters"
+    if low <= n < high:
+        return (
+            SMALL_LR,
+            SMALL_EPOCHS,
+            f"{size}, in [{low / 1e6:g} M, {high / 1e6:g} M): the small-model recipe",
+        )
+    return *large, f"{size}, outside [{low / 1e6:g} M, {high / 1e6:g} M): the large-model rule"
 
 
 def _at_least(low: float) -> Callable[[Any], bool]:
@@ -157,12 +194,18 @@ class TrainConfig(DataOptions):
         help="Attention kernel passed to transformers: sdpa, eager, flex_attention (prefix-shared and packed "
         "rows then use a block mask that skips masked blocks). Default: the model's.",
     )
-    epochs: float = opt(1.0, help="Passes over the training data.")
+    epochs: float | None = opt(
+        None,
+        help=f"Passes over the training data (default by model size: {SMALL_EPOCHS:g} with {_SMALL}, "
+        f"else {LARGE_EPOCHS:g}).",
+    )
     max_steps: int = opt(-1, help="Stop after this many optimizer steps (-1: use --epochs).")
     batch_size: int = opt(8, help="Pairs (or ranked lists) per device per step.")
     grad_accum: int = opt(1, help="Gradient accumulation steps.")
     learning_rate: float | None = opt(
-        None, help=f"Peak learning rate (default {FULL_LR} full, {LORA_LR} LoRA)."
+        None,
+        help=f"Peak learning rate (default by model size: {SMALL_LR} with {_SMALL}, else {FULL_LR} "
+        f"full, {LORA_LR} LoRA).",
     )
     weight_decay: float = opt(0.0, help="AdamW weight decay.")
     warmup_ratio: float = opt(0.03, help="Share of steps for linear warm-up.")
@@ -248,6 +291,7 @@ class TrainConfig(DataOptions):
             self.pack_tokens = self.max_length
         self.check_data_options()
         check_numbers(self)
+        self.size_defaults: dict[str, Any] | None = None
         choices = {
             "engine": ENGINES,
             "truncation": TRUNCATION_STRATEGIES,
@@ -263,10 +307,9 @@ class TrainConfig(DataOptions):
                 raise ValueError(f"--{name.replace('_', '-')} must be one of {allowed}")
         if self.merge and not self.lora:
             raise ValueError("--merge needs --lora")
+        self._resolve_size_defaults()
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ValueError("give --epochs > 0 or --max-steps > 0")
-        if self.learning_rate is None and self.method == "full":
-            self.learning_rate = LORA_LR if self.lora else FULL_LR
         if self.resume and self.overwrite:
             raise ValueError("give --resume (continue the run in OUT) or --overwrite (replace it), not both")
         if self.resume and self.method == "embedding":
@@ -278,3 +321,21 @@ class TrainConfig(DataOptions):
             raise ValueError(
                 "--engine trl runs TRL's stock loss and truncation: drop --truncation/--label-smoothing"
             )
+
+    def _resolve_size_defaults(self) -> None:
+        """Fill ``learning_rate`` and ``epochs`` left to their defaults (by model size, full method).
+
+        ``size_defaults`` records what was filled and why (``train_summary.json`` carries it).
+        """
+        if self.method != "full":
+            self.epochs = LARGE_EPOCHS if self.epochs is None else self.epochs
+            return
+        auto = [name for name in ("learning_rate", "epochs") if getattr(self, name) is None]
+        if not auto:
+            return
+        lr, epochs, why = size_defaults(str(self.model), self.lora, self.kind)
+        if self.learning_rate is None:
+            self.learning_rate = lr
+        if self.epochs is None:
+            self.epochs = epochs
+        self.size_defaults = {"chosen": {n: getattr(self, n) for n in auto}, "why": why}

@@ -249,6 +249,7 @@ class OutcomeRecipe(Recipe):
             **self.groups,
             "pad_token": self.pad_note,
             "steps": self.trainer.state.global_step,
+            "size_defaults": self.cfg.size_defaults,
             "distributed": distributed_record(self.trainer),
             "runtime_s": self.runtime,
             "train_metrics": self.train_metrics,
