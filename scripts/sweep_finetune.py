@@ -38,11 +38,11 @@ from rewardlab.data.schema import text_key
 from rewardlab.data.split import shuffled_keys, write_pairs
 
 
-def prepare(data: str, out: Path, train_pairs: int, val_pairs: int, seed: int) -> dict:
-    """Folds by prompt (fold 0 held out), then validation and sweep-training sets from fold 0's train."""
+def prepare(data: str, out: Path, train_pairs: int, val_pairs: int, seed: int, fold: int = 0) -> dict:
+    """Folds by prompt (``fold`` held out), then validation and sweep-training sets from its train."""
     split = ["data", "split", data, "--out", str(out / "folds"), "--folds", "5", "--seed", str(seed)]
     subprocess.run([sys.executable, "-m", "rewardlab", *split], check=True)
-    pairs = load_preferences(str(out / "folds" / "fold0" / "train.jsonl")).pairs
+    pairs = load_preferences(str(out / "folds" / f"fold{fold}" / "train.jsonl")).pairs
     by_prompt: dict[str, list] = {}
     for p in pairs:
         by_prompt.setdefault(text_key(p.prompt), []).append(p)
@@ -55,7 +55,13 @@ def prepare(data: str, out: Path, train_pairs: int, val_pairs: int, seed: int) -
             train.extend(by_prompt[key])
     write_pairs(val, out / "val.jsonl")
     write_pairs(train, out / "train.jsonl")
-    record = {"fold0_train_pairs": len(pairs), "val_pairs": len(val), "train_pairs": len(train), "seed": seed}
+    record = {
+        "fold": fold,
+        "fold_train_pairs": len(pairs),
+        "val_pairs": len(val),
+        "train_pairs": len(train),
+        "seed": seed,
+    }
     (out / "prepare.json").write_text(json.dumps(record, indent=2))
     return record
 
@@ -192,6 +198,7 @@ def main() -> None:
     p.add_argument("--train-pairs", type=int, default=320)
     p.add_argument("--val-pairs", type=int, default=240)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--fold", type=int, default=0, help="The held-out test fold.")
     r = sub.add_parser("run")
     r.add_argument("--dir", required=True)
     r.add_argument("--lr", type=float, action="append", required=True)
@@ -212,7 +219,7 @@ def main() -> None:
     c.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.cmd == "prepare":
-        print(prepare(a.data, Path(a.dir), a.train_pairs, a.val_pairs, a.seed))
+        print(prepare(a.data, Path(a.dir), a.train_pairs, a.val_pairs, a.seed, a.fold))
     elif a.cmd == "run":
         run(a)
     elif a.cmd == "evaluate":
