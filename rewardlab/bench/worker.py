@@ -14,20 +14,9 @@ from typing import Any
 
 def non_embedding_params(model_dir: Path) -> int:
     """Parameters outside the token/position embeddings, read from the safetensors headers."""
-    from safetensors import safe_open
+    from rewardlab.models.size import safetensors_parameters
 
-    total = 0
-    for f in model_dir.glob("*.safetensors"):
-        with safe_open(str(f), "pt") as fh:
-            for key in fh.keys():
-                if any(t in key for t in ("embed", "wte", "wpe")):
-                    continue
-                shape = fh.get_slice(key).get_shape()
-                n = 1
-                for d in shape:
-                    n *= d
-                total += n
-    return total
+    return safetensors_parameters(model_dir, skip_embeddings=True)
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
