@@ -26,21 +26,24 @@ Not a command: ``rewardlab.training.run.train(cfg)`` picks the recipe of a confi
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from rewardlab.distributed import close_process_group
+from rewardlab.distributed import close_process_group, launch
 
 console = Console()
 
 
 def is_main_process() -> bool:
-    """True on the process that writes files and prints (rank 0, or a single process)."""
-    return int(os.environ.get("RANK", "0")) == 0
+    """True on the process that writes files and prints (rank 0 of the launch, or a single process).
+
+    Read from the launcher's ``RANK`` (:func:`rewardlab.distributed.launch`), since a training
+    process asks before accelerate opens the process group.
+    """
+    return launch().main
 
 
 @dataclass
