@@ -77,6 +77,18 @@ def command(d: Path, name: str, lr: float, epochs: int, lora: bool, args: argpar
     return [*cmd, "--lora", "--lora-r", "16"] if lora else cmd
 
 
+def write_meta(path: Path, cmd: list[str], start: float, status: int, usage: object) -> dict:
+    """The command, wall time, peak RSS and exit code of a finished child process, written to ``path``."""
+    meta = {
+        "command": "OMP_NUM_THREADS=1 " + " ".join(cmd),
+        "wall_s": round(time.time() - start, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "exit": os.waitstatus_to_exitcode(status),
+    }
+    path.write_text(json.dumps(meta, indent=2))
+    return meta
+
+
 def run(args: argparse.Namespace) -> None:
     """Run every config (``--parallel`` at a time), recording wall time and peak RSS."""
     d = Path(args.dir)
@@ -97,13 +109,7 @@ def run(args: argparse.Namespace) -> None:
         if pid not in running:
             continue
         name, cmd, start = running.pop(pid)
-        meta = {
-            "command": "OMP_NUM_THREADS=1 " + " ".join(cmd),
-            "wall_s": round(time.time() - start, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024),
-            "exit": os.waitstatus_to_exitcode(status),
-        }
-        (d / "runs" / f"{name}.meta.json").write_text(json.dumps(meta, indent=2))
+        meta = write_meta(d / "runs" / f"{name}.meta.json", cmd, start, status, usage)
         print("done", name, meta, flush=True)
 
 
@@ -115,14 +121,7 @@ def evaluate(d: Path, name: str, models: list[str], data: list[str]) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "rewardlab", *cmd[1:]], env=env)
     _, status, usage = os.wait4(proc.pid, 0)
-    meta = {
-        "command": "OMP_NUM_THREADS=1 " + " ".join(cmd),
-        "wall_s": round(time.time() - start, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024),
-        "exit": os.waitstatus_to_exitcode(status),
-    }
-    (d / "evals" / f"{name}.meta.json").write_text(json.dumps(meta, indent=2))
-    return meta
+    return write_meta(d / "evals" / f"{name}.meta.json", cmd, start, status, usage)
 
 
 KEPT = ("n_pairs", "accuracy", "accuracy_ci", "mean_margin", "length_baseline_accuracy",
