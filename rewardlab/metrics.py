@@ -525,6 +525,41 @@ def first_error_metrics(
     }
 
 
+def step_baselines(labels: Sequence[Sequence[float | None]]) -> dict[str, dict[str, float | None]]:
+    """Label-only baselines of step metrics and first-error F1, for solutions' step labels.
+
+    ``every_step_correct`` predicts no error anywhere: its step accuracy is the share of correct
+    labelled steps, its wrong-step F1 0 and its AUROC 0.5 (a constant score); it finds no first
+    error, so its first-error F1 is 0 wherever a solution has an error. ``random`` picks the first
+    error uniformly from "none" and the solution's n steps: it is right with probability 1/(n+1) on
+    every solution, so its expected accuracies are the means of 1/(n+1) on each side and its F1
+    their harmonic mean (the F1 of the expectations, not the expectation of an F1). Unlabelled
+    solutions are left out, as in :func:`first_error_metrics`.
+    """
+    labelled = [[y for y in ls] for ls in labels if any(y is not None for y in ls)]
+    steps = [y for ls in labelled for y in ls if y is not None]
+    gold = [next((i for i, y in enumerate(ls) if y is not None and y < 0.5), None) for ls in labelled]
+    always = first_error_metrics([None] * len(gold), gold)
+    chance = [1 / (len(ls) + 1) for ls in labelled]
+    err = [c for c, g in zip(chance, gold, strict=True) if g is not None]
+    ok = [c for c, g in zip(chance, gold, strict=True) if g is None]
+    a = sum(err) / len(err) if err else None
+    b = sum(ok) / len(ok) if ok else None
+    rand: dict[str, float | None] = {"accuracy_erroneous": a, "accuracy_correct": b, "f1": None}
+    if a is not None and b is not None:
+        rand["f1"] = 2 * a * b / (a + b)
+    share_ok = sum(y >= 0.5 for y in steps) / len(steps) if steps else None
+    return {
+        "every_step_correct": {
+            "step_accuracy": share_ok,
+            "wrong_step_f1": 0.0 if steps and share_ok is not None and share_ok < 1 else None,
+            "step_auroc": 0.5 if steps else None,
+            **{k: always[k] for k in ("accuracy_erroneous", "accuracy_correct", "f1")},
+        },
+        "random": {"step_auroc": 0.5 if steps else None, **rand},
+    }
+
+
 # --------------------------------------------------------------------------- benchmark scoring rules
 # Each rule is written from the benchmark's paper and checked on hand-made fixtures (tests/test_suites.py).
 

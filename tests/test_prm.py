@@ -149,6 +149,20 @@ def test_aggregations_and_first_error_f1_by_hand():
     assert split_steps("a\nb\n\n") == ["a", "b"] and split_steps("a\nb\n\nc") == ["a\nb", "c"]
 
 
+def test_step_baselines_by_hand():
+    # solutions: [ok, wrong] (first error 1, n=2), [ok, ok, ok] (no error, n=3), [wrong] (first error 0,
+    # n=1), and an unlabelled one that is left out
+    b = M.step_baselines([[1.0, 0.0], [1.0, 1.0, 1.0], [0.0], [None, None]])
+    always, rand = b["every_step_correct"], b["random"]
+    assert always["step_accuracy"] == pytest.approx(4 / 6) and always["wrong_step_f1"] == 0.0
+    assert always["accuracy_erroneous"] == 0.0 and always["accuracy_correct"] == 1.0 and always["f1"] == 0.0
+    # random: right with probability 1/(n+1): erroneous (1/3 + 1/2) / 2 = 5/12, correct 1/4
+    assert rand["accuracy_erroneous"] == pytest.approx(5 / 12)
+    assert rand["accuracy_correct"] == pytest.approx(0.25)
+    assert rand["f1"] == pytest.approx(2 * (5 / 12) * 0.25 / (5 / 12 + 0.25))
+    assert always["step_auroc"] == rand["step_auroc"] == 0.5
+
+
 # --------------------------------------------------------------------------- model and training
 
 
@@ -362,6 +376,9 @@ def test_tiny_prm_learns_the_synthetic_task_and_loads(step_setup, tmp_path):
     assert set(report["best_of_n"]["models"]["prm"]) == {"min", "prod", "last", "mean"}
     assert report["best_of_n"]["random"] == 0.5 and report["best_of_n"]["oracle"] == 1.0
     assert "first-error F1" in (ev / "report.md").read_text()
+    base = report["baselines"]["held"]
+    assert base["every_step_correct"]["f1"] == 0.0 and 0 < base["random"]["f1"] < r["first_error"]["f1"]
+    assert "baseline: random first error" in (ev / "report.md").read_text()
 
 
 def test_prm_lora_and_cut_steps_are_reported(step_setup, tmp_path):

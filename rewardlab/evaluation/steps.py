@@ -169,6 +169,7 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
         "models": models,
         "datasets": {n: {"solutions": len(d.examples), "dropped": len(d.drops)} for n, d in datasets.items()},
         "results": results,
+        "baselines": {n: M.step_baselines([e.labels for e in d.examples]) for n, d in datasets.items()},
         "best_of_n": bon,
     }
     out = Path(cfg.out)
@@ -198,14 +199,22 @@ def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     out = []
     names = list(report["models"])
     for dname, per in report["results"].items():
-        rows = [[label] + [fmt(per[m].get(key)) for m in names] for key, label in ROWS]
+        # label-only baselines (reports written before they existed have none)
+        base = (report.get("baselines") or {}).get(dname) or {}
+        always, rand = base.get("every_step_correct", {}), base.get("random", {})
+        rows = [
+            [label] + [fmt(per[m].get(key)) for m in names] + [fmt(always.get(key)), fmt(rand.get(key))]
+            for key, label in ROWS
+        ]
         for key, label in (
             ("accuracy_erroneous", "first error found exactly (erroneous solutions)"),
             ("accuracy_correct", "no error predicted (correct solutions)"),
             ("f1", "first-error F1 (harmonic mean)"),
         ):
-            rows.append([label] + [fmt((per[m].get("first_error") or {}).get(key)) for m in names])
-        out.append((dname, ["metric", *names], rows))
+            found = [fmt((per[m].get("first_error") or {}).get(key)) for m in names]
+            rows.append([label, *found, fmt(always.get(key)), fmt(rand.get(key))])
+        header = ["metric", *names, "baseline: every step correct", "baseline: random first error"]
+        out.append((dname, header, rows))
     if report.get("best_of_n"):
         out.append(bon_table(report["best_of_n"]))
     return out
