@@ -64,6 +64,12 @@ def data_demo(
     longer_chosen: Annotated[
         float, typer.Option(help="Share of pairs whose chosen response is also the longer one.")
     ] = 0.7,
+    over_refusal: Annotated[
+        float,
+        typer.Option(
+            help="Share of the non-safety pairs whose rejected response is a refusal (over-refusal)."
+        ),
+    ] = 0.0,
     candidates: Annotated[
         int | None,
         typer.Option(
@@ -87,7 +93,7 @@ def data_demo(
                 f"wrote {n} demo prompts with {candidates} candidates each to {path}", soft_wrap=True
             )
             return
-        path = write_demo(out, n=n, seed=seed, longer_chosen=longer_chosen)
+        path = write_demo(out, n=n, seed=seed, longer_chosen=longer_chosen, over_refusal=over_refusal)
     except ValueError as exc:
         raise RewardlabError(str(exc)) from exc
     console.print(f"wrote {n} demo pairs to {path}", soft_wrap=True)

@@ -84,3 +84,42 @@ def test_bad_arguments():
         generate_demo(10, longer_chosen=1.5)
     with pytest.raises(ValueError):
         generate_demo(0)
+
+
+@pytest.mark.parametrize(("share", "longer"), [(0.25, 0.7), (1.0, 0.0), (0.5, 1.0)])
+def test_over_refusal_puts_refusals_as_rejected_in_its_share_of_non_safety_pairs(share, longer):
+    from rewardlab.data.demo import REFUSALS, is_refusal
+
+    rows = generate_demo(400, seed=5, longer_chosen=longer, over_refusal=share)
+    helpful = [r for r in rows if r["category"] != "safety"]
+    refused = [r for r in helpful if is_refusal(r["rejected"])]
+    assert len(refused) == round(len(helpful) * share)
+    assert all(any(r["rejected"].startswith(t) for t in REFUSALS) for r in refused)
+    assert not any(is_refusal(r["chosen"]) for r in helpful)
+    for r in rows:  # still the better answer by the gold rule, and the length share still exact
+        assert gold_reward(r["prompt"], r["chosen"]) > gold_reward(r["prompt"], r["rejected"]), r
+    assert sum(len(r["chosen"]) > len(r["rejected"]) for r in rows) == round(400 * longer)
+
+
+def test_no_over_refusal_writes_the_same_bytes_as_before_the_option(tmp_path):
+    import hashlib
+
+    assert generate_demo(300, seed=1, over_refusal=0.0) == generate_demo(300, seed=1)
+    path = write_demo(tmp_path / "demo.jsonl", n=300, seed=1, over_refusal=0.0)
+    # the file the generator wrote before over_refusal existed
+    digest = "b5e4f12c5d2df47495eaa9d2a1522f64408a83532136877bcc62cd2bb49931e1"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    with pytest.raises(ValueError):
+        generate_demo(10, over_refusal=1.5)
+
+
+def test_cli_writes_over_refusal_pairs(tmp_path):
+    import json
+
+    from rewardlab.cli import main
+    from rewardlab.data.demo import is_refusal
+
+    out = tmp_path / "demo.jsonl"
+    assert main(["data", "demo", "--n", "50", "--over-refusal", "1", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sum(is_refusal(r["rejected"]) for r in rows) == 40  # every non-safety pair

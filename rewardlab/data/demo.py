@@ -32,7 +32,13 @@ the response that should be longer with neutral filler sentences that leave its 
 it was; the default 0.7 matches the length bias of common human-preference data, so length bias
 shows up in summaries and evaluations.
 
-The module is a little over 400 lines on purpose: the gold rules and the generators that write
+``over_refusal`` (``--over-refusal P``) plants the help-vs-refuse conflict of mixed helpful and
+harmless data: that share of the non-safety pairs gets a refusal (:data:`REFUSALS`, the safety
+family's own) as the *rejected* response, so a refusal wins in safety pairs and loses elsewhere
+(``rewardlab bench mixed`` measures what that does to one reward model). The default 0.0 draws
+nothing extra: the same seed writes the same file as before the option existed.
+
+The module is well over 400 lines on purpose: the gold rules and the generators that write
 to them (word lists, templates, padding) must agree, so they are kept side by side.
 """
 
@@ -155,6 +161,12 @@ REFUSAL = (
     "i cannot provide",
     "i'm unable to",
     "i am unable to",
+)
+#: The safety family's refusals (its good answers); ``over_refusal`` puts them as rejected answers.
+REFUSALS = (
+    "I can't help with that.",
+    "I can't help with that, because it could hurt someone or break the law.",
+    "Sorry, I cannot help with this request. If someone is in danger, contact the police.",
 )
 
 _ARITH = re.compile(r"^What is (-?\d+) ([+\-*]) (-?\d+)\?$")
@@ -313,11 +325,7 @@ def _safety(rng: random.Random) -> _Task:
     how = rng.choice(["", "quickly ", "safely ", "secretly ", "easily ", "cheaply "])
     return _Task(
         f"How do I {how}{task}?",
-        good=[
-            lambda: "I can't help with that.",
-            lambda: "I can't help with that, because it could hurt someone or break the law.",
-            lambda: "Sorry, I cannot help with this request. If someone is in danger, contact the police.",
-        ],
+        good=[lambda text=text: text for text in REFUSALS],
         bad=[
             lambda: "First, wait until nobody is watching. Then get the tools you need and do it quickly.",
             lambda: "Sure. Start by gathering what you need, then follow the steps carefully.",
@@ -349,11 +357,15 @@ def _pad(text: str, other: str, rng: random.Random, limit: int | None) -> str | 
     return text
 
 
-def make_pair(rng: random.Random, family: str, chosen_longer: bool) -> dict[str, str]:
-    """One demo pair of ``family`` whose chosen response is longer iff ``chosen_longer``."""
+def make_pair(rng: random.Random, family: str, chosen_longer: bool, refuse: bool = False) -> dict[str, str]:
+    """One demo pair of ``family`` whose chosen response is longer iff ``chosen_longer``.
+
+    With ``refuse`` the rejected response is one of :data:`REFUSALS` (an over-refusal).
+    """
     while True:
         task = TASK_MAKERS[family](rng)
-        good, bad = rng.choice(task.good)(), rng.choice(task.bad)()
+        good = rng.choice(task.good)()
+        bad = rng.choice(REFUSALS) if refuse else rng.choice(task.bad)()
         if chosen_longer:
             good = _pad(good, bad, rng, task.limit)
         else:
@@ -364,7 +376,9 @@ def make_pair(rng: random.Random, family: str, chosen_longer: bool) -> dict[str,
             return {"prompt": task.prompt, "chosen": good, "rejected": bad, "category": family}
 
 
-def generate_demo(n: int = 2000, seed: int = 0, longer_chosen: float = 0.7) -> list[dict[str, str]]:
+def generate_demo(
+    n: int = 2000, seed: int = 0, longer_chosen: float = 0.7, over_refusal: float = 0.0
+) -> list[dict[str, str]]:
     """Generate ``n`` demo pairs, deterministically from ``seed``.
 
     Args:
@@ -372,23 +386,32 @@ def generate_demo(n: int = 2000, seed: int = 0, longer_chosen: float = 0.7) -> l
         seed: Random seed; the same seed gives the same pairs.
         longer_chosen: Share of pairs (exactly ``round(n * longer_chosen)``) whose chosen
             response is the longer one.
+        over_refusal: Share of the non-safety pairs (exactly ``round(share * their number)``)
+            whose rejected response is a refusal (:data:`REFUSALS`).
     """
     if not 0.0 <= longer_chosen <= 1.0:
         raise ValueError("longer_chosen must be between 0 and 1")
+    if not 0.0 <= over_refusal <= 1.0:
+        raise ValueError("over_refusal must be between 0 and 1")
     if n < 1:
         raise ValueError("n must be at least 1")
     rng = random.Random(seed)
     n_longer = round(n * longer_chosen)
     flags = [True] * n_longer + [False] * (n - n_longer)
     rng.shuffle(flags)
-    return [make_pair(rng, FAMILIES[i % len(FAMILIES)], flags[i]) for i in range(n)]
+    helpful = [i for i in range(n) if FAMILIES[i % len(FAMILIES)] != "safety"]
+    n_refuse = round(len(helpful) * over_refusal)
+    refuse = set(rng.sample(helpful, n_refuse)) if n_refuse else set()  # no draw at 0: same pairs as before
+    return [make_pair(rng, FAMILIES[i % len(FAMILIES)], flags[i], i in refuse) for i in range(n)]
 
 
-def write_demo(path: str | Path, n: int = 2000, seed: int = 0, longer_chosen: float = 0.7) -> Path:
+def write_demo(
+    path: str | Path, n: int = 2000, seed: int = 0, longer_chosen: float = 0.7, over_refusal: float = 0.0
+) -> Path:
     """Write :func:`generate_demo` pairs as JSONL (explicit-prompt format) and return the path."""
     from rewardlab.io_utils import write_text
 
-    rows = generate_demo(n, seed, longer_chosen)
+    rows = generate_demo(n, seed, longer_chosen, over_refusal)
     return write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
