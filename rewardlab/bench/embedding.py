@@ -29,7 +29,7 @@ import torch
 from rewardlab.data.schema import text_chars, text_key
 
 
-def _scored(heads: list[Any], xc: torch.Tensor, xr: torch.Tensor, pairs: list[Any]) -> dict[str, Any]:
+def scored_pairs(heads: list[Any], xc: torch.Tensor, xr: torch.Tensor, pairs: list[Any]) -> dict[str, Any]:
     """Accuracy of the heads' mean on some pairs, the length-only baseline, and the length split."""
     from rewardlab.metrics import pairwise_accuracy
     from rewardlab.training.embedding_rm import ensemble_scores
@@ -45,6 +45,23 @@ def _scored(heads: list[Any], xc: torch.Tensor, xr: torch.Tensor, pairs: list[An
         "length_baseline": pairwise_accuracy(diff),
         "accuracy_chosen_longer": pairwise_accuracy(longer) if longer else None,
         "accuracy_chosen_shorter": pairwise_accuracy(shorter) if shorter else None,
+    }
+
+
+def sample_pairs(found: list[Any], max_pairs: int | None, seed: int) -> list[Any]:
+    """A seeded random sample of ``max_pairs`` of the pairs, in their order (all when ``None`` or fewer)."""
+    if max_pairs is None or len(found) <= max_pairs:
+        return found
+    keep = sorted(random.Random(seed).sample(range(len(found)), max_pairs))
+    return [found[i] for i in keep]
+
+
+def run_costs(start: float, load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """Wall time since ``start``, the process's peak RSS, and the load average then and now."""
+    return {
+        "total_seconds": time.time() - start,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "load_average": {"start": load_before[0], "end": os.getloadavg()[0], "cpus": os.cpu_count()},
     }
 
 
@@ -88,11 +105,7 @@ def bench_embedding(
     load_before = os.getloadavg()
 
     def load(path: str) -> list[Any]:
-        found = load_preferences(path, on_error="skip").training_pairs()
-        if max_pairs is not None and len(found) > max_pairs:
-            keep = sorted(random.Random(seed).sample(range(len(found)), max_pairs))
-            found = [found[i] for i in keep]
-        return found
+        return sample_pairs(load_preferences(path, on_error="skip").training_pairs(), max_pairs, seed)
 
     pairs = load(data)
     fold_of = fold_of_prompts((text_key(p.prompt) for p in pairs), folds, seed)
@@ -137,7 +150,7 @@ def bench_embedding(
         )
         fold_pairs = [p for p, t in zip(pairs, test.tolist(), strict=True) if t]
         rows.append(
-            {"fold": f, **_scored(heads, xc[test], xr[test], fold_pairs), "l2": [h["l2"] for h in hists]}
+            {"fold": f, **scored_pairs(heads, xc[test], xr[test], fold_pairs), "l2": [h["l2"] for h in hists]}
         )
     out_of_domain = []
     if tests:
@@ -147,7 +160,7 @@ def bench_embedding(
         for path in tests:
             found = load(path)
             tc, tr, _ = embed(found)
-            out_of_domain.append({"data": path, **_scored(heads, tc, tr, found)})
+            out_of_domain.append({"data": path, **scored_pairs(heads, tc, tr, found)})
     accs = [r["accuracy"] for r in rows]
     bases = [r["length_baseline"] for r in rows]
     report = {
@@ -175,9 +188,7 @@ def bench_embedding(
         "sample": f"a seeded random sample of {max_pairs} pairs per dataset" if max_pairs else "all pairs",
         "sequences_embedded_now": embedder.embedded,
         "embed_seconds": embed_s,
-        "total_seconds": time.time() - start,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "load_average": {"start": load_before[0], "end": os.getloadavg()[0], "cpus": os.cpu_count()},
+        **run_costs(start, load_before),
         "accuracy_mean": statistics.mean(accs),
         "accuracy_std": statistics.stdev(accs),
         "length_baseline_mean": statistics.mean(bases),
