@@ -359,8 +359,8 @@ ModelOption = Annotated[
     str,
     typer.Option(
         help="Reward model folder (any rewardlab checkpoint), module:function, file.py:function, "
-        "builtin:demo-gold, builtin:math?references=FILE, or a server URL (http://HOST/score, "
-        "/get_reward, /classify, /pooling)."
+        "builtin:demo-gold, builtin:math?references=FILE, a server URL (http://HOST/score, "
+        "/get_reward, /classify, /pooling), or ensemble:mean|min|uwo:DIR1,DIR2[,...]."
     ),
 ]
 NormalizeOption = Annotated[bool, typer.Option(help="Normalise with the checkpoint's mean/std.")]
@@ -457,6 +457,39 @@ def bon_cmd(
         console.print(
             f"chose the best of {sum(r['n'] for r in rows)} candidates for {len(rows)} prompts; wrote {out}"
         )
+
+
+@app.command("merge")
+def merge_cmd(
+    model: Annotated[
+        list[str],
+        typer.Option(help="A member: a full fine-tuning checkpoint of rewardlab train. Repeat (2 or more)."),
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for the merged model.")],
+    weights: Annotated[
+        str | None,
+        typer.Option(help="One weight per --model, comma-separated (default: equal); scaled to sum 1."),
+    ] = None,
+    norm_data: Annotated[
+        Path | None,
+        typer.Option(help="Preference data to measure the normalisation on (default: the members' samples)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace the model folder at --out.")] = False,
+) -> None:
+    """WARM: average the weights of reward models fine-tuned from one base model into one model."""
+    from rewardlab.models.merge import parse_weights
+    from rewardlab.training.warm import merge
+
+    check_out_folder(out)
+    result = merge(model, out, parse_weights(weights), overwrite, norm_data)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
+    shown = ", ".join(f"{w:.4g}" for w in result.weights)
+    console.print(
+        f"merged {len(result.weights)} models (weights {shown}) into {out} in {result.seconds:.1f} s; "
+        f"{result.bytes / 2**20:.1f} MiB",
+        soft_wrap=True,
+    )
 
 
 @app.command("demo")

@@ -83,14 +83,14 @@ class RewardEnsemble(PairScoring):
     def from_pretrained(cls, paths: Sequence[str | Path], **kw: Any) -> RewardEnsemble:
         """Load every reward in ``paths`` (one embedding ensemble alone gives its heads).
 
-        Each is anything :func:`rewardlab.models.loading.load_reward` reads: a checkpoint, a
-        reward function, a built-in verifier or a server URL. ``device`` and ``dtype`` go to each
-        checkpoint's ``RewardModel.from_pretrained``; other keywords to the ensemble.
+        Each is anything :func:`rewardlab.models.loading.load_reward` reads but an ensemble: a
+        checkpoint, a reward function, a built-in verifier or a server URL. ``device`` and ``dtype``
+        go to each checkpoint's ``RewardModel.from_pretrained``; other keywords to the ensemble.
         """
-        from rewardlab.models.loading import load_reward
+        from rewardlab.models.single import load_single
 
         load = {k: kw.pop(k) for k in ("device", "dtype") if k in kw}
-        return cls([load_reward(str(p), **load) for p in paths], **kw)
+        return cls([load_single(str(p), **load) for p in paths], **kw)
 
     def _normalizes(self, member: Any) -> bool:
         """Whether ``member`` is normalised: by the ensemble's rule, if it stores a normalisation."""
