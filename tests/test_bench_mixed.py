@@ -108,6 +108,20 @@ def test_kinds_from_paths_or_from_the_category_field(demo_file, tmp_path):
         load_kinds([f"x={demo_file}"], False, None, 0)
 
 
+def test_left_out_records_and_pairs_are_counted(demo_file, tmp_path):
+    rows = [
+        {"prompt": "p1", "chosen": "a", "rejected": "b"},
+        {"prompt": "p2", "chosen": "same", "rejected": "same"},  # identical: not trainable
+        {"prompt": "p3", "chosen": "c"},  # no rejected: a bad record, skipped
+    ]
+    odd = write_jsonl(tmp_path / "odd.jsonl", rows)
+    left_out: dict = {}
+    kinds = load_kinds([f"x={demo_file}", f"y={odd}"], False, None, 0, left_out)
+    assert len(kinds["y"]) == 1
+    assert left_out[str(odd)] == {"records_dropped": 1, "pairs_not_trainable": 1}
+    assert left_out[str(demo_file)] == {"records_dropped": 0, "pairs_not_trainable": 0}
+
+
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     from rewardlab.data.demo import generate_demo

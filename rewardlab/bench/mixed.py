@@ -75,13 +75,25 @@ class MixedSet:
 
 
 def load_kinds(
-    specs: Sequence[str], by_category: bool, max_pairs: int | None, seed: int
+    specs: Sequence[str],
+    by_category: bool,
+    max_pairs: int | None,
+    seed: int,
+    left_out: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, list[PreferencePair]]:
-    """Pairs per kind from ``KIND=PATH`` specs, or from one file's ``category`` field (``by_category``)."""
+    """Pairs per kind from ``KIND=PATH`` specs, or from one file's ``category`` field (``by_category``).
+
+    Bad records are skipped and ties / identical responses are not trainable; ``left_out`` (if
+    given) receives, per path, how many of each were left out, for the report.
+    """
     from rewardlab.data import load_preferences
 
     def load(path: str) -> list[PreferencePair]:
-        found = load_preferences(path, on_error="skip").training_pairs()
+        data = load_preferences(path, on_error="skip")
+        found = data.training_pairs()
+        if left_out is not None:
+            untrainable = len(data.all_pairs(include_ties=True)) - len(found)
+            left_out[path] = {"records_dropped": len(data.drops), "pairs_not_trainable": untrainable}
         if not found:
             raise RewardlabError(f"{path}: no preference pairs to train on")
         return found
@@ -301,7 +313,8 @@ def bench_mixed(
         raise RewardlabError("--ensemble must be at least 1")
     quiet_transformers()
     start, load_before = time.time(), os.getloadavg()
-    by_kind = load_kinds(data, by_category, max_pairs, seed)
+    left_out: dict[str, dict[str, int]] = {}
+    by_kind = load_kinds(data, by_category, max_pairs, seed, left_out)
     fold = kind_folds(by_kind, folds, seed)
     embedder = Embedder(model, max_length=max_length, layers=embed_layers)
     mixed = embed_set(embedder, by_kind, fold)
@@ -322,6 +335,7 @@ def bench_mixed(
             "seed": seed,
         },
         "kinds": {name: len(found) for name, found in by_kind.items()},
+        "left_out": left_out,
         "sample": f"a seeded random sample of {max_pairs} pairs per kind" if max_pairs else "all pairs",
         "target_drop": TARGET_DROP,
         "arms_meeting_target_on_every_kind": [
