@@ -111,6 +111,12 @@ def test_sections_and_errors(embedding_checkpoint, data_files, tmp_path, capsys)
         == 2
     )
     assert "no such model folder" in capsys.readouterr().err
+    # a bad --model after a good one is refused before the good one is loaded or scored; a name may
+    # hold '+' (emb+ft=...)
+    late = ["--model", f"emb={embedding_checkpoint}", "--model", f"emb+x=ensemble:mean:{tmp_path / 'nope'},x"]
+    assert main(["eval", *late, "--data", str(demo), "--out", str(tmp_path / "y")]) == 2
+    out = capsys.readouterr()
+    assert "nope' is not a checkpoint folder" in out.err and "loading" not in out.out
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     assert (

@@ -31,7 +31,14 @@ from rewardlab.data.schema import PreferencePair, Text, text_chars, text_key
 from rewardlab.distributed import is_main, rank_device, run_sharded
 from rewardlab.errors import RewardlabError
 from rewardlab.evaluation.config import REWARDBENCH_SECTIONS, EvalConfig
-from rewardlab.evaluation.inputs import Dataset, load_model, model_record, split_name, unique_names
+from rewardlab.evaluation.inputs import (
+    Dataset,
+    check_model_specs,
+    load_model,
+    model_record,
+    split_name,
+    unique_names,
+)
 
 console = Console()
 
@@ -263,6 +270,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
 
         pools, bon = read_pools(cfg.candidates)
     model_entries = [split_name(m) for m in cfg.model]
+    check_model_specs([path for _, path in model_entries])
     names = unique_names(model_entries)
     results: dict[str, dict[str, Any]] = {d.name: {} for d in datasets}
     rewards: dict[str, dict[str, tuple[list[float], list[float]]]] = {d.name: {} for d in datasets}

@@ -30,7 +30,7 @@ class Dataset:
 
 def split_name(value: str) -> tuple[str | None, str]:
     """``NAME=PATH`` → (NAME, PATH); a plain path → (None, PATH)."""
-    m = re.fullmatch(r"([A-Za-z0-9_.\-]+)=(.+)", value)
+    m = re.fullmatch(r"([^=/\\\s]+)=(.+)", value)  # a name has no '=', slash or space (e.g. emb+ft)
     if m and not Path(value).exists():
         return m.group(1), m.group(2)
     return None, value
@@ -48,12 +48,27 @@ def unique_names(entries: list[tuple[str | None, str]]) -> list[str]:
     return names
 
 
+def check_model_specs(paths: list[str]) -> None:
+    """Refuse a ``--model`` that names no folder, before any model loads or scores.
+
+    An evaluation of several models stops at the first bad one, so it is checked up front, not
+    after the others have run.
+    """
+    from rewardlab.models.loading import parse_ensemble, reward_kind
+
+    for path in paths:
+        kind = reward_kind(path)
+        members = parse_ensemble(path)[1] if kind == "ensemble" else [path] if kind == "checkpoint" else []
+        for member in members:
+            if not Path(member).is_dir():
+                raise RewardlabError(f"--model {path}: {member}: no such model folder")
+
+
 def load_model(path: str, max_length: int | None, device: str = "auto") -> Any:
     """Any rewardlab checkpoint or sequence-classification folder, through the one loading API."""
-    from rewardlab.models.loading import load_reward, reward_kind
+    from rewardlab.models.loading import load_reward
 
-    if reward_kind(path) == "checkpoint" and not Path(path).is_dir():
-        raise RewardlabError(f"{path}: no such model folder")
+    check_model_specs([path])
     return load_reward(path, max_length=max_length, device=device)
 
 

@@ -129,7 +129,13 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
     from rewardlab import __version__
     from rewardlab.config import save_yaml
     from rewardlab.data.stepwise import load_stepwise
-    from rewardlab.evaluation.inputs import load_model, model_record, split_name, unique_names
+    from rewardlab.evaluation.inputs import (
+        check_model_specs,
+        load_model,
+        model_record,
+        split_name,
+        unique_names,
+    )
     from rewardlab.io_utils import write_json, write_text
     from rewardlab.models.prm import ProcessRewardModel
 
@@ -139,6 +145,7 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
         for name, (_, path) in zip(unique_names(entries), entries, strict=True)
     }
     model_entries = [split_name(m) for m in cfg.model]
+    check_model_specs([path for _, path in model_entries])
     pools, bon = read_pools(cfg.candidates) if cfg.candidates else (None, None)
     results: dict[str, dict[str, Any]] = {name: {} for name in datasets}
     models = {}
