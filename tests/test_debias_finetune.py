@@ -12,19 +12,28 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, TrainingArguments
 
 from rewardlab.data import PreferenceData, PreferencePair, RankedList
 from rewardlab.data.demo import write_demo
 from rewardlab.models.encoding import DECODER, SequenceEncoder
-from rewardlab.models.reward_model import ensure_pad_token, load_model_and_tokenizer, model_arch
+from rewardlab.models.reward_model import (
+    ensure_pad_token,
+    forward_rewards,
+    load_model_and_tokenizer,
+    model_arch,
+)
+from rewardlab.training import debias
 from rewardlab.training.batching import PaddedCollator, SharedPrefixCollator
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.dataset import encode_groups, length_balanced
 from rewardlab.training.debias import LENGTH_COEF_FILE
+from rewardlab.training.losses import Comparisons, comparison_loss
 from rewardlab.training.run import train
+from rewardlab.training.trainer import RewardTrainer
 from tests.conftest import REPO
 
 LIST_RESPONSES = ["Thanks!", "Go away.", "Sorry for the wait, I can help.", "ok"]
@@ -84,6 +93,30 @@ def test_factors_average_one_so_accumulated_batches_keep_the_balance(tiny_models
     halves = torch.cat([collate(balanced[:2])["weight"], collate(balanced[2:])["weight"]])
     assert whole.sum().item() == pytest.approx(1.0)
     assert torch.allclose(halves / 2, whole)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.7])
+def test_odin_penalty_is_the_batch_correlation_of_rewards_and_log_lengths(
+    tiny_models, tmp_path, monkeypatch, weight
+):
+    """The training loss adds λ |Pearson(rewards, log_len)| over the batch's responses (ODIN)."""
+    model, tok = load_model_and_tokenizer(tiny_models["llama"])
+    ensure_pad_token(tok, model, DECODER)
+    model.eval()  # no dropout: the same rewards twice
+    _, pairs, _ = _groups(tiny_models)
+    groups, _ = encode_groups(PreferenceData(pairs=pairs), SequenceEncoder(tok, DECODER, 48))
+    batch = PaddedCollator(tok.pad_token_id, "right", DECODER)(length_balanced(groups))
+    monkeypatch.setattr(debias, "LENGTH_CORR_WEIGHT", weight)
+    args = TrainingArguments(output_dir=str(tmp_path / "t"), use_cpu=True, report_to="none")
+    trainer = RewardTrainer(model=model, args=args, debias_length=True)
+    with torch.no_grad():
+        loss = trainer._loss(model, batch)[0].item()
+        rewards = forward_rewards(model, batch)
+        comps = Comparisons(batch["better"], batch["worse"], batch["margin"], batch["weight"])
+        bt = comparison_loss(rewards, comps).item()  # the length coefficient starts at 0
+    corr = abs(np.corrcoef(rewards.numpy(), batch["log_len"].numpy())[0, 1])
+    assert corr > 0.01  # else the check below would not see the penalty
+    assert loss == pytest.approx(bt + weight * corr, rel=1e-5)
 
 
 def _cfg(model, data, out, **kw):

@@ -16,7 +16,9 @@ model, its own param group at :data:`~rewardlab.training.debias.LENGTH_COEF_LR`;
 rewards. Training and evaluation metrics are of the length-free rewards (what the saved model
 gives); the evaluation adds the loss and accuracy with the length reward (``eval_loss_with_length``,
 ``eval_accuracy_with_length``) and the logs add ``length_coef``, which is written next to every
-checkpoint and read back on resume.
+checkpoint and read back on resume. With :data:`~rewardlab.training.debias.LENGTH_CORR_WEIGHT`
+λ > 0 the training loss adds ODIN's ``λ |corr(rewards, log_len)|`` over the batch's responses
+(:func:`~rewardlab.training.debias.length_correlation`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ from transformers import Trainer, TrainerCallback
 
 from rewardlab.metrics import pairwise_accuracy, preference_metrics
 from rewardlab.models.reward_model import forward_rewards
-from rewardlab.training.debias import LENGTH_COEF_LR, load_length_coef, save_length_coef
+from rewardlab.training import debias
+from rewardlab.training.debias import (
+    LENGTH_COEF_LR,
+    length_correlation,
+    load_length_coef,
+    save_length_coef,
+)
 from rewardlab.training.finite import FiniteLossMixin
 from rewardlab.training.losses import Comparisons, comparison_loss
 
@@ -75,6 +83,8 @@ class RewardTrainer(FiniteLossMixin, Trainer):
         self.group_lengths = group_lengths
         #: The length reward's coefficient (``debias_length``), else ``None``.
         self.length_coef: torch.nn.Parameter | None = None
+        #: Weight of ODIN's decorrelation penalty (``debias_length``; read when the trainer is made).
+        self.length_corr_weight = debias.LENGTH_CORR_WEIGHT if debias_length else 0.0
         if debias_length:
             self.length_coef = torch.nn.Parameter(torch.zeros((), device=self.args.device))
             self.add_callback(_SyncLengthCoef(self))
@@ -97,6 +107,8 @@ class RewardTrainer(FiniteLossMixin, Trainer):
         rewards = forward_rewards(model, inputs)
         comps = Comparisons(inputs["better"], inputs["worse"], inputs["margin"], inputs["weight"])
         loss = comparison_loss(self._with_length(rewards, inputs), comps, **self.loss_opts)
+        if self.length_corr_weight:
+            loss = loss + self.length_corr_weight * length_correlation(rewards, inputs["log_len"])
         return loss, rewards, (rewards[comps.better] - rewards[comps.worse]).detach()
 
     def _with_length(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
