@@ -102,7 +102,7 @@ def test_odin_penalty_is_the_batch_correlation_of_rewards_and_log_lengths(
     """The training loss adds λ |Pearson(rewards, log_len)| over the batch's responses (ODIN)."""
     model, tok = load_model_and_tokenizer(tiny_models["llama"])
     ensure_pad_token(tok, model, DECODER)
-    model.eval()  # no dropout: the same rewards twice
+    model.train()  # the penalty is for training; LLaMA's dropout is 0, so the same rewards twice
     _, pairs, _ = _groups(tiny_models)
     groups, _ = encode_groups(PreferenceData(pairs=pairs), SequenceEncoder(tok, DECODER, 48))
     batch = PaddedCollator(tok.pad_token_id, "right", DECODER)(length_balanced(groups))
@@ -117,6 +117,9 @@ def test_odin_penalty_is_the_batch_correlation_of_rewards_and_log_lengths(
     corr = abs(np.corrcoef(rewards.numpy(), batch["log_len"].numpy())[0, 1])
     assert corr > 0.01  # else the check below would not see the penalty
     assert loss == pytest.approx(bt + weight * corr, rel=1e-5)
+    model.eval()  # evaluation losses leave the penalty out (and never all-reduce)
+    with torch.no_grad():
+        assert trainer._loss(model, batch)[0].item() == pytest.approx(bt, rel=1e-6)
 
 
 def _cfg(model, data, out, **kw):
@@ -149,9 +152,11 @@ def test_fine_tuning_learns_a_length_reward_it_does_not_save(tiny_models, tmp_pa
     record = json.loads((out / "rewardlab.json").read_text())["debias_length"]
     coef = record["length_coef"]
     assert (
-        record["method"] == "length-reward-and-balanced-pairs"
+        record["method"] == "length-reward-and-balanced-pairs-and-decorrelation"
         and "log(1 + response" in record["length_reward"]
+        and record["decorrelation"].startswith(f"{debias.LENGTH_CORR_WEIGHT} * |corr(reward, log length)|")
     )
+    assert debias.LENGTH_CORR_WEIGHT == 0.1  # the measured choice (training/debias.py)
     assert coef != 0.0 and math.isfinite(coef)
     assert result.summary["debias_length"] == record
     assert _coef(out) == coef == _coef(out / "checkpoints" / "checkpoint-6")

@@ -283,4 +283,5 @@ class OutcomeRecipe(Recipe):
         from rewardlab.training.debias import debias_record
 
         coef = getattr(self.trainer, "length_coef", None)
-        return None if coef is None else debias_record(float(coef.detach()))
+        weight = getattr(self.trainer, "length_corr_weight", 0.0)
+        return None if coef is None else debias_record(float(coef.detach()), weight or None)

@@ -107,8 +107,9 @@ class RewardTrainer(FiniteLossMixin, Trainer):
         rewards = forward_rewards(model, inputs)
         comps = Comparisons(inputs["better"], inputs["worse"], inputs["margin"], inputs["weight"])
         loss = comparison_loss(self._with_length(rewards, inputs), comps, **self.loss_opts)
-        if self.length_corr_weight:
-            loss = loss + self.length_corr_weight * length_correlation(rewards, inputs["log_len"])
+        if self.length_corr_weight and model.training:
+            penalty = length_correlation(rewards, inputs["log_len"], reduce=_global_sum())
+            loss = loss + self.length_corr_weight * penalty
         return loss, rewards, (rewards[comps.better] - rewards[comps.worse]).detach()
 
     def _with_length(self, rewards: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -383,3 +384,19 @@ class RichProgressCallback(TrainerCallback):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def _global_sum() -> Any:
+    """An autograd all-reduce (sum) over the processes of a DDP run, or ``None`` in one process.
+
+    Every process adds the same global penalty; the all-reduce's backward sums its gradient over the
+    processes and DDP then averages the parameters' gradients, which gives the global penalty's
+    gradient once, as one process with the whole batch computes it.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return None
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce
