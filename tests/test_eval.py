@@ -285,6 +285,7 @@ def test_report_search_sort_and_contents_in_headless_chromium(tmp_path, monkeypa
     from tests.test_suites import FakeModel, pairwise_rows
 
     monkeypatch.setattr(evaluate, "load_model", lambda path, *a, **k: FakeModel(Path(path).name))
+    monkeypatch.setattr(evaluate, "check_model_specs", lambda paths: None)  # fake models name no folder
     out = tmp_path / "ev"
     rows = pairwise_rows()
     rows[25]["prompt"] = "needle " + "long words " * 40  # collapsed in <details>, still found by the search

@@ -37,6 +37,7 @@ def fake_models(monkeypatch):
     from rewardlab.evaluation import evaluate
 
     monkeypatch.setattr(evaluate, "load_model", lambda path, *a, **k: FakeModel(Path(path).name))
+    monkeypatch.setattr(evaluate, "check_model_specs", lambda paths: None)  # fake models name no folder
 
 
 def run(out, data, suite=None, models=("a",), *extra, code=0):
