@@ -52,23 +52,22 @@ def check_model_specs(paths: list[str]) -> None:
     """Refuse a ``--model`` that names no folder, before any model loads or scores.
 
     An evaluation of several models stops at the first bad one, so it is checked up front, not
-    after the others have run.
+    after the others have run. An ensemble's members are checked by its parser.
     """
     from rewardlab.models.loading import parse_ensemble, reward_kind
 
     for path in paths:
         kind = reward_kind(path)
-        members = parse_ensemble(path)[1] if kind == "ensemble" else [path] if kind == "checkpoint" else []
-        for member in members:
-            if not Path(member).is_dir():
-                raise RewardlabError(f"--model {path}: {member}: no such model folder")
+        if kind == "ensemble":
+            parse_ensemble(path)
+        elif kind == "checkpoint" and not Path(path).is_dir():
+            raise RewardlabError(f"{path}: no such model folder")
 
 
 def load_model(path: str, max_length: int | None, device: str = "auto") -> Any:
-    """Any rewardlab checkpoint or sequence-classification folder, through the one loading API."""
+    """Any reward a ``--model`` names, through the one loading API (checked by :func:`check_model_specs`)."""
     from rewardlab.models.loading import load_reward
 
-    check_model_specs([path])
     return load_reward(path, max_length=max_length, device=device)
 
 
