@@ -495,9 +495,13 @@ def step_metrics(logits: list[float], targets: list[float]) -> dict[str, float |
     return out
 
 
-def first_error(probs: Sequence[float], threshold: float = 0.5) -> int | None:
-    """The index of the first step whose probability of being correct is below ``threshold``."""
-    return next((i for i, p in enumerate(probs) if p < threshold), None)
+def first_error(probs: Sequence[float | None], threshold: float = 0.5) -> int | None:
+    """The index of the first step whose probability of being correct is below ``threshold``.
+
+    Also the human first error of step labels (1 correct, 0 wrong); unlabelled steps (``None``) are
+    passed over.
+    """
+    return next((i for i, p in enumerate(probs) if p is not None and p < threshold), None)
 
 
 def first_error_metrics(
@@ -536,9 +540,9 @@ def step_baselines(labels: Sequence[Sequence[float | None]]) -> dict[str, dict[s
     their harmonic mean (the F1 of the expectations, not the expectation of an F1). Unlabelled
     solutions are left out, as in :func:`first_error_metrics`.
     """
-    labelled = [[y for y in ls] for ls in labels if any(y is not None for y in ls)]
+    labelled = [ls for ls in labels if any(y is not None for y in ls)]
     steps = [y for ls in labelled for y in ls if y is not None]
-    gold = [next((i for i, y in enumerate(ls) if y is not None and y < 0.5), None) for ls in labelled]
+    gold = [first_error(ls) for ls in labelled]
     always = first_error_metrics([None] * len(gold), gold)
     chance = [1 / (len(ls) + 1) for ls in labelled]
     err = [c for c, g in zip(chance, gold, strict=True) if g is not None]

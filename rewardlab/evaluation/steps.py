@@ -54,7 +54,7 @@ def step_report(model: Any, examples: list[Any], batch_size: int) -> dict[str, A
         if all(y is None for y in e.labels):
             unlabelled += 1  # no human first error to compare with
             continue
-        gold.append(next((i for i, y in enumerate(e.labels) if y is not None and y < 0.5), None))
+        gold.append(M.first_error(e.labels))
         predicted.append(M.first_error(kept))
     return {
         "solutions": len(examples),
