@@ -48,6 +48,16 @@ def _str_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _print_table(title: str, columns: list[str] | tuple[str, ...], rows: list[list[str]]) -> None:
+    """A bench report's rows as one Rich table on the console."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def _int_list(text: str, option: str) -> list[int]:
     """Parse ``"8,32"``; anything but positive integers is a user error."""
     items = _str_list(text)
@@ -579,13 +589,8 @@ def bench_train_cmd(
         lora=lora,
         gradient_checkpointing=gradient_checkpointing,
     )
-    table = Table(title=f"bench train: {model}")
-    for c in COLUMNS:
-        table.add_column(c)
-    for report in result.get("runs", [result]):
-        for row in table_rows(report):
-            table.add_row(*(cell.replace("**", "") for cell in row))
-    console.print(table)
+    rows = [row for report in result.get("runs", [result]) for row in table_rows(report)]
+    _print_table(f"bench train: {model}", COLUMNS, [[cell.replace("**", "") for cell in row] for row in rows])
     console.print(f"wrote {out} and {out.with_suffix('.md')}", soft_wrap=True)
 
 
@@ -782,12 +787,7 @@ def bench_mixed_cmd(
         embed_layers=embed_layers,
         seed=seed,
     )
-    table = Table(title=f"bench mixed: {model}, {folds} folds")
-    for col in COLUMNS:
-        table.add_column(col)
-    for row in table_rows(r):
-        table.add_row(*row)
-    console.print(table)
+    _print_table(f"bench mixed: {model}, {folds} folds", COLUMNS, table_rows(r))
     meeting = ", ".join(r["arms_meeting_target_on_every_kind"]) or "none"
     console.print(
         "longer/shorter: accuracy on pairs whose chosen response is the longer/shorter one; router: the kind "
