@@ -74,6 +74,8 @@ def command(d: Path, name: str, lr: float, epochs: int, lora: bool, args: argpar
            str(args.max_length), "--batch-size", str(args.batch_size), "--learning-rate", str(lr),
            "--epochs", str(epochs), "--eval-steps", str(steps_per_epoch), "--save-steps", "100000",
            "--norm-samples", "64", "--seed", str(args.seed), "--overwrite"]  # fmt: skip
+    if args.head_init != "model":
+        cmd += ["--head-init", args.head_init]
     return [*cmd, "--lora", "--lora-r", "16"] if lora else cmd
 
 
@@ -92,7 +94,10 @@ def write_meta(path: Path, cmd: list[str], start: float, status: int, usage: obj
 def run(args: argparse.Namespace) -> None:
     """Run every config (``--parallel`` at a time), recording wall time and peak RSS."""
     d = Path(args.dir)
-    configs = [(f"{'lora' if args.lora else 'full'}-lr{lr}-ep{args.epochs}", lr) for lr in args.lr]
+    tail = (f"-h{args.head_init}" if args.head_init != "model" else "") + (
+        f"-s{args.seed}" if args.seed != 42 else ""
+    )
+    configs = [(f"{'lora' if args.lora else 'full'}-lr{lr}-ep{args.epochs}{tail}", lr) for lr in args.lr]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     pending, running = list(configs), {}
     (d / "runs").mkdir(parents=True, exist_ok=True)
@@ -208,6 +213,7 @@ def main() -> None:
     r.add_argument("--batch-size", type=int, default=8)
     r.add_argument("--seed", type=int, default=42)
     r.add_argument("--parallel", type=int, default=2)
+    r.add_argument("--head-init", default="model", help="rewardlab train --head-init (model, zero, probe).")
     e = sub.add_parser("evaluate")
     e.add_argument("--dir", required=True)
     e.add_argument("--name", required=True)

@@ -11,6 +11,9 @@ from rewardlab.config import DataOptions, opt
 from rewardlab.data.formats import FORMATS
 from rewardlab.data.tokens import TRUNCATION_STRATEGIES
 
+#: ``--head-init`` choices (:mod:`rewardlab.training.head_init`).
+HEAD_INITS = ("model", "zero", "probe")
+
 ENGINES = ("native", "trl")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PADDING_SIDES = ("auto", "left", "right")
@@ -178,6 +181,12 @@ class TrainConfig(DataOptions):
         "2402.07319), and weigh chosen-longer and chosen-shorter pairs the same. Outcome models, native "
         "engine only.",
     )
+    head_init: str = opt(
+        "model",
+        help="How the reward head starts (full and LoRA): model (the model's own random init), zero, or "
+        "probe (fit a Bradley-Terry linear probe on the frozen model's features first, then fine-tune: "
+        "LP-FT, arXiv 2202.10054; one extra pass over the training data).",
+    )
     max_length: int = opt(512, help="Tokens per sequence (prompt + response); longer ones are cut.")
     truncation: str = opt(
         "keep_end", help="keep_end cuts the prompt's start first, so the response end is always kept."
@@ -271,6 +280,13 @@ class TrainConfig(DataOptions):
                 )
         if self.kind not in ("orm", "prm"):
             raise ValueError("--kind must be orm or prm")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"--head-init must be one of {HEAD_INITS}")
+        if self.head_init != "model" and (self.method == "embedding" or self.kind == "prm"):
+            raise ValueError(
+                "--head-init sets the head of a fine-tuned outcome model (--kind orm, --method full): "
+                "--method embedding fits its own heads, and PRMs start from the model's"
+            )
         if self.debias_length and (self.engine != "native" or self.kind != "orm"):
             raise ValueError(
                 "--debias-length trains outcome reward models (--kind orm) with the native engine: "

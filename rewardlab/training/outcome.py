@@ -168,6 +168,24 @@ class OutcomeRecipe(Recipe):
             else None
         )
 
+    def start_head(self) -> None:
+        """``--head-init``: set the head before training (not when resuming: the checkpoint sets it)."""
+        from rewardlab.training.head_init import init_head
+
+        cfg = self.cfg
+        if cfg.resume and cfg.head_init != "model":
+            self.head_init = {"how": cfg.head_init, "skipped": "--resume: the checkpoint's head is used"}
+            return
+        if cfg.head_init == "probe":
+            self.reporter.say("--head-init probe: fitting a linear probe on the frozen model's features")
+        self.head_init = init_head(self.model, cfg.head_init, self.train_groups, self.collator, cfg.seed)
+        if "probe" in self.head_init:
+            probe = self.head_init["probe"]
+            self.reporter.say(
+                f"probe: {probe['comparisons']} comparisons, L2 {probe['l2']:g}, training accuracy "
+                f"{probe['train_accuracy']:.3f}"
+            )
+
     def train(self) -> None:
         """Train with :class:`~rewardlab.training.trainer.RewardTrainer` (resuming with ``--resume``)."""
         from rewardlab.training.dataset import GroupDataset
@@ -175,6 +193,7 @@ class OutcomeRecipe(Recipe):
 
         cfg, model = self.cfg, self.model
         self.reporter.say(f"batching: {self.layout} ({self.why})")
+        self.start_head()
         if cfg.lora:
             from peft import get_peft_model
 
@@ -250,6 +269,7 @@ class OutcomeRecipe(Recipe):
             "pad_token": self.pad_note,
             "steps": self.trainer.state.global_step,
             "size_defaults": self.cfg.size_defaults,
+            "head_init": getattr(self, "head_init", None),
             "distributed": distributed_record(self.trainer),
             "runtime_s": self.runtime,
             "train_metrics": self.train_metrics,

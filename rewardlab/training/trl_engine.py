@@ -60,6 +60,7 @@ class TrlRecipe(OutcomeRecipe):
             from rewardlab.training.dataset import no_usable_pairs_message
 
             raise RewardlabError(no_usable_pairs_message(self.train_data, {"tied or identical": excluded}))
+        self.start_head()
         trainer = self.trainer = self._trl_trainer(train_rows, eval_rows)
         counts = _count_training_tokens(trainer)
         kept = len(trainer.train_dataset)
