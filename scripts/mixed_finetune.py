@@ -94,9 +94,10 @@ def run_names(d: Path) -> list[str]:
 
 def command(d: Path, name: str, args: argparse.Namespace) -> list[str]:
     """The ``rewardlab train`` command of one run (the default recipe for the model's size)."""
-    return ["rewardlab", "train", "--model", args.model, "--data", str(d / f"train-{name}.jsonl"),
-            "--eval-split", "0", "--out", str(d / "runs" / name), "--max-length", str(args.max_length),
-            "--save-steps", "100000", "--norm-samples", "64", "--seed", str(args.seed), "--overwrite"]  # fmt: skip
+    data, out = str(d / f"train-{name}.jsonl"), str(d / "runs" / name)
+    return ["rewardlab", "train", "--model", args.model, "--data", data, "--eval-split", "0", "--out", out,
+            "--max-length", str(args.max_length), "--save-steps", "100000", "--norm-samples", "64",
+            "--seed", str(args.seed), "--overwrite"]  # fmt: skip
 
 
 def _meta(cmd: list[str], start: float, status: int, usage: Any) -> dict:
