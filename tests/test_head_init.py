@@ -130,3 +130,14 @@ def test_a_lora_run_starts_from_the_probe_and_records_it(tiny_models, demo_rows,
 def test_head_init_options_are_checked(extra, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(data="d.jsonl", out="o", model="m", **extra)
+
+
+def test_a_zero_head_run_explains_its_small_rewards(tiny_models, demo_rows, tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", demo_rows[:24])
+    common = {"data": str(data), "model": str(tiny_models["bert"]), "max_length": 48, "max_steps": 3}
+    common |= {"learning_rate": 1e-9, "logging_steps": 1, "eval_split": 0.0, "norm_samples": 8}
+    zero = train(TrainConfig(out=str(tmp_path / "zero"), head_init="zero", **common))
+    collapsed = [w for w in zero.warnings if "collapsed" in w]
+    assert len(collapsed) == 1 and "--head-init zero starts every reward at 0" in collapsed[0]
+    plain = train(TrainConfig(out=str(tmp_path / "plain"), **common))
+    assert not any("collapsed" in w for w in plain.warnings)

@@ -137,7 +137,13 @@ def run_callbacks(cfg: TrainConfig, reporter: Reporter) -> list[Any]:
     from transformers import TrainerCallback
 
     from rewardlab.training.finite import FiniteLogCallback
-    from rewardlab.training.trainer import HealthCallback, JsonlLogCallback, RichProgressCallback
+    from rewardlab.training.trainer import (
+        COLLAPSE_ADVICE,
+        ZERO_HEAD_ADVICE,
+        HealthCallback,
+        JsonlLogCallback,
+        RichProgressCallback,
+    )
 
     class SaveConfig(TrainerCallback):
         """Writes the resolved config next to every checkpoint."""
@@ -150,7 +156,7 @@ def run_callbacks(cfg: TrainConfig, reporter: Reporter) -> list[Any]:
     stop_bar = lambda: bar.on_train_end(None, None, None)  # noqa: E731
     return [
         JsonlLogCallback(Path(cfg.out) / TRAIN_LOG),
-        HealthCallback(reporter.warn),
+        HealthCallback(reporter.warn, ZERO_HEAD_ADVICE if cfg.head_init == "zero" else COLLAPSE_ADVICE),
         bar,
         SaveConfig(),
         FiniteLogCallback(stop_bar),

@@ -271,6 +271,15 @@ class JsonlLogCallback(TrainerCallback):
                 fh.write(json.dumps(row) + "\n")
 
 
+#: What the collapse warning advises.
+COLLAPSE_ADVICE = "try a lower learning rate and check the gradients"
+#: ... when the head started at zero (``--head-init zero``), where small early rewards are expected.
+ZERO_HEAD_ADVICE = (
+    "--head-init zero starts every reward at 0 and the head grows at the model's learning rate; "
+    "if the margins stay near 0, use --head-init model or probe, or a higher learning rate"
+)
+
+
 class HealthCallback(TrainerCallback):
     """Warns, once each, when the margin stops growing or the rewards collapse to a narrow range.
 
@@ -279,8 +288,9 @@ class HealthCallback(TrainerCallback):
     of the ones before (single logs are too noisy to compare).
     """
 
-    def __init__(self, warn: Any) -> None:
+    def __init__(self, warn: Any, collapse_advice: str = COLLAPSE_ADVICE) -> None:
         self.warn = warn
+        self.collapse_advice = collapse_advice
         self.series: dict[str, list[float]] = {"eval": [], "train": []}
         self.warned: set[str] = set()
 
@@ -313,7 +323,7 @@ class HealthCallback(TrainerCallback):
             self.warned.add("collapse")
             self.warn(
                 f"step {state.global_step}: rewards collapsed to a narrow range (std "
-                f"{logs['reward_std']:.2e}): try a lower learning rate and check the gradients"
+                f"{logs['reward_std']:.2e}): {self.collapse_advice}"
             )
 
 
