@@ -207,6 +207,39 @@ def data_split(
     )
 
 
+@data_app.command("tag")
+def data_tag(
+    path: Annotated[Path, typer.Argument(help="Data file, save_to_disk folder, or folder of files.")],
+    out: Annotated[Path, typer.Option(help="JSONL of the tagged pairs (explicit format).")],
+    kind: Annotated[str | None, typer.Option(help="Tag every prompt with this kind.")] = None,
+    by_category: Annotated[
+        bool, typer.Option(help="Tag each prompt with its record's category field.")
+    ] = False,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="auto, explicit, implicit, labelled, ranked.")
+    ] = "auto",
+    on_error: Annotated[str, typer.Option(help="fail or skip (dropped and counted).")] = "fail",
+) -> None:
+    """Write the request's kind into each prompt ("[kind: NAME]" at its end), for one model of mixed kinds."""
+    from rewardlab.data import load_preferences
+    from rewardlab.data.split import write_pairs
+    from rewardlab.data.tags import tag_pairs
+
+    if (kind is None) == (not by_category):
+        raise RewardlabError("give --kind NAME or --by-category (one of them)")
+    check_out_file(out)
+    data = load_preferences(path, format=format, on_error=on_error)
+    pairs = data.training_pairs()
+    tagged = tag_pairs(pairs, kind)
+    write_pairs(tagged, out)
+    left = len(data.all_pairs(include_ties=True)) - len(pairs)
+    console.print(
+        f"wrote {len(tagged)} tagged pairs to {out}; not written: {left} ties or identical pairs"
+        + (f", {len(data.drops)} records dropped by --on-error skip" if data.drops else ""),
+        soft_wrap=True,
+    )
+
+
 @data_app.command("outcome-pairs")
 def data_outcome_pairs(
     path: Annotated[Path, typer.Argument(help="Step-labelled data (file or folder).")],

@@ -38,24 +38,12 @@ from typing import Any
 from rewardlab.bench.mixed import kind_folds, load_kinds
 from rewardlab.data.schema import PreferencePair
 from rewardlab.data.split import write_pairs
-
-
-def tag(prompt: Any, kind: str) -> Any:
-    """The prompt with ``[kind: KIND]`` at its end (a string, or the last message of a conversation).
-
-    At the end, not the start: ``keep_end`` truncation cuts a long prompt's start first.
-    """
-    mark = f"\n\n[kind: {kind}]"
-    if isinstance(prompt, str):
-        return prompt + mark
-    messages = [dict(m) for m in prompt]
-    messages[-1]["content"] = str(messages[-1]["content"]) + mark
-    return messages
+from rewardlab.data.tags import tag_pairs
 
 
 def tagged(pairs: list[PreferencePair], kind: str) -> list[PreferencePair]:
-    """Copies of ``pairs`` with the kind tag in the prompt."""
-    return [PreferencePair(tag(p.prompt, kind), p.chosen, p.rejected, margin=p.margin) for p in pairs]
+    """Copies of ``pairs`` with the kind tag at the end of the prompt (``rewardlab data tag``)."""
+    return tag_pairs(pairs, kind)
 
 
 def prepare(args: argparse.Namespace) -> dict:
