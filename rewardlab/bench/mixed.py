@@ -28,8 +28,9 @@ validation). The report gives per kind and arm the accuracy (mean ± std over fo
 chosen-longer and chosen-shorter pairs, the drop against ``single`` and whether it is within
 :data:`TARGET_DROP`; per kind the length-only baseline (the longer response wins) on the same pairs
 and the router's held-out accuracy; and wall time, peak RSS and load average. The conditioned
-features have (kinds + 1) × the embedding size. Conditioning is a measurement here only:
-``rewardlab train`` has no option for it.
+features have (kinds + 1) × the embedding size. Conditioning is a measurement here; a conditioned
+model is trained on prompts that carry the kind as text (``rewardlab data tag``,
+:mod:`rewardlab.data.tags`).
 
 Run: ``rewardlab bench mixed --data helpful=helpful.jsonl --data harmless=harmless.jsonl --out
 mixed.json``, or with kinds from the records' ``category`` field: ``rewardlab data demo --n 2000
