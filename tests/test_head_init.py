@@ -87,7 +87,8 @@ def test_zero_head_gives_every_response_the_same_reward(tiny_models, demo_rows, 
     assert {float(v) for r in _rewards(model, groups, collator) for v in r} == {0.0}
 
 
-def test_a_lora_run_starts_from_the_probe_and_records_it(tiny_models, demo_rows, tmp_path):
+@pytest.mark.parametrize(("lora", "engine"), [(True, "native"), (False, "trl")])
+def test_a_run_starts_from_the_probe_and_records_it(tiny_models, demo_rows, tmp_path, lora, engine):
     data = write_jsonl(tmp_path / "train.jsonl", demo_rows[:40])
     held = write_jsonl(tmp_path / "held.jsonl", demo_rows[40:60])
     common = {
@@ -97,7 +98,8 @@ def test_a_lora_run_starts_from_the_probe_and_records_it(tiny_models, demo_rows,
         "max_length": 64,
         "max_steps": 1,
         "learning_rate": 1e-9,  # the head stays where it started
-        "lora": True,
+        "lora": lora,
+        "engine": engine,
         "norm_samples": 8,
     }
     train(TrainConfig(out=str(tmp_path / "probe"), head_init="probe", **common))
