@@ -220,7 +220,7 @@ def data_tag(
     ] = "auto",
     on_error: Annotated[str, typer.Option(help="fail or skip (dropped and counted).")] = "fail",
 ) -> None:
-    """Write the request's kind into each prompt ("[kind: NAME]" at its end), for one model of mixed kinds."""
+    r"""Write the request's kind into each prompt ("\[kind: NAME]" at its end): one model, mixed kinds."""
     from rewardlab.data import load_preferences
     from rewardlab.data.split import write_pairs
     from rewardlab.data.tags import tag_pairs
