@@ -172,6 +172,19 @@ class LengthGroupedSampler(torch.utils.data.Sampler[int]):
         return iter(out)
 
 
+def response_batches(
+    encoded: Sequence[Any], collator: Any, device: Any, size: int = 16
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of ``size`` encoded responses, each scored alone (a one-response group), on ``device``.
+
+    What scoring every response of the training data needs: the reward normalisation, the
+    ``--head-init probe`` features. The rewards of a batch come in the order of ``encoded``.
+    """
+    for i in range(0, len(encoded), size):
+        chunk = [Group([e], [0.0]) for e in encoded[i : i + size]]
+        yield {k: v.to(device) for k, v in collator(chunk).items()}
+
+
 def make_collator(layout: str, pad_id: int, padding_side: str, arch: str, pack_tokens: int) -> Any:
     """The collator for ``layout``."""
     if layout == "padded":

@@ -43,22 +43,19 @@ def head_features(model: Any, groups: list[Any], collator: Any, batch_size: int 
     """Per group, the head's input for each response (rows of a float32 tensor), model in eval mode."""
     from rewardlab.models.encoding import ENCODER
     from rewardlab.models.reward_model import forward_rewards, model_arch
-    from rewardlab.training.dataset import Group
+    from rewardlab.training.batching import response_batches
 
     head = head_linear(model)
     captured: dict[str, torch.Tensor] = {}
     handle = head.register_forward_hook(lambda _m, inputs, _out: captured.__setitem__("x", inputs[0]))
     flat = [e for g in groups for e in g.encoded]
     encoder = model_arch(model) == ENCODER
-    device = head.weight.device
     rows: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for i in range(0, len(flat), batch_size):
-                chunk = [Group([e], [0.0]) for e in flat[i : i + batch_size]]
-                batch = {k: v.to(device) for k, v in collator(chunk).items()}
+            for batch in response_batches(flat, collator, head.weight.device, batch_size):
                 forward_rewards(model, batch)
                 x = captured["x"]
                 picked = x[batch["reward_rows"]] if encoder else x[batch["reward_rows"], batch["reward_cols"]]

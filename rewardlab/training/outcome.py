@@ -79,7 +79,7 @@ def normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: in
     import torch
 
     from rewardlab.models.reward_model import forward_rewards
-    from rewardlab.training.dataset import Group
+    from rewardlab.training.batching import response_batches
 
     flat = [e for g in groups for e in g.encoded]
     picked = random.Random(seed).sample(flat, min(n, len(flat)))
@@ -87,9 +87,7 @@ def normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: in
     device = next(model.parameters()).device
     model.eval()
     with torch.inference_mode():
-        for i in range(0, len(picked), 16):
-            chunk = [Group([e], [0.0]) for e in picked[i : i + 16]]
-            batch = {k: v.to(device) for k, v in collator(chunk).items()}
+        for batch in response_batches(picked, collator, device):
             rewards.extend(forward_rewards(model, batch).tolist())
     mean = sum(rewards) / len(rewards)
     std = (sum((r - mean) ** 2 for r in rewards) / len(rewards)) ** 0.5
