@@ -227,6 +227,8 @@ def data_tag(
 
     if (kind is None) == (not by_category):
         raise RewardlabError("give --kind NAME or --by-category (one of them)")
+    if kind is not None and not kind.strip():
+        raise RewardlabError(f"--kind must name a kind, got {kind!r}")
     check_out_file(out)
     data = load_preferences(path, format=format, on_error=on_error)
     pairs = data.training_pairs()

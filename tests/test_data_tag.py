@@ -74,3 +74,6 @@ def test_data_tag_errors_name_the_record_and_keep_earlier_output(tmp_path, capsy
     assert main(["data", "tag", str(src), "--out", str(out)]) == 2
     assert "--kind NAME or --by-category" in capsys.readouterr().err
     assert main(["data", "tag", str(src), "--kind", "x", "--by-category", "--out", str(out)]) == 2
+    assert main(["data", "tag", str(src), "--kind", " ", "--out", str(out)]) == 2
+    assert "--kind must name a kind" in capsys.readouterr().err
+    assert not out.exists()

@@ -46,10 +46,9 @@ def tag_pairs(pairs: list[PreferencePair], kind: str | None = None) -> list[Pref
     """
     out = []
     for p in pairs:
-        name = kind if kind is not None else p.category
-        if name is None or not str(name).strip():
+        if kind is None and (p.category is None or not str(p.category).strip()):
             raise DataError(
                 p.origin or "a pair", "missing field", "no category to tag its prompt with", field="category"
             )
-        out.append(replace(p, prompt=tag_prompt(p.prompt, str(name))))
+        out.append(replace(p, prompt=tag_prompt(p.prompt, kind if kind is not None else str(p.category))))
     return out
