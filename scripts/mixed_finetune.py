@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sweep_finetune import child_meta, run_jobs  # the sibling script (scripts/ is on sys.path)
+
 from rewardlab.bench.mixed import kind_folds, load_kinds
 from rewardlab.data.schema import PreferencePair
 from rewardlab.data.split import write_pairs
@@ -88,36 +90,11 @@ def command(d: Path, name: str, args: argparse.Namespace) -> list[str]:
             "--seed", str(args.seed), "--overwrite"]  # fmt: skip
 
 
-def _meta(cmd: list[str], start: float, status: int, usage: Any) -> dict:
-    return {
-        "command": "OMP_NUM_THREADS=1 " + " ".join(cmd),
-        "wall_s": round(time.time() - start, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024),
-        "exit": os.waitstatus_to_exitcode(status),
-    }
-
-
 def run(args: argparse.Namespace) -> None:
-    """Train every run, ``--parallel`` at a time with one thread each; record wall time and peak RSS."""
+    """Train every run not yet done, ``--parallel`` at a time with one thread each (wall time, peak RSS)."""
     d = Path(args.dir)
-    (d / "runs").mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    pending, running = [n for n in run_names(d) if not (d / "runs" / f"{n}.meta.json").exists()], {}
-    while pending or running:
-        while pending and len(running) < args.parallel:
-            name = pending.pop(0)
-            cmd = command(d, name, args)
-            log = (d / "runs" / f"{name}.log").open("w")
-            proc = subprocess.Popen([sys.executable, "-m", "rewardlab", *cmd[1:]], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)  # fmt: skip
-            running[proc.pid] = (name, cmd, time.time())
-            print("started", " ".join(cmd), flush=True)
-        pid, status, usage = os.wait4(-1, 0)
-        if pid in running:
-            name, cmd, start = running.pop(pid)
-            meta = _meta(cmd, start, status, usage)
-            (d / "runs" / f"{name}.meta.json").write_text(json.dumps(meta, indent=2))
-            print("done", name, meta, flush=True)
+    pending = [n for n in run_names(d) if not (d / "runs" / f"{n}.meta.json").exists()]
+    run_jobs([(n, command(d, n, args)) for n in pending], d / "runs", args.parallel)
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -134,7 +111,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         start = time.time()
         proc = subprocess.Popen([sys.executable, "-m", "rewardlab", *cmd[1:]])
         _, status, usage = os.wait4(proc.pid, 0)
-        metas[name] = _meta(cmd, start, status, usage) | {"command": " ".join(cmd)}
+        metas[name] = child_meta(cmd, start, status, usage, threads="")
     (d / "evals.json").write_text(json.dumps(metas, indent=2))
     return metas
 

@@ -79,33 +79,37 @@ def command(d: Path, name: str, lr: float, epochs: int, lora: bool, args: argpar
     return [*cmd, "--lora", "--lora-r", "16"] if lora else cmd
 
 
-def write_meta(path: Path, cmd: list[str], start: float, status: int, usage: object) -> dict:
-    """The command, wall time, peak RSS and exit code of a finished child process, written to ``path``."""
-    meta = {
-        "command": "OMP_NUM_THREADS=1 " + " ".join(cmd),
+def child_meta(
+    cmd: list[str], start: float, status: int, usage: object, threads: str = "OMP_NUM_THREADS=1 "
+) -> dict:
+    """The command (after ``threads``), wall time, peak RSS and exit code of a finished child process."""
+    return {
+        "command": threads + " ".join(cmd),
         "wall_s": round(time.time() - start, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
         "exit": os.waitstatus_to_exitcode(status),
     }
+
+
+def write_meta(path: Path, cmd: list[str], start: float, status: int, usage: object) -> dict:
+    """:func:`child_meta`, written to ``path``."""
+    meta = child_meta(cmd, start, status, usage)
     path.write_text(json.dumps(meta, indent=2))
     return meta
 
 
-def run(args: argparse.Namespace) -> None:
-    """Run every config (``--parallel`` at a time), recording wall time and peak RSS."""
-    d = Path(args.dir)
-    tail = (f"-h{args.head_init}" if args.head_init != "model" else "") + (
-        f"-s{args.seed}" if args.seed != 42 else ""
-    )
-    configs = [(f"{'lora' if args.lora else 'full'}-lr{lr}-ep{args.epochs}{tail}", lr) for lr in args.lr]
+def run_jobs(jobs: list[tuple[str, list[str]]], runs: Path, parallel: int) -> None:
+    """Run each (NAME, ``rewardlab ...`` command), ``parallel`` at a time with one thread each.
+
+    The output goes to ``runs/NAME.log``; wall time, peak RSS and exit code to ``runs/NAME.meta.json``.
+    """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    pending, running = list(configs), {}
-    (d / "runs").mkdir(parents=True, exist_ok=True)
+    pending, running = list(jobs), {}
+    runs.mkdir(parents=True, exist_ok=True)
     while pending or running:
-        while pending and len(running) < args.parallel:
-            name, lr = pending.pop(0)
-            cmd = command(d, name, lr, args.epochs, args.lora, args)
-            log = (d / "runs" / f"{name}.log").open("w")
+        while pending and len(running) < parallel:
+            name, cmd = pending.pop(0)
+            log = (runs / f"{name}.log").open("w")
             exe = [sys.executable, "-m", "rewardlab", *cmd[1:]]
             proc = subprocess.Popen(exe, env=env, stdout=log, stderr=subprocess.STDOUT)
             running[proc.pid] = (name, cmd, time.time())
@@ -114,8 +118,19 @@ def run(args: argparse.Namespace) -> None:
         if pid not in running:
             continue
         name, cmd, start = running.pop(pid)
-        meta = write_meta(d / "runs" / f"{name}.meta.json", cmd, start, status, usage)
+        meta = write_meta(runs / f"{name}.meta.json", cmd, start, status, usage)
         print("done", name, meta, flush=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run every config (``--parallel`` at a time), recording wall time and peak RSS."""
+    d = Path(args.dir)
+    tail = (f"-h{args.head_init}" if args.head_init != "model" else "") + (
+        f"-s{args.seed}" if args.seed != 42 else ""
+    )
+    names = [(f"{'lora' if args.lora else 'full'}-lr{lr}-ep{args.epochs}{tail}", lr) for lr in args.lr]
+    jobs = [(name, command(d, name, lr, args.epochs, args.lora, args)) for name, lr in names]
+    run_jobs(jobs, d / "runs", args.parallel)
 
 
 def evaluate(d: Path, name: str, models: list[str], data: list[str]) -> dict:
