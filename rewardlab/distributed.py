@@ -105,17 +105,33 @@ def start(device: str | None = "auto") -> Launch:
     return world()
 
 
+#: Seconds a rank sleeps after the final barrier so that gloo's workers can free their finished work
+#: (see :func:`close_process_group`).
+SETTLE_SECONDS = 0.5
+
+
 def close_process_group(sync: bool) -> None:
     """Barrier (when ``sync``) and destroy the default process group, if one is open.
 
     A rank that exits with its gloo/NCCL group still open can abort ("terminate called without an
     active exception") and fail the whole launch.
+
+    After the barrier the process sleeps :data:`SETTLE_SECONDS` (the GIL released) before the group
+    can be freed. A gloo worker thread frees each finished collective, and freeing one that holds a
+    Python-owned tensor (the evaluation's all-gather) takes the GIL; the group's destructor joins
+    those threads while holding the GIL (it runs when the last reference goes, e.g. with the DDP
+    model). Without the pause a worker still waiting for the GIL deadlocks the exit (seen under
+    load: 2 of 30 two-process CPU runs hung with the main thread in ``~ProcessGroupGloo`` and a
+    worker in ``~AsyncBarrierWork``).
     """
+    import time
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         if sync:
             dist.barrier()
+        time.sleep(SETTLE_SECONDS)
         dist.destroy_process_group()
 
 
