@@ -121,7 +121,7 @@ def close_process_group(sync: bool) -> None:
     Python-owned tensor (the evaluation's all-gather) takes the GIL; the group's destructor joins
     those threads while holding the GIL (it runs when the last reference goes, e.g. with the DDP
     model). Without the pause a worker still waiting for the GIL deadlocks the exit (seen under
-    load: 2 of 30 two-process CPU runs hung with the main thread in ``~ProcessGroupGloo`` and a
+    load: 2 of 29 two-process CPU runs hung with the main thread in ``~ProcessGroupGloo`` and a
     worker in ``~AsyncBarrierWork``).
     """
     import time
