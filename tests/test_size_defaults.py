@@ -17,6 +17,8 @@ from rewardlab.training.config import (
     LARGE_EPOCHS,
     LORA_LR,
     SMALL_EPOCHS,
+    SMALL_LORA_EPOCHS,
+    SMALL_LORA_LR,
     SMALL_LR,
     SMALL_MODEL_PARAMS,
     TrainConfig,
@@ -44,6 +46,9 @@ def test_minilm_gets_the_small_model_recipe():
     assert (c.learning_rate, c.epochs) == (SMALL_LR, SMALL_EPOCHS) != (FULL_LR, LARGE_EPOCHS)
     assert c.size_defaults["chosen"] == {"learning_rate": SMALL_LR, "epochs": SMALL_EPOCHS}
     assert "22.7 M parameters" in c.size_defaults["why"] and "small-model recipe" in c.size_defaults["why"]
+    lora = config(model="minilm", lora=True)
+    assert (lora.learning_rate, lora.epochs) == (SMALL_LORA_LR, SMALL_LORA_EPOCHS) != (LORA_LR, LARGE_EPOCHS)
+    assert "small-model LoRA recipe" in lora.size_defaults["why"]
 
 
 def test_given_values_are_kept_and_only_the_rest_is_chosen():
@@ -60,7 +65,10 @@ def test_given_values_are_kept_and_only_the_rest_is_chosen():
         (2_000_000, {}, (FULL_LR, LARGE_EPOCHS)),  # a toy model below the measured range
         (135_000_000, {}, (FULL_LR, LARGE_EPOCHS)),  # SmolLM2-135M and larger: the large-model rule
         (None, {}, (FULL_LR, LARGE_EPOCHS)),  # size unknown
-        (22_000_000, {"lora": True}, (LORA_LR, LARGE_EPOCHS)),  # LoRA was not measured
+        (22_000_000, {"lora": True}, (SMALL_LORA_LR, SMALL_LORA_EPOCHS)),  # MiniLM's LoRA sweep
+        (135_000_000, {"lora": True}, (LORA_LR, LARGE_EPOCHS)),
+        (None, {"lora": True}, (LORA_LR, LARGE_EPOCHS)),
+        (22_000_000, {"lora": True, "kind": "prm"}, (LORA_LR, LARGE_EPOCHS)),
         (22_000_000, {"kind": "prm"}, (FULL_LR, LARGE_EPOCHS)),  # nor were PRMs
         (22_000_000, {}, (SMALL_LR, SMALL_EPOCHS)),
     ],
