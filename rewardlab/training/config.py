@@ -206,8 +206,8 @@ class TrainConfig(DataOptions):
     )
     epochs: float | None = opt(
         None,
-        help=f"Passes over the training data (default by model size: {SMALL_EPOCHS:g} with {_SMALL} "
-        f"(full or LoRA), else {LARGE_EPOCHS:g}).",
+        help=f"Passes over the training data (default by model size: with {_SMALL}, {SMALL_EPOCHS:g} "
+        f"full and {SMALL_LORA_EPOCHS:g} LoRA; else {LARGE_EPOCHS:g}).",
     )
     max_steps: int = opt(-1, help="Stop after this many optimizer steps (-1: use --epochs).")
     batch_size: int = opt(8, help="Pairs (or ranked lists) per device per step.")
