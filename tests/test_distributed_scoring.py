@@ -101,6 +101,28 @@ def test_auto_device_is_this_ranks_gpu_under_a_launch(monkeypatch):
     assert distributed.rank_device("auto") == "auto"
 
 
+@pytest.mark.parametrize("sync", [True, False])
+def test_closing_waits_before_freeing_the_group(monkeypatch, sync):
+    """Barrier (after a success), then a pause with the GIL released, then destroy: in that order.
+
+    Freeing a gloo group while a worker thread waits for the GIL deadlocked 2 of 29 loaded
+    2-process exits; the pause lets the workers finish first (``close_process_group``).
+    """
+    import time
+
+    import torch.distributed as dist
+
+    calls = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.append("destroy"))
+    monkeypatch.setattr(time, "sleep", lambda s: calls.append(("sleep", s)))
+    distributed.close_process_group(sync=sync)
+    pause = ("sleep", distributed.SETTLE_SECONDS)
+    assert calls == (["barrier", pause, "destroy"] if sync else [pause, "destroy"])
+    assert distributed.SETTLE_SECONDS > 0
+
+
 # ---- 2 CPU processes against one ---------------------------------------------------------
 
 
