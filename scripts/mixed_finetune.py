@@ -38,14 +38,8 @@ from typing import Any
 from sweep_finetune import child_meta, run_jobs  # the sibling script (scripts/ is on sys.path)
 
 from rewardlab.bench.mixed import kind_folds, load_kinds
-from rewardlab.data.schema import PreferencePair
 from rewardlab.data.split import write_pairs
 from rewardlab.data.tags import tag_pairs
-
-
-def tagged(pairs: list[PreferencePair], kind: str) -> list[PreferencePair]:
-    """Copies of ``pairs`` with the kind tag at the end of the prompt (``rewardlab data tag``)."""
-    return tag_pairs(pairs, kind)
 
 
 def prepare(args: argparse.Namespace) -> dict:
@@ -64,9 +58,9 @@ def prepare(args: argparse.Namespace) -> dict:
         train = random.Random(args.seed).sample(rest, min(args.train_pairs, len(rest)))
         write_pairs(train, d / f"train-single-{kind}.jsonl")
         write_pairs(test, d / f"test-{kind}.jsonl")
-        write_pairs(tagged(test, kind), d / f"test-{kind}-tagged.jsonl")
+        write_pairs(tag_pairs(test, kind), d / f"test-{kind}-tagged.jsonl")
         pooled += train
-        pooled_tagged += tagged(train, kind)
+        pooled_tagged += tag_pairs(train, kind)
         record["kinds"][kind] = {"pairs": len(pairs), "train": len(train), "test": len(test)}
     write_pairs(random.Random(args.seed).sample(pooled, len(pooled)), d / "train-pooled.jsonl")
     write_pairs(random.Random(args.seed).sample(pooled_tagged, len(pooled_tagged)), d / "train-tagged.jsonl")
