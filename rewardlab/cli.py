@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 
 from rewardlab.config import parse_assignments, typer_command
 from rewardlab.diagnostics.config import DiagnoseConfig
-from rewardlab.diagnostics.rlcheck_config import RLCheckConfig
+from rewardlab.diagnostics.rlcheck.config import RLCheckConfig
 from rewardlab.errors import RewardlabError
 from rewardlab.evaluation.config import EvalConfig
 from rewardlab.io_utils import check_out_file, check_out_folder, os_error_message
@@ -360,7 +360,7 @@ def _run_diagnose(cfg: DiagnoseConfig) -> None:
 
 
 def _run_rlcheck(cfg: RLCheckConfig) -> None:
-    from rewardlab.diagnostics.rlcheck import rlcheck
+    from rewardlab.diagnostics.rlcheck.run import rlcheck
 
     rlcheck(cfg)
 
@@ -461,7 +461,7 @@ def score_cmd(
     """Score every (prompt, response) record of a file (split over the processes of a launch)."""
     from rewardlab import distributed
     from rewardlab.models.loading import load_reward
-    from rewardlab.serving.files import score_file
+    from rewardlab.serving.file_scoring import score_file
 
     check_out_file(out)
     if batch_size < 1:
@@ -489,7 +489,7 @@ def bon_cmd(
     """Best-of-N: pick the highest-reward candidate per prompt (split over the processes of a launch)."""
     from rewardlab import distributed
     from rewardlab.models.loading import load_reward
-    from rewardlab.serving.files import best_of_n
+    from rewardlab.serving.file_scoring import best_of_n
 
     check_out_file(out)
     if batch_size < 1:
@@ -522,8 +522,8 @@ def merge_cmd(
     overwrite: Annotated[bool, typer.Option(help="Replace the model folder at --out.")] = False,
 ) -> None:
     """WARM: average the weights of reward models fine-tuned from one base model into one model."""
-    from rewardlab.models.merge import parse_weights
-    from rewardlab.training.warm import merge
+    from rewardlab.models.weight_average import parse_weights
+    from rewardlab.training.warm_merge import merge
 
     check_out_folder(out)
     result = merge(model, out, parse_weights(weights), overwrite, norm_data)

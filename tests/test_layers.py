@@ -77,7 +77,7 @@ def test_cli_registers_its_commands_with_ordinary_imports() -> None:
     runners = {
         "rewardlab.evaluation.evaluate",
         "rewardlab.diagnostics.diagnose",
-        "rewardlab.diagnostics.rlcheck",
+        "rewardlab.diagnostics.rlcheck.run",
         "rewardlab.serving.server",
     }
     assert runners <= imported

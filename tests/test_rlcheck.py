@@ -14,10 +14,10 @@ import torch
 
 from rewardlab.cli import main
 from rewardlab.data.demo import gold_reward, is_refusal
-from rewardlab.diagnostics import rlcheck_verdict
-from rewardlab.diagnostics.rlcheck import demo_prompts, rlcheck, step_record
-from rewardlab.diagnostics.rlcheck_config import ARMS, RLCheckConfig
-from rewardlab.diagnostics.rlcheck_eval import eval_steps
+from rewardlab.diagnostics.rlcheck import verdict as rlcheck_verdict
+from rewardlab.diagnostics.rlcheck.config import ARMS, RLCheckConfig
+from rewardlab.diagnostics.rlcheck.eval_set import eval_steps
+from rewardlab.diagnostics.rlcheck.run import demo_prompts, rlcheck, step_record
 from rewardlab.errors import RewardlabError
 from rewardlab.models.reward_model import correct_length, normalize_rewards
 
@@ -78,7 +78,7 @@ def _tiny_cfg(root: Path, policy: Path, out: str, **kw: object) -> RLCheckConfig
 def _run(cfg: RLCheckConfig, model: LengthLovingEnsemble) -> dict:
     from unittest import mock
 
-    with mock.patch("rewardlab.diagnostics.rlcheck.load_proxy", return_value=model):
+    with mock.patch("rewardlab.diagnostics.rlcheck.run.load_proxy", return_value=model):
         return rlcheck(cfg)
 
 
@@ -333,7 +333,7 @@ def test_eval_kl_from_the_sampling_logits_and_cached_reference_matches_full_forw
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from rewardlab.diagnostics.rlcheck_eval import EvalSet, chat, policy_kl
+    from rewardlab.diagnostics.rlcheck.eval_set import EvalSet, chat, policy_kl
 
     _, policy = tiny_policy
     tok = AutoTokenizer.from_pretrained(str(policy))

@@ -4,7 +4,7 @@
 ``completion``, ``system_output``); :func:`read_candidates` reads records with a prompt and a list
 of N candidates (``responses``, ``completions``, ``outputs``, ``candidates``; each a text or an
 object with ``solution``/``response``/``output``/``completion``/``text`` and optionally a step-level
-score). Used by serving (:mod:`rewardlab.serving.files`), the step-labelled evaluation, diagnostics
+score). Used by serving (:mod:`rewardlab.serving.file_scoring`), the step-labelled evaluation, diagnostics
 and the scoring benchmark. Bad records are :class:`~rewardlab.data.io.DataError` naming file, line
 and field.
 """

@@ -87,7 +87,7 @@ class RewardEnsemble(PairScoring):
         checkpoint, a reward function, a built-in verifier or a server URL. ``device`` and ``dtype``
         go to each checkpoint's ``RewardModel.from_pretrained``; other keywords to the ensemble.
         """
-        from rewardlab.models.single import load_single
+        from rewardlab.models.load_single import load_single
 
         load = {k: kw.pop(k) for k in ("device", "dtype") if k in kw}
         return cls([load_single(str(p), **load) for p in paths], **kw)

@@ -17,7 +17,7 @@
   member; a WARM merge of fine-tuned members (``rewardlab merge``) costs one;
 - anything else: a checkpoint folder or preset, through ``RewardModel.from_pretrained``.
 
-All but ``ensemble:`` load in :mod:`rewardlab.models.single` (where ensembles load their members).
+All but ``ensemble:`` load in :mod:`rewardlab.models.load_single` (where ensembles load their members).
 
 Loading options (``device``, ``dtype``, ``attn_implementation``, ``max_length``) apply to
 checkpoints only (each member of an ensemble); the other kinds ignore them. Every scorer has an
@@ -39,14 +39,14 @@ ENSEMBLE_FORM = "ensemble:mean|min|uwo:PATH1,PATH2[,...]"
 
 def reward_kind(spec: str) -> str:
     """How :func:`load_reward` reads ``spec``: remote, builtin, ensemble, function or checkpoint."""
-    from rewardlab.models.single import single_kind
+    from rewardlab.models.load_single import single_kind
 
     return "ensemble" if spec.startswith(ENSEMBLE) else single_kind(spec)
 
 
 def load_reward(spec: str, **options: Any) -> Scorer:
     """The scorer ``spec`` names (see the module doc); ``options`` go to checkpoints only."""
-    from rewardlab.models.single import load_single
+    from rewardlab.models.load_single import load_single
 
     if reward_kind(spec) != "ensemble":
         return load_single(spec, **options)

@@ -2,13 +2,13 @@
 
 Each arm is a short, seeded GRPO run (TRL's ``GRPOTrainer``, LoRA on the policy) from the same start,
 on held-out demo prompts, against the reward model with one guard (see
-:data:`rewardlab.diagnostics.rlcheck_config.ARMS`) or against the gold itself (the oracle arm).
+:data:`rewardlab.diagnostics.rlcheck.config.ARMS`) or against the gold itself (the oracle arm).
 At every step, each arm's completions are scored by the unguarded reward model (the proxy) and by
 the gold reward, and their KL to the reference policy (the policy with its LoRA adapter switched
 off) is measured on the sampled tokens: Σ_t log π(y_t) − log π_ref(y_t) per completion, averaged.
 The curves against √KL are those of Gao et al. (2023, arXiv 2210.10760). Those per-step training
 records mostly show which prompts a step drew, so the curves, the gold peak and the verdict are
-measured on a fixed held-out eval set instead (:mod:`rewardlab.diagnostics.rlcheck_eval`), at
+measured on a fixed held-out eval set instead (:mod:`rewardlab.diagnostics.rlcheck.eval_set`), at
 step 0, every ``--eval-every`` steps and the last step; the training records stay as a faint
 secondary series (and are the fallback with ``--eval-prompts 0``).
 """
@@ -25,8 +25,8 @@ import torch
 from rich.console import Console
 
 from rewardlab.data.demo import FAMILIES, gold_reward
-from rewardlab.diagnostics.rlcheck_config import ARMS, RLCheckConfig
-from rewardlab.diagnostics.rlcheck_eval import (
+from rewardlab.diagnostics.rlcheck.config import ARMS, RLCheckConfig
+from rewardlab.diagnostics.rlcheck.eval_set import (
     EvalSet,
     Scorer,
     chat,
@@ -193,7 +193,7 @@ def run_arm(
 ) -> None:
     """One seeded GRPO run (LoRA on a fresh copy of the policy) whose reward function is ``recorder``.
 
-    ``evaluation`` (from :func:`rewardlab.diagnostics.rlcheck_eval.make_callback`) is evaluated at
+    ``evaluation`` (from :func:`rewardlab.diagnostics.rlcheck.eval_set.make_callback`) is evaluated at
     step 0, before the first update, and then by the trainer at its eval steps.
     """
     from datasets import Dataset
@@ -248,8 +248,8 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
     """Run every arm; write rlcheck.json, rlcheck.md and rlcheck.html into ``cfg.out``; return the report."""
     from transformers import AutoTokenizer
 
-    from rewardlab.diagnostics.rlcheck_report import OWN, write_reports
-    from rewardlab.diagnostics.rlcheck_verdict import analyse
+    from rewardlab.diagnostics.rlcheck.report import OWN, write_reports
+    from rewardlab.diagnostics.rlcheck.verdict import analyse
     from rewardlab.io_utils import check_out_dir
     from rewardlab.runtime import quiet_transformers
 

@@ -5,7 +5,7 @@ by more than one standard error: a fall that optimising the gold itself shows is
 model's doing alone.
 
 Each arm is judged on its **eval curve**: the fixed held-out eval set measured at step 0, every
-``--eval-every`` steps and the last step (:mod:`rewardlab.diagnostics.rlcheck_eval`). Gold *peaks*
+``--eval-every`` steps and the last step (:mod:`rewardlab.diagnostics.rlcheck.eval_set`). Gold *peaks*
 at the eval point of the highest mean gold; its *final* value is the last point's (after the last
 update). An arm is **over-optimised** when its final gold is below the peak by more than the noise
 while its final proxy is above the proxy at the gold peak. The noise is ``max(MIN_DROP, 2·SE)``,

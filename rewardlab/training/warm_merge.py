@@ -1,6 +1,6 @@
 """``rewardlab merge``: WARM weight averaging with the merged model's own reward normalisation.
 
-:func:`merge` runs the command: :func:`rewardlab.models.merge.merge_checkpoints` averages the
+:func:`merge` runs the command: :func:`rewardlab.models.weight_average.merge_checkpoints` averages the
 members' weights into OUT, and :func:`merged_normalization` measures the merged model's reward
 mean/std there, the way training measures a model's (:func:`rewardlab.training.outcome.normalization`):
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.errors import RewardlabError
-from rewardlab.models.merge import Member, MergeResult, merge_checkpoints
+from rewardlab.models.weight_average import Member, MergeResult, merge_checkpoints
 
 #: Responses scored for the normalisation when no member records ``norm_samples``.
 DEFAULT_NORM_SAMPLES = 2000

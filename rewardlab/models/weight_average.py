@@ -13,7 +13,7 @@ sibling and swapped in whole, so an error leaves nothing half-written.
 
 The members' reward normalisations are not the merged model's: the caller measures it (the
 ``normalization`` argument, given the written folder; ``rewardlab merge`` measures it on the
-members' own training samples with :mod:`rewardlab.training.warm`).
+members' own training samples with :mod:`rewardlab.training.warm_merge`).
 
 Run: ``rewardlab merge --model runs/seed1 --model runs/seed2 --out runs/warm``.
 """

@@ -4,7 +4,7 @@ The plots are Gao et al.'s (2023, arXiv 2210.10760) curves: each arm's gold and 
 against √KL to the reference policy, plus gold, proxy, length and refusal share per step. The solid
 curves are the fixed held-out eval set's (or the training batches' with ``--eval-prompts 0``); the
 training batches, which mostly show which prompts a step drew, are a faint dashed series behind.
-Written by :func:`rewardlab.diagnostics.rlcheck.rlcheck` (``rewardlab rlcheck``).
+Written by :func:`rewardlab.diagnostics.rlcheck.run.rlcheck` (``rewardlab rlcheck``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ PALETTE = ("black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purpl
 
 def _series(report: dict[str, Any]) -> tuple[dict[str, list], dict[str, list]]:
     """Per arm: the records judged (eval, else training) and the faint training series (if eval is on)."""
-    from rewardlab.diagnostics.rlcheck_verdict import curve
+    from rewardlab.diagnostics.rlcheck.verdict import curve
 
     main = {a: curve(v)[0] for a, v in report["arms"].items() if curve(v)[0]}
     faint = {a: v["steps"] for a, v in report["arms"].items() if v.get("eval") and v.get("steps")}
@@ -117,7 +117,7 @@ def summary_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def family_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Gold per task family and arm: first third of the (eval) points -> last third."""
-    from rewardlab.diagnostics.rlcheck_verdict import curve, family_gold
+    from rewardlab.diagnostics.rlcheck.verdict import curve, family_gold
 
     arms = [a for a in report["arms"] if a in report["summary"]]
     cells = {}
