@@ -6,8 +6,9 @@ flags the user gave, a YAML file (``--config``), and the dataclass defaults, the
 dataclass so that its ``__post_init__`` rejects contradictions in one place.
 
 Options several commands share are dataclass parts they inherit (:class:`DataOptions`,
-:class:`ScoringOptions`): inheritance keeps the fields flat, so the CLI options and the YAML keys
-keep their names, and each part checks its own options once for every command.
+:class:`ScoringOptions`, :class:`EmbeddingOptions`): inheritance keeps the fields flat, so the CLI
+options and the YAML keys keep their names, and each part checks its own options once for every
+command.
 """
 
 from __future__ import annotations
@@ -72,6 +73,64 @@ class ScoringOptions(DataOptions):
         self.check_data_options()
         if self.batch_size < 1:
             raise ValueError("--batch-size must be >= 1")
+
+
+@dataclasses.dataclass(kw_only=True)
+class EmbeddingOptions:
+    """How an embedding reward model embeds and fits its heads (train --method embedding, bench embedding).
+
+    Declared once here: every command that trains heads on frozen embeddings inherits these options,
+    with their names, defaults and checks.
+    """
+
+    head: str = opt("linear", help="With --method embedding: linear or mlp head.")
+    objective: str = opt(
+        "bt", help="With --method embedding: bt (Bradley-Terry) or classification (per response)."
+    )
+    l2: float | None = opt(
+        None,
+        help="With --method embedding: L2 penalty on the head's weights (default: chosen on a validation "
+        "share of the training pairs).",
+    )
+    embed_layers: int = opt(
+        6,
+        help="With --method embedding: concatenate the pooled states of this many last layers "
+        "(capped at the model's depth).",
+    )
+    embed_prompt: str = opt(
+        "last_turn",
+        help="With --method embedding: embed the prompt's last user turn (last_turn) or all of it (full) "
+        "with the response.",
+    )
+    embed_pooling: str = opt(
+        "auto",
+        help="With --method embedding: auto (mean for encoders, last for decoders), last (a decoder's "
+        "last token) or mean (an encoder's tokens, a decoder's response tokens).",
+    )
+    embed_dtype: str = opt(
+        "auto",
+        help="With --method embedding: precision of the frozen model while embedding: auto (bfloat16 "
+        "where the CPU or GPU computes it natively), float32 or bfloat16.",
+    )
+
+    def check_embedding_options(self) -> None:
+        """Raise ``ValueError`` for an embedding option outside its choices or range."""
+        if self.head not in ("linear", "mlp") or self.objective not in ("bt", "classification"):
+            raise ValueError("--head must be linear or mlp, --objective bt or classification")
+        if self.embed_prompt not in ("last_turn", "full"):
+            raise ValueError("--embed-prompt must be last_turn or full")
+        if self.embed_pooling not in ("auto", "last", "mean"):
+            raise ValueError("--embed-pooling must be auto, last or mean")
+        if self.embed_dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError("--embed-dtype must be auto, float32 or bfloat16")
+        if (
+            isinstance(self.embed_layers, bool)
+            or not isinstance(self.embed_layers, int)
+            or self.embed_layers < 1
+        ):
+            raise ValueError(f"--embed-layers must be at least 1, got {self.embed_layers!r}")
+        if self.l2 is not None and not (isinstance(self.l2, int | float) and 0 <= self.l2 < float("inf")):
+            raise ValueError(f"--l2 must be a finite number >= 0, got {self.l2!r}")
 
 
 def option_fields(cls: type) -> list[dataclasses.Field]:

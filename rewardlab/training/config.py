@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rewardlab.config import DataOptions, opt
+from rewardlab.config import DataOptions, EmbeddingOptions, opt
 from rewardlab.data.formats import FORMATS
 from rewardlab.data.tokens import TRUNCATION_STRATEGIES
 
@@ -107,7 +107,7 @@ def check_numbers(cfg: Any, rules: dict[str, tuple[Callable[[Any], bool], str]] 
 
 
 @dataclass(kw_only=True)
-class TrainConfig(DataOptions):
+class TrainConfig(DataOptions, EmbeddingOptions):
     """Options of ``rewardlab train`` (outcome reward model on a Hugging Face model).
 
     The data options ``format`` and ``on_error`` are the shared :class:`rewardlab.config.DataOptions`.
@@ -143,37 +143,8 @@ class TrainConfig(DataOptions):
         "full",
         help="full (train the model; add --lora for adapters) or embedding (frozen embeddings + head).",
     )
-    head: str = opt("linear", help="With --method embedding: linear or mlp head.")
-    objective: str = opt(
-        "bt", help="With --method embedding: bt (Bradley-Terry) or classification (per response)."
-    )
     ensemble: int = opt(
         1, help="With --method embedding: heads trained on bootstrap resamples (mean and spread)."
-    )
-    l2: float | None = opt(
-        None,
-        help="With --method embedding: L2 penalty on the head's weights (default: chosen on a validation "
-        "share of the training pairs).",
-    )
-    embed_layers: int = opt(
-        6,
-        help="With --method embedding: concatenate the pooled states of this many last layers "
-        "(capped at the model's depth).",
-    )
-    embed_prompt: str = opt(
-        "last_turn",
-        help="With --method embedding: embed the prompt's last user turn (last_turn) or all of it (full) "
-        "with the response.",
-    )
-    embed_pooling: str = opt(
-        "auto",
-        help="With --method embedding: auto (mean for encoders, last for decoders), last (a decoder's "
-        "last token) or mean (an encoder's tokens, a decoder's response tokens).",
-    )
-    embed_dtype: str = opt(
-        "auto",
-        help="With --method embedding: precision of the frozen model while embedding: auto (bfloat16 "
-        "where the CPU or GPU computes it natively), float32 or bfloat16.",
     )
     debias_length: bool = opt(
         False,
@@ -266,14 +237,7 @@ class TrainConfig(DataOptions):
                 raise ValueError(
                     "--method embedding trains a head on frozen embeddings: no --lora or --engine trl"
                 )
-            if self.head not in ("linear", "mlp") or self.objective not in ("bt", "classification"):
-                raise ValueError("--head must be linear or mlp, --objective bt or classification")
-            if self.embed_prompt not in ("last_turn", "full"):
-                raise ValueError("--embed-prompt must be last_turn or full")
-            if self.embed_pooling not in ("auto", "last", "mean"):
-                raise ValueError("--embed-pooling must be auto, last or mean")
-            if self.embed_dtype not in ("auto", "float32", "bfloat16"):
-                raise ValueError("--embed-dtype must be auto, float32 or bfloat16")
+            self.check_embedding_options()
             if self.learning_rate is not None:
                 raise ValueError(
                     "--method embedding fits its heads by L-BFGS, with no learning rate: drop "
