@@ -29,8 +29,8 @@ demo: $(VENV)/.installed
 	$(BIN)/rewardlab demo --out $(DEMO_OUT)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/ruff check rewardlab tests
-	$(BIN)/ruff format --check rewardlab tests
+	$(BIN)/ruff check rewardlab tests dev
+	$(BIN)/ruff format --check rewardlab tests dev
 	$(BIN)/lint-imports
 	$(MKDOCS_BUILD)
 	$(BIN)/python -m pytest
@@ -39,8 +39,8 @@ test-slow: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m slow
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check rewardlab tests
-	$(BIN)/ruff format --check rewardlab tests
+	$(BIN)/ruff check rewardlab tests dev
+	$(BIN)/ruff format --check rewardlab tests dev
 
 # The reference manual in docs/ as a site in site/ (open site/index.html).
 docs: $(VENV)/.installed-dev

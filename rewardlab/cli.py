@@ -782,60 +782,6 @@ def bench_embedding_cmd(
         )
 
 
-@bench_app.command("mixed")
-def bench_mixed_cmd(
-    data: Annotated[
-        list[str],
-        typer.Option(
-            help="KIND=PATH (repeatable), or one PATH whose records' category is the kind (--by-category)."
-        ),
-    ],
-    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")],
-    by_category: Annotated[
-        bool, typer.Option(help="Kinds from the records' category field of one --data.")
-    ] = False,
-    model: Annotated[str, typer.Option(help="Frozen embedding model (folder or preset).")] = "minilm",
-    folds: Annotated[
-        int, typer.Option(help="Cross-validation folds (split by prompt within each kind).")
-    ] = 5,
-    ensemble: Annotated[int, typer.Option(help="Heads per arm and fold.")] = 1,
-    max_length: Annotated[int, typer.Option(help="Tokens per embedded sequence.")] = 512,
-    max_pairs: Annotated[
-        int | None, typer.Option(help="A seeded random sample of this many pairs of each kind.")
-    ] = None,
-    embed_layers: Annotated[int, typer.Option(help="Last layers whose pooled states are concatenated.")] = 6,
-    seed: Annotated[int, typer.Option(help="Seed of the folds and the heads.")] = 42,
-) -> None:
-    """Per-kind accuracy of one reward model on mixed kinds: pooled, MLP, conditioned and routed heads."""
-    from rewardlab.bench.mixed import COLUMNS, bench_mixed, table_rows
-
-    check_out_file(out)
-    r = bench_mixed(
-        data=data,
-        out=str(out),
-        by_category=by_category,
-        model=model,
-        folds=folds,
-        ensemble=ensemble,
-        max_length=max_length,
-        max_pairs=max_pairs,
-        embed_layers=embed_layers,
-        seed=seed,
-    )
-    _print_table(f"bench mixed: {model}, {folds} folds", COLUMNS, table_rows(r))
-    meeting = ", ".join(r["arms_meeting_target_on_every_kind"]) or "none"
-    console.print(
-        "longer/shorter: accuracy on pairs whose chosen response is the longer/shorter one; router: the kind "
-        "predicted from the prompt (held-out accuracy)",
-        soft_wrap=True,
-    )
-    console.print(
-        f"within {r['target_drop']} of single on every kind: {meeting}; {r['total_seconds']:.0f} s in all, "
-        f"peak RSS {r['peak_rss_mib']} MiB; wrote {out}",
-        soft_wrap=True,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     try:

@@ -113,7 +113,7 @@ LENGTH_COEF_LR = 1e-2
 
 
 #: Weight λ of ODIN's decorrelation penalty when fine-tuning (:func:`length_correlation`).
-#: Measured with ``scripts/debias_finetune.py`` (docs/bench/debias-finetune.json; MiniLM, the
+#: Measured with ``dev/experiments/debias_finetune.py`` (docs/bench/debias-finetune.json; MiniLM, the
 #: setting of docs/benchmarks.md). Chosen on 400 balanced validation pairs (demo seed 11, data seeds
 #: 0-1) by the issue's own rule: the smallest accuracy gap (chosen-longer minus chosen-shorter) whose
 #: accuracy is no more than 0.01 below training without the option (0.895). λ = 0 (the length reward

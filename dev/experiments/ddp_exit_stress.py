@@ -8,7 +8,7 @@ finished and the ones that hung.
 
 Run::
 
-    python scripts/ddp_exit_stress.py --dir /tmp/ddp-stress --runs 10 --concurrent 3 --cpu 0
+    python -m dev.experiments.ddp_exit_stress --dir /tmp/ddp-stress --runs 10 --concurrent 3 --cpu 0
 
 It builds a tiny random LLaMA and 64 demo pairs in ``--dir`` (as the tests do), then prints one
 line per launch and a JSON summary (``hung`` is the number that ran past ``--timeout``).

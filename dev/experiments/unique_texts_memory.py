@@ -1,6 +1,6 @@
 """RSS of one process scoring unique texts, as a reward server in an RL loop does (docs/benchmarks.md).
 
-Run: ``python scripts/unique_texts_memory.py MODEL_DIR [--calls 300] [--cache-mb 20] [--no-trim]``.
+Run: ``python -m dev.experiments.unique_texts_memory MODEL_DIR [--calls 300] [--cache-mb 20] [--no-trim]``.
 Every call scores 16 (prompt, response) pairs never seen before; RSS is printed every 25 calls.
 ``--no-trim`` skips ``rewardlab.runtime.release_memory`` after each call (the server trims).
 """

@@ -16,9 +16,9 @@ scoring; the file also holds per-λ means over the data seeds of each evaluation
 Run (one thread; a training took 40-95 s and scoring 400 pairs about 8 s on a loaded 2-core CPU).
 First λ on the validation pairs, then the test pairs, reusing the models of seeds 0 and 1::
 
-    OMP_NUM_THREADS=1 python scripts/debias_finetune.py --lam off --lam 0 --lam 0.1 --lam 1 --lam 10 \
+    OMP_NUM_THREADS=1 python -m dev.experiments.debias_finetune --lam off --lam 0 --lam 0.1 --lam 1 --lam 10 \
         --seeds 0 1 --eval-seed 11 --dir /tmp/debias-ft --out docs/bench/debias-finetune.json
-    OMP_NUM_THREADS=1 python scripts/debias_finetune.py --lam off --lam 0 --lam 0.1 --seeds 0 1 2 3 \
+    OMP_NUM_THREADS=1 python -m dev.experiments.debias_finetune --lam off --lam 0 --lam 0.1 --seeds 0 1 2 3 \
         --eval-seed 7 --reuse --dir /tmp/debias-ft --out docs/bench/debias-finetune.json
 """
 

@@ -7,7 +7,7 @@ GSM8K candidate pool are written for best-of-N. The files keep Mr-Ben's own form
 ``rewardlab train --kind prm`` and ``rewardlab data outcome-pairs`` read them as they read the
 originals.
 
-Run: ``python scripts/mrben_split.py --data ../shared/data/mr-ben/math.json --out /tmp/prm18
+Run: ``python -m dev.experiments.mrben_split --data ../shared/data/mr-ben/math.json --out /tmp/prm18
 --train-solutions 400 --pool ../shared/data/gsm8k-model-solutions/example_model_solutions.jsonl:150``.
 """
 

@@ -1,4 +1,4 @@
-"""rewardlab bench mixed: kinds, conditioned features, the planted conflict, and the CLI end to end."""
+"""The mixed-kinds lab experiment: kinds, conditioned features, the planted conflict, its command."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from rewardlab.bench.mixed import (
+from dev.experiments.mixed_kinds import (
     ARMS,
     MixedSet,
     conditioned,
@@ -134,14 +134,14 @@ def tiny_bert(tmp_path_factory):
 
 
 def test_cli_writes_every_arm_for_every_kind(tiny_bert, tmp_path):
-    from rewardlab.cli import main
+    from dev.experiments.mixed_kinds import main
     from rewardlab.data.demo import generate_demo
 
     rows = generate_demo(100, seed=1, over_refusal=0.5)
     helpful = write_jsonl(tmp_path / "helpful.jsonl", [r for r in rows if r["category"] != "safety"])
     harmless = write_jsonl(tmp_path / "harmless.jsonl", [r for r in rows if r["category"] == "safety"])
     out = tmp_path / "mixed.json"
-    args = ["bench", "mixed", "--data", f"helpful={helpful}", "--data", f"harmless={harmless}"]
+    args = ["--data", f"helpful={helpful}", "--data", f"harmless={harmless}"]
     args += ["--model", str(tiny_bert), "--folds", "2", "--max-length", "64", "--out", str(out)]
     assert main(args) == 0
     r = json.loads(out.read_text())

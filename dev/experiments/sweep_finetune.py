@@ -14,13 +14,14 @@ peak RSS are measured per run (``os.wait4``).
 
 Run::
 
-    python scripts/sweep_finetune.py prepare --data ../shared/data/hh-rlhf-helpful-base/test.jsonl.gz \
+    python -m dev.experiments.sweep_finetune prepare \
+        --data ../shared/data/hh-rlhf-helpful-base/test.jsonl.gz \
         --dir /tmp/sweep --train-pairs 320 --val-pairs 240
-    python scripts/sweep_finetune.py run --dir /tmp/sweep --lr 1e-4 --lr 1e-5 --epochs 3
-    python scripts/sweep_finetune.py run --dir /tmp/sweep --lr 1e-3 --lora --epochs 3 --parallel 1
-    python scripts/sweep_finetune.py evaluate --dir /tmp/sweep --name winner \
+    python -m dev.experiments.sweep_finetune run --dir /tmp/sweep --lr 1e-4 --lr 1e-5 --epochs 3
+    python -m dev.experiments.sweep_finetune run --dir /tmp/sweep --lr 1e-3 --lora --epochs 3 --parallel 1
+    python -m dev.experiments.sweep_finetune evaluate --dir /tmp/sweep --name winner \
         --model full-lr3e-05-ep3 --data hh-fold0=/tmp/sweep/folds/fold0/test.jsonl
-    python scripts/sweep_finetune.py collect --dir /tmp/sweep --out docs/bench/minilm-sweep.json
+    python -m dev.experiments.sweep_finetune collect --dir /tmp/sweep --out docs/bench/minilm-sweep.json
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``rewardlab bench mixed``: per-kind accuracy of one reward model trained on mixed kinds of data.
+"""Lab experiment: per-kind accuracy of one reward model trained on mixed kinds of data.
 
 Does one reward model trained on several kinds of preference data lose accuracy on each kind, and
 what wins it back?
@@ -32,10 +32,10 @@ features have (kinds + 1) × the embedding size. Conditioning is a measurement h
 model is trained on prompts that carry the kind as text (``rewardlab data tag``,
 :mod:`rewardlab.data.tags`).
 
-Run: ``rewardlab bench mixed --data helpful=helpful.jsonl --data harmless=harmless.jsonl --out
-mixed.json``, or with kinds from the records' ``category`` field: ``rewardlab data demo --n 2000
---over-refusal 0.3 --out demo.jsonl && rewardlab bench mixed --data demo.jsonl --by-category --out
-mixed.json``.
+Run from the repository root: ``python -m dev.experiments.mixed_kinds --data helpful=helpful.jsonl
+--data harmless=harmless.jsonl --out mixed.json``, or with kinds from the records' ``category`` field:
+``rewardlab data demo --n 2000 --over-refusal 0.3 --out demo.jsonl && python -m
+dev.experiments.mixed_kinds --data demo.jsonl --by-category --out mixed.json``.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def load_kinds(
                 raise RewardlabError(f"--data: kind {name!r} given twice")
             kinds[name] = load(path)
     if len(kinds) < 2:
-        raise RewardlabError(f"bench mixed needs at least two kinds, got {list(kinds)}")
+        raise RewardlabError(f"mixed kinds needs at least two kinds, got {list(kinds)}")
     return {name: sample_pairs(found, max_pairs, seed) for name, found in kinds.items()}
 
 
@@ -372,3 +372,49 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
         rows.append([name, "length-only", num(r["length_baseline"]), "", "", "", ""])
         rows.append([name, "router", num(r["router_accuracy"]), "", "", "", ""])
     return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, run :func:`bench_mixed`, print its table; 2 with one line on a user error."""
+    import argparse
+
+    from rich.console import Console
+    from rich.table import Table
+
+    p = argparse.ArgumentParser(
+        prog="python -m dev.experiments.mixed_kinds", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--data", action="append", required=True, help="KIND=PATH (repeatable), or one PATH.")
+    p.add_argument("--out", required=True, help="Where to write the JSON report.")
+    p.add_argument("--by-category", action="store_true", help="Kinds from the records' category field.")
+    p.add_argument("--model", default="minilm", help="Frozen embedding model (folder or preset).")
+    p.add_argument("--folds", type=int, default=5, help="Cross-validation folds (split by prompt per kind).")
+    p.add_argument("--ensemble", type=int, default=1, help="Heads per arm and fold.")
+    p.add_argument("--max-length", type=int, default=512, help="Tokens per embedded sequence.")
+    p.add_argument("--max-pairs", type=int, default=None, help="A seeded sample of this many pairs per kind.")
+    p.add_argument("--embed-layers", type=int, default=6, help="Last layers whose pooled states are joined.")
+    p.add_argument("--seed", type=int, default=42, help="Seed of the folds and the heads.")
+    args = p.parse_args(argv)
+    console = Console()
+    try:
+        r = bench_mixed(**{k: v for k, v in vars(args).items()})
+    except RewardlabError as exc:
+        Console(stderr=True).print(f"error: {exc}", markup=False)
+        return 2
+    table = Table(title=f"mixed kinds: {args.model}, {args.folds} folds")
+    for col in COLUMNS:
+        table.add_column(col)
+    for row in table_rows(r):
+        table.add_row(*row)
+    console.print(table)
+    meeting = ", ".join(r["arms_meeting_target_on_every_kind"]) or "none"
+    console.print(
+        f"within {r['target_drop']} of single on every kind: {meeting}; {r['total_seconds']:.0f} s in all, "
+        f"peak RSS {r['peak_rss_mib']} MiB; wrote {args.out}",
+        soft_wrap=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

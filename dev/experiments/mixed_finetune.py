@@ -15,12 +15,12 @@ with ``--eval-split 0`` (the test folds are only scored after training, by ``rew
 
 Run::
 
-    python scripts/mixed_finetune.py prepare --dir /tmp/mixft \
+    python -m dev.experiments.mixed_finetune prepare --dir /tmp/mixft \
         --data hh-helpful=../shared/data/hh-rlhf-helpful-base/test.jsonl.gz \
         --data pandalm=../shared/data/pandalm/testset-v1.json --data llmbar=../shared/data/llmbar
-    python scripts/mixed_finetune.py run --dir /tmp/mixft
-    python scripts/mixed_finetune.py evaluate --dir /tmp/mixft
-    python scripts/mixed_finetune.py collect --dir /tmp/mixft --out docs/bench/mixed-finetune.json
+    python -m dev.experiments.mixed_finetune run --dir /tmp/mixft
+    python -m dev.experiments.mixed_finetune evaluate --dir /tmp/mixft
+    python -m dev.experiments.mixed_finetune collect --dir /tmp/mixft --out docs/bench/mixed-finetune.json
 """
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sweep_finetune import child_meta, run_jobs  # the sibling script (scripts/ is on sys.path)
-
-from rewardlab.bench.mixed import kind_folds, load_kinds
+from dev.experiments.mixed_kinds import kind_folds, load_kinds
+from dev.experiments.sweep_finetune import child_meta, run_jobs
 from rewardlab.data.split import write_pairs
 from rewardlab.data.tags import tag_pairs
 
