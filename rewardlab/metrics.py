@@ -565,7 +565,8 @@ def step_baselines(labels: Sequence[Sequence[float | None]]) -> dict[str, dict[s
 
 
 # --------------------------------------------------------------------------- benchmark scoring rules
-# Each rule is written from the benchmark's paper and checked on hand-made fixtures (tests/test_suites.py).
+# Each rule is written from the benchmark's paper and checked on hand-made fixtures
+# (tests/evaluation/test_suites.py).
 
 
 def style_matrix(chosen: Sequence[Sequence[float]], rejected: Sequence[Sequence[float]]) -> list[list[float]]:

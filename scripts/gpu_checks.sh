@@ -53,7 +53,7 @@ print('preset', root)"
     HH=.gpu/data/hh-rlhf-helpful-base/test.jsonl.gz
     RL="$PY -m rewardlab"
     if want tests; then
-        "$PY" -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
+        "$PY" -m pytest -q -m gpu tests/integration/test_gpu.py -p no:cacheprovider
     fi
     if want score; then
         for dt in float32 bfloat16; do

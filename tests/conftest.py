@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -79,22 +80,40 @@ def demo_file(tmp_path_factory, demo_rows):
     return write_jsonl(tmp_path_factory.mktemp("demo") / "demo.jsonl", demo_rows)
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory, demo_rows):
-    """Random-initialised tiny models of four architectures, each with a tokenizer in its style.
+class TinyModels(Mapping):
+    """Random-initialised tiny models by architecture, each built (with its tokenizer) on first use.
 
     llama: ``<s>`` added, no pad token, left padding; gpt2: pad == EOS; qwen2: ChatML template;
-    bert: an encoder with token types.
+    bert: an encoder with token types. A test that needs one architecture builds that one only.
     """
-    from rewardlab.models.tiny import build_tiny_model, train_tokenizer
 
+    ARCHS = ("llama", "gpt2", "qwen2", "bert")
+
+    def __init__(self, root: Path, texts: list[str]) -> None:
+        self.root, self.texts, self.built = root, texts, {}
+
+    def __getitem__(self, arch: str) -> Path:
+        if arch not in self.ARCHS:
+            raise KeyError(arch)
+        if arch not in self.built:
+            from rewardlab.models.tiny import build_tiny_model, train_tokenizer
+
+            tok = train_tokenizer(self.texts, self.root / f"tok-{arch}", style=arch)
+            self.built[arch] = build_tiny_model(arch, tok, self.root / arch)
+        return self.built[arch]
+
+    def __iter__(self):
+        return iter(self.ARCHS)
+
+    def __len__(self) -> int:
+        return len(self.ARCHS)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, demo_rows):
+    """Tiny models of four architectures (:class:`TinyModels`), each built by the first test that uses it."""
     texts = [r[k] for r in demo_rows for k in ("prompt", "chosen", "rejected")]
-    root = tmp_path_factory.mktemp("tiny")
-    out = {}
-    for arch in ("llama", "gpt2", "qwen2", "bert"):
-        tok = train_tokenizer(texts, root / f"tok-{arch}", style=arch)
-        out[arch] = build_tiny_model(arch, tok, root / arch)
-    return out
+    return TinyModels(tmp_path_factory.mktemp("tiny"), texts)
 
 
 @pytest.fixture(scope="session")
@@ -115,3 +134,11 @@ def embedding_checkpoint(tiny_models, demo_file, tmp_path_factory):
         )
     )
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests under ``tests/integration/`` (several processes, subprocesses, a browser, real data) are
+    marked ``integration``: ``pytest -m "not integration"`` runs the fast in-process tests alone."""
+    for item in items:
+        if "integration" in Path(str(item.path)).relative_to(REPO).parts[:2]:
+            item.add_marker(pytest.mark.integration)

@@ -1,6 +1,6 @@
 """Default learning rate and epochs by model size (issue 18): the size read, the rule, the record.
 
-Run: ``pytest tests/test_size_defaults.py -q``.
+Run: ``pytest tests/training/test_size_defaults.py -q``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``--head-init``: zero and linear-probe (LP-FT) heads on tiny decoders and encoders, and a run.
 
-Run: ``pytest tests/test_head_init.py -q`` (tiny random models on the CPU, under a minute).
+Run: ``pytest tests/training/test_head_init.py -q`` (tiny random models on the CPU, under a minute).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Two tiny LLaMA reward models are trained for two steps with different seeds (so their weights
 differ) on the same data; the tests merge them and score them as an ensemble.
 
-Run: ``pytest tests/test_merge.py -q`` (tiny random models on the CPU, under a minute).
+Run: ``pytest tests/training/test_merge.py -q`` (tiny random models on the CPU, under a minute).
 """
 
 from __future__ import annotations

@@ -282,7 +282,7 @@ def test_report_search_sort_and_contents_in_headless_chromium(tmp_path, monkeypa
     from selenium.webdriver.chrome.service import Service
 
     from rewardlab.evaluation import evaluate
-    from tests.test_suites import FakeModel, pairwise_rows
+    from tests.evaluation.test_suites import FakeModel, pairwise_rows
 
     monkeypatch.setattr(evaluate, "load_model", lambda path, *a, **k: FakeModel(Path(path).name))
     monkeypatch.setattr(evaluate, "check_model_specs", lambda paths: None)  # fake models name no folder

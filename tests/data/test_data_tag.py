@@ -1,6 +1,6 @@
 """Kind tags in prompts (``rewardlab data tag``): where the tag goes, that truncation keeps it, errors.
 
-Run: ``pytest tests/test_data_tag.py -q`` (seconds).
+Run: ``pytest tests/data/test_data_tag.py -q`` (seconds).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ The shard/gather logic is tested without processes (ranks simulated); the launch
 random llama (fp32) and a Python reward function that logs which rank scored which text, so a
 test also fails when every rank scores everything.
 
-Run: ``OMP_NUM_THREADS=1 python -m pytest tests/test_distributed_scoring.py -q``.
+Run: ``OMP_NUM_THREADS=1 python -m pytest tests/integration/test_distributed_scoring.py -q``.
 """
 
 from __future__ import annotations

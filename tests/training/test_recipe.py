@@ -1,6 +1,6 @@
 """The training skeleton: run_recipe's order of steps, when OUT is opened, and the Reporter.
 
-Run: ``pytest tests/test_recipe.py -q``. A fake recipe records its steps and whether OUT existed
+Run: ``pytest tests/training/test_recipe.py -q``. A fake recipe records its steps and whether OUT existed
 at each one; nothing is trained.
 """
 

@@ -335,7 +335,7 @@ def test_training_auto_batching_falls_back_for_alibi(alibi_models, demo_file, tm
 
 
 def test_flex_attention_scoring_is_refused_on_the_cpu_and_for_other_kinds(tiny_models, embedding_checkpoint):
-    """FlexAttention scoring is for GPUs (tests/test_gpu.py compares it with SDPA there)."""
+    """FlexAttention scoring is for GPUs (tests/integration/test_gpu.py compares it with SDPA there)."""
     if not torch.cuda.is_available():
         with pytest.raises(RewardlabError, match="for GPUs"):
             RewardModel.from_pretrained(tiny_models["llama"], attn_implementation="flex_attention")

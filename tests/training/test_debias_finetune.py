@@ -1,6 +1,6 @@
 """``--debias-length`` for full and LoRA fine-tuning: the batches' weights and log lengths, a run, resume.
 
-Run: ``pytest tests/test_debias_finetune.py -q`` (tiny random models on the CPU, about a minute).
+Run: ``pytest tests/training/test_debias_finetune.py -q`` (tiny random models on the CPU, about a minute).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import torch
 from rewardlab.models.encoding import DECODER
 from rewardlab.models.reward_model import RewardModel, load_model_and_tokenizer
 from rewardlab.training.batching import PaddedCollator, SharedPrefixCollator
-from tests.test_batching import groups_for, loss_and_grads, setup
+from tests.training.test_batching import groups_for, loss_and_grads, setup
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
