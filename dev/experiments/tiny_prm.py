@@ -1,6 +1,6 @@
 """Train the tiny PRM of tests/training/test_prm.py on the synthetic step task and print its held-out metrics.
 
-Run from the repository root: ``.venv/bin/python docs/bench/tiny_prm.py [--batching padded]``
+Run from the repository root: ``python -m dev.experiments.tiny_prm [--batching padded]``
 (about 20 s on a CPU; extra arguments go to ``rewardlab train``).
 Numbers: docs/benchmarks.md, "Process reward models".
 """
