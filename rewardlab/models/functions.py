@@ -32,11 +32,16 @@ from urllib.parse import parse_qs
 
 from rewardlab.data.schema import Text, text_key, text_plain
 from rewardlab.errors import RewardlabError
+from rewardlab.interrupts import is_user_interrupt
 from rewardlab.models.scoring import PairScoring
 
 #: Dataset columns that hold a reference answer, as TRL passes them to a reward function.
 REFERENCE_FIELDS = ("answer", "ground_truth", "reference", "solution", "final_answer")
 BUILTINS = ("demo-gold", "math")
+
+
+class FunctionFailed(RewardlabError):
+    """The user's reward function itself failed (raised, exited): a fault of the reward, not of the input."""
 
 
 class FunctionReward(PairScoring):
@@ -88,13 +93,18 @@ class FunctionReward(PairScoring):
             out = self.fn(prompts=prompts, completions=responses, **kwargs)
         except RewardlabError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a user's function: one line naming it
-            raise RewardlabError(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:  # noqa: BLE001 - a user's function, sys.exit and KeyboardInterrupt too
+            if is_user_interrupt(exc):
+                raise
+            raise FunctionFailed(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
         return check_rewards(out, len(prompts), self.name)
 
 
 def check_rewards(out: Any, n: int, name: str) -> list[float]:
     """``out`` as ``n`` finite floats, or a one-line error naming ``name`` and the first bad item."""
+    if isinstance(out, str | bytes | dict | set | frozenset) or not hasattr(out, "__len__"):
+        # a string, a mapping or an iterator would be read item by item, silently
+        raise RewardlabError(f"{name} returned {type(out).__name__}, not a list of rewards")
     try:
         values = list(out)
     except TypeError:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardlab.errors import RewardlabError
+from rewardlab.models.functions import FunctionFailed
 from rewardlab.runtime import release_memory
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,8 @@ class MicroBatcher:
 
 def _client_error(exc: Exception) -> Exception:
     """What the client of a failed request hears: a RewardlabError as is, anything else as a 500."""
+    if isinstance(exc, FunctionFailed):  # the reward function crashed: the server's fault, not the input's
+        return ScoringFailed(500, str(exc))
     if isinstance(exc, RewardlabError | ScoringFailed):
         return exc
     log.error("scoring failed", exc_info=exc)
@@ -191,9 +194,18 @@ def _client_error(exc: Exception) -> Exception:
 def _score_then_trim(score: Callable[..., Any], prompts: list[Any], responses: list[Any]) -> Any:
     """Score in the worker thread, then hand freed heap back to the OS there (not on the event loop).
 
-    Every call brings new texts of new lengths, and glibc would otherwise keep the freed pieces.
+    Every call brings new texts of new lengths, and glibc would otherwise keep the freed pieces. A
+    ``BaseException`` the scorer raises (``sys.exit`` in a reward function) becomes a 500 for the call.
     """
     try:
         return score(prompts, responses)
+    except Exception:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt from the model's code
+        # signals reach the main thread alone: in this worker thread it was raised by the scorer itself,
+        # and let through it would stop the server for every client; it fails this request only
+        raise ScoringFailed(
+            500, f"the reward model failed on this request: {type(exc).__name__}: {exc}"
+        ) from exc
     finally:
         release_memory()
