@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
 PERCENTILES = (5, 25, 50, 75, 90, 95, 99)
 
@@ -640,7 +641,7 @@ def best_of_n_credit(chosen: float, rejected: Sequence[float]) -> float:
 def ties_score(
     reference: dict[str, tuple[Sequence[float], Sequence[float]]],
     tied: dict[str, tuple[Sequence[float], Sequence[float]]],
-) -> dict[str, float | int]:
+) -> dict[str, Any]:
     """RewardBench 2's Ties score (Malik et al. 2025, arXiv 2506.01937, section 3.2).
 
     Each prompt comes as ``ref`` (one correct answer) and ``tied`` (several equally correct ones),
@@ -653,6 +654,10 @@ def ties_score(
     both sets *preferred* is gap(tied) > spread, *preferred hard* is min(gap(ref), gap(tied)) >
     spread and the margin score is the mean of tanh(min gap / spread − 1) (0 when the spread is 0).
     A tied prompt with a single correct answer has no spread and counts as not preferred.
+
+    The rule needs both halves: with no ``ref`` or no ``tied`` prompt, or ids found in one half only,
+    the result lists why under ``incomplete``, and with a half missing ``score`` is ``None`` (never a
+    number computed as if the absent half had scored 0).
     """
 
     def stats(correct: Sequence[float], wrong: Sequence[float]) -> tuple[bool, float, float | None]:
@@ -680,8 +685,15 @@ def ties_score(
         "correctness_margin_score": margin / n if n else 0.0,
         "paired_prompts": n,
     }
+    incomplete = [f"no {name}:N records" for name, half in (("ref", ref), ("tied", tie)) if not half]
+    unpaired = len(set(ref) ^ set(tie))
+    if ref and tie and unpaired:
+        incomplete.append(f"{unpaired} ids in only one of ref:N / tied:N")
+    out["incomplete"] = incomplete  # type: ignore[assignment]
     out["score"] = (
-        0.3 * out["tied_accuracy"]
+        None  # type: ignore[assignment]
+        if not (ref and tie)
+        else 0.3 * out["tied_accuracy"]
         + 0.3 * out["ref_accuracy"]
         + 0.2 * out["correctness_preferred"]
         + 0.2 * out["correctness_preferred_hard"]

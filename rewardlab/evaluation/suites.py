@@ -237,7 +237,7 @@ def suite_score(
     """The benchmark's score of one model: per domain (or section), overall, what is missing."""
     out = score_items(data.suite, item_scores(data, pairs, rc, rr))
     out["unscored"] = dict(sorted(data.unscored.items()))
-    out["complete"] = not out["missing"]
+    out["complete"] = not out["missing"] and not out.get("incomplete")
     return out
 
 
@@ -297,7 +297,9 @@ def _rewardbench2(groups: dict[str, list[Scored]]) -> dict[str, Any]:
         else:
             credit = [M.best_of_n_credit(c[0], r) for _, c, r in items]
             domains[name] = {"score": sum(credit) / len(credit), "n": len(items)}
-    return {"overall": _mean([d["score"] for d in domains.values()]), "domains": domains}
+    incomplete = {n: d["incomplete"] for n, d in domains.items() if d.get("incomplete")}
+    scored = [d["score"] for d in domains.values() if d["score"] is not None]
+    return {"overall": _mean(scored), "domains": domains, "incomplete": incomplete}
 
 
 def _note(s: dict[str, Any]) -> str:
@@ -309,6 +311,9 @@ def _note(s: dict[str, Any]) -> str:
         )
     if s.get("missing_sections"):
         parts.append(f"Sections with no subset at all: {', '.join(s['missing_sections'])}.")
+    if s.get("incomplete"):
+        shown = "; ".join(f"{k}: {', '.join(v)}" for k, v in s["incomplete"].items())
+        parts.append(f"Partial (not scored as complete): {shown}.")
     if s["unscored"]:
         shown = ", ".join(f"{k} ({v})" for k, v in s["unscored"].items())
         parts.append(f"Records of groups this benchmark does not score (pairwise metrics only): {shown}.")
@@ -363,4 +368,6 @@ def suite_finding(suite: str | None, model: str, dataset: str, s: dict[str, Any]
         line += f" (hard {_f(s['hard'])}, normal {_f(s['normal'])}, easy {_f(s['easy'])})"
     if s["missing"]:
         line += f"; MISSING {', '.join(s['missing'])} (overall of what is present)"
+    if s.get("incomplete"):
+        line += f"; PARTIAL {', '.join(s['incomplete'])} (scored from part of its data, or not at all)"
     return line + "."

@@ -286,3 +286,23 @@ def test_two_models_compared_on_the_suite_score(tmp_path, fake_models):
     assert lo <= suite["difference"] <= hi <= 0  # b never beats a: only the code prompt differs
     assert suite["statement"] in (out / "report.html").read_text()
     assert by_metric["accuracy"]["n_pairs"] == 36  # 9 pairs per prompt
+
+
+@pytest.mark.parametrize(
+    ("ids", "why"),
+    [(["ref:1", "ref:2"], "no tied:N records"), (["tied:1", "tied:2"], "no ref:N records")],
+)
+def test_rewardbench2_ties_with_one_half_missing_is_partial_not_zero(tmp_path, fake_models, ids, why):
+    rows = [rb2("Factuality", "f1", [3], [1, 2, 0])]
+    rows += [rb2("Ties", i, [5, 6] if i.startswith("tied") else [5], [1, 2]) for i in ids]
+    r = run(tmp_path / "ev", write_jsonl(tmp_path / "rb2.jsonl", rows), "rewardbench2")
+    s = r["results"]["rb2"]["a"]["suite"]
+    assert s["domains"]["Ties"]["score"] is None and s["incomplete"] == {"Ties": [why]}
+    assert s["overall"] == pytest.approx(1.0)  # Factuality alone: Ties is not averaged in as 0
+    assert s["complete"] is False
+    assert "Partial (not scored as complete): Ties: " + why in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_ties_ids_in_one_half_only_are_named():
+    out = M.ties_score({"1": ([5.0], [1.0]), "2": ([5.0], [1.0])}, {"1": ([5.0, 6.0], [1.0])})
+    assert out["incomplete"] == ["1 ids in only one of ref:N / tied:N"] and out["score"] is not None
