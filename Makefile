@@ -6,8 +6,9 @@ DEMO_OUT ?= runs/demo
 # The CPU build of torch this project is tested with. pyproject.toml takes a range; every pip install
 # below repeats this pin so that pip keeps the build installed first.
 TORCH := torch==2.13.0
-# The documentation site (mkdocs.yml, docs/ -> site/); --strict: any warning, e.g. a broken link, fails.
-MKDOCS_BUILD := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+# The documentation site (mkdocs.yml, docs/ -> site/); --strict: any warning, e.g. a broken link or anchor, fails
+# (no --quiet: in mkdocs 1.6 it hides the warnings before --strict counts them).
+MKDOCS_BUILD := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 .PHONY: demo test test-slow lint docs clean gpu-prepare smollm2
 
