@@ -16,18 +16,28 @@ The URL's path says the protocol:
 
 Options follow the URL after ``#`` (never sent to the server): ``token_env=VAR`` or
 ``token_file=PATH`` (default: the ``REWARDLAB_REMOTE_TOKEN`` environment variable, if set),
-``timeout=60`` (seconds per request), ``retries=3`` (on connection errors, timeouts, 429 and 5xx,
+``timeout=60`` (seconds per request: a deadline for the whole answer, not per read, so a server
+that trickles bytes is cut off too), ``retries=3`` (on connection errors, timeouts, 429 and 5xx,
 with exponential back-off from ``backoff=0.5`` s), ``concurrency=4`` (requests in flight),
-``batch=64`` (items per request), ``model=NAME`` (the ``model`` field of vLLM requests) and
-``input=chat|text``. A failure is one line naming the URL and the HTTP status.
+``batch=64`` (items per request), ``max_mb=16`` (the largest answer read, in MiB), ``model=NAME``
+(the ``model`` field of vLLM requests) and ``input=chat|text``. Every number is range-checked
+(:data:`LIMITS`); a token must be one line of printable ASCII and is never printed. A failure is one
+line naming the URL and the HTTP status.
+
+Requests run in daemon threads, and the caller waits in short steps: a Ctrl-C stops the command at
+once, and :func:`cancel_requests` (called when a server shuts down) ends every wait within a fraction
+of a second, whatever the remote server does.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import queue
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -46,9 +56,28 @@ _OPTIONS = {
     "backoff",
     "concurrency",
     "batch",
+    "max_mb",
     "model",
     "input",
 }
+#: Each numeric option: (default, lowest, highest, whole number?).
+LIMITS: dict[str, tuple[float, float, float, bool]] = {
+    "timeout": (60.0, 0.001, 86_400.0, False),
+    "retries": (3, 0, 100, True),
+    "backoff": (0.5, 0.0, 60.0, False),
+    "concurrency": (4, 1, 256, True),
+    "batch": (64, 1, 100_000, True),
+    "max_mb": (16.0, 0.001, 4096.0, False),
+}
+#: Set by :func:`cancel_requests`: every request in flight gives up and no new one starts.
+_CANCEL = threading.Event()
+#: How often a waiting caller looks at the cancel flag (seconds).
+_POLL = 0.1
+
+
+def cancel_requests() -> None:
+    """Make every remote request in flight, in every thread, give up now (a server shutting down)."""
+    _CANCEL.set()
 
 
 class RemoteError(RewardlabError):
@@ -71,44 +100,62 @@ def is_url(spec: str) -> bool:
     return spec.startswith(("http://", "https://"))
 
 
-def _number(params: dict[str, str], key: str, default: float, spec: str, low: float) -> float:
+def _number(params: dict[str, str], key: str, spec: str) -> float:
+    """Option ``key`` as a number inside its :data:`LIMITS` (its default when absent); one line otherwise."""
+    default, low, high, whole = LIMITS[key]
     if key not in params:
         return default
     try:
         value = float(params[key])
     except ValueError:
-        value = float("nan")
-    if not value >= low:
-        raise RewardlabError(f"{spec}: option {key}={params[key]!r} must be a number >= {low:g}")
-    return value
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high) or (whole and value != int(value)):
+        kind = "a whole number" if whole else "a number"
+        raise RewardlabError(f"{spec}: option {key}={params[key]!r} must be {kind} in [{low:g}, {high:g}]")
+    return int(value) if whole else value
+
+
+def _check_token(token: str, where: str) -> str:
+    """``token`` when it is one line of printable ASCII (a valid header value); the error never shows it."""
+    bad = next((i for i, c in enumerate(token) if not 33 <= ord(c) <= 126), None)
+    if bad is not None:
+        what = "a line break" if token[bad] in "\r\n" else f"character {bad + 1} is not printable ASCII"
+        raise RewardlabError(
+            f"{where}: the token must be one line of printable ASCII without spaces ({what})"
+        )
+    return token
 
 
 def _read_token(params: dict[str, str], spec: str) -> str | None:
     if "token_file" in params:
         path = params["token_file"]
         try:
-            token = open(path, encoding="utf-8").read().strip()  # noqa: SIM115, PTH123 - one read
+            with open(path, "rb") as fh:  # noqa: PTH123 - one read
+                raw = fh.read(65_537)
         except OSError as exc:
             raise RewardlabError(f"{spec}: token_file {path}: {exc.strerror or exc}") from None
+        token = raw.decode("latin-1").strip()
         if not token:
             raise RewardlabError(f"{spec}: token_file {path} is empty")
-        return token
+        if len(raw) > 65_536:
+            raise RewardlabError(f"{spec}: token_file {path} is over 64 KiB: not a token")
+        return _check_token(token, f"{spec}: token_file {path}")
     env = params.get("token_env", TOKEN_ENV)
     token = os.environ.get(env, "").strip()
     if "token_env" in params and not token:
         raise RewardlabError(f"{spec}: the environment variable {env} is not set")
-    return token or None
+    return _check_token(token, f"{spec}: the environment variable {env}") if token else None
 
 
-def _message(response: Any) -> str:
+def _message(content: bytes) -> str:
     """The server's own error message, short."""
     try:
-        body = response.json()
+        body = json.loads(content)
         msg = (
             body.get("error") or body.get("message") or body.get("detail") if isinstance(body, dict) else body
         )
     except ValueError:
-        msg = response.text
+        msg = content.decode("utf-8", errors="replace")
     text = " ".join(str(msg).split())
     return text[:300] + (" ..." if len(text) > 300 else "")
 
@@ -142,11 +189,12 @@ class RemoteReward(PairScoring):
                 f"{spec}: unknown option {sorted(unknown)[0]!r} (use {', '.join(sorted(_OPTIONS))})"
             )
         self.url, self.protocol = base, protocol
-        self.timeout = _number(params, "timeout", 60.0, base, 0.001)
-        self.retries = int(_number(params, "retries", 3, base, 0))
-        self.backoff = _number(params, "backoff", 0.5, base, 0)
-        self.concurrency = int(_number(params, "concurrency", 4, base, 1))
-        self.batch = int(_number(params, "batch", 64, base, 1))
+        self.timeout = _number(params, "timeout", base)
+        self.retries = int(_number(params, "retries", base))
+        self.backoff = _number(params, "backoff", base)
+        self.concurrency = int(_number(params, "concurrency", base))
+        self.batch = int(_number(params, "batch", base))
+        self.max_bytes = int(_number(params, "max_mb", base) * 2**20)
         self.model = params.get("model")
         self.input = params.get("input", "chat")
         if self.input not in ("chat", "text"):
@@ -159,35 +207,121 @@ class RemoteReward(PairScoring):
 
     # ---------------------------------------------------------------- requests
 
+    def _fetch(self, client: Any, body: dict[str, Any]) -> tuple[int, bytes]:
+        """(status, body) of one POST, read within ``timeout`` seconds in all and ``max_mb`` at most.
+
+        Raises:
+            TimeoutError: the deadline passed (connecting, sending or reading, however slowly it came).
+            RemoteError: the answer is larger than ``max_mb``, or requests were cancelled.
+        """
+        import httpx
+
+        deadline = time.monotonic() + self.timeout
+        limit = httpx.Timeout(self.timeout)
+        with client.stream("POST", self.url, json=body, headers=self.headers, timeout=limit) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                raise RemoteError(
+                    f"{self.url}: the answer is {int(declared)} bytes, over max_mb={self.max_bytes / 2**20:g}"
+                )
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise RemoteError(f"{self.url}: the answer is over max_mb={self.max_bytes / 2**20:g}")
+                if _CANCEL.is_set():
+                    raise RemoteError(f"{self.url}: cancelled (shutting down)")
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                chunks.append(chunk)
+            return response.status_code, b"".join(chunks)
+
     def _post(self, client: Any, body: dict[str, Any]) -> Any:
         """The JSON answer to one request, with retries; a one-line error naming the URL otherwise."""
         import httpx
 
         for attempt in range(self.retries + 1):
             last, status = attempt == self.retries, None
+            if _CANCEL.is_set():
+                raise RemoteError(f"{self.url}: cancelled (shutting down)")
             self.requests += 1
             try:
-                response = client.post(self.url, json=body, headers=self.headers, timeout=self.timeout)
-            except httpx.TimeoutException:
+                status, content = self._fetch(client, body)
+            except (httpx.TimeoutException, TimeoutError):
                 problem = f"no answer within {self.timeout:g} s"
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
-                if response.status_code == 200:
+                if status == 200:
                     try:
-                        return response.json()
+                        return json.loads(content)
                     except ValueError:
                         raise RemoteError(f"{self.url}: HTTP 200 but the body is not JSON") from None
-                status = response.status_code
-                problem = f"HTTP {status}: {_message(response)}"
+                problem = f"HTTP {status}: {_message(content)}"
                 if status not in RETRY_STATUSES:
                     raise RemoteError(f"{self.url}: {problem}", status)
             if last:
                 tries = f"{self.retries + 1} tries" if self.retries else "1 try"
                 raise RemoteError(f"{self.url}: {problem} (after {tries})", status)
             self.retried += 1
-            time.sleep(self.backoff * 2**attempt)
+            if _CANCEL.wait(self.backoff * 2**attempt):
+                raise RemoteError(f"{self.url}: cancelled (shutting down)")
         raise AssertionError("unreachable")
+
+    def _post_all(self, bodies: list[dict[str, Any]]) -> list[Any]:
+        """The answers to ``bodies``, ``concurrency`` requests at a time, in daemon threads.
+
+        The caller waits in steps of :data:`_POLL` seconds, so a Ctrl-C (``KeyboardInterrupt`` in the
+        waiting thread) or :func:`cancel_requests` ends the wait at once; the daemon threads never hold
+        the process at exit. The first failure is raised and the remaining requests are not sent.
+        """
+        import httpx
+
+        if not bodies:
+            return []
+        answers: list[Any] = [None] * len(bodies)
+        done: queue.Queue[tuple[int, Any, BaseException | None]] = queue.Queue()
+        todo = iter(enumerate(bodies))
+        stop, take = threading.Event(), threading.Lock()
+        client = httpx.Client(limits=httpx.Limits(max_connections=self.concurrency))
+
+        workers = [min(self.concurrency, len(bodies))]
+
+        def work() -> None:
+            try:
+                while not stop.is_set():
+                    with take:
+                        job = next(todo, None)
+                    if job is None:
+                        return
+                    try:
+                        done.put((job[0], self._post(client, job[1]), None))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                        done.put((job[0], None, exc))
+            finally:
+                with take:
+                    workers[0] -= 1
+                    last = workers[0] == 0
+                if last:  # the last worker out closes the connections (the caller may be gone)
+                    client.close()
+
+        for _ in range(workers[0]):
+            threading.Thread(target=work, daemon=True, name="rewardlab-remote").start()
+        try:
+            for _ in bodies:
+                while True:
+                    try:
+                        k, answer, error = done.get(timeout=_POLL)
+                        break
+                    except queue.Empty:
+                        if _CANCEL.is_set():
+                            raise RemoteError(f"{self.url}: cancelled (shutting down)") from None
+                if error is not None:
+                    raise error
+                answers[k] = answer
+        finally:
+            stop.set()
+        return answers
 
     def _bodies(self, prompts: list[Text], responses: list[Text]) -> list[tuple[list[int], dict[str, Any]]]:
         """(item indices, request body) of every request needed."""
@@ -254,8 +388,6 @@ class RemoteReward(PairScoring):
         ``normalize`` and ``length_correction=True`` are refused (those are the server's to apply);
         other options are ignored.
         """
-        import httpx
-
         if options.get("normalize"):
             raise RewardlabError(
                 f"{self.url}: normalisation is the server's (e.g. rewardlab serve --normalize)"
@@ -267,11 +399,9 @@ class RemoteReward(PairScoring):
         prompts, responses = list(prompts), list(responses)
         bodies = self._bodies(prompts, responses)
         rewards: list[Any] = [None] * len(prompts)
-        limits = httpx.Limits(max_connections=self.concurrency)
-        with httpx.Client(limits=limits) as client, ThreadPoolExecutor(self.concurrency) as pool:
-            answers = pool.map(lambda job: self._post(client, job[1]), bodies)
-            for (idx, _), answer in zip(bodies, answers, strict=True):
-                got = check_rewards(self._read(answer, len(idx)), len(idx), self.url)
-                for i, r in zip(idx, got, strict=True):
-                    rewards[i] = r
+        answers = self._post_all([body for _, body in bodies])
+        for (idx, _), answer in zip(bodies, answers, strict=True):
+            got = check_rewards(self._read(answer, len(idx)), len(idx), self.url)
+            for i, r in zip(idx, got, strict=True):
+                rewards[i] = r
         return rewards
