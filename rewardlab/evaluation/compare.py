@@ -115,6 +115,38 @@ def metric_value(result: Any, metric: str) -> float | None:
     return float(value)
 
 
+def same_data(old: dict[str, Any], new: dict[str, Any], against: str) -> dict[str, str]:
+    """Per data set in both runs: ``same`` (equal content hashes) or ``unverified`` (no hash recorded then).
+
+    Raises:
+        RewardlabError: a data set of the same name holds different pairs in the two runs: a
+            regression check on different data would compare nothing.
+    """
+    out = {}
+    for name, info in (new.get("datasets") or {}).items():
+        before = ((old.get("datasets") or {}).get(name) or {}).get("content_sha256")
+        if name not in old.get("results", {}):
+            continue
+        if before is None:
+            out[name] = "unverified"  # an earlier rewardlab wrote no hash: matched by name only
+        elif before != info.get("content_sha256"):
+            raise RewardlabError(
+                f"--compare {against}: data set {name!r} holds different pairs in the two runs (content "
+                f"SHA-256 {str(before)[:12]}... then, {str(info.get('content_sha256'))[:12]}... now): a "
+                "regression check needs the same data"
+            )
+        else:
+            out[name] = "same"
+    return out
+
+
+def _data_note(data: dict[str, str]) -> str:
+    unverified = sorted(name for name, how in data.items() if how == "unverified")
+    if unverified:
+        return f" ({', '.join(unverified)}: matched by name only, the earlier run recorded no content hash)"
+    return " (on the same data: content hashes equal)" if data else ""
+
+
 def check_regression(old: dict[str, Any], new: dict[str, Any], cfg: Any) -> dict[str, Any]:
     """Compare ``cfg.metric`` between two runs for every dataset and model present in both.
 
@@ -123,6 +155,7 @@ def check_regression(old: dict[str, Any], new: dict[str, Any], cfg: Any) -> dict
     """
     metric = cfg.metric or ("suite.overall" if cfg.suite else "accuracy")
     lower = metric.split(".")[-1] in LOWER_IS_BETTER
+    data = same_data(old, new, cfg.compare)
     checks, skipped = [], []
     for dname, per_model in new["results"].items():
         for model, result in per_model.items():
@@ -160,8 +193,10 @@ def check_regression(old: dict[str, Any], new: dict[str, Any], cfg: Any) -> dict
         "max_drop": cfg.max_drop,
         "checks": checks,
         "not_compared": skipped,
+        "data": data,
         "failed": bool(bad),
-        "message": f"regression: {message}" if bad else f"no regression of {metric} beyond {cfg.max_drop:g}",
+        "message": (f"regression: {message}" if bad else f"no regression of {metric} beyond {cfg.max_drop:g}")
+        + _data_note(data),
     }
 
 

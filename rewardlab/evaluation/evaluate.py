@@ -34,6 +34,7 @@ from rewardlab.evaluation.config import REWARDBENCH_SECTIONS, EvalConfig
 from rewardlab.evaluation.inputs import (
     Dataset,
     check_model_specs,
+    content_digest,
     load_model,
     model_record,
     split_name,
@@ -321,6 +322,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             d.name: {
                 "path": d.path,
                 "pairs_loaded": len(d.pairs),
+                "content_sha256": content_digest(d.pairs),
                 "records_dropped": d.dropped,
                 "files": d.files,
             }

@@ -7,12 +7,14 @@ evaluation (:mod:`rewardlab.evaluation.steps`) and the benchmark suites
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardlab.data.schema import PreferencePair
+from rewardlab.data.schema import PreferencePair, text_key
 from rewardlab.errors import RewardlabError
 
 
@@ -26,6 +28,19 @@ class Dataset:
     dropped: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)
     suite: Any = None  # a --suite run: the benchmark's records (evaluation/suites.py)
+
+
+def content_digest(pairs: list[PreferencePair]) -> str:
+    """SHA-256 of the pairs' content (prompt, chosen, rejected, tie, category, in order): the data's identity.
+
+    ``eval --compare`` compares it with the earlier run's, so a check matches data sets by what they
+    hold, not by file name. File names, formats and record origins do not enter it.
+    """
+    digest = hashlib.sha256()
+    for p in pairs:
+        row = [text_key(p.prompt), text_key(p.chosen), text_key(p.rejected), bool(p.tie), p.category]
+        digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()
 
 
 def split_name(value: str) -> tuple[str | None, str]:

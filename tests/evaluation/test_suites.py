@@ -306,3 +306,31 @@ def test_rewardbench2_ties_with_one_half_missing_is_partial_not_zero(tmp_path, f
 def test_ties_ids_in_one_half_only_are_named():
     out = M.ties_score({"1": ([5.0], [1.0]), "2": ([5.0], [1.0])}, {"1": ([5.0, 6.0], [1.0])})
     assert out["incomplete"] == ["1 ids in only one of ref:N / tied:N"] and out["score"] is not None
+
+
+def test_compare_matches_data_by_content_not_by_file_name(tmp_path, fake_models, capsys):
+    first = tmp_path / "one"
+    first.mkdir()
+    data = write_jsonl(first / "rmb.jsonl", RM_BENCH)
+    old = run(tmp_path / "old", data, "rm-bench", ("m=/x/a",))
+    assert len(old["datasets"]["rmb"]["content_sha256"]) == 64
+    old_file = str(tmp_path / "old" / "metrics.json")
+    same = run(tmp_path / "same", data, "rm-bench", ("m=/x/a",), "--compare", old_file)
+    assert same["regression"]["data"] == {"rmb": "same"}
+    assert same["regression"]["message"].endswith("(on the same data: content hashes equal)")
+    # another file of the same name with other records: refused, not reported as a regression
+    second = tmp_path / "two"
+    second.mkdir()
+    other = write_jsonl(second / "rmb.jsonl", RM_BENCH[:-3])
+    capsys.readouterr()
+    assert run(tmp_path / "other", other, "rm-bench", ("m=/x/a",), "--compare", old_file, code=2) is None
+    assert "data set 'rmb' holds different pairs in the two runs" in capsys.readouterr().err
+    # an earlier metrics.json without hashes: compared by name, and the message says so
+    legacy = json.loads((tmp_path / "old" / "metrics.json").read_text())
+    del legacy["datasets"]["rmb"]["content_sha256"]
+    (tmp_path / "legacy.json").write_text(json.dumps(legacy))
+    r = run(tmp_path / "l", data, "rm-bench", ("m=/x/a",), "--compare", str(tmp_path / "legacy.json"))
+    assert (
+        r["regression"]["data"] == {"rmb": "unverified"}
+        and "matched by name only" in r["regression"]["message"]
+    )
