@@ -378,4 +378,46 @@ def read_info(path: str | Path) -> dict[str, Any]:
         raise RewardlabError(f"{damaged} (not UTF-8 text): the checkpoint is damaged") from exc
     if not isinstance(info, dict):
         raise RewardlabError(f"{info_path} is not a JSON object: the checkpoint is damaged")
+    check_info_numbers(info, info_path)
     return info
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_info_numbers(info: dict[str, Any], where: str | Path) -> None:
+    """Check the numbers scoring reads from a checkpoint record before any of them is used.
+
+    ``normalization``: a finite ``mean`` and a finite ``std`` > 0 (0 would divide by zero, a negative
+    one would silently flip every reward's sign); ``length_correction``: a finite ``alpha`` and
+    ``center``; ``max_length``: a whole number >= 1.
+
+    Raises:
+        RewardlabError: one line naming the file, the field and the value.
+    """
+    norm = info.get("normalization")
+    if norm is not None:
+        if not isinstance(norm, dict):
+            raise RewardlabError(
+                f"{where}: 'normalization' must be an object with mean and std, got {norm!r}"
+            )
+        if not _finite(norm.get("mean")):
+            raise RewardlabError(
+                f"{where}: normalization.mean must be a finite number, got {norm.get('mean')!r}"
+            )
+        std = norm.get("std")
+        if not (_finite(std) and std > 0):
+            raise RewardlabError(f"{where}: normalization.std must be a finite number > 0, got {std!r}")
+    corr = info.get("length_correction")
+    if corr is not None:
+        if not isinstance(corr, dict):
+            raise RewardlabError(f"{where}: 'length_correction' must be an object, got {corr!r}")
+        for key in ("alpha", "center"):
+            if not _finite(corr.get(key)):
+                raise RewardlabError(
+                    f"{where}: length_correction.{key} must be a finite number, got {corr.get(key)!r}"
+                )
+    length = info.get("max_length")
+    if length is not None and not (isinstance(length, int) and not isinstance(length, bool) and length >= 1):
+        raise RewardlabError(f"{where}: max_length must be a whole number >= 1, got {length!r}")

@@ -322,11 +322,11 @@ class EmbeddingRewardModel(PairScoring):
         (``embedding.dtype`` of ``rewardlab.json``; float32 for models saved before it was kept) or
         in float32: ``dtype`` may be either, as the heads were fit to embeddings of that precision.
         """
-        import json
-
         from safetensors.torch import load_file
 
-        info = json.loads((Path(path) / "rewardlab.json").read_text())
+        from rewardlab.models.backbone import read_info
+
+        info = read_info(path)
         trained = info["embedding"].get("dtype", "float32")
         if dtype not in ("float32", trained):
             raise RewardlabError(

@@ -13,7 +13,6 @@ weakest step, as Lightman et al. 2023, arXiv 2305.20050, find best for best-of-N
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ import torch
 
 from rewardlab.data.schema import Text, text_plain
 from rewardlab.errors import RewardlabError
-from rewardlab.models.backbone import LayoutChoice, model_inputs
+from rewardlab.models.backbone import LayoutChoice, model_inputs, read_info
 from rewardlab.models.encoding import Encoded
 from rewardlab.models.layouts import shared_prefix_batch
 
@@ -193,7 +192,7 @@ class ProcessRewardModel(LayoutChoice):
         from rewardlab.models.backbone import resolve_device, resolve_dtype
 
         dev, dt = resolve_device(device), resolve_dtype(dtype)
-        info = json.loads((Path(path) / "rewardlab.json").read_text())
+        info = read_info(path)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dt)
         return cls(model.to(dev), tokenizer, info)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rewardlab.config import opt
@@ -76,5 +77,9 @@ class RLCheckConfig:
             raise RewardlabError("--eval-prompts must be 0 (no eval set) or more")
         if self.generations < 2:
             raise RewardlabError("--generations must be at least 2 (GRPO compares completions in a group)")
-        if self.learning_rate <= 0 or self.beta <= 0 or self.clip <= 0:
-            raise RewardlabError("--learning-rate, --beta and --clip must be positive")
+        for name in ("learning_rate", "beta", "clip"):  # nan and inf pass a plain "> 0" test
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise RewardlabError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value!r}")
+        if not (math.isfinite(self.uwo_lambda) and self.uwo_lambda >= 0):
+            raise RewardlabError(f"--uwo-lambda must be a finite number >= 0, got {self.uwo_lambda!r}")
