@@ -354,11 +354,7 @@ def _missing_check(cls: type) -> Callable[[Any, Any, Any], Any]:
             if _required(f) and ctx.params.get(f.name) is None:
                 if f.metadata.get("argument"):
                     ctx.fail(f"Missing argument '{f.name}'.")
-                names = [
-                    "--" + f.name.replace("_", "-"),
-                    *([f.metadata["short"]] if f.metadata.get("short") else []),
-                ]
-                ctx.fail(f"Missing option {' / '.join(repr(n) for n in names)}.")
+                ctx.fail(f"Missing option '--{f.name.replace('_', '-')}'.")  # (no short flag is required)
         return value
 
     return check
