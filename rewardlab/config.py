@@ -6,9 +6,11 @@ flags the user gave, a YAML file (``--config``), and the dataclass defaults, the
 dataclass so that its ``__post_init__`` rejects contradictions in one place.
 
 Options several commands share are dataclass parts they inherit (:class:`DataOptions`,
-:class:`ScoringOptions`, :class:`EmbeddingOptions`): inheritance keeps the fields flat, so the CLI
-options and the YAML keys keep their names, and each part checks its own options once for every
-command.
+:class:`ScoringOptions`, :class:`ModelRuntimeOptions`, :class:`EmbeddingOptions`, ...): inheritance
+keeps the fields flat, so the CLI options and the YAML keys keep their names, and each part checks
+its own options once for every command. :func:`typer_command` turns a config into a Typer command:
+a field made with ``opt(..., argument=True)`` is a positional argument, ``opt(..., short="-f")``
+adds a short flag, a ``list[str]`` field is a repeatable option.
 """
 
 from __future__ import annotations
@@ -39,34 +41,124 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
 ON_ERROR = ("fail", "skip")
 
 
-def opt(default: Any = dataclasses.MISSING, help: str = "", **kwargs: Any) -> Any:  # noqa: A002
-    """A dataclass field with its help text (``default`` may be a list: it is copied)."""
+def opt(
+    default: Any = dataclasses.MISSING,
+    help: str = "",  # noqa: A002
+    *,
+    argument: bool = False,
+    short: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A dataclass field with its help text (``default`` may be a list: it is copied).
+
+    ``argument=True`` makes the field a positional command-line argument (``data summarize PATH``);
+    ``short`` adds a short flag (``"-f"`` beside ``--format``).
+    """
+    metadata = {"help": help, "argument": argument, "short": short}
     if isinstance(default, list):
         value = list(default)
-        return dataclasses.field(default_factory=lambda: list(value), metadata={"help": help}, **kwargs)
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+        return dataclasses.field(default_factory=lambda: list(value), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclasses.dataclass(kw_only=True)
-class DataOptions:
-    """How a command reads preference data (train, eval, diagnose): the same options, checked once."""
+class FormatOptions:
+    """The data format option (``--format/-f``) of every command that reads preference data."""
 
-    format: str = opt("auto", help="Data format: auto, explicit, implicit, labelled, ranked.")
-    on_error: str = opt("fail", help="Bad records: fail, or skip (dropped and counted).")
+    format: str = opt(
+        "auto", short="-f", help="Data format: auto, explicit (trl), implicit (hh), labelled, ranked."
+    )
 
-    def check_data_options(self) -> None:
-        """Raise ``ValueError`` for a data option no command accepts."""
+
+@dataclasses.dataclass(kw_only=True)
+class OnErrorOptions:
+    """What a command does with a bad record (``--on-error``): every command that reads data files."""
+
+    on_error: str = opt(
+        "fail", help="Bad records: fail (stop at the first one), or skip (dropped and counted)."
+    )
+
+    def check_on_error(self) -> None:
+        """Raise ``ValueError`` for an ``--on-error`` no command accepts."""
         if self.on_error not in ON_ERROR:
             raise ValueError("--on-error must be fail or skip")
 
 
 @dataclasses.dataclass(kw_only=True)
-class ScoringOptions(DataOptions):
-    """Scoring held-out data with a model (eval, diagnose): the data options plus split, batch and device."""
+class DataOptions(OnErrorOptions, FormatOptions):
+    """How a command reads preference data (train, eval, diagnose, data ...): the same options, checked once.
+
+    The ``data`` commands leave ``--on-error`` to the loader, which checks it as it reads.
+    """
+
+    def check_data_options(self) -> None:
+        """Raise ``ValueError`` for a data option no command accepts."""
+        self.check_on_error()
+
+
+@dataclasses.dataclass(kw_only=True)
+class SplitOptions(DataOptions):
+    """The data options plus the split of a saved ``DatasetDict`` (eval, diagnose, data summarize)."""
 
     split: str | None = opt(None, help="Split of a saved DatasetDict.")
+
+
+@dataclasses.dataclass(kw_only=True)
+class DeviceOptions:
+    """Where a model runs: every command that loads one (eval, diagnose, score, bon, serve, bench)."""
+
+    device: str = opt(
+        "auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, cuda:1, ..."
+    )
+
+
+@dataclasses.dataclass(kw_only=True)
+class BatchOptions:
+    """Sequences per forward pass: 16 by default; ``serve`` overrides it with 32 (most per pass)."""
+
     batch_size: int = opt(16, help="Sequences per forward pass.")
-    device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
+
+    def check_batch_size(self) -> None:
+        """Raise ``RewardlabError`` (the message as is, no prefix) for a batch size below 1."""
+        if self.batch_size < 1:
+            raise RewardlabError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+@dataclasses.dataclass(kw_only=True)
+class DtypeOptions(DeviceOptions):
+    """Where a model runs and in which precision (score, bon, serve, bench score, bench serve).
+
+    The default is ``float32`` (rewards as trained) for every command that has this part.
+    """
+
+    dtype: str = opt(
+        "float32",
+        help="float32 (rewards as trained), auto (bfloat16 on a GPU or a CPU that computes bf16 "
+        "natively, else float32), bfloat16 or float16.",
+    )
+
+
+@dataclasses.dataclass(kw_only=True)
+class ModelRuntimeOptions(DtypeOptions, BatchOptions):
+    """How a loaded reward model runs (score, bon, serve, bench score): device, dtype, batch, kernel."""
+
+    attn_implementation: str | None = opt(
+        None, help="Attention kernel: sdpa, eager, flex_attention (block masks for packed rows; GPU)."
+    )
+
+
+@dataclasses.dataclass(kw_only=True)
+class LayoutOptions:
+    """How a checkpoint lays out the sequences of a batch (score, bon, serve)."""
+
+    layout: str = opt(
+        "auto", help="auto (packed for decoders that reproduce padded rewards on a probe), packed or padded."
+    )
+
+
+@dataclasses.dataclass(kw_only=True)
+class ScoringOptions(DeviceOptions, BatchOptions, SplitOptions):
+    """Scoring held-out data with a model (eval, diagnose): the data options plus split, batch and device."""
 
     def check_scoring_options(self) -> None:
         """Raise ``ValueError`` for a bad data option or a batch size below 1."""
@@ -194,6 +286,8 @@ def build(cls: type, values: dict[str, Any], source: str = "config") -> Any:
         raise RewardlabError(
             f"missing required option(s): {', '.join('--' + m.replace('_', '-') for m in missing)}"
         )
+    hints = typing.get_type_hints(cls)
+    values = {k: Path(v) if isinstance(v, str) and _is_path(hints[k]) else v for k, v in values.items()}
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
@@ -207,6 +301,11 @@ def resolve(cls: type, cli_values: dict[str, Any], config_file: str | Path | Non
     return build(cls, values, source=str(config_file) if config_file else "options")
 
 
+def _is_path(tp: Any) -> bool:
+    """True for a field typed ``Path`` or ``Path | None`` (a YAML string becomes a ``Path``)."""
+    return tp is Path or Path in typing.get_args(tp)
+
+
 def _cli_type(tp: Any) -> Any:
     """The Typer parameter type for a field type: ``X | None`` and ``list[X]`` become optional."""
     origin = typing.get_origin(tp)
@@ -216,11 +315,61 @@ def _cli_type(tp: Any) -> Any:
     return tp
 
 
-def typer_command(cls: type, run: Callable[[Any], Any], doc: str) -> Callable[..., Any]:
+def _parameter(f: dataclasses.Field, tp: Any, callback: Callable[..., Any] | None) -> inspect.Parameter:
+    """The Typer parameter of field ``f``: an option (``--name``, a short flag if any) or an argument."""
+    import typer
+
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        default = f.default_factory()  # type: ignore[misc]
+    shown = "required" if _required(f) else None if default in (None, []) else f"default: {default}"
+    text = f.metadata.get("help", "") + (f" \\[{shown}]" if shown else "")  # \\[: a bracket, not markup
+    if f.metadata.get("argument"):
+        info = typer.Argument(help=text, show_default=False, metavar=f.name.upper(), callback=callback)
+    else:
+        short = f.metadata.get("short")
+        names = ("--" + f.name.replace("_", "-"), short) if short else ()
+        info = typer.Option(*names, help=text, show_default=False, callback=callback)
+    return inspect.Parameter(
+        f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[tp | None, info]
+    )
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+
+
+def _missing_check(cls: type) -> Callable[[Any, Any, Any], Any]:
+    """A Click callback for each required field: without ``--config``, one not given is a usage error.
+
+    Click processes the parameters given on the command line first, then the others in order, so
+    when the first missing one is reached every given one is in ``ctx.params``. The error names the
+    first required field missing in the dataclass's order, in Typer's words (``Missing option '--out'.``).
+    """
+
+    def check(ctx: Any, param: Any, value: Any) -> Any:
+        if value is not None or ctx.resilient_parsing or ctx.params.get("config") is not None:
+            return value
+        for f in dataclasses.fields(cls):
+            if _required(f) and ctx.params.get(f.name) is None:
+                if f.metadata.get("argument"):
+                    ctx.fail(f"Missing argument '{f.name}'.")
+                ctx.fail(f"Missing option '--{f.name.replace('_', '-')}'.")  # (no short flag is required)
+        return value
+
+    return check
+
+
+def typer_command(
+    cls: type, run: Callable[[Any], Any], doc: str, *, usage_errors: bool = False
+) -> Callable[..., Any]:
     """A function Typer can register whose options are the fields of ``cls``.
 
     Every option defaults to ``None`` (so a flag the user did not give does not override the
     YAML file); the help shows the field's help and its real default. ``--config FILE`` reads YAML.
+    With ``usage_errors``, a required option or argument missing from the command line (and no
+    ``--config``) is Typer's usage error (``Missing option '--out'``), else the config's message.
+    The command carries its config class as ``config_class``.
     """
     import typer
 
@@ -233,23 +382,12 @@ def typer_command(cls: type, run: Callable[[Any], Any], doc: str) -> Callable[..
             annotation=Annotated[
                 Path | None, typer.Option(help="YAML file of options; flags given here override it.")
             ],
-        )
+        ),
     ]
-    for f in option_fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-        shown = "required" if f.default is dataclasses.MISSING and default is None else f"default: {default}"
-        tp = _cli_type(hints[f.name])
-        option = typer.Option(help=f"{f.metadata.get('help', '')} [{shown}]", show_default=False)
-        params.append(
-            inspect.Parameter(
-                f.name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[tp | None, option],
-            )
-        )
+    check = _missing_check(cls) if usage_errors else None
+    params += [
+        _parameter(f, _cli_type(hints[f.name]), check if _required(f) else None) for f in option_fields(cls)
+    ]
 
     def command(**kwargs: Any) -> Any:
         config_file = kwargs.pop("config", None)
@@ -258,4 +396,5 @@ def typer_command(cls: type, run: Callable[[Any], Any], doc: str) -> Callable[..
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = doc
     command.__name__ = cls.__name__
+    command.config_class = cls  # type: ignore[attr-defined]
     return command

@@ -12,11 +12,28 @@ Run: ``rewardlab demo --out runs/demo`` (or ``make demo``). It replaces its own 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
+from rewardlab.config import opt
+from rewardlab.io_utils import check_out_folder
+
 console = Console()
+
+
+@dataclass(kw_only=True)
+class DemoConfig:
+    """Options of ``rewardlab demo``."""
+
+    out: Path = opt(Path("runs/demo"), help="Output folder (its earlier demo outputs are replaced).")
+    n: int = opt(2000, help="Demo pairs.")
+    seed: int = opt(0, help="Seed of the data and the training.")
+    ensemble: int = opt(5, help="Heads in the embedding ensemble.")
+
+    def __post_init__(self) -> None:
+        check_out_folder(self.out)
 
 
 def run_demo(out: str | Path, n: int = 2000, seed: int = 0, ensemble: int = 5) -> dict:

@@ -162,7 +162,8 @@ def _serve_in_thread(
     import uvicorn
 
     from rewardlab.runtime import quiet_transformers
-    from rewardlab.serving.server import ServeConfig, create_app
+    from rewardlab.serving.config import ServeConfig
+    from rewardlab.serving.server import create_app
 
     quiet_transformers()
     app = create_app(ServeConfig(model=[model], port=port, device=device, dtype=dtype))

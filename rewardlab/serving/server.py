@@ -18,14 +18,12 @@ is not finite is never served.
 
 import asyncio
 import hmac
-import ipaddress
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-from rewardlab.config import opt
 from rewardlab.errors import RewardlabError
 from rewardlab.serving.batching import MicroBatcher, ScoringFailed, non_finite
+from rewardlab.serving.config import ServeConfig, is_loopback
 from rewardlab.serving.requests import (
     BadRequest,
     parse_get_reward,
@@ -41,89 +39,6 @@ log = logging.getLogger(__name__)
 
 #: The pair scored at start-up: a model that gives it a non-finite reward is refused.
 PROBE = ("What is 2 + 2?", "2 + 2 = 4.")
-
-
-@dataclass
-class ServeConfig:
-    """Options of ``rewardlab serve``."""
-
-    model: list[str] = opt(
-        help="Reward model folder, module:function, file.py:function, builtin:demo-gold, builtin:math "
-        "or a server URL (http://HOST/score, /get_reward, /classify, /pooling); several make an ensemble."
-    )
-    host: str = opt("127.0.0.1", help="Interface to bind; anything but loopback needs --token-file.")
-    port: int = opt(8000, help="Port.")
-    token_file: str | None = opt(None, help="File holding the bearer token clients must send.")
-    normalize: bool = opt(False, help="Normalise rewards with the checkpoints' stored mean/std.")
-    length_correction: bool | None = opt(
-        None,
-        help="Apply the length correction stored by rewardlab diagnose (default: if a checkpoint has one).",
-    )
-    aggregation: str = opt("mean", help="With several models: mean, min (WCO) or uwo (mean - lambda*std).")
-    uwo_lambda: float = opt(1.0, help="Lambda of --aggregation uwo.")
-    max_items: int = opt(256, help="Most (prompt, response) items in one request.")
-    max_body_bytes: int = opt(4_000_000, help="Largest request body accepted.")
-    max_chars: int = opt(32_000, help="Longest prompt or response, in characters.")
-    overlong: str = opt("refuse", help="A text over --max-chars: refuse (413) or truncate (keep its end).")
-    batch_size: int = opt(32, help="Most sequences per forward pass.")
-    max_tokens: int = opt(
-        8192,
-        help="Token budget per forward pass (padded: batch x longest sequence; packed: tokens).",
-    )
-    layout: str = opt(
-        "auto",
-        help="auto (packed for decoders that reproduce padded rewards on a probe), packed or padded.",
-    )
-    batch_window_ms: float = opt(5.0, help="How long the first request of a micro-batch waits for others.")
-    body_timeout_s: float = opt(30.0, help="A request body must arrive within this many seconds (else 408).")
-    header_timeout_s: float = opt(
-        10.0, help="A request's line and headers must arrive within this many seconds (else closed)."
-    )
-    keep_alive_s: int = opt(5, help="Close an idle keep-alive connection after this many seconds.")
-    max_header_bytes: int = opt(16_384, help="Largest request line + headers accepted (h11 limit).")
-    limit_concurrency: int = opt(
-        1024, help="Most open connections and tasks; more get 503 (uvicorn's limit_concurrency)."
-    )
-    device: str = opt("auto", help="auto (a CUDA device when torch sees one, else the CPU), cpu, cuda, ...")
-    dtype: str = opt(
-        "float32",
-        help="float32 (rewards as trained), auto (bfloat16 where the GPU or CPU computes it natively), ...",
-    )
-    attn_implementation: str | None = opt(
-        None, help="Attention kernel: sdpa, eager, flex_attention (block masks for packed rows; GPU)."
-    )
-
-    def __post_init__(self) -> None:
-        if not self.model:
-            raise ValueError("give at least one --model")
-        if self.layout not in ("auto", "padded", "packed"):
-            raise ValueError("--layout must be auto, padded or packed")
-        if self.overlong not in ("refuse", "truncate"):
-            raise ValueError("--overlong must be refuse or truncate")
-        if not is_loopback(self.host) and not self.token_file:
-            raise ValueError(
-                f"--host {self.host} is not loopback: give --token-file so clients must authenticate"
-            )
-        limits = [self.max_items, self.max_body_bytes, self.max_chars, self.batch_size, self.max_tokens]
-        limits += [self.keep_alive_s, self.max_header_bytes, self.limit_concurrency]
-        if (
-            min(limits) < 1
-            or self.batch_window_ms < 0
-            or not min(self.body_timeout_s, self.header_timeout_s) > 0
-        ):
-            raise ValueError("limits must be positive")
-        if self.token_file:  # before any model loads: a bad token file is a one-line error
-            read_token(self.token_file, is_loopback(self.host))
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def layout_of(model: Any, layout: str) -> str | None:

@@ -21,12 +21,28 @@ The rules, applied in this order to the data summary (also in the README):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from rewardlab.config import OnErrorOptions, opt
+from rewardlab.io_utils import check_out_folder
+
 console = Console()
+
+
+@dataclass(kw_only=True)
+class AdviseConfig(OnErrorOptions):
+    """Options of ``rewardlab advise`` (``--on-error`` is checked by the loader)."""
+
+    data: Path = opt(help="Preference or step-labelled data (file or folder).")
+    out: Path | None = opt(None, help="Folder for advice.json.")
+
+    def __post_init__(self) -> None:
+        if self.out is not None:
+            check_out_folder(self.out)
 
 
 def advise_steps(summary: dict[str, Any]) -> dict[str, Any]:

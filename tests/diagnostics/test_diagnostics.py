@@ -220,7 +220,8 @@ def test_length_correction_by_hand():
 
 def test_stored_length_correction_is_used_by_api_and_server(embedding_checkpoint, tmp_path, heldout):
     from rewardlab.models.reward_model import RewardModel, response_length
-    from rewardlab.serving.server import ServeConfig, load_scorer
+    from rewardlab.serving.config import ServeConfig
+    from rewardlab.serving.server import load_scorer
 
     model_dir = tmp_path / "emb"
     shutil.copytree(embedding_checkpoint, model_dir)

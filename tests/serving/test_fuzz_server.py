@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rewardlab.data.schema import text_plain
-from rewardlab.serving.server import ServeConfig, create_app
+from rewardlab.serving.config import ServeConfig
+from rewardlab.serving.server import create_app
 
 MAX_ITEMS = 6
 

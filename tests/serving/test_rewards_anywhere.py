@@ -369,7 +369,8 @@ def test_cli_score_bon_and_eval_take_a_function(reward_file, demo_file, tmp_path
 def test_serve_an_ensemble_of_functions_with_uncertainty(reward_file, demo_rows):
     from fastapi.testclient import TestClient
 
-    from rewardlab.serving.server import ServeConfig, create_app
+    from rewardlab.serving.config import ServeConfig
+    from rewardlab.serving.server import create_app
 
     prompts, responses = _pairs(demo_rows, 3)
     cfg = ServeConfig(model=[f"{reward_file}:length_reward", f"{reward_file}:word_reward"])
@@ -409,7 +410,8 @@ def test_serve_an_ensemble_of_functions_with_uncertainty(reward_file, demo_rows)
 def test_vllm_endpoints_validate_like_score(reward_file, path, body, status, words):
     from fastapi.testclient import TestClient
 
-    from rewardlab.serving.server import ServeConfig, create_app
+    from rewardlab.serving.config import ServeConfig
+    from rewardlab.serving.server import create_app
 
     client = TestClient(create_app(ServeConfig(model=[f"{reward_file}:length_reward"])))
     got = client.post(path, json=body)
@@ -419,7 +421,8 @@ def test_vllm_endpoints_validate_like_score(reward_file, path, body, status, wor
 def test_vllm_answer_shapes(reward_file):
     from fastapi.testclient import TestClient
 
-    from rewardlab.serving.server import ServeConfig, create_app
+    from rewardlab.serving.config import ServeConfig
+    from rewardlab.serving.server import create_app
 
     client = TestClient(create_app(ServeConfig(model=[f"{reward_file}:length_reward"])))
     out = client.post("/classify", json={"model": "rm", "input": ["ab", "abcd"]}).json()
@@ -555,7 +558,8 @@ def test_probes_are_judged_against_the_gold():
 def test_serving_a_remote_reward_passes_its_failures_on_as_502_or_422(stub, served):
     from fastapi.testclient import TestClient
 
-    from rewardlab.serving.server import ServeConfig, create_app
+    from rewardlab.serving.config import ServeConfig
+    from rewardlab.serving.server import create_app
 
     url, handler = stub
     proxy = TestClient(create_app(ServeConfig(model=[f"{url}#retries=0"])))

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.serving.server import ServeConfig, create_app
+from rewardlab.serving.config import ServeConfig
+from rewardlab.serving.server import create_app
 
 
 def free_port() -> int:
