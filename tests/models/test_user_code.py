@@ -108,8 +108,9 @@ def test_a_function_that_exits_fails_one_request_and_the_server_goes_on(raisers)
     from fastapi.testclient import TestClient
 
     from rewardlab.serving import server
+    from rewardlab.serving.config import ServeConfig
 
-    cfg = server.ServeConfig(model=[f"{raisers}:boom_on_request"], batch_window_ms=0.0)
+    cfg = ServeConfig(model=[f"{raisers}:boom_on_request"], batch_window_ms=0.0)
     with TestClient(server.create_app(cfg)) as client:
         bad = client.post("/score", json={"prompts": ["boom"], "responses": ["x"]})
         assert bad.status_code == 500 and "SystemExit" in bad.json()["error"], bad.json()
