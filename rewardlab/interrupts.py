@@ -9,13 +9,15 @@ Without :func:`watch` (rewardlab used as a library), a ``KeyboardInterrupt`` in 
 as the user's, as Python would; in another thread it can only come from code (signals reach the main
 thread alone).
 
-Run: nothing to run; ``rewardlab.cli.main`` calls :func:`watch`.
+Run: nothing to run; ``rewardlab.cli.main`` runs every command inside :func:`watching`.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _received = threading.Event()
@@ -34,6 +36,21 @@ def watch() -> None:
     _received.clear()
     signal.signal(signal.SIGINT, _on_sigint)
     _watching.set()
+
+
+@contextmanager
+def watching() -> Iterator[None]:
+    """:func:`watch` for the block, then the SIGINT handler that was there before (a command in a test)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    watch()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+        _watching.clear()
 
 
 def received() -> bool:

@@ -2,11 +2,12 @@
 
 Run ``rewardlab --help``; in code, ``main(["data", "summarize", "data.jsonl", "--out", "out"])``
 returns the exit status (0 success, 2 a user error such as bad data, with a message and no
-traceback). Every command is built from its options dataclass (``rewardlab.config.typer_command``)
-and declared in the module of its group: :mod:`rewardlab.cli.data` (data ...),
-:mod:`rewardlab.cli.train` (train, merge, advise), :mod:`rewardlab.cli.evaluate` (eval, diagnose,
-rlcheck), :mod:`rewardlab.cli.serve` (serve, score, bon), :mod:`rewardlab.cli.bench` (bench ...)
-and :mod:`rewardlab.cli.demo` (demo). No logic lives here.
+traceback, 130 after a Ctrl-C, with the one line ``interrupted``). Every command is built from its
+options dataclass (``rewardlab.config.typer_command``) and declared in the module of its group:
+:mod:`rewardlab.cli.data` (data ...), :mod:`rewardlab.cli.train` (train, merge, advise),
+:mod:`rewardlab.cli.evaluate` (eval, diagnose, rlcheck), :mod:`rewardlab.cli.serve` (serve, score,
+bon), :mod:`rewardlab.cli.bench` (bench ...) and :mod:`rewardlab.cli.demo` (demo). No logic lives
+here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import typer
 from rich.markup import escape
 from safetensors import SafetensorError
 
+from rewardlab import interrupts
 from rewardlab.cli import bench, data, demo, evaluate, serve, train
 from rewardlab.cli.common import err_console
 from rewardlab.errors import RewardlabError
@@ -46,7 +48,12 @@ app.command("demo")(demo.demo_command)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     try:
-        app(args=argv, prog_name="rewardlab", standalone_mode=False)
+        with interrupts.watching():
+            app(args=argv, prog_name="rewardlab", standalone_mode=False)  # Typer returns Ctrl-C as 130
+        if interrupts.received():
+            return _interrupted()
+    except KeyboardInterrupt:  # outside the command (e.g. while Typer parsed the arguments)
+        return _interrupted()
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
@@ -67,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"damaged .safetensors weights: {exc}")
         return 2
     return 0
+
+
+def _interrupted() -> int:
+    """One line for a Ctrl-C, and the shell's status for it (128 + SIGINT)."""
+    err_console.print("interrupted", highlight=False)
+    return 130
 
 
 def _error(message: str) -> None:
