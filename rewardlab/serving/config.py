@@ -10,6 +10,7 @@ Each command's options are one dataclass built from shared parts: the reward to 
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,5 +133,22 @@ class ServeConfig(ModelRuntimeOptions, LayoutOptions):
             or not min(self.body_timeout_s, self.header_timeout_s) > 0
         ):
             raise ValueError("limits must be positive")
+        self._check_numbers()
         if self.token_file:  # before any model loads: a bad token file is a one-line error
             read_token(self.token_file, is_loopback(self.host))
+
+    def _check_numbers(self) -> None:
+        """Every float finite and in range, the port a port: one line naming the option (nan passed < 0)."""
+        ranges = {  # option: (lowest, highest); a wait of hours would stall requests and shutdown alike
+            "batch_window_ms": (0.0, 10_000.0),
+            "body_timeout_s": (0.001, 3_600.0),
+            "header_timeout_s": (0.001, 3_600.0),
+            "uwo_lambda": (0.0, 1e6),
+            "port": (0, 65_535),
+        }
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be a number in [{low:g}, {high:g}], got {value!r}"
+                )

@@ -279,8 +279,35 @@ def uvicorn_options(cfg: ServeConfig) -> dict[str, Any]:
     }
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Bind ``host:port`` as uvicorn will: a port in use or not allowed is one line before any model loads."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise RewardlabError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(cfg: ServeConfig) -> None:
     """Load the model(s) and run uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(cfg), log_level="info", **uvicorn_options(cfg))
+    from rewardlab.models.remote import cancel_requests
+
+    class Server(uvicorn.Server):
+        """uvicorn's server that, on SIGINT or SIGTERM, first makes waits on remote rewards give up.
+
+        uvicorn lets requests in flight finish before it stops; one waiting on a hung upstream
+        server would hold the shutdown for the whole remote timeout and its retries.
+        """
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            cancel_requests()
+            super().handle_exit(sig, frame)
+
+    check_port_free(cfg.host, cfg.port)
+    Server(uvicorn.Config(create_app(cfg), log_level="info", **uvicorn_options(cfg))).run()

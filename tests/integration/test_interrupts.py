@@ -111,3 +111,53 @@ def test_ctrl_c_during_training_exits_130(tmp_path, demo_file):
     assert done.returncode == 130 and done.stderr.strip().endswith("interrupted"), done.stderr[-2000:]
     assert took < 30
     assert not (Path(out) / "model.safetensors").exists()  # no half-written model passed off as one
+
+
+def test_sigterm_stops_a_server_whose_upstream_hangs_within_seconds(tmp_path):
+    import socket
+    import urllib.request
+
+    handler = type("Hang", (_Hang,), {"seen": threading.Event()})
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    upstream.daemon_threads = True
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{upstream.server_address[1]}/score#timeout=60&retries=3"
+    proc = subprocess.Popen(
+        rewardlab("serve", "--model", url, "--port", str(port)), stderr=subprocess.PIPE, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        body = b'{"prompts": ["p"], "responses": ["r"]}'
+        request = urllib.request.Request(
+            base + "/score", data=body, headers={"Content-Type": "application/json"}
+        )
+        threading.Thread(target=_ignore, args=(request,), daemon=True).start()
+        assert handler.seen.wait(30), "the request never reached the upstream"
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        proc.wait(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        upstream.shutdown()
+        upstream.server_close()
+    assert took < 5, f"shutdown took {took:.1f} s"
+
+
+def _ignore(request):
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(request, timeout=90).close()
+    except OSError:  # the server went away, as it should
+        pass
