@@ -46,6 +46,31 @@ def os_error_message(exc: OSError) -> str:
     return f"cannot {verb} {path}: {reason}"
 
 
+#: How safetensors (a Rust library) names OS errors in its messages, and what they mean to a user.
+_SAFETENSORS_IO = {
+    "StorageFull": "no space left on the device",
+    "No space left": "no space left on the device",
+    "PermissionDenied": "permission denied",
+    "Permission denied": "permission denied",
+    "NotFound": "a file is missing",
+}
+
+
+def weights_error_message(text: str) -> str:
+    """What a ``SafetensorError`` means: an OS error while reading or writing weights, or damaged weights.
+
+    A full disk while saving a checkpoint surfaces as ``Error while serializing: IoError(... StorageFull
+    ...)``; calling that "damaged weights" sent users looking for a bad file instead of free space.
+    """
+    flat = " ".join(text.split())
+    for marker, meaning in _SAFETENSORS_IO.items():
+        if marker in flat:
+            return f"cannot read or write .safetensors weights: {meaning} ({flat})"
+    if "IoError" in flat:
+        return f"cannot read or write .safetensors weights: an OS error ({flat})"
+    return f"damaged .safetensors weights: {flat}"
+
+
 def _prepare_parent(path: Path) -> None:
     """Create ``path``'s parent folders; a file in the way is a user error."""
     if path.is_dir():

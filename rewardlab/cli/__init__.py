@@ -22,7 +22,7 @@ from rewardlab import interrupts
 from rewardlab.cli import bench, data, demo, evaluate, serve, train
 from rewardlab.cli.common import err_console
 from rewardlab.errors import RewardlabError
-from rewardlab.io_utils import os_error_message
+from rewardlab.io_utils import os_error_message, weights_error_message
 
 app = typer.Typer(
     name="rewardlab",
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # the last line of defence for files named by the user: one line, no traceback
         _error(os_error_message(exc))
         return 2
-    except SafetensorError as exc:  # a damaged weights file that no loader above named
-        _error(f"damaged .safetensors weights: {exc}")
+    except SafetensorError as exc:  # damaged weights no loader above named, or a full disk while saving
+        _error(weights_error_message(str(exc)))
         return 2
     return 0
 

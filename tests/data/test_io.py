@@ -322,3 +322,13 @@ def test_jsonl_line_endings_keep_line_numbers(tmp_path, newline):
     with pytest.raises(DataError, match=r"n\.jsonl, line 3: malformed JSON"):
         load_preferences(path)
     assert triples(load_preferences(path, on_error="skip")) == EXPECTED[:2]
+
+
+def test_a_full_disk_while_saving_weights_is_not_called_damaged_weights():
+    from rewardlab.io_utils import weights_error_message
+
+    full = 'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left" })'
+    assert weights_error_message(full).startswith("cannot read or write .safetensors weights: no space left")
+    denied = 'Error while serializing: IoError(Os { code: 13, kind: PermissionDenied, message: "x" })'
+    assert "permission denied" in weights_error_message(denied)
+    assert weights_error_message("Error while deserializing header: HeaderTooLarge").startswith("damaged")
