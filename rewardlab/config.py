@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -267,6 +268,36 @@ def save_yaml(cfg: Any, path: str | Path) -> Path:
     return write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
+def _number_type(tp: Any) -> type | None:
+    """``int`` or ``float`` for a field typed so (``X | None`` included), else ``None``."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) else [tp]
+    return args[0] if len(args) == 1 and args[0] in (int, float) else None
+
+
+def check_number(name: str, tp: Any, value: Any, source: str = "options") -> None:
+    """A value for a numeric field is a number of its type and finite (nan and inf pass every ``<`` test).
+
+    Every command's options go through here (:func:`build`), flags and YAML alike, before any work;
+    each config's own checks then add the ranges.
+
+    Raises:
+        RewardlabError: one line naming the option and the value.
+    """
+    kind = _number_type(tp)
+    if kind is None or value is None:
+        return
+    option = "--" + name.replace("_", "-")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (kind is int and isinstance(value, float))
+    ):
+        what = "a whole number" if kind is int else "a number"
+        raise RewardlabError(f"{source}: {option} must be {what}, got {value!r}")
+    if not math.isfinite(value):
+        raise RewardlabError(f"{source}: {option} must be a finite number, got {value!r}")
+
+
 def build(cls: type, values: dict[str, Any], source: str = "config") -> Any:
     """Build ``cls`` from ``values``, naming unknown keys and missing required ones.
 
@@ -288,6 +319,8 @@ def build(cls: type, values: dict[str, Any], source: str = "config") -> Any:
         )
     hints = typing.get_type_hints(cls)
     values = {k: Path(v) if isinstance(v, str) and _is_path(hints[k]) else v for k, v in values.items()}
+    for name, value in values.items():
+        check_number(name, hints[name], value, source)
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:

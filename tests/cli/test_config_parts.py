@@ -43,3 +43,37 @@ def test_shared_options_keep_their_flat_names_in_yaml_and_on_the_command_line(cl
     # the command's own options first, the shared parts after them, and the YAML written in that order
     assert names[-2:] == (["format", "on_error"] if cls is TrainConfig else ["batch_size", "device"])
     assert list(to_dict(cfg)) == names[1:]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (
+            ["data", "demo", "--longer-chosen", "nan", "--out", "x.jsonl"],
+            "--longer-chosen must be a finite number, got nan",
+        ),
+        (
+            ["diagnose", "--model", "m", "--data", "d", "--out", "o", "--uwo-lambda", "inf"],
+            "--uwo-lambda must be a finite",
+        ),
+        (
+            ["train", "--model", "m", "--data", "d", "--out", "o", "--warmup-ratio", "nan"],
+            "--warmup-ratio must be a finite",
+        ),
+    ],
+)
+def test_every_command_refuses_non_finite_numbers_before_any_work(tmp_path, capsys, monkeypatch, args, words):
+    from rewardlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_yaml_numbers_are_checked_by_type(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("batch_size: '8'\n")
+    with pytest.raises(RewardlabError, match=r"--batch-size must be a whole number, got '8'"):
+        resolve(TrainConfig, {"data": "d", "out": "o", "model": "m"}, config)

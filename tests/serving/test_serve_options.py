@@ -13,10 +13,12 @@ from rewardlab.cli import main
     ("option", "value", "words"),
     [
         ("--port", "70000", "--port must be a number in [0, 65535], got 70000"),
-        ("--batch-window-ms", "nan", "--batch-window-ms must be a number in [0, 10000], got nan"),
+        ("--batch-window-ms", "nan", "--batch-window-ms must be a finite number, got nan"),
         ("--batch-window-ms", "1e12", "--batch-window-ms must be a number in [0, 10000]"),
-        ("--uwo-lambda", "nan", "--uwo-lambda must be a number in [0, 1e+06], got nan"),
-        ("--body-timeout-s", "inf", "--body-timeout-s must be a number in [0.001, 3600], got inf"),
+        ("--uwo-lambda", "nan", "--uwo-lambda must be a finite number, got nan"),
+        ("--uwo-lambda", "2e6", "--uwo-lambda must be a number in [0, 1e+06], got 2000000.0"),
+        ("--body-timeout-s", "inf", "--body-timeout-s must be a finite number, got inf"),
+        ("--header-timeout-s", "7200", "--header-timeout-s must be a number in [0.001, 3600], got 7200.0"),
     ],
 )
 def test_numbers_are_checked_in_one_line(capsys, option, value, words):
