@@ -68,6 +68,7 @@ SUBS = [
     (re.compile(r"(127\.0\.0\.1|localhost):\d+"), r"\1:<PORT>"),
     (re.compile(r"process \[\d+\]"), "process [<PID>]"),
     (re.compile(r"tfevents\.[\w.\-]+"), "tfevents.<ID>"),
+    (re.compile(r"(/cache/[\w/]*?)[0-9a-f]{12,}"), r"\1<HASH>"),  # cache keys hash the recording's paths
 ]
 NUMBER = re.compile(r"\d[\d,]*(\.\d+)?(e[-+]?\d+)?×?")
 
@@ -286,8 +287,9 @@ def normalise_text(text: str, root: str = "", source: str = "", volatile_numbers
     (rich bars, tqdm percentages, it/s) are dropped; the recording folder and the source checkout
     become ``<DIR>``/``<SRC>``, other /tmp paths ``<TMP>``; dates, durations, memory figures, times
     (``12.3 s``), rates (``120 requests/s``), ports, process ids and warning line numbers become
-    placeholders; trailing blanks and empty lines go. Warnings and every other line are kept. With
-    ``volatile_numbers`` (the bench commands, which print measured speeds) every number is ``<N>``.
+    placeholders, and so do cache keys (they hash paths); trailing blanks and empty lines go. Warnings
+    and every other line are kept. With ``volatile_numbers`` (the bench commands, which print measured
+    speeds) every number is ``<N>`` and runs of blanks are one (table columns widen with the numbers).
     """
     lines = []
     for raw in ANSI.sub("", text).split("\n"):
@@ -299,7 +301,7 @@ def normalise_text(text: str, root: str = "", source: str = "", volatile_numbers
                 line = line.replace(old, new)
         for pattern, repl in SUBS:
             line = pattern.sub(repl, line)
-        lines.append(NUMBER.sub("<N>", line) if volatile_numbers else line)
+        lines.append(" ".join(NUMBER.sub("<N>", line).split()) if volatile_numbers else line)
     return lines
 
 
