@@ -24,11 +24,13 @@ import math
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from difflib import SequenceMatcher
@@ -52,6 +54,7 @@ VOLATILE_KEY_PARTS = (
 EXISTENCE_ONLY = (".png", ".jpg", ".svg", ".pdf", ".bin", ".pt", ".pth", ".pkl", ".npy")
 TEXT_SUFFIXES = (".md", ".txt", ".html", ".csv", ".log", ".jinja", ".py", "")
 MAX_DIFFS_PER_FILE = 20
+COMMAND_TIMEOUT_S = 600
 
 # Console and text normalisation, applied in this order (see normalise_text).
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -204,40 +207,58 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def ask(url: str, body: dict | None = None) -> bytes:
+    """The body of a GET (or, with ``body``, a JSON POST) answer; an HTTP error as a JSON object."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.read()
+    except urllib.error.HTTPError as exc:
+        return json.dumps({"http_status": exc.code, "body": exc.read().decode(errors="replace")}).encode()
+
+
 def run_serve(argv: list[str], work: Path, env: dict[str, str]) -> tuple[int, str, str]:
     """Start ``rewardlab serve``, ask /health, /info and /score, stop it; answers go to ``work/serve``."""
     port = free_port()
     cmd = [sys.executable, "-m", "rewardlab", *[str(port) if a == "<PORT>" else a for a in argv]]
     proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url, answers = f"http://127.0.0.1:{port}", work / "serve"
+    url, answers, deadline = f"http://127.0.0.1:{port}", work / "serve", time.monotonic() + COMMAND_TIMEOUT_S
     answers.mkdir(exist_ok=True)
     try:
-        for _ in range(600):
+        while proc.poll() is None and time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    (answers / "health.json").write_bytes(r.read())
+                (answers / "health.json").write_bytes(ask(f"{url}/health"))
                 break
-            except OSError:
-                if proc.poll() is not None:
-                    break
+            except OSError:  # not listening yet
                 time.sleep(0.2)
-        if proc.poll() is None:
-            with urllib.request.urlopen(f"{url}/info", timeout=30) as r:
-                (answers / "info.json").write_bytes(r.read())
+        if proc.poll() is None and (answers / "health.json").exists():
+            (answers / "info.json").write_bytes(ask(f"{url}/info"))
             body = {"prompts": ["What is 2 + 3?", "Say hello."], "responses": ["5", "Hello! How can I help?"]}
-            req = urllib.request.Request(f"{url}/score", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
-            with urllib.request.urlopen(req, timeout=60) as r:
-                (answers / "score.json").write_bytes(r.read())
+            (answers / "score.json").write_bytes(ask(f"{url}/score", body))
     finally:
         if proc.poll() is None:
-            proc.send_signal(2)  # SIGINT: uvicorn's graceful shutdown
+            proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
         try:
             out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
     return proc.returncode, out, err
+
+
+def run_command(argv: list[str], work: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run ``rewardlab ARGV`` in ``work``: exit code, stdout, stderr (124 when it ran past the timeout)."""
+    try:
+        cmd = [sys.executable, "-m", "rewardlab", *argv]
+        done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, errors="replace",
+                              timeout=COMMAND_TIMEOUT_S)  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        out, err = (
+            x.decode(errors="replace") if isinstance(x, bytes) else x or "" for x in (exc.stdout, exc.stderr)
+        )
+        return 124, out, err + f"\n[behaviour check: killed after {COMMAND_TIMEOUT_S} s]"
+    return done.returncode, done.stdout, done.stderr
 
 
 def record(out: Path, source: Path) -> dict[str, Any]:
@@ -254,12 +275,7 @@ def record(out: Path, source: Path) -> dict[str, Any]:
     for name, args in COMMANDS:
         argv, volatile = shlex.split(args), name.startswith("bench-")
         before, t0 = snapshot(work), time.perf_counter()
-        if name == "serve":
-            code, stdout, stderr = run_serve(argv, work, env)
-        else:
-            done = subprocess.run([sys.executable, "-m", "rewardlab", *argv], cwd=work, env=env,
-                                  capture_output=True, text=True, errors="replace")  # fmt: skip
-            code, stdout, stderr = done.returncode, done.stdout, done.stderr
+        code, stdout, stderr = (run_serve if name == "serve" else run_command)(argv, work, env)
         after = snapshot(work)
         files = sorted(p for p, v in after.items() if before.get(p) != v)
         seconds = time.perf_counter() - t0
@@ -326,7 +342,7 @@ def diff_lines(base: list[str], new: list[str]) -> list[str]:
     out = []
     for op, i1, i2, j1, j2 in SequenceMatcher(None, base, new, autojunk=False).get_opcodes():
         if op != "equal":
-            out += [f"- {line}" for line in base[i1:i2]] + [f"+ {line}" for line in new[j1:j2]]
+            out += [f"- {line:.300}" for line in base[i1:i2]] + [f"+ {line:.300}" for line in new[j1:j2]]
     return out
 
 
@@ -388,7 +404,7 @@ def diff_file(
     """Differences between one output file of two recordings, by its type."""
     suffix = base.suffix.lower()
     if not (base.is_file() and new.is_file()):
-        return [] if base.is_file() == new.is_file() else [f"exists {base.is_file()}, now {new.is_file()}"]
+        return [] if base.is_file() == new.is_file() else [f"file {'missing' if base.is_file() else 'added'}"]
     if suffix in EXISTENCE_ONLY or "tfevents" in base.name:
         return []
     if suffix == ".safetensors":
@@ -401,9 +417,10 @@ def diff_file(
             )
             return diff_values(a, b) if a != b else []
         if suffix in TEXT_SUFFIXES:
-            return diff_lines(
-                norm_base(base.read_text(errors="replace")), norm_new(new.read_text(errors="replace"))
-            )
+            a, b = base.read_text(errors="replace"), new.read_text(errors="replace")
+            if suffix == ".html":  # one element a line, so that a difference names its element
+                a, b = a.replace("><", ">\n<"), b.replace("><", ">\n<")
+            return diff_lines(norm_base(a), norm_new(b))
     except (UnicodeDecodeError, ValueError) as exc:
         return [f"could not be read: {exc}"] if base.read_bytes() != new.read_bytes() else []
     return [] if base.read_bytes() == new.read_bytes() else ["bytes differ"]
