@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-#: Floats in JSON/YAML/JSONL files and console-free values: equal when within these.
+#: Floats in JSON/YAML/JSONL files are equal when within these (math.isclose).
 REL_TOL, ABS_TOL = 1e-6, 1e-7
 #: Tensors in .safetensors files: ``|a - b| <= TENSOR_ATOL + TENSOR_RTOL * |b|`` elementwise.
 TENSOR_RTOL, TENSOR_ATOL = 1e-5, 1e-6
