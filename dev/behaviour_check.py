@@ -361,7 +361,7 @@ def diff_values(base: Any, new: Any, path: str = "$") -> list[str]:
             out += diff_values(a, b, f"{path}[{i}]")
         return out
     numbers = (int, float)
-    if isinstance(base, numbers) and isinstance(new, numbers) and not isinstance(base, bool | type(None)):
+    if isinstance(base, numbers) and isinstance(new, numbers) and not isinstance(base, bool):
         if isinstance(new, bool) or not (
             (math.isnan(base) and math.isnan(new))
             or math.isclose(base, new, rel_tol=REL_TOL, abs_tol=ABS_TOL)
@@ -451,7 +451,7 @@ def compare_records(
             diffs.append(f"[{name}] exit code {b['exit_code']} != {n['exit_code']}")
         for stream in ("stdout", "stderr"):
             diffs += [f"[{name}] {stream}: {line}" for line in diff_lines(nb(b[stream]), nn(n[stream]))]
-        fb, fn = {_norm_name(f) for f in b["files"]}, {_norm_name(f) for f in n["files"]}
+        fb, fn = ({"".join(normalise_text(f)) for f in c["files"]} for c in (b, n))  # tfevents names
         diffs += [f"[{name}] file missing: {f}" for f in sorted(fb - fn)]
         diffs += [f"[{name}] file added: {f}" for f in sorted(fn - fb)]
         for f in sorted(set(b["files"]) & set(n["files"]) - seen):
@@ -466,12 +466,6 @@ def compare_records(
         hn = normalise_text(new["help"].get(key, ""), new["root"], new["source"])
         helps += [f"[help {key}] {line}" for line in diff_lines(hb, hn)]
     return (diffs + helps, []) if strict_help else (diffs, helps)
-
-
-def _norm_name(path: str) -> str:
-    for pattern, repl in SUBS:
-        path = pattern.sub(repl, path)
-    return path
 
 
 def compare(base_dir: Path, new_dir: Path, strict_help: bool = False) -> int:
