@@ -154,7 +154,7 @@ def release_memory() -> bool:
 
     A long-lived scorer that sees new texts of every length (a reward server in an RL loop)
     frees as much as it allocates, but glibc keeps the freed pieces, so its RSS creeps up
-    (measured in docs/benchmarks.md, "Memory under unique texts"). Trimming after each batch
+    (measured in the lab log dev/LOG.md, "Memory under unique texts"). Trimming after each batch
     costs about a millisecond.
     """
     trim = _malloc_trim()

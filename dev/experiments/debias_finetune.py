@@ -1,6 +1,6 @@
 r"""``--debias-length`` with MiniLM full fine-tuning on confounded demo data, with ODIN's penalty weight λ.
 
-The setting of docs/benchmarks.md ("``--debias-length`` with full fine-tuning (MiniLM, demo
+The setting of the lab log, dev/LOG.md ("``--debias-length`` with full fine-tuning (MiniLM, demo
 data)"): 600 demo training pairs with 90 % chosen-longer (data seed S), ``--model minilm``, full
 fine-tuning, learning rate 5e-5, 2 epochs (150 steps), batch 8, max length 128, no evaluation
 split; scored with ``RewardModel.score`` on balanced demo pairs (``--longer-chosen 0.5``): 400 of
@@ -40,7 +40,7 @@ from rewardlab.training import debias
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.run import train
 
-#: The table's training setting (docs/benchmarks.md).
+#: The table's training setting (dev/LOG.md).
 SETTING = {
     "model": "minilm",
     "max_length": 128,

@@ -1,6 +1,6 @@
 """Split a Mr-Ben subject file by question (seeded) into train/test files in its own format.
 
-Issue 18's SmolLM2 PRM runs (docs/benchmarks.md, "A SmolLM2-135M process reward model"): the
+The SmolLM2 PRM runs (dev/LOG.md, "A SmolLM2-135M process reward model"): the
 test share is held out by question, the training side optionally cut to about ``--train-solutions``
 solutions (whole questions, in a second seeded order), and the first ``--pool N`` records of the
 GSM8K candidate pool are written for best-of-N. The files keep Mr-Ben's own format, so

@@ -1,4 +1,4 @@
-"""RSS of one process scoring unique texts, as a reward server in an RL loop does (docs/benchmarks.md).
+"""RSS of one process scoring unique texts, as a reward server in an RL loop does (dev/LOG.md).
 
 Run: ``python -m dev.experiments.unique_texts_memory MODEL_DIR [--calls 300] [--cache-mb 20] [--no-trim]``.
 Every call scores 16 (prompt, response) pairs never seen before; RSS is printed every 25 calls.

@@ -12,8 +12,9 @@ where peak GPU memory is reported too). The ratio native/TRL is of pairs/s.
 have no block mask to use.
 
 Several ``--data`` and comma-separated ``--batch-size``/``--pairs`` run every (batch size, data)
-cell in turn, so one command reproduces the whole table of ``docs/benchmarks.md``; the JSON then
-holds ``runs`` (one report per cell), and ``FILE.md`` next to it has the table in Markdown.
+cell in turn, so one command reproduces a whole speed table (``docs/benchmarks.md``, the lab log);
+the JSON then holds ``runs`` (one report per cell), and ``FILE.md`` next to it has the table in
+Markdown.
 
 Run: ``rewardlab bench train --model tiny-llama-30m --data ../shared/data/hh-rlhf-helpful-base/test.jsonl.gz
 --data ../shared/data/llmbar --batch-size 8,32 --pairs 64,128 --max-length 1024 --out bench.json``.
@@ -214,7 +215,7 @@ def bench_train_table(
     return result
 
 
-#: The columns of the benchmark table (``docs/benchmarks.md``), one row per engine.
+#: The columns of the speed table (``docs/benchmarks.md``, ``dev/LOG.md``), one row per engine.
 COLUMNS = (
     "data, batch",
     "engine (layout)",
@@ -282,7 +283,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
 
 
 def markdown_table(reports: list[dict[str, Any]]) -> str:
-    """The benchmark table of ``reports`` in Markdown, as ``docs/benchmarks.md`` shows it."""
+    """The speed table of ``reports`` in Markdown, as the lab log (``dev/LOG.md``) shows it."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for r in reports for row in table_rows(r)]
     return "\n".join(lines) + "\n"

@@ -2,7 +2,7 @@
 
 One reward model trained on conflicting kinds of preference data (a refusal wins in harmless data
 and loses in helpful data) loses accuracy on each kind; given the kind as an input it does not
-(issue 18, ``docs/benchmarks.md`` "Mixed kinds": a conditioned head over frozen embeddings, and a
+(``docs/benchmarks.md`` "Mixed kinds of data in one model": a conditioned head over frozen embeddings, and a
 fine-tuned model whose prompts carry the tag, stayed within 0.02 of one model per kind). The tag is
 plain text, ``[kind: NAME]`` at the end of the prompt (a string, or the last message of a
 conversation), so every training method, scorer and server takes it with no new option; at the

@@ -214,7 +214,7 @@ class RewardModel(LayoutChoice, PairScoring):
             if self.encoder.arch == DECODER:
                 # Right padding under causal attention: no real token attends to the pads
                 # after it, so the mask changes nothing we read, and without it SDPA can
-                # take its faster is_causal path (docs/benchmarks.md, "Scoring and serving").
+                # take its faster is_causal path (the lab log dev/LOG.md, "Scoring and serving").
                 del batch["attention_mask"]
             return batch
 
