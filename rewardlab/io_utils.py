@@ -9,6 +9,7 @@ or infinite number is refused with an error naming the file and the field, never
 from __future__ import annotations
 
 import errno
+import fnmatch
 import json
 import math
 import os
@@ -69,6 +70,47 @@ def weights_error_message(text: str) -> str:
     if "IoError" in flat:
         return f"cannot read or write .safetensors weights: an OS error ({flat})"
     return f"damaged .safetensors weights: {flat}"
+
+
+#: Names (shell patterns) that rewardlab writes into a model or training-run folder: the only entries
+#: ``--overwrite`` of ``train`` or ``merge`` may remove from a folder with no record of its own.
+MODEL_FOLDER_ENTRIES = (
+    "rewardlab.json",
+    "heads.safetensors",
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    "model.safetensors.index.json",
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "README.md",
+    "INTEGRATION.md",
+    "training_args.bin",
+    "data_summary.json",
+    "data_summary.md",
+    "train_config.yaml",
+    "train_log.jsonl",
+    "train_summary.json",
+    "checkpoints",
+    "merged",
+    "runs",
+    ".rewardlab-run.json",
+)
+
+
+def is_model_folder_entry(name: str) -> bool:
+    """True when ``name`` is one of :data:`MODEL_FOLDER_ENTRIES` (or a leftover temporary file)."""
+    return _is_leftover(name) or any(fnmatch.fnmatchcase(name, pattern) for pattern in MODEL_FOLDER_ENTRIES)
 
 
 def _prepare_parent(path: Path) -> None:

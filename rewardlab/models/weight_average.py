@@ -33,7 +33,7 @@ import torch
 
 from rewardlab import __version__
 from rewardlab.errors import RewardlabError
-from rewardlab.io_utils import atomic_dir, check_out_dir, write_json
+from rewardlab.io_utils import atomic_dir, check_out_dir, is_model_folder_entry, write_json
 from rewardlab.models.backbone import INFO_FILE, read_info
 
 METHOD = "warm"
@@ -274,6 +274,13 @@ def check_out(out: Path, members: Sequence[Member], overwrite: bool) -> None:
             raise RewardlabError(
                 f"--out {out} holds files but no model ({INFO_FILE} or {CONFIG_FILE}): --overwrite "
                 "replaces model folders only; give another --out"
+            )
+        foreign = sorted(p.name for p in out.iterdir() if not is_model_folder_entry(p.name))
+        if foreign:  # the folder is replaced whole: files rewardlab never writes would go with it
+            listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise RewardlabError(
+                f"--out {out} holds files rewardlab did not write ({listed}): --overwrite replaces the "
+                "folder whole, so move them, or give another --out"
             )
 
 

@@ -41,6 +41,15 @@ def merge(
     quiet_transformers()
     if norm_data is not None and not Path(norm_data).exists():
         raise RewardlabError(f"--norm-data {norm_data}: no such file or folder")
+    if (
+        norm_data is not None
+        and Path(out).exists()
+        and Path(norm_data).resolve().is_relative_to(Path(out).resolve())
+    ):
+        raise RewardlabError(
+            f"--norm-data {norm_data} is inside --out {out}, which the merged model replaces whole: "
+            "move it out"
+        )
     measure = partial(merged_normalization, norm_data=norm_data)
     return merge_checkpoints(paths, out, weights, overwrite, normalization=measure)
 
