@@ -141,11 +141,11 @@ def test_reporter_collects_warnings_and_prints_on_the_main_process(capsys, monke
 
 
 def test_train_picks_the_recipe_of_the_config(tmp_path):
-    from rewardlab.training.embedding_train import EmbeddingRecipe
-    from rewardlab.training.outcome import OutcomeRecipe
-    from rewardlab.training.prm_recipe import ProcessRecipe
+    from rewardlab.training.recipes.embedding import EmbeddingRecipe
+    from rewardlab.training.recipes.outcome import OutcomeRecipe
+    from rewardlab.training.recipes.process import ProcessRecipe
+    from rewardlab.training.recipes.trl import TrlRecipe
     from rewardlab.training.run import recipe_for
-    from rewardlab.training.trl_engine import TrlRecipe
 
     assert type(recipe_for(_cfg(tmp_path))) is OutcomeRecipe
     assert type(recipe_for(_cfg(tmp_path, engine="trl"))) is TrlRecipe

@@ -404,7 +404,7 @@ def test_trl_engine_runs_and_reports_what_it_dropped(tiny_models, small_demo, tm
 def test_health_warnings():
     from types import SimpleNamespace
 
-    from rewardlab.training.trainer import PLATEAU_LOGS, HealthCallback
+    from rewardlab.training.callbacks import PLATEAU_LOGS, HealthCallback
 
     def run(margins, stds=None, evals=None):
         said = []
