@@ -341,7 +341,7 @@ class EmbeddingTrainOptions(EmbeddingOptions):
 
     def check_embedding_train_options(self) -> None:
         """Raise ``ValueError`` for an embedding option outside its choices or range."""
-        self.check_embedding_options()
+        EmbeddingOptions.check_embedding_options(self)
         check_numbers(self, EmbeddingTrainOptions.numeric_rules)
 
 
