@@ -227,12 +227,17 @@ class EmbeddingOptions:
 
 
 def option_fields(cls: type) -> list[dataclasses.Field]:
-    """The fields of config ``cls`` as ``--help`` lists them: its own first, then its shared parts'."""
-    mro = cls.__mro__
+    """The fields of config ``cls`` as ``--help`` lists them: its own first, then its shared parts'.
 
-    def rank(f: dataclasses.Field) -> int:  # 0 for cls itself, then its parts from the most basic one
+    A config made of many parts may name the order instead (a class attribute ``option_order``:
+    field names; fields it leaves out follow, ranked as above).
+    """
+    mro = cls.__mro__
+    order = {name: i for i, name in enumerate(getattr(cls, "option_order", ()))}
+
+    def rank(f: dataclasses.Field) -> tuple[int, int]:  # 0 for cls itself, then its parts, most basic first
         i = next(i for i, k in enumerate(mro) if f.name in k.__dict__.get("__annotations__", {}))
-        return i if i == 0 else len(mro) - i
+        return order.get(f.name, len(order)), (i if i == 0 else len(mro) - i)
 
     return sorted(dataclasses.fields(cls), key=rank)
 

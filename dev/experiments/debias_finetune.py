@@ -5,8 +5,8 @@ data)"): 600 demo training pairs with 90 % chosen-longer (data seed S), ``--mode
 fine-tuning, learning rate 5e-5, 2 epochs (150 steps), batch 8, max length 128, no evaluation
 split; scored with ``RewardModel.score`` on balanced demo pairs (``--longer-chosen 0.5``): 400 of
 seed 11 to choose λ (validation), 400 of seed 7 for the final numbers only (test). Each run sets
-:data:`rewardlab.training.debias.LENGTH_CORR_WEIGHT` to λ (ODIN's ``λ |corr(r, log_len)|`` over the
-batch's responses, added to the loss); ``--lam off`` trains without ``--debias-length``.
+the config's ``length_corr_weight`` (``--length-corr-weight``) to λ (ODIN's ``λ |corr(r, log_len)|``
+over the batch's responses, added to the loss); ``--lam off`` trains without ``--debias-length``.
 
 Every run is added to the JSON ``--out`` (a run of the same λ, data seed and evaluation set
 replaces the old one): overall accuracy, accuracy on chosen-longer and chosen-shorter pairs, the
@@ -36,7 +36,6 @@ from rewardlab.data.demo import write_demo
 from rewardlab.data.schema import text_chars
 from rewardlab.metrics import length_bias, pairwise_accuracy
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.training import debias
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.run import train
 
@@ -85,10 +84,13 @@ def train_once(lam: float | None, seed: int, workdir: Path, reuse: bool) -> tupl
         return out, json.loads(meta_path.read_text())
     train_data = write_demo(workdir / f"train-s{seed}.jsonl", TRAIN_PAIRS, seed, TRAIN_LONGER)
     shutil.rmtree(out, ignore_errors=True)
-    debias.LENGTH_CORR_WEIGHT = lam or 0.0
-    debiased = lam is not None
     cfg = TrainConfig(
-        data=str(train_data), out=str(out), debias_length=debiased, norm_samples=NORM_SAMPLES, **SETTING
+        data=str(train_data),
+        out=str(out),
+        debias_length=lam is not None,
+        length_corr_weight=lam or 0.0,
+        norm_samples=NORM_SAMPLES,
+        **SETTING,
     )
     start = time.time()
     summary = train(cfg).summary

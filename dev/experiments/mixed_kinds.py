@@ -197,7 +197,7 @@ def train_router(
 
 def evaluate_fold(data: MixedSet, f: int, ensemble: int, seed: int) -> dict[str, Any]:
     """Train every arm on the folds but ``f`` and score each kind's pairs of fold ``f``."""
-    from rewardlab.training.embedding_rm import train_ensemble
+    from rewardlab.training.embedding_heads import train_ensemble
 
     test, train = data.fold == f, data.fold != f
     n = len(data.kinds)

@@ -32,7 +32,7 @@ from rewardlab.data.schema import text_chars, text_key
 def scored_pairs(heads: list[Any], xc: torch.Tensor, xr: torch.Tensor, pairs: list[Any]) -> dict[str, Any]:
     """Accuracy of the heads' mean on some pairs, the length-only baseline, and the length split."""
     from rewardlab.metrics import pairwise_accuracy
-    from rewardlab.training.embedding_rm import ensemble_scores
+    from rewardlab.training.embedding_heads import ensemble_scores
 
     delta = (ensemble_scores(heads, xc).mean(0) - ensemble_scores(heads, xr).mean(0)).tolist()
     # "the longer response wins": the length difference as the margin
@@ -94,7 +94,7 @@ def bench_embedding(
     from rewardlab.models.embedding import Embedder
     from rewardlab.runtime import quiet_transformers
     from rewardlab.training.debias import log_lengths
-    from rewardlab.training.embedding_rm import train_ensemble
+    from rewardlab.training.embedding_heads import train_ensemble
 
     if folds < 2:
         raise RewardlabError("--folds must be at least 2")

@@ -26,8 +26,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     from rewardlab.models.presets import resolve_model_path
     from rewardlab.runtime import matmul_flops
     from rewardlab.training.config import TrainConfig
-    from rewardlab.training.kit import resolve_precision
     from rewardlab.training.run import train
+    from rewardlab.training.trainer_setup import resolve_precision
 
     cfg = TrainConfig(**spec["train"])
     cuda = torch.cuda.is_available()

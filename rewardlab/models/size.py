@@ -3,7 +3,7 @@
 :func:`parameter_count` sums the tensor shapes in a model folder's safetensors headers (a few
 kilobytes read per file); ``skip_embeddings=True`` leaves out the token and position embeddings
 (the count that compute scales with). ``rewardlab train`` uses the total to choose its default
-learning rate and epochs by model size (:func:`rewardlab.training.config.size_defaults`).
+learning rate and epochs by model size (:func:`rewardlab.training.size_defaults.size_defaults`).
 
 Run: ``python -m rewardlab.models.size minilm`` prints the total and non-embedding counts.
 """

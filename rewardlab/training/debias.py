@@ -20,9 +20,12 @@ Full and LoRA fine-tuning (native engine) do the same by mini-batches: every tra
 carries its responses' log lengths and a weight factor from the whole training set
 (:func:`rewardlab.training.dataset.length_balanced`, with :func:`balance_factors`), the collators
 fold the factors into the comparison weights and emit ``log_len``
-(:mod:`rewardlab.training.batching`), and :class:`rewardlab.training.trainer.RewardTrainer` learns
-the coefficient (:data:`LENGTH_COEF_LR`), writes it next to every checkpoint
-(:data:`LENGTH_COEF_FILE`) and reads it back on ``--resume``. Not a command.
+(:mod:`rewardlab.training.batching`); the outcome recipe hands the balanced set, the coefficient
+and the decorrelation weight to :class:`rewardlab.training.trainer.RewardTrainer` as one
+:class:`LengthDebias`, and the trainer learns the coefficient (:data:`LENGTH_COEF_LR`), writes it
+next to every checkpoint (:data:`LENGTH_COEF_FILE`) and reads it back on ``--resume``. When
+fine-tuning, ODIN's decorrelation penalty is added too (``--length-corr-weight``, 0.1 by default:
+:func:`length_correlation`). Not a command.
 """
 
 from __future__ import annotations
@@ -112,19 +115,25 @@ LENGTH_COEF_FILE = "length_coef.json"
 LENGTH_COEF_LR = 1e-2
 
 
-#: Weight λ of ODIN's decorrelation penalty when fine-tuning (:func:`length_correlation`).
-#: Measured with ``dev/experiments/debias_finetune.py`` (docs/bench/debias-finetune.json; MiniLM, the
-#: setting of docs/benchmarks.md). Chosen on 400 balanced validation pairs (demo seed 11, data seeds
-#: 0-1) by the issue's own rule: the smallest accuracy gap (chosen-longer minus chosen-shorter) whose
-#: accuracy is no more than 0.01 below training without the option (0.895). λ = 0 (the length reward
-#: and balanced pairs alone): 0.909, gap 0.163; λ = 0.1: 0.886, gap 0.088; λ = 1 and 10 wreck the
-#: model (0.615, 0.504: against a confounded batch, |corr| fights the ranking itself). λ = 0.1 was
-#: added after 1 and 10 failed, and its numbers on the first test set (seed 7) were seen before the
-#: choice (gap 0.13 -> 0.06, accuracy 0.930 -> 0.908, 0.906 without the option); confirmed on a
-#: fresh set never used before (seed 13, data seeds 0-3): gap 0.149 -> -0.01 (mean |gap| 0.04),
-#: accuracy 0.917 -> 0.899, against 0.903 without the option. It trades the chosen-longer pairs'
-#: accuracy for the chosen-shorter ones'.
-LENGTH_CORR_WEIGHT = 0.1
+@dataclass
+class LengthDebias:
+    """``--debias-length`` for fine-tuning, as the recipe prepares it and the trainer uses it.
+
+    Args:
+        dataset: The training set with its groups weighted by
+            :func:`~rewardlab.training.dataset.length_balanced` (what the trainer trains on).
+        coef: The length reward's coefficient (a scalar parameter, starting at 0 on the training
+            device); the trainer learns it in place, so after training it holds the learnt value.
+        corr_weight: The weight λ of ODIN's decorrelation penalty (``--length-corr-weight``; 0: off).
+    """
+
+    dataset: Any
+    coef: torch.nn.Parameter
+    corr_weight: float
+
+    def record(self) -> dict[str, Any]:
+        """The ``debias_length`` block of ``train_summary.json`` and ``rewardlab.json``."""
+        return debias_record(float(self.coef.detach()), self.corr_weight or None)
 
 
 def length_correlation(rewards: torch.Tensor, log_len: torch.Tensor, reduce: Any = None) -> torch.Tensor:

@@ -10,7 +10,7 @@
   Pretrained Features and Underperform Out-of-Distribution", arXiv 2202.10054): the frozen model's
   features at the head's input (a decoder's hidden state at the END token, an encoder's pooled output)
   are computed once for every training response, a Bradley-Terry linear head is fit on them with the
-  embedding method's L-BFGS fit (:func:`rewardlab.training.embedding_rm.train_head`: standardised
+  embedding method's L-BFGS fit (:func:`rewardlab.training.embedding_heads.train_head`: standardised
   features, L2 chosen on a validation share of the training pairs), and the fitted head, with the
   standardisation folded into its weights, becomes the model's head before fine-tuning starts.
 
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from rewardlab.errors import RewardlabError
-from rewardlab.training.config import HEAD_INITS
+from rewardlab.training.options import HEAD_INITS
 
 
 def head_linear(model: Any) -> torch.nn.Linear:
@@ -87,7 +87,7 @@ def comparison_pairs(groups: list[Any], feats: list[torch.Tensor]) -> tuple[torc
 
 def fit_probe(groups: list[Any], feats: list[torch.Tensor], seed: int) -> tuple[torch.Tensor, float, dict]:
     """A Bradley-Terry linear probe on the features: (weight row, bias, record) in the features' units."""
-    from rewardlab.training.embedding_rm import train_head
+    from rewardlab.training.embedding_heads import train_head
 
     xc, xr = comparison_pairs(groups, feats)
     probe, record = train_head(xc, xr, torch.zeros(len(xc)), kind="linear", seed=seed)

@@ -15,11 +15,14 @@ on ``self`` and fills in four steps: :meth:`~Recipe.load_data`, :meth:`~Recipe.l
 5. ``save()``, which returns the :class:`TrainResult`;
 6. close the process group (a multi-process launch), after a barrier when the run succeeded.
 
-A step that concerns every method (a new check, a new file in OUT) goes into :func:`run_recipe`; an
-option of one method goes into that method's recipe (:mod:`~rewardlab.training.outcome`,
-:mod:`~rewardlab.training.trl_engine`, :mod:`~rewardlab.training.embedding_train`,
-:mod:`~rewardlab.training.prm_recipe`). The recipes print and warn through a :class:`Reporter`,
-which collects the warnings for ``train_summary.json``.
+A recipe also declares the config parts it reads (:attr:`Recipe.parts`, from
+:mod:`rewardlab.training.options`) and checks them, with its own rules, when the config is built
+(:meth:`Recipe.check_config`). A step that concerns every method (a new check, a new file in OUT)
+goes into :func:`run_recipe`; an option of one method goes into its config part and that method's
+recipe (:mod:`rewardlab.training.recipes`: ``outcome``, ``trl``, ``embedding``, ``process``). The
+recipes share functions, not base classes (:mod:`~rewardlab.training.recipes.preference_steps`),
+and print and warn through a :class:`Reporter`, which collects the warnings for
+``train_summary.json``.
 
 Not a command: ``rewardlab.training.run.train(cfg)`` picks the recipe of a config and runs it.
 """
@@ -85,6 +88,20 @@ class Recipe:
     #: Open OUT before :meth:`train` (the method writes checkpoints while it trains); ``False``:
     #: after it (nothing is written into OUT until the trained result is checked).
     opens_out_before_train: bool = True
+    #: The config parts (:mod:`rewardlab.training.options`) this method reads; :meth:`check_config`
+    #: runs their checks when the config is built.
+    parts: tuple[type, ...] = ()
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """Check ``cfg`` for this method: its parts' checks (a recipe adds its own rules after them).
+
+        Raises:
+            ValueError: an option this method reads is bad, or one it cannot honour is given.
+        """
+        from rewardlab.training.options import check_parts
+
+        check_parts(cfg, cls.parts)
 
     def __init__(self, cfg: Any, reporter: Reporter | None = None) -> None:
         self.cfg = cfg

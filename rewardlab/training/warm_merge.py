@@ -2,7 +2,8 @@
 
 :func:`merge` runs the command: :func:`rewardlab.models.weight_average.merge_checkpoints` averages the
 members' weights into OUT, and :func:`merged_normalization` measures the merged model's reward
-mean/std there, the way training measures a model's (:func:`rewardlab.training.outcome.normalization`):
+mean/std there, the way training measures a model's
+(:func:`rewardlab.training.recipes.outcome_steps.normalization`):
 
 - with ``--norm-data FILE``: on up to the members' ``norm_samples`` responses of that preference file;
 - otherwise on the members' own samples: each member's ``train_config`` (in its ``rewardlab.json``)
@@ -117,7 +118,7 @@ def _distinct_samples(members: Sequence[Member], configs: list[dict[str, Any]]) 
 def _member_training_data(member: Member, stored: dict[str, Any]) -> Any:
     """The training part of a member's data, split as its run split it."""
     from rewardlab.training.config import TrainConfig
-    from rewardlab.training.outcome import load_preference_split
+    from rewardlab.training.recipes.preference_steps import load_preference_split
 
     if not stored:
         raise RewardlabError("its rewardlab.json records no train_config")
@@ -141,11 +142,11 @@ def _read_norm_data(path: str | Path) -> Any:
 def _measure(
     model: Any, tokenizer: Any, arch: str, data: Any, cfg: dict[str, Any], n: int, where: str
 ) -> dict[str, Any]:
-    """:func:`~rewardlab.training.outcome.normalization` of the merged model on ``data``'s responses."""
+    """The normalisation (:func:`~rewardlab.training.recipes.outcome_steps.normalization`) on ``data``."""
     from rewardlab.models.encoding import SequenceEncoder
     from rewardlab.training.batching import PaddedCollator
     from rewardlab.training.dataset import encode_groups
-    from rewardlab.training.outcome import normalization
+    from rewardlab.training.recipes.outcome_steps import normalization
 
     length = int(cfg.get("max_length") or 512)
     encoder = SequenceEncoder(tokenizer, arch, length, cfg.get("truncation") or "keep_end")

@@ -118,7 +118,7 @@ def test_prompt_view_and_layers_are_part_of_the_cache_key(tiny_models, tmp_path)
 
 
 def test_head_learns_a_planted_linear_preference():
-    from rewardlab.training.embedding_rm import train_head
+    from rewardlab.training.embedding_heads import train_head
 
     g = torch.Generator().manual_seed(0)
     w = torch.randn(16, generator=g)
@@ -139,7 +139,7 @@ def test_head_learns_a_planted_linear_preference():
 
 
 def test_l2_is_chosen_on_held_out_pairs_weak_for_signal_strong_for_noise():
-    from rewardlab.training.embedding_rm import train_ensemble
+    from rewardlab.training.embedding_heads import train_ensemble
 
     g = torch.Generator().manual_seed(3)
     w = torch.randn(32, generator=g)
@@ -152,7 +152,7 @@ def test_l2_is_chosen_on_held_out_pairs_weak_for_signal_strong_for_noise():
 
 
 def test_early_stopping_stops_an_unregularised_head_on_noise():
-    from rewardlab.training.embedding_rm import train_head
+    from rewardlab.training.embedding_heads import train_head
 
     g = torch.Generator().manual_seed(4)
     a, b = torch.randn(200, 64, generator=g), torch.randn(200, 64, generator=g)  # labels carry no signal
@@ -165,7 +165,7 @@ def test_ensemble_spread_is_zero_for_identical_heads_and_positive_otherwise(tmp_
     import copy
 
     from rewardlab.models.embedding import EmbeddingRewardModel, RewardHead
-    from rewardlab.training.embedding_rm import train_ensemble
+    from rewardlab.training.embedding_heads import train_ensemble
 
     g = torch.Generator().manual_seed(1)
     xc, xr = torch.randn(60, 8, generator=g) + 0.5, torch.randn(60, 8, generator=g)

@@ -117,14 +117,14 @@ def _planted_length_confound(n: int, share_longer: float, seed: int) -> tuple[to
 
 
 def _accuracy_by_length(heads: list, xc: torch.Tensor, xr: torch.Tensor, longer: torch.Tensor) -> tuple:
-    from rewardlab.training.embedding_rm import ensemble_scores
+    from rewardlab.training.embedding_heads import ensemble_scores
 
     right = (ensemble_scores(heads, xc).mean(0) > ensemble_scores(heads, xr).mean(0)).float()
     return right.mean().item(), right[longer].mean().item(), right[~longer].mean().item()
 
 
 def test_debias_length_removes_most_of_a_planted_length_preference():
-    from rewardlab.training.embedding_rm import train_ensemble
+    from rewardlab.training.embedding_heads import train_ensemble
 
     xc, xr, lc, lr = _planted_length_confound(800, 0.9, seed=0)
     tc, tr, tlc, tlr = _planted_length_confound(2000, 0.5, seed=1)  # balanced test pairs

@@ -26,11 +26,10 @@ from rewardlab.models.reward_model import (
     load_model_and_tokenizer,
     model_arch,
 )
-from rewardlab.training import debias
 from rewardlab.training.batching import PaddedCollator, SharedPrefixCollator
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.dataset import encode_groups, length_balanced
-from rewardlab.training.debias import LENGTH_COEF_FILE
+from rewardlab.training.debias import LENGTH_COEF_FILE, LengthDebias
 from rewardlab.training.losses import Comparisons, comparison_loss
 from rewardlab.training.run import train
 from rewardlab.training.trainer import RewardTrainer
@@ -96,9 +95,7 @@ def test_factors_average_one_so_accumulated_batches_keep_the_balance(tiny_models
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.7])
-def test_odin_penalty_is_the_batch_correlation_of_rewards_and_log_lengths(
-    tiny_models, tmp_path, monkeypatch, weight
-):
+def test_odin_penalty_is_the_batch_correlation_of_rewards_and_log_lengths(tiny_models, tmp_path, weight):
     """The training loss adds λ |Pearson(rewards, log_len)| over the batch's responses (ODIN)."""
     model, tok = load_model_and_tokenizer(tiny_models["llama"])
     ensure_pad_token(tok, model, DECODER)
@@ -106,9 +103,9 @@ def test_odin_penalty_is_the_batch_correlation_of_rewards_and_log_lengths(
     _, pairs, _ = _groups(tiny_models)
     groups, _ = encode_groups(PreferenceData(pairs=pairs), SequenceEncoder(tok, DECODER, 48))
     batch = PaddedCollator(tok.pad_token_id, "right", DECODER)(length_balanced(groups))
-    monkeypatch.setattr(debias, "LENGTH_CORR_WEIGHT", weight)
     args = TrainingArguments(output_dir=str(tmp_path / "t"), use_cpu=True, report_to="none")
-    trainer = RewardTrainer(model=model, args=args, debias_length=True)
+    length = LengthDebias(None, torch.nn.Parameter(torch.zeros(())), corr_weight=weight)
+    trainer = RewardTrainer(model=model, args=args, debias=length)
     with torch.no_grad():
         loss = trainer._loss(model, batch)[0].item()
         rewards = forward_rewards(model, batch)
@@ -154,9 +151,9 @@ def test_fine_tuning_learns_a_length_reward_it_does_not_save(tiny_models, tmp_pa
     assert (
         record["method"] == "length-reward-and-balanced-pairs-and-decorrelation"
         and "log(1 + response" in record["length_reward"]
-        and record["decorrelation"].startswith(f"{debias.LENGTH_CORR_WEIGHT} * |corr(reward, log length)|")
+        and record["decorrelation"].startswith("0.1 * |corr(reward, log length)|")
     )
-    assert debias.LENGTH_CORR_WEIGHT == 0.1  # the measured choice (training/debias.py)
+    assert TrainConfig.length_corr_weight == 0.1  # the measured default (training/options.py)
     assert coef != 0.0 and math.isfinite(coef)
     assert result.summary["debias_length"] == record
     assert _coef(out) == coef == _coef(out / "checkpoints" / "checkpoint-6")
@@ -170,6 +167,41 @@ def test_fine_tuning_learns_a_length_reward_it_does_not_save(tiny_models, tmp_pa
     model, info = AutoModelForSequenceClassification.from_pretrained(str(out), output_loading_info=True)
     assert not info["unexpected_keys"] and not info["missing_keys"]
     assert not any("length" in name for name, _ in model.named_parameters())
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_the_configs_decorrelation_weight_reaches_the_trainer(tiny_models, tmp_path, monkeypatch, weight):
+    """--length-corr-weight is the weight the trainer uses and the records name (0: no penalty)."""
+    from rewardlab.training import trainer as trainer_module
+
+    used = []
+    real = trainer_module.length_correlation
+
+    def spy(*args, **kwargs):
+        used.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "length_correlation", spy)
+    data = write_demo(tmp_path / "confounded.jsonl", n=40, seed=1, longer_chosen=0.9)
+    out = tmp_path / "run"
+    cfg = _cfg(tiny_models["llama"], data, out, max_steps=2, save_steps=10, length_corr_weight=weight)
+    result = train(cfg)
+    record = json.loads((out / "rewardlab.json").read_text())["debias_length"]
+    assert result.summary["debias_length"] == record
+    if weight:
+        assert record["decorrelation"].startswith("0.5 * |corr(reward, log length)|") and used
+        assert record["method"].endswith("-and-decorrelation")
+    else:  # the length reward and the balanced pairs only: the penalty is never computed
+        assert "decorrelation" not in record and not used
+        assert record["method"] == "length-reward-and-balanced-pairs"
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("inf"), "high"])
+def test_a_bad_decorrelation_weight_is_refused(tmp_path, bad):
+    with pytest.raises(ValueError, match=r"^--length-corr-weight must be a finite number >= 0, got "):
+        TrainConfig(
+            model="m", data="d.jsonl", out=str(tmp_path / "o"), debias_length=True, length_corr_weight=bad
+        )
 
 
 def test_resume_restores_the_length_coefficient(tiny_models, tmp_path):

@@ -212,7 +212,7 @@ def test_prm_layouts_give_the_same_loss_and_gradients(step_setup):
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from rewardlab.models.prm import resolve_separator
-    from rewardlab.training.prm import StepCollator
+    from rewardlab.training.prm_trainer import StepCollator
 
     tok = AutoTokenizer.from_pretrained(str(step_setup["model"]))
     tok.pad_token = tok.unk_token
@@ -261,7 +261,7 @@ def test_truncation_keeps_labels_and_counts_what_it_cuts(step_setup):
     assert short.input_ids[0] == tok.bos_token_id  # the leading special token survives the cut
     # a solution with no labelled step is left out of training, and counted
     from rewardlab.data.schema import StepwiseExample
-    from rewardlab.training.prm import encode_all
+    from rewardlab.training.prm_trainer import encode_all
 
     items, report = encode_all(
         [StepwiseExample("p", ["then 2"], [None]), StepwiseExample("p", ["then 2"], [1.0])],

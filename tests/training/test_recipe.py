@@ -141,11 +141,11 @@ def test_reporter_collects_warnings_and_prints_on_the_main_process(capsys, monke
 
 
 def test_train_picks_the_recipe_of_the_config(tmp_path):
-    from rewardlab.training.embedding_train import EmbeddingRecipe
-    from rewardlab.training.outcome import OutcomeRecipe
-    from rewardlab.training.prm_recipe import ProcessRecipe
+    from rewardlab.training.recipes.embedding import EmbeddingRecipe
+    from rewardlab.training.recipes.outcome import OutcomeRecipe
+    from rewardlab.training.recipes.process import ProcessRecipe
+    from rewardlab.training.recipes.trl import TrlRecipe
     from rewardlab.training.run import recipe_for
-    from rewardlab.training.trl_engine import TrlRecipe
 
     assert type(recipe_for(_cfg(tmp_path))) is OutcomeRecipe
     assert type(recipe_for(_cfg(tmp_path, engine="trl"))) is TrlRecipe
@@ -153,6 +153,27 @@ def test_train_picks_the_recipe_of_the_config(tmp_path):
     assert type(recipe_for(_cfg(tmp_path, kind="prm"))) is ProcessRecipe
     emb = recipe_for(_cfg(tmp_path, method="embedding"))
     assert not emb.opens_out_before_train and OutcomeRecipe.opens_out_before_train
+
+
+def test_recipes_share_functions_not_base_classes():
+    """No recipe inherits from another: each is a Recipe of its own, declaring the parts it reads."""
+    from rewardlab.training.config import TrainConfig
+    from rewardlab.training.recipes.embedding import EmbeddingRecipe
+    from rewardlab.training.recipes.outcome import OutcomeRecipe
+    from rewardlab.training.recipes.process import ProcessRecipe
+    from rewardlab.training.recipes.trl import TrlRecipe
+
+    recipes = [OutcomeRecipe, TrlRecipe, EmbeddingRecipe, ProcessRecipe]
+    for cls in recipes:
+        assert cls.__mro__[1] is Recipe, cls
+        assert not [other for other in recipes if other is not cls and other in cls.__mro__], cls
+        assert cls.parts and set(cls.parts) <= set(TrainConfig.__mro__), cls
+    assert {cls.__module__.rsplit(".", 1)[-1] for cls in recipes} == {
+        "outcome",
+        "trl",
+        "embedding",
+        "process",
+    }
 
 
 def test_embedder_uncached_runs_the_model_again_and_leaves_the_cache_as_it_was(tmp_path):

@@ -1,4 +1,7 @@
-"""Default learning rate and epochs by model size (issue 18): the size read, the rule, the record.
+"""Default learning rate and epochs by model size: the size read, the rule, the record.
+
+The config reads no file: the recipe fills the defaults when it loads the model
+(:func:`rewardlab.training.size_defaults.resolve_size_defaults`).
 
 Run: ``pytest tests/training/test_size_defaults.py -q``.
 """
@@ -12,7 +15,8 @@ import torch
 from safetensors.torch import save_file
 
 from rewardlab.models import size
-from rewardlab.training.config import (
+from rewardlab.training.config import TrainConfig
+from rewardlab.training.size_defaults import (
     FULL_LR,
     LARGE_EPOCHS,
     LORA_LR,
@@ -21,12 +25,42 @@ from rewardlab.training.config import (
     SMALL_LORA_LR,
     SMALL_LR,
     SMALL_MODEL_PARAMS,
-    TrainConfig,
+    resolve_size_defaults,
 )
 
 
 def config(**kw):
-    return TrainConfig(data="d", out="o", **kw)
+    """The config as the recipe has it once the model loads, and the record of the defaults filled."""
+    cfg, record = resolve_size_defaults(TrainConfig(data="d", out="o", **kw))
+    cfg.size_defaults = record
+    return cfg
+
+
+def test_a_config_reads_no_file(monkeypatch):
+    """Building a config for a model that is not there reads nothing; the recipe fills the defaults."""
+    import builtins
+    import io
+    import os
+    import pathlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the config touched the disk: {args[:1]}")
+
+    TrainConfig(model="m", data="d", out="o")  # imports the recipes' modules (their checks) first
+
+    for owner, name in [(builtins, "open"), (io, "open"), (os, "stat"), (os, "listdir"), (os, "scandir")]:
+        monkeypatch.setattr(owner, name, refuse)
+    monkeypatch.setattr(pathlib.Path, "exists", refuse)
+    monkeypatch.setattr(size, "parameter_count", refuse)
+    cfg = TrainConfig(model="/nonexistent", data="d", out="o")
+    lora = TrainConfig(model="/nonexistent", data="d", out="o", lora=True, kind="prm")
+    monkeypatch.undo()
+    assert (cfg.learning_rate, cfg.epochs, lora.learning_rate, lora.epochs) == (None, None, None, None)
+    assert not hasattr(cfg, "size_defaults")
+    filled, record = resolve_size_defaults(cfg)  # what the recipe does once the model is to load
+    assert (filled.learning_rate, filled.epochs) == (FULL_LR, LARGE_EPOCHS)
+    assert "model size unknown" in record["why"]
+    assert (cfg.learning_rate, cfg.epochs) == (None, None)  # a new config: the one given is kept
 
 
 def test_parameter_count_reads_the_safetensors_headers(tmp_path):

@@ -127,7 +127,7 @@ def test_weights_and_normalisation_are_checked_before_saving():
 
 
 def test_embedding_head_refuses_a_nan_margin():
-    from rewardlab.training.embedding_rm import train_head
+    from rewardlab.training.embedding_heads import train_head
 
     xc, xr = torch.randn(20, 4), torch.randn(20, 4)
     margin = torch.zeros(20)
@@ -228,7 +228,7 @@ def test_resume_is_refused_without_a_checkpoint_before_anything_is_written(tiny_
 
 
 def test_prm_nan_loss_stops_the_run_and_writes_no_model(tmp_path, monkeypatch):
-    import rewardlab.training.prm as prm_module
+    import rewardlab.training.prm_trainer as prm_module
     from rewardlab.data.demo import generate_steps
     from rewardlab.models.tiny import build_tiny_model, train_tokenizer
 

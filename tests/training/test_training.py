@@ -22,6 +22,7 @@ from rewardlab.errors import RewardlabError
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.run import train
+from rewardlab.training.size_defaults import resolve_size_defaults
 from tests.conftest import REPO, write_jsonl
 
 
@@ -254,8 +255,10 @@ def test_config_file_flags_override_and_contradictions(tmp_path):
         yaml.safe_dump({"model": "m", "data": "d", "out": "o", "batch_size": 2, "max_length": 128})
     )
     c = resolve(TrainConfig, {"batch_size": 16, "max_length": None}, path)
-    assert (c.batch_size, c.max_length, c.eval_split, c.learning_rate) == (16, 128, 0.1, 1e-5)
-    assert resolve(TrainConfig, {"lora": True}, path).learning_rate == 1e-4
+    assert (c.batch_size, c.max_length, c.eval_split, c.learning_rate) == (16, 128, 0.1, None)
+    # the learning rate left out is filled by the recipe, by the model's size (model "m": unknown)
+    assert resolve_size_defaults(c)[0].learning_rate == 1e-5
+    assert resolve_size_defaults(resolve(TrainConfig, {"lora": True}, path))[0].learning_rate == 1e-4
     with pytest.raises(RewardlabError, match="not both"):
         resolve(TrainConfig, {"eval_data": "x", "eval_split": 0.2}, path)
     with pytest.raises(RewardlabError, match="--merge needs --lora"):
@@ -404,7 +407,7 @@ def test_trl_engine_runs_and_reports_what_it_dropped(tiny_models, small_demo, tm
 def test_health_warnings():
     from types import SimpleNamespace
 
-    from rewardlab.training.trainer import PLATEAU_LOGS, HealthCallback
+    from rewardlab.training.callbacks import PLATEAU_LOGS, HealthCallback
 
     def run(margins, stds=None, evals=None):
         said = []

@@ -7,7 +7,7 @@ step-labelled data (:mod:`rewardlab.data.stepwise`; five formats), split by prom
 ended by the separator (:class:`rewardlab.models.prm.StepEncoder`; truncation is counted, never
 silent) and choose the batch layout; train with the same Hugging Face Trainer, callbacks, LoRA,
 resume and logging as outcome models, with the loss only at labelled separators
-(:class:`~rewardlab.training.prm.PRMTrainer`); save a checkpoint whose ``rewardlab.json`` declares
+(:class:`~rewardlab.training.prm_trainer.PRMTrainer`); save a checkpoint whose ``rewardlab.json`` declares
 ``kind: prm`` and loads through ``RewardModel.from_pretrained``.
 
 Run: ``rewardlab train --kind prm --model tiny-llama --data ../shared/data/big-bench-mistake
@@ -22,46 +22,61 @@ from typing import Any
 from rewardlab import __version__
 from rewardlab.config import to_dict
 from rewardlab.errors import RewardlabError
-from rewardlab.training.kit import (
+from rewardlab.training.callbacks import run_callbacks
+from rewardlab.training.options import FineTuneOptions, LoraOptions, ProcessOptions, SequenceOptions
+from rewardlab.training.recipe import Recipe, TrainResult
+from rewardlab.training.run_records import (
     TRAIN_SUMMARY,
     checkpoint_record,
     distributed_record,
-    lora_config,
-    run_callbacks,
-    run_trainer,
     save_checkpoint,
-    training_args,
     write_run_files,
 )
-from rewardlab.training.recipe import Recipe, TrainResult
+from rewardlab.training.size_defaults import resolve_size_defaults
+from rewardlab.training.trainer_setup import lora_config, run_trainer, training_args
 
 
 class ProcessRecipe(Recipe):
     """``rewardlab train --kind prm`` (see the module doc); its state lives on ``self``."""
 
+    parts = (ProcessOptions, SequenceOptions, FineTuneOptions, LoraOptions)
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """No outcome-model options (head init, length debiasing); the model fine-tuned, native engine."""
+        cfg.refuse_head_init()
+        cfg.refuse_debias_length()
+        if cfg.method != "full" or cfg.engine != "native":
+            raise ValueError(
+                "--kind prm trains the model (--method full, optionally --lora) with the native engine"
+            )
+        super().check_config(cfg)
+
     def load_data(self) -> None:
         """The step-labelled data, its split by prompt and its summary (with the data's warnings)."""
         from rewardlab.data.stepwise import load_stepwise, summarize_steps
-        from rewardlab.training.prm import split_examples
+        from rewardlab.training.prm_trainer import split_examples
 
         cfg, fmt = self.cfg, self.cfg.format
         self.data = load_stepwise(cfg.data, format=fmt, on_error=cfg.on_error)
         if cfg.eval_data:
-            self.train_ex = self.data.examples
-            self.eval_ex = load_stepwise(cfg.eval_data, format=fmt, on_error=cfg.on_error).examples
+            self.train_examples = self.data.examples
+            self.eval_examples = load_stepwise(cfg.eval_data, format=fmt, on_error=cfg.on_error).examples
             self.split = {"eval_data": cfg.eval_data}
         else:
-            self.train_ex, self.eval_ex = split_examples(self.data.examples, cfg.eval_split or 0.0, cfg.seed)
+            self.train_examples, self.eval_examples = split_examples(
+                self.data.examples, cfg.eval_split or 0.0, cfg.seed
+            )
             self.split = {"eval_split": cfg.eval_split, "split_by": "prompt"}
-        self.summary_data = summarize_steps(self.data, source=cfg.data)
-        for w in self.summary_data["warnings"]:
+        self.data_summary = summarize_steps(self.data, source=cfg.data)
+        for w in self.data_summary["warnings"]:
             self.reporter.warn(f"data: {w}")
 
     def write_data_summary(self) -> None:
         """The step data's summary (``data_summary.json`` and ``data_summary.md``)."""
         from rewardlab.data.stepwise import write_steps_summary
 
-        write_steps_summary(self.summary_data, self.out)
+        write_steps_summary(self.data_summary, self.out)
 
     def load_model(self) -> None:
         """The token-classification model (safe pad token), the step separator, the encoded solutions."""
@@ -71,6 +86,7 @@ class ProcessRecipe(Recipe):
         from rewardlab.models.prm import resolve_separator
         from rewardlab.models.reward_model import ensure_pad_token, model_arch
 
+        self.cfg, _ = resolve_size_defaults(self.cfg)  # the large-model rule (reads no file for PRMs)
         cfg = self.cfg
         folder = resolve_model_path(cfg.model)
         try:
@@ -99,12 +115,12 @@ class ProcessRecipe(Recipe):
     def _encode(self) -> None:
         """Encode both splits; refuse data with nothing to learn; report what truncation left out."""
         from rewardlab.models.prm import StepEncoder
-        from rewardlab.training.prm import encode_all
+        from rewardlab.training.prm_trainer import encode_all
 
         cfg, warn = self.cfg, self.reporter.warn
         encoder = StepEncoder(self.tokenizer, cfg.max_length, self.sep_ids)
-        self.train_items, self.train_report = encode_all(self.train_ex, encoder)
-        self.eval_items, self.eval_report = encode_all(self.eval_ex, encoder)
+        self.train_items, self.train_report = encode_all(self.train_examples, encoder)
+        self.eval_items, self.eval_report = encode_all(self.eval_examples, encoder)
         if not self.train_items:
             raise RewardlabError(f"{cfg.data}: no solution with a labelled step to train on")
         labelled = self.train_report["labelled_steps"]
@@ -141,8 +157,8 @@ class ProcessRecipe(Recipe):
             self.model = get_peft_model(self.model, lora_config(cfg, self.arch, "TOKEN_CLS"))
 
     def train(self) -> None:
-        """Train with :class:`~rewardlab.training.prm.PRMTrainer` (resuming with ``--resume``)."""
-        from rewardlab.training.prm import PRMTrainer, StepCollator
+        """Train with :class:`~rewardlab.training.prm_trainer.PRMTrainer` (resuming with ``--resume``)."""
+        from rewardlab.training.prm_trainer import PRMTrainer, StepCollator
 
         cfg = self.cfg
         has_eval = bool(self.eval_items)
@@ -215,6 +231,6 @@ class ProcessRecipe(Recipe):
             "pad_token": self.tokenizer.pad_token,
             "metrics": self.eval_metrics,
             "train_config": to_dict(cfg),
-            "data_summary": {k: self.summary_data[k] for k in ("counts", "label_balance", "task_types")},
+            "data_summary": {k: self.data_summary[k] for k in ("counts", "label_balance", "task_types")},
             "rewardlab_version": __version__,
         }

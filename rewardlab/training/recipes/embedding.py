@@ -1,10 +1,12 @@
 """``rewardlab train --method embedding``: embed the pairs, fit the head(s), evaluate, save the model.
 
-:class:`EmbeddingRecipe` shares the outcome recipe's data steps (:mod:`~rewardlab.training.outcome`);
-its model is a frozen :class:`~rewardlab.models.embedding.Embedder`, its training embeds the pairs
-and fits the heads (:mod:`rewardlab.training.embedding_rm`; ``--debias-length`` is
-:mod:`rewardlab.training.debias`), and it opens OUT only after training, once the heads and the
-normalisation are checked finite. Every process writes (the method runs on one).
+:class:`EmbeddingRecipe` shares the preference data steps of the outcome recipes
+(:mod:`~rewardlab.training.recipes.preference_steps`); its model is a frozen
+:class:`~rewardlab.models.embedding.Embedder`, its training embeds the pairs and fits the heads
+(:mod:`rewardlab.training.embedding_heads`; ``--debias-length`` is :mod:`rewardlab.training.debias`),
+and it opens OUT only after training, once the heads and the normalisation are checked finite.
+Every process writes (the method runs on one). It refuses the fine-tuning options it cannot
+honour (``--lora``, ``--engine trl``, ``--learning-rate``, ``--resume``, ``--head-init``).
 
 Run: ``rewardlab train --method embedding --model minilm --data DATA --out runs/emb``.
 """
@@ -14,14 +16,55 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rewardlab.training.outcome import OutcomeRecipe, refuse_cpu_flex_attention
-from rewardlab.training.recipe import TrainResult
+from rewardlab.training.options import (
+    DebiasOptions,
+    EmbeddingTrainOptions,
+    PreferenceLossOptions,
+    SequenceOptions,
+)
+from rewardlab.training.recipe import Recipe, TrainResult
+from rewardlab.training.recipes.preference_steps import (
+    load_preference_data,
+    refuse_cpu_flex_attention,
+    write_preference_summary,
+)
+from rewardlab.training.size_defaults import resolve_size_defaults
 
 
-class EmbeddingRecipe(OutcomeRecipe):
+class EmbeddingRecipe(Recipe):
     """``rewardlab train --method embedding``: embed, fit the head(s), evaluate, save (see the module doc)."""
 
     opens_out_before_train = False
+    parts = (EmbeddingTrainOptions, SequenceOptions, PreferenceLossOptions, DebiasOptions)
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """No fine-tuning options (LoRA, TRL, learning rate, resume, head init); the parts' checks."""
+        if cfg.lora or cfg.engine != "native":
+            raise ValueError(
+                "--method embedding trains a head on frozen embeddings: no --lora or --engine trl"
+            )
+        EmbeddingTrainOptions.check_embedding_train_options(cfg)
+        if cfg.learning_rate is not None:
+            raise ValueError(
+                "--method embedding fits its heads by L-BFGS, with no learning rate: drop "
+                "--learning-rate (--l2 sets the regularisation)"
+            )
+        cfg.refuse_head_init()
+        super().check_config(cfg)
+        if cfg.resume:
+            raise ValueError(
+                "--resume: --method embedding writes no checkpoints to resume from (a run takes seconds to "
+                "minutes): train again into a new --out, or give --overwrite to replace the model in OUT"
+            )
+
+    def load_data(self) -> None:
+        """The preference data, its split and its summary."""
+        self.data = load_preference_data(self.cfg)
+
+    def write_data_summary(self) -> None:
+        """``data_summary.json`` and ``data_summary.md``."""
+        write_preference_summary(self.data, self.out)
 
     @property
     def writer(self) -> bool:
@@ -32,6 +75,7 @@ class EmbeddingRecipe(OutcomeRecipe):
         """The frozen embedding model (its cache on disk); the clock of the run starts here."""
         from rewardlab.models.embedding import Embedder
 
+        self.cfg, _ = resolve_size_defaults(self.cfg)  # epochs: 1 when left out (no learning rate)
         cfg = self.cfg
         refuse_cpu_flex_attention(cfg)
         self.start = time.time()
@@ -73,19 +117,19 @@ class EmbeddingRecipe(OutcomeRecipe):
 
     def train(self) -> None:
         """Embed both splits, fit the heads, evaluate, measure the normalisation, check it all finite."""
-        from rewardlab.training.embedding_rm import train_ensemble
+        from rewardlab.training.embedding_heads import train_ensemble
         from rewardlab.training.finite import check_values, check_weights
-        from rewardlab.training.kit import low_accuracy_warning
+        from rewardlab.training.run_records import low_accuracy_warning
 
         cfg = self.cfg
-        xc, xr, margin, self.excluded, self.train_cut, train_lengths = self._embed(self.train_data)
+        xc, xr, margin, self.excluded, self.train_cut, train_lengths = self._embed(self.data.train)
         lengths = train_lengths if cfg.debias_length else None
         if len(xc) == 0:
             from rewardlab.errors import RewardlabError
             from rewardlab.training.dataset import no_usable_pairs_message
 
-            raise RewardlabError(no_usable_pairs_message(self.train_data, self.excluded))
-        ec, er, emargin, self.eval_excluded, self.eval_cut, _ = self._embed(self.eval_data)
+            raise RewardlabError(no_usable_pairs_message(self.data.train, self.excluded))
+        ec, er, emargin, self.eval_excluded, self.eval_cut, _ = self._embed(self.data.evals)
         if self.train_cut:
             self.reporter.warn(
                 f"{self.train_cut} of {2 * len(xc)} training sequences were longer than --max-length "
@@ -100,7 +144,7 @@ class EmbeddingRecipe(OutcomeRecipe):
         self.train_used, self.eval_used = len(xc), len(ec)
         self.eval_metrics = self._evaluate(ec, er, emargin) if len(ec) else {}
         self.norm = self._normalization(xc, xr)
-        low = low_accuracy_warning(self.eval_metrics.get("eval_accuracy"), self.data_summary, self.out)
+        low = low_accuracy_warning(self.eval_metrics.get("eval_accuracy"), self.data.summary, self.out)
         if low:
             self.reporter.warn(low)
         heads = self.heads
@@ -113,7 +157,7 @@ class EmbeddingRecipe(OutcomeRecipe):
         import torch
 
         from rewardlab.metrics import preference_metrics
-        from rewardlab.training.embedding_rm import ensemble_scores
+        from rewardlab.training.embedding_heads import ensemble_scores
         from rewardlab.training.losses import Comparisons, comparison_loss
 
         heads = self.heads
@@ -138,7 +182,7 @@ class EmbeddingRecipe(OutcomeRecipe):
         """Mean and std of the heads' mean reward on every training response."""
         import torch
 
-        from rewardlab.training.embedding_rm import ensemble_scores
+        from rewardlab.training.embedding_heads import ensemble_scores
 
         rewards = torch.cat(
             [ensemble_scores(self.heads, xc).mean(0), ensemble_scores(self.heads, xr).mean(0)]
@@ -155,7 +199,7 @@ class EmbeddingRecipe(OutcomeRecipe):
 
         from rewardlab.models.embedding import HEADS_FILE
         from rewardlab.models.reward_model import INFO_FILE
-        from rewardlab.training.kit import write_run_files
+        from rewardlab.training.run_records import write_run_files
 
         save_file(
             {
@@ -176,14 +220,14 @@ class EmbeddingRecipe(OutcomeRecipe):
     def _summary(self) -> dict[str, Any]:
         """``train_summary.json``."""
         from rewardlab import __version__
-        from rewardlab.training.kit import data_record
+        from rewardlab.training.run_records import data_record
 
         embedder = self.embedder
         return {
             "rewardlab_version": __version__,
             "engine": "native",
             "method": "embedding",
-            "data": data_record(self.cfg, self.split, self.data_summary),
+            "data": data_record(self.cfg, self.data.split, self.data.summary),
             "train_pairs": {
                 "used": self.train_used,
                 "excluded": self.excluded,
@@ -211,7 +255,7 @@ class EmbeddingRecipe(OutcomeRecipe):
         from rewardlab import __version__
         from rewardlab.config import to_dict
         from rewardlab.training.debias import debias_record
-        from rewardlab.training.kit import data_digest
+        from rewardlab.training.run_records import data_digest
 
         cfg, embedder = self.cfg, self.embedder
         return {
@@ -237,6 +281,6 @@ class EmbeddingRecipe(OutcomeRecipe):
             "normalization": self.norm,
             "metrics": self.eval_metrics,
             "train_config": to_dict(cfg),
-            "data_summary": data_digest(self.data_summary),
+            "data_summary": data_digest(self.data.summary),
             "rewardlab_version": __version__,
         }

@@ -4,7 +4,7 @@
 :class:`PRMTrainer` is the Hugging Face Trainer with the loss only at labelled separators
 (:func:`rewardlab.training.losses.step_loss`) and step-level metrics; :func:`split_examples` holds
 out prompts; :func:`encode_all` encodes every solution (truncation is counted, never silent). The
-run that uses them is :class:`~rewardlab.training.prm_recipe.ProcessRecipe`.
+run that uses them is :class:`~rewardlab.training.recipes.process.ProcessRecipe`.
 
 Not a command on its own; run: ``rewardlab train --kind prm --model tiny-llama
 --data ../shared/data/big-bench-mistake --out runs/prm``.

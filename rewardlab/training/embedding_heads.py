@@ -11,7 +11,7 @@ bootstrap resamples, whose mean is the reward and whose spread is the ensemble's
 A non-finite loss while fitting, or non-finite weights or normalisation before saving, stop the run
 with nothing written (:mod:`rewardlab.training.finite`). ``lengths`` turns on ``--debias-length``
 (:mod:`rewardlab.training.debias`). The ``rewardlab train`` run itself is
-:mod:`rewardlab.training.embedding_train`.
+:mod:`rewardlab.training.recipes.embedding`.
 """
 
 from __future__ import annotations

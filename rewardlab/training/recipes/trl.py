@@ -6,9 +6,13 @@ their pairs), tokenizes ``prompt + response`` as one text with EOS appended, **d
 longer than ``--max-length`` (the number dropped is reported), and reads the reward with the
 model's pad-based pooling (rewardlab still gives it a pad token distinct from EOS).
 
-:class:`TrlRecipe` is the outcome recipe (:mod:`~rewardlab.training.outcome`) with its
-:meth:`~TrlRecipe.train` step run by TRL; the data, the model and the saved checkpoint are the
-native engine's. Run: ``rewardlab train --engine trl --model tiny-llama --data DATA --out runs/trl``.
+:class:`TrlRecipe` shares the outcome recipe's steps (the functions of
+:mod:`~rewardlab.training.recipes.preference_steps` and
+:mod:`~rewardlab.training.recipes.outcome_steps`): the data, the model and the saved checkpoint
+are the native engine's; its :meth:`~TrlRecipe.train` step runs TRL. ``--debias-length`` and
+``--label-smoothing`` are refused (TRL's stock loss), as is a ``--truncation`` other than keep_end.
+
+Run: ``rewardlab train --engine trl --model tiny-llama --data DATA --out runs/trl``.
 """
 
 from __future__ import annotations
@@ -18,8 +22,25 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.errors import RewardlabError
-from rewardlab.training.kit import lora_config, resume_checkpoint, run_callbacks, training_args
-from rewardlab.training.outcome import OutcomeRecipe
+from rewardlab.training.callbacks import run_callbacks
+from rewardlab.training.options import (
+    FineTuneOptions,
+    HeadInitOptions,
+    LoraOptions,
+    PreferenceLossOptions,
+    SequenceOptions,
+)
+from rewardlab.training.recipe import Recipe, TrainResult
+from rewardlab.training.recipes.outcome_steps import (
+    OutcomeRecord,
+    OutcomeRun,
+    load_outcome_model,
+    save_outcome_run,
+    start_head,
+)
+from rewardlab.training.recipes.preference_steps import load_preference_data, write_preference_summary
+from rewardlab.training.size_defaults import resolve_size_defaults
+from rewardlab.training.trainer_setup import lora_config, resume_checkpoint, training_args
 
 TRL_TOKENIZATION = "TRL RewardTrainer: prompt + response tokenized as one text, EOS appended, model pooling"
 
@@ -38,30 +59,54 @@ def _pair_rows(data: Any, use_margin: bool) -> tuple[list[dict[str, Any]], int]:
     return rows, len(everything) - len(pairs)
 
 
-class TrlRecipe(OutcomeRecipe):
-    """``--engine trl``: the outcome recipe with :meth:`train` run by ``trl.RewardTrainer``.
+class TrlRecipe(Recipe):
+    """``--engine trl``: the outcome model's steps with :meth:`train` run by ``trl.RewardTrainer``.
 
     The data, the model, the encoded groups (for the normalisation) and :meth:`save` are the
-    native recipe's; the batch layout is TRL's own.
+    native recipe's (shared functions); the batch layout is TRL's own. State as
+    :class:`~rewardlab.training.recipes.outcome.OutcomeRecipe`'s.
     """
 
-    engine = "trl"
-    tokenization = TRL_TOKENIZATION
+    parts = (SequenceOptions, FineTuneOptions, LoraOptions, HeadInitOptions, PreferenceLossOptions)
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """The parts' checks; no ``--debias-length``, ``--label-smoothing``, ``--truncation`` but keep_end."""
+        super().check_config(cfg)
+        cfg.refuse_debias_length()
+        if cfg.truncation != "keep_end" or cfg.label_smoothing:
+            raise ValueError(
+                "--engine trl runs TRL's stock loss and truncation: drop --truncation/--label-smoothing"
+            )
+
+    def load_data(self) -> None:
+        """The preference data, its split and its summary."""
+        self.data = load_preference_data(self.cfg)
+
+    def write_data_summary(self) -> None:
+        """``data_summary.json`` and ``data_summary.md``."""
+        write_preference_summary(self.data, self.out)
+
+    def load_model(self) -> None:
+        """Learning rate and epochs by the model's size, then the model and the encoded groups."""
+        self.cfg, self.size_defaults = resolve_size_defaults(self.cfg)
+        self.loaded = load_outcome_model(self.cfg, self.data, self.reporter, engine="trl")
 
     def train(self) -> None:
         """Train with ``trl.RewardTrainer``; count what it drops and the tokens it lays out."""
-        cfg, tokenizer, say = self.cfg, self.tokenizer, self.reporter.say
+        cfg, say = self.cfg, self.reporter.say
+        tokenizer, data = self.loaded.tokenizer, self.data
         if tokenizer.eos_token is None and getattr(tokenizer, "sep_token", None) is not None:
             tokenizer.eos_token = tokenizer.sep_token  # TRL appends EOS as text and needs one
             say(f"TRL engine: no EOS token, using the separator {tokenizer.sep_token!r} as EOS")
-        train_rows, excluded = _pair_rows(self.train_data, cfg.use_margin)
-        eval_rows, _ = _pair_rows(self.eval_data, cfg.use_margin)
+        train_rows, excluded = _pair_rows(data.train, cfg.use_margin)
+        eval_rows, _ = _pair_rows(data.evals, cfg.use_margin)
         if not train_rows:
             from rewardlab.training.dataset import no_usable_pairs_message
 
-            raise RewardlabError(no_usable_pairs_message(self.train_data, {"tied or identical": excluded}))
-        self.start_head()
-        trainer = self.trainer = self._trl_trainer(train_rows, eval_rows)
+            raise RewardlabError(no_usable_pairs_message(data.train, {"tied or identical": excluded}))
+        head_init = start_head(cfg, self.loaded, self.reporter)
+        trainer = self._trl_trainer(train_rows, eval_rows)
         counts = _count_training_tokens(trainer)
         kept = len(trainer.train_dataset)
         dropped = len(train_rows) - kept
@@ -73,10 +118,9 @@ class TrlRecipe(OutcomeRecipe):
             )
         start = time.time()
         result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, self.reporter))
-        self.runtime = time.time() - start
-        self.eval_metrics = trainer.evaluate() if eval_rows else {}
-        self.train_metrics = dict(result.metrics)
-        self.groups = {
+        runtime = time.time() - start
+        eval_metrics = trainer.evaluate() if eval_rows else {}
+        groups = {
             "train_groups": {
                 "pairs_in": len(train_rows) + excluded,
                 "groups": kept,
@@ -88,6 +132,14 @@ class TrlRecipe(OutcomeRecipe):
             "eval_groups": {"pairs_in": len(eval_rows), "groups": len(trainer.eval_dataset or [])},
             "batching": {"layout": "trl padded", "why": "--engine trl", **counts},
         }
+        self.run = OutcomeRun(
+            "trl", TRL_TOKENIZATION, trainer, runtime, dict(result.metrics), eval_metrics, groups, head_init
+        )
+
+    def save(self) -> TrainResult:
+        """Save the checkpoint, measure the reward normalisation, write the summary and rewardlab.json."""
+        record = OutcomeRecord(self.cfg, self.data, self.loaded, self.run, self.size_defaults, self.reporter)
+        return self.result(save_outcome_run(record))
 
     def _trl_trainer(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> Any:
         """``trl.RewardTrainer`` with the run's Trainer arguments, LoRA and callbacks."""
@@ -105,13 +157,13 @@ class TrlRecipe(OutcomeRecipe):
             max_length=cfg.max_length,
             center_rewards_coefficient=cfg.center_rewards_coefficient or None,
         )
-        peft_config = lora_config(cfg, self.arch) if cfg.lora else None
+        peft_config = lora_config(cfg, self.loaded.arch) if cfg.lora else None
         trainer = TRLRewardTrainer(
-            model=self.model,
+            model=self.loaded.model,
             args=args,
             train_dataset=Dataset.from_list(train_rows),
             eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-            processing_class=self.tokenizer,
+            processing_class=self.loaded.tokenizer,
             peft_config=peft_config,
             callbacks=run_callbacks(cfg, self.reporter),
         )
