@@ -301,7 +301,8 @@ def normalise_text(text: str, root: str = "", source: str = "", volatile_numbers
 
     ANSI codes go; a carriage return keeps only the last frame of its line; progress-bar lines
     (rich bars, tqdm percentages, it/s) are dropped; the recording folder and the source checkout
-    become ``<DIR>``/``<SRC>``, other /tmp paths ``<TMP>``; dates, durations, memory figures, times
+    become ``<DIR>``/``<SRC>`` (the interpreter's environment ``<VENV>``), other /tmp paths ``<TMP>``;
+    dates, durations, memory figures, times
     (``12.3 s``), rates (``120 requests/s``), ports, process ids and warning line numbers become
     placeholders, and so do cache keys (they hash paths); trailing blanks and empty lines go. Warnings
     and every other line are kept. With ``volatile_numbers`` (the bench commands, which print measured
@@ -312,7 +313,8 @@ def normalise_text(text: str, root: str = "", source: str = "", volatile_numbers
         line = raw.split("\r")[-1].rstrip()
         if not line.strip() or PROGRESS.search(line):
             continue
-        for old, new in ((root, "<DIR>"), (source, "<SRC>")):
+        # the interpreter's environment first: it may sit inside the source checkout (.venv)
+        for old, new in ((sys.prefix, "<VENV>"), (root, "<DIR>"), (source, "<SRC>")):
             if old:
                 line = line.replace(old, new)
         for pattern, repl in SUBS:

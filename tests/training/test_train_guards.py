@@ -253,3 +253,18 @@ def test_prm_nan_loss_stops_the_run_and_writes_no_model(tmp_path, monkeypatch):
         train(config)
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-1"]
     assert not (out / "rewardlab.json").exists() and not list(out.glob("*.safetensors"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"precision": "fp8"}, "--precision must be one of"),
+        ({"merge": True}, "--merge needs --lora"),
+        ({"epochs": 0}, "give --epochs > 0 or --max-steps > 0"),
+    ],
+)
+def test_options_embedding_ignores_are_still_checked(extra, words):
+    from rewardlab.config import build
+
+    with pytest.raises(RewardlabError, match=words):
+        build(TrainConfig, {"data": "d", "out": "o", "method": "embedding", **extra})

@@ -19,6 +19,8 @@ from typing import Any
 from rewardlab.training.options import (
     DebiasOptions,
     EmbeddingTrainOptions,
+    FineTuneOptions,
+    LoraOptions,
     PreferenceLossOptions,
     SequenceOptions,
 )
@@ -51,6 +53,10 @@ class EmbeddingRecipe(Recipe):
                 "--learning-rate (--l2 sets the regularisation)"
             )
         cfg.refuse_head_init()
+        # options this method ignores are still checked, as every method did before the parts: a bad
+        # --precision, --merge without --lora or --epochs 0 is an error, not silently dropped
+        FineTuneOptions.check_fine_tune_options(cfg)
+        LoraOptions.check_lora_options(cfg)
         super().check_config(cfg)
         if cfg.resume:
             raise ValueError(
