@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dev.behaviour_check import compare_records, diff_file, diff_values, drop_volatile, normalise_text
+from dev.behaviour_check.compare import compare_records, diff_file, diff_values, drop_volatile, normalise_text
 
 
 def _record(root: str, files: list[str], stdout: str = "", code: int = 0) -> dict:
@@ -83,3 +83,11 @@ def test_missing_file_exit_code_and_console_line_are_reported_help_only_as_infor
         [],
         [],
     )
+
+
+def test_only_differences_made_on_purpose_are_excused():
+    from dev.behaviour_check.compare import split_expected
+
+    diffs = ["[serve] exit code 0 != 130", "[serve] exit code 0 != 1", "[eval] x.json: $.results.a: 1 != 2"]
+    unexpected, expected = split_expected(diffs)
+    assert unexpected == diffs[1:] and len(expected) == 1 and "[expected: " in expected[0]
