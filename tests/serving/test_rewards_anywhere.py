@@ -1,20 +1,17 @@
 """Any reward, anywhere (issue 20): reward functions, verifiers and remote servers as ``--model``.
 
-The remote protocols are tested against a real ``rewardlab serve`` process on a loopback port
-(round trip equals local scoring); retries, timeouts and concurrency against small stub servers.
+Everything here runs in this process: Python reward functions and verifiers, ensembles with a
+checkpoint, the CLI taking a function, the server through FastAPI's TestClient, and remote rewards'
+retries, timeouts and concurrency against a small stub server in a thread. The round trips through
+a real ``rewardlab serve`` process are in tests/integration/test_remote_protocols.py.
+
+Run: ``pytest tests/serving/test_rewards_anywhere.py -q``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,9 +19,9 @@ from rewardlab.cli import main
 from rewardlab.errors import RewardlabError
 from rewardlab.models.ensemble import RewardEnsemble
 from rewardlab.models.functions import load_function, reference_answer
-from rewardlab.models.loading import load_reward, reward_kind
+from rewardlab.models.loading import load_reward
 from rewardlab.models.remote import RemoteReward, last_number
-from rewardlab.models.reward_model import RewardModel
+from tests.serving.helpers import pairs as _pairs
 
 GSM8K = "gsm8k-model-solutions/example_model_solutions.jsonl"
 SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
@@ -44,161 +41,11 @@ def not_finite(prompts, completions, **kwargs):
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def reward_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("fn") / "my_rewards.py"
     path.write_text(REWARD_FILE)
     return path
-
-
-@pytest.fixture(scope="module")
-def served(tiny_models, tmp_path_factory):
-    """A real ``rewardlab serve`` process with the tiny LLaMA, a token, on a free loopback port."""
-    token = tmp_path_factory.mktemp("tok") / "token"
-    token.write_text("s3cret-token\n")
-    port = free_port()
-    cmd = [sys.executable, "-m", "rewardlab", "serve", "--model", str(tiny_models["llama"])]
-    cmd += ["--port", str(port), "--token-file", str(token), "--dtype", "float32", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"rewardlab serve exited: {proc.stderr.read()}")
-            time.sleep(0.1)
-    yield base, token
-    proc.terminate()
-    proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def local(tiny_models):
-    return RewardModel.from_pretrained(tiny_models["llama"], dtype="float32", device="cpu")
-
-
-def _pairs(demo_rows, n=6):
-    return [r["prompt"] for r in demo_rows[:n]], [r["chosen"] for r in demo_rows[:n]]
-
-
-def _as_chat(prompts, responses):
-    return (
-        [[{"role": "user", "content": p}] for p in prompts],
-        [[{"role": "assistant", "content": r}] for r in responses],
-    )
-
-
-@pytest.mark.parametrize(
-    ("path", "options", "expected_form"),
-    [
-        ("/score", "", "pairs"),
-        ("/get_reward", "", "pairs"),
-        ("/classify", "", "chat"),
-        ("/v1/classify", "&input=text&batch=4", "text"),
-        ("/pooling", "", "chat"),
-        ("/v1/pooling", "&input=text&model=rm", "text"),
-    ],
-)
-def test_every_protocol_round_trip_equals_local_scoring(
-    served, local, demo_rows, path, options, expected_form
-):
-    base, token = served
-    prompts, responses = _pairs(demo_rows)
-    remote = load_reward(f"{base}{path}#token_file={token}{options}")
-    assert reward_kind(f"{base}{path}") == "remote" and remote.info["kind"] == "remote"
-    got = remote.score(prompts, responses, batch_size=2, device="cuda", layout="packed")  # ignored options
-    if expected_form == "pairs":
-        want = local.score(prompts, responses)
-    elif expected_form == "chat":  # a plain prompt goes as one user message, the response as the assistant's
-        want = local.score(*_as_chat(prompts, responses))
-    else:  # rendered text, scored whole
-        want = local.score([""] * len(prompts), [p + r for p, r in zip(prompts, responses, strict=True)])
-    assert got == pytest.approx(want, abs=1e-5)
-    assert len(set(got)) > 1  # the model tells the responses apart: not a constant answer
-
-
-def test_chat_messages_round_trip_through_score(served, local, demo_rows):
-    base, token = served
-    prompts, responses = _as_chat(*_pairs(demo_rows, 3))
-    remote = RemoteReward(f"{base}/score#token_file={token}")
-    assert remote.score(prompts, responses) == pytest.approx(local.score(prompts, responses), abs=1e-5)
-
-
-def test_token_from_env_and_a_refused_token_is_one_error_naming_url_and_status(
-    served, demo_rows, monkeypatch
-):
-    base, _ = served
-    prompts, responses = _pairs(demo_rows, 2)
-    monkeypatch.setenv("MY_RM_TOKEN", "s3cret-token")
-    assert len(RemoteReward(f"{base}/score#token_env=MY_RM_TOKEN").score(prompts, responses)) == 2
-    monkeypatch.setenv("REWARDLAB_REMOTE_TOKEN", "wrong")
-    remote = RemoteReward(f"{base}/score#backoff=0")
-    with pytest.raises(
-        RewardlabError, match=r"127\.0\.0\.1:\d+/score: HTTP 401: missing or wrong bearer token"
-    ):
-        remote.score(prompts, responses)
-    assert remote.requests == 1  # a 401 is not retried
-    monkeypatch.delenv("MY_RM_TOKEN")
-    with pytest.raises(RewardlabError, match="MY_RM_TOKEN is not set"):
-        RemoteReward(f"{base}/score#token_env=MY_RM_TOKEN")
-
-
-class _Stub(BaseHTTPRequestHandler):
-    """Answers /score: ``fail`` times 503 first, waits ``delay`` s, counts requests in flight."""
-
-    fail = 0
-    delay = 0.0
-    lock = threading.Lock()
-    in_flight = peak = calls = 0
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        cls = type(self)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with cls.lock:
-            cls.calls += 1
-            cls.in_flight += 1
-            cls.peak = max(cls.peak, cls.in_flight)
-            failing = cls.fail > 0
-            cls.fail -= 1
-        time.sleep(cls.delay)
-        with cls.lock:
-            cls.in_flight -= 1
-        if failing:
-            out, status = {"error": "busy"}, 503
-        else:
-            out, status = {"rewards": [float(len(r)) for r in body["responses"]]}, 200
-        data = json.dumps(out).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:  # the client gave up (timeout test)
-            pass
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def stub():
-    handler = type("Stub", (_Stub,), {"lock": threading.Lock()})
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/score", handler
-    srv.shutdown()
-    srv.server_close()
 
 
 def test_retries_with_backoff_then_success_and_then_a_clear_failure(stub):
@@ -446,73 +293,6 @@ def test_diagnose_accepts_a_function_model(demo_file, tmp_path):
     assert report["model_kinds"] == ["verifier"]
 
 
-def test_serve_process_refuses_a_bad_model_spec_in_one_line():
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "rewardlab", "serve", "--model", "builtin:nope", "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert proc.returncode == 2 and "error: builtin:nope: no such built-in reward" in proc.stderr
-    assert "Traceback" not in proc.stderr
-
-
-def _post(url, body, token):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    req.add_header("Content-Type", "application/json")
-    req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        return resp.status, json.loads(resp.read())
-
-
-def test_integration_snippets_work_against_a_real_server(served, local, tiny_models, demo_rows, tmp_path):
-    import re
-
-    from rewardlab.training.integration import PROMPT, render_integration
-
-    base, token_file = served
-    token = token_file.read_text().strip()
-    info = {"kind": "orm", "method": "full", "base_model": "tiny", "max_length": 64}
-    notes = render_integration(tiny_models["llama"], info)
-    calls = re.findall(r"curl -s localhost:8000(\S+) .*\\\n\s+-d '(.*)'", notes)
-    paths = [path for path, _ in calls]
-    assert paths == ["/score", "/score", "/get_reward", "/classify", "/v1/classify", "/pooling"]
-    chat = local.score([[{"role": "user", "content": PROMPT}]], [[{"role": "assistant", "content": "4"}]])
-    want = {
-        "/score": local.score([PROMPT], ["4"]),
-        "/get_reward": local.score([PROMPT + " "], ["4"]),
-        "/classify": chat,
-        "/v1/classify": local.score([""], [PROMPT + " 4"]),
-        "/pooling": local.score([""], [PROMPT + " 4"]),
-    }
-    for path, body in calls:
-        status, out = _post(base + path, json.loads(body), token)
-        got = out.get("rewards") or [d.get("probs", d.get("data"))[0] for d in out["data"]]
-        assert status == 200 and got == pytest.approx(want[path], abs=1e-5), path
-    # and the eval line: the server as --model
-    rows = tmp_path / "pairs.jsonl"
-    rows.write_text("".join(json.dumps(r) + "\n" for r in demo_rows[:12]))
-    out = tmp_path / "eval-http"
-    assert (
-        main(
-            [
-                "eval",
-                "--model",
-                f"{base}/score#token_file={token_file}",
-                "--data",
-                str(rows),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    record = next(iter(json.loads((out / "metrics.json").read_text())["models"].values()))
-    assert record["kind"] == "remote" and record["method"] == "score"
-
-
 def test_false_alarm_control_the_gold_as_the_model_has_no_finding(demo_file, tmp_path):
     out = tmp_path / "diag"
     args = ["diagnose", "--model", "builtin:demo-gold", "--data", str(demo_file), "--gold", "demo"]
@@ -553,34 +333,6 @@ def test_probes_are_judged_against_the_gold():
     }
     assert judged["filler"]["flagged"] and "exploitable" in judged["filler"]["verdict"]
     assert judge_probes({"x": {"n": 1}}, cut, None, 1.0) == {"x": {"n": 1}}  # no gold: unchanged
-
-
-def test_serving_a_remote_reward_passes_its_failures_on_as_502_or_422(stub, served):
-    from fastapi.testclient import TestClient
-
-    from rewardlab.serving.config import ServeConfig
-    from rewardlab.serving.server import create_app
-
-    url, handler = stub
-    proxy = TestClient(create_app(ServeConfig(model=[f"{url}#retries=0"])))
-    assert proxy.get("/info").json()["models"][0]["kind"] == "remote"
-    assert proxy.post("/score", json={"prompts": ["p"], "responses": ["abc"]}).json() == {"rewards": [3.0]}
-    handler.fail = 100
-    got = proxy.post("/score", json={"prompts": ["p"], "responses": ["abc"]})
-    assert got.status_code == 502 and "HTTP 503: busy" in got.json()["error"]
-    base, token = served  # upstream refuses a text over its limit: its failure, so 502
-    relay = TestClient(create_app(ServeConfig(model=[f"{base}/score#token_file={token}"], max_chars=10**6)))
-    got = relay.post("/score", json={"prompts": ["p"], "responses": ["x" * 40_000]})
-    assert got.status_code == 502 and "HTTP 413" in got.json()["error"]
-    # a whole text (the completion form) relays through /score as a response to an empty prompt
-    texts = ["What is 2 + 2? 4", "What is 2 + 2? 5"]
-    got = relay.post("/pooling", json={"input": texts})
-    direct = RemoteReward(f"{base}/v1/pooling#token_file={token}&input=text").score(["", ""], texts)
-    assert got.status_code == 200 and [d["data"][0] for d in got.json()["data"]] == pytest.approx(
-        direct, abs=1e-6
-    )
-    empty = relay.post("/score", json={"prompts": ["p"], "responses": [""]})
-    assert empty.status_code == 422 and "responses[0]: empty text" in empty.json()["error"]
 
 
 def test_reward_function_passes_trl_columns_to_a_verifier_and_normalises_only_what_it_can(tiny_models):

@@ -1,5 +1,7 @@
 """``--debias-length`` for full and LoRA fine-tuning: the batches' weights and log lengths, a run, resume.
 
+In this process; 2 data-parallel processes are in tests/integration/test_training_processes.py.
+
 Run: ``pytest tests/training/test_debias_finetune.py -q`` (tiny random models on the CPU, about a minute).
 """
 
@@ -7,10 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -33,7 +32,7 @@ from rewardlab.training.debias import LENGTH_COEF_FILE, LengthDebias
 from rewardlab.training.losses import Comparisons, comparison_loss
 from rewardlab.training.run import train
 from rewardlab.training.trainer import RewardTrainer
-from tests.conftest import REPO
+from tests.training.helpers import length_coef as _coef
 
 LIST_RESPONSES = ["Thanks!", "Go away.", "Sorry for the wait, I can help.", "ok"]
 
@@ -136,10 +135,6 @@ def _cfg(model, data, out, **kw):
     return TrainConfig(model=str(model), data=str(data), out=str(out), **base)
 
 
-def _coef(folder):
-    return json.loads((folder / LENGTH_COEF_FILE).read_text())["length_coef"]
-
-
 @pytest.mark.parametrize("arch,lora", [("llama", False), ("bert", True)])
 def test_fine_tuning_learns_a_length_reward_it_does_not_save(tiny_models, tmp_path, arch, lora):
     data = write_demo(tmp_path / "confounded.jsonl", n=80, seed=1, longer_chosen=0.9)
@@ -231,27 +226,3 @@ def test_without_the_option_nothing_changes(tiny_models, tmp_path):
 def test_debias_length_is_refused_for_trl_and_prm(tmp_path, kw):
     with pytest.raises(ValueError, match="--debias-length trains outcome reward models"):
         TrainConfig(model="m", data="d.jsonl", out=str(tmp_path / "o"), debias_length=True, **kw)
-
-
-def test_two_process_ddp_learns_the_one_process_coefficient(tiny_models, tmp_path):
-    """2 x 4 groups (gloo) end with the coefficient of one process at 8: its gradient is averaged."""
-    data = write_demo(tmp_path / "confounded.jsonl", n=80, seed=1, longer_chosen=0.9)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    args = ["train", "--model", str(tiny_models["llama"]), "--data", str(data), "--max-length", "64"]
-    args += ["--learning-rate", "1e-3", "--max-steps", "3", "--precision", "fp32", "--debias-length"]
-    args += ["--eval-split", "0.2", "--norm-samples", "16"]
-    ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
-    done = subprocess.run(
-        [*ddp, "rewardlab", *args, "--batch-size", "4", "--out", str(tmp_path / "ddp")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    one = [sys.executable, "-m", "rewardlab", *args, "--batch-size", "8", "--out", str(tmp_path / "one")]
-    subprocess.run(one, check=True, env=env, capture_output=True)
-    summary = json.loads((tmp_path / "ddp" / "train_summary.json").read_text())
-    assert summary["distributed"] == {"type": "MULTI_CPU", "processes": 2}
-    assert _coef(tmp_path / "one") != 0.0
-    assert _coef(tmp_path / "ddp") == pytest.approx(_coef(tmp_path / "one"), abs=1e-6)

@@ -1,19 +1,18 @@
-"""``rewardlab train`` end to end on tiny random-initialised models (CPU, seconds each)."""
+"""``rewardlab train`` end to end on tiny random-initialised models (CPU, seconds each).
+
+In this process; a run killed and resumed, and 2 data-parallel processes, are in
+tests/integration/test_training_processes.py.
+
+Run: ``pytest tests/training/test_training.py -q``.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
 from rewardlab.cli import main
@@ -23,28 +22,13 @@ from rewardlab.models.reward_model import RewardModel
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.run import train
 from rewardlab.training.size_defaults import resolve_size_defaults
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import write_jsonl
 
 
 def cfg(model, data, out, **kw):
     base = {"max_length": 64, "batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 1000}
     base.update(kw)
     return TrainConfig(model=str(model), data=str(data), out=str(out), **base)
-
-
-def weights(folder):
-    return load_file(str(Path(folder) / "model.safetensors"))
-
-
-def same_weights(a, b, atol=0.0):
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    return all(torch.allclose(wa[k], wb[k], atol=atol) for k in wa)
-
-
-@pytest.fixture
-def small_demo(tmp_path, demo_rows):
-    return write_jsonl(tmp_path / "small.jsonl", demo_rows[:64])
 
 
 def _grads(trainer, model, batches):
@@ -294,103 +278,6 @@ def test_cli_train_saves_resolved_config_and_refuses_to_overwrite(tiny_models, s
     assert saved["max_length"] == 48 and saved["max_steps"] == 2 and saved["eval_split"] == 0.1
     assert main(args) == 2
     assert "already holds a training run" in capsys.readouterr().err
-
-
-def _train_cmd(model, data, out, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "rewardlab",
-        "train",
-        "--model",
-        str(model),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--max-length",
-        "64",
-        "--batch-size",
-        "4",
-        "--learning-rate",
-        "0.001",
-        "--eval-split",
-        "0",
-        "--logging-steps",
-        "1",
-        *extra,
-    ]
-
-
-def _env():
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-
-
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_models, small_demo, tmp_path):
-    steps = ["--max-steps", "30", "--save-steps", "1", "--save-total-limit", "3"]
-    full = tmp_path / "full"
-    subprocess.run(
-        _train_cmd(tiny_models["llama"], small_demo, full, *steps),
-        check=True,
-        env=_env(),
-        capture_output=True,
-    )
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _train_cmd(tiny_models["llama"], small_demo, killed, *steps),
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not (killed / "checkpoints" / "checkpoint-5" / "trainer_state.json").exists():
-        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "rewardlab.json").exists()  # it really died mid-way
-    half_written = killed / "checkpoints" / "checkpoint-999"  # as if killed while saving
-    half_written.mkdir()
-    (half_written / "model.safetensors").write_bytes(b"")
-    done = subprocess.run(
-        _train_cmd(tiny_models["llama"], small_demo, killed, *steps, "--resume"),
-        env=_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "resuming from" in done.stdout and "checkpoint-999 is incomplete" in done.stdout
-    assert same_weights(full, killed, atol=1e-6)
-
-
-def test_two_process_ddp_on_cpu_gives_the_one_process_weights(tiny_models, small_demo, tmp_path):
-    """2 processes x 4 pairs (gloo) end with the weights of one process at batch 8, and say so."""
-    one, out = tmp_path / "one", tmp_path / "ddp"
-    # fp32: auto precision may pick bf16 autocast on this CPU, whose rounding differs between 2 x 4 and 8
-    args = _train_cmd(tiny_models["llama"], small_demo, out, "--max-steps", "3", "--precision", "fp32")[4:]
-    args[args.index("--eval-split") + 1] = "0.25"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    done = subprocess.run(
-        [*cmd, "-m", "rewardlab", "train", *args], env=_env(), capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((out / "train_summary.json").read_text())
-    assert summary["steps"] == 3 and "eval_accuracy" in summary["eval_metrics"]
-    assert summary["distributed"] == {"type": "MULTI_CPU", "processes": 2}
-    assert RewardModel.from_pretrained(out).score(["What is 1 + 1?"], ["2"])
-    single = [*args]
-    single[single.index("--out") + 1] = str(one)
-    single[single.index("--batch-size") + 1] = "8"
-    subprocess.run(
-        [sys.executable, "-m", "rewardlab", "train", *single], check=True, env=_env(), capture_output=True
-    )
-    assert json.loads((one / "train_summary.json").read_text())["distributed"] == {
-        "type": "NO",
-        "processes": 1,
-    }
-    start = weights(tiny_models["llama"])
-    moved = max((weights(one)[k] - start[k]).abs().max().item() for k in start)
-    assert moved > 1e-4 and same_weights(one, out, atol=1e-6)
 
 
 def test_trl_engine_runs_and_reports_what_it_dropped(tiny_models, small_demo, tmp_path):
