@@ -54,7 +54,7 @@ def test_ctrl_c_inside_a_reward_function_exits_130(tmp_path):
         lambda: fn.with_suffix(".started").exists(),
     )
     assert done.returncode == 130 and done.stderr.strip() == "interrupted", done.stderr
-    assert took < 10 and not out.exists()
+    assert took < 30 and not out.exists()
 
 
 class _Hang(BaseHTTPRequestHandler):
@@ -83,7 +83,7 @@ def test_ctrl_c_while_a_remote_server_hangs_exits_130_at_once(tmp_path):
         srv.shutdown()
         srv.server_close()
     assert done.returncode == 130 and done.stderr.strip() == "interrupted", done.stderr
-    assert took < 5
+    assert took < 20  # the server would hold it 60 s per try
 
 
 def test_ctrl_c_during_training_exits_130(tmp_path, demo_file):
@@ -151,7 +151,7 @@ def test_sigterm_stops_a_server_whose_upstream_hangs_within_seconds(tmp_path):
             proc.kill()
         upstream.shutdown()
         upstream.server_close()
-    assert took < 5, f"shutdown took {took:.1f} s"
+    assert took < 20, f"shutdown took {took:.1f} s"
 
 
 def _ignore(request):
