@@ -167,6 +167,18 @@ class RewardModel(LayoutChoice, PairScoring):
         return loaded
 
     @torch.inference_mode()
+    def conform(self, prompts: Sequence[Text], responses: Sequence[Text]) -> tuple[list[Text], list[Text]]:
+        """The inputs in the rendering this checkpoint was trained on (``rewardlab.json``'s ``input_format``).
+
+        Pad tokens written out as text are removed from the ends first (a padded RL batch), then
+        :func:`rewardlab.models.input_format.conform_all` turns text into messages or back as trained.
+        """
+        from rewardlab.models.input_format import conform_all, strip_padding
+
+        pads = [t for t in {self.tokenizer.pad_token, self.tokenizer.eos_token} if isinstance(t, str) and t]
+        pairs = [strip_padding(p, r, pads) for p, r in zip(prompts, responses, strict=True)]
+        return conform_all([p for p, _ in pairs], [r for _, r in pairs], self.info.get("input_format"))
+
     def score(
         self,
         prompts: Sequence[Text],
@@ -204,6 +216,8 @@ class RewardModel(LayoutChoice, PairScoring):
         if len(prompts) != len(responses):
             raise RewardlabError(f"{len(prompts)} prompts but {len(responses)} responses")
         use = self.score_layout(layout)
+        given = responses  # the length correction reads the responses as given
+        prompts, responses = self.conform(prompts, responses)
         encoded = [self.encoder.encode(p, r) for p, r in zip(prompts, responses, strict=True)]
         pad = self.tokenizer.pad_token_id
 
@@ -225,5 +239,5 @@ class RewardModel(LayoutChoice, PairScoring):
             for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):
                 out[i] = r
         if correction:
-            out = correct_length(out, responses, correction)
+            out = correct_length(out, given, correction)
         return normalize_rewards(out, self.info) if normalize else out

@@ -74,6 +74,28 @@ def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, lora: bool, merge: 
     return final
 
 
+def input_format_record(
+    train: Any, tokenizer: Any, arch: str, cfg: Any, chat: bool = False
+) -> dict[str, Any]:
+    """The ``input_format`` of ``rewardlab.json``: how the training pairs were rendered.
+
+    Every scoring path follows it (:mod:`rewardlab.models.input_format`).
+    """
+    from rewardlab.models.encoding import DECODER, end_token_id
+    from rewardlab.models.input_format import describe
+
+    end = end_token_id(tokenizer) if arch == DECODER else None
+    return describe(
+        [p.prompt for p in train.training_pairs()],
+        bool(getattr(tokenizer, "chat_template", None)),
+        chat=chat,
+        max_length=cfg.max_length,
+        truncation=cfg.truncation,
+        end_token=tokenizer.convert_ids_to_tokens(end) if end is not None else None,
+        arch=arch,
+    )
+
+
 def checkpoint_record(cfg: Any, arch: str) -> dict[str, Any]:
     """What ``rewardlab.json`` says of a trained (not embedding) model, outcome or process."""
     return {

@@ -261,7 +261,7 @@ class EmbeddingRecipe(Recipe):
         from rewardlab import __version__
         from rewardlab.config import to_dict
         from rewardlab.training.debias import debias_record
-        from rewardlab.training.run_records import data_digest
+        from rewardlab.training.run_records import data_digest, input_format_record
 
         cfg, embedder = self.cfg, self.embedder
         return {
@@ -272,6 +272,9 @@ class EmbeddingRecipe(Recipe):
             "base_model": str(embedder.folder),
             "max_length": cfg.max_length,
             "truncation": cfg.truncation,
+            "input_format": input_format_record(
+                self.data.train, embedder.tokenizer, embedder.arch, cfg, chat=embedder.chat
+            ),
             "embedding": {
                 "pooling": embedder.pooling,
                 "dtype": embedder.dtype,
