@@ -98,6 +98,7 @@ MODEL_FOLDER_ENTRIES = (
     "training_args.bin",
     "data_summary.json",
     "data_summary.md",
+    "heldout.jsonl",
     "train_config.yaml",
     "train_log.jsonl",
     "train_summary.json",

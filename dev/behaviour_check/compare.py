@@ -236,6 +236,9 @@ EXPECTED: list[tuple[str, str]] = [
     (r"file added: .*\.rewardlab-run\.json$", "train records what OUT held before it (--overwrite)"),
     (r"\.length_corr_weight: added \(0\.1\)$", "the decorrelation weight became an option"),
     (r"train_config\.yaml: \+ length_corr_weight: 0\.1$", "... and is saved with the config"),
+    (r"\.max_pairs: added \(None\)$", "train and eval gained --max-pairs (a quick first run)"),
+    (r"file added: .*/heldout\.jsonl$", "train writes the pairs --eval-split held out, for eval"),
+    (r"\.input_format: added", "every checkpoint records its input format (one reward everywhere)"),
 ]
 
 

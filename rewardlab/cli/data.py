@@ -134,16 +134,26 @@ def _print_summary(s: dict) -> None:
 
 def _split(cfg: DataSplitConfig) -> None:
     from rewardlab.data import load_preferences
-    from rewardlab.data.split import write_folds
+    from rewardlab.data.split import write_folds, write_test_split
 
     data = load_preferences(cfg.path, format=cfg.format, on_error=cfg.on_error)
     everything = data.all_pairs(include_ties=True)
     pairs = data.training_pairs()
-    record = write_folds(pairs, cfg.out, cfg.folds, cfg.seed)
+    if cfg.test_share is not None:
+        record = write_test_split(pairs, cfg.out, cfg.test_share, cfg.seed)
+        what = (
+            f"wrote {record['train_pairs']} training and {record['test_pairs']} test pairs "
+            f"({record['test_prompts']} held-out prompts) to {cfg.out}"
+        )
+    else:
+        record = write_folds(pairs, cfg.out, cfg.folds, cfg.seed)
+        what = (
+            f"wrote {cfg.folds} folds of {record['pairs']} pairs to {cfg.out} (test pairs per fold: "
+            f"{record['test_pairs']})"
+        )
     left = len(everything) - len(pairs)
     console.print(
-        f"wrote {cfg.folds} folds of {record['pairs']} pairs to {cfg.out} (test pairs per fold: "
-        f"{record['test_pairs']}); not written: {left} ties or identical pairs"
+        f"{what}; not written: {left} ties or identical pairs"
         + (f", {len(data.drops)} records dropped by --on-error skip" if data.drops else ""),
         soft_wrap=True,
     )

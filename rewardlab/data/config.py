@@ -78,14 +78,26 @@ class DataSplitConfig(DataOptions):
     """Options of ``rewardlab data split``."""
 
     path: Path = opt(argument=True, help=DATA_PATH)
-    out: Path = opt(help="Folder for fold{k}/train.jsonl, fold{k}/test.jsonl, split.json.")
+    out: Path = opt(
+        help="Folder for fold{k}/train.jsonl and fold{k}/test.jsonl (or, with --test-share, train.jsonl and "
+        "test.jsonl), and split.json."
+    )
     folds: int = opt(5, help="Number of folds (split by prompt).")
-    seed: int = opt(42, help="Seed of the fold assignment (as in bench embedding).")
+    test_share: float | None = opt(
+        None,
+        help="Instead of folds, one split: this share of the prompts (all their pairs) in test.jsonl, the "
+        "rest in train.jsonl (the rule of train --eval-split).",
+    )
+    seed: int = opt(
+        42, help="Seed of the fold assignment or of the held-out prompts (as in bench embedding)."
+    )
 
     def __post_init__(self) -> None:
         check_out_folder(self.out)
         if self.folds < 2:
             raise RewardlabError("--folds must be at least 2")
+        if self.test_share is not None and not 0 < self.test_share < 1:
+            raise RewardlabError(f"--test-share must be in (0, 1), got {self.test_share!r}")
 
 
 @dataclass(kw_only=True)

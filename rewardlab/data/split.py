@@ -9,7 +9,9 @@ solutions of PRMs); :func:`fold_of_prompts` deals them into folds.
 ``DIR/fold{k}/test.jsonl`` (explicit ``prompt``/``chosen``/``rejected`` rows, with ``margin`` and
 ``category`` when the pair has them) and ``DIR/split.json``. The folds are the ones
 ``rewardlab bench embedding`` uses, so a full fine-tune can be compared fold by fold:
-``rewardlab train --data DIR/fold0/train.jsonl --eval-data DIR/fold0/test.jsonl ...``.
+``rewardlab train --data DIR/fold0/train.jsonl --eval-data DIR/fold0/test.jsonl ...``. With
+``--test-share S`` it writes one split instead, ``DIR/train.jsonl`` and ``DIR/test.jsonl``, by the
+held-out rule of ``train --eval-split`` (:func:`write_test_split`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def _row(p: PreferencePair) -> dict[str, Any]:
         row["margin"] = p.margin
     if p.category is not None:
         row["category"] = p.category
+    if p.tie:
+        row["tie"] = True
     return row
 
 
@@ -92,5 +96,26 @@ def write_folds(pairs: list[PreferencePair], out: str | Path, folds: int, seed: 
             chosen = [p for p, w in zip(pairs, which, strict=True) if keep(w)]
             write_pairs(chosen, out / f"fold{f}" / f"{name}.jsonl")
         record["test_pairs"].append(which.count(f))
+    write_json(out / "split.json", record)
+    return record
+
+
+def write_test_split(pairs: list[PreferencePair], out: str | Path, share: float, seed: int) -> dict[str, Any]:
+    """Write ``out/train.jsonl`` and ``out/test.jsonl``: ``share`` of the prompts held out.
+
+    The held-out prompts follow the rule of ``train --eval-split`` (:func:`held_out_prompts`), so the
+    test file holds the pairs a training run with that share and seed evaluates on. Returns what
+    ``split.json`` holds.
+    """
+    from rewardlab.io_utils import write_json
+
+    out = Path(out)
+    held = held_out_prompts([p.prompt for p in pairs], share, seed)
+    test = [p for p in pairs if text_key(p.prompt) in held]
+    train = [p for p in pairs if text_key(p.prompt) not in held]
+    write_pairs(train, out / "train.jsonl")
+    write_pairs(test, out / "test.jsonl")
+    record = {"test_share": share, "seed": seed, "pairs": len(pairs), "train_pairs": len(train),
+              "test_pairs": len(test), "test_prompts": len(held)}  # fmt: skip
     write_json(out / "split.json", record)
     return record

@@ -52,7 +52,12 @@ class EvalConfig(ScoringOptions):
         help="Group categories into sections: 'rewardbench' or a JSON file {section: [categories]}.",
     )
     check_pairs: int = opt(16, help="Pairs re-scored alone and in another batch for the consistency checks.")
-    seed: int = opt(0, help="Seed of the bootstrap and of the check sample.")
+    seed: int = opt(0, help="Seed of the bootstrap, of the check sample and of --max-pairs.")
+    max_pairs: int | None = opt(
+        None,
+        help="Score a seeded random sample of this many pairs of each --data (a quick look; the report says "
+        "so). Not with --suite, whose scores need every record.",
+    )
     candidates: str | None = opt(
         None,
         help="Best-of-N pool with an outcome label per candidate (e.g. GSM8K is_correct): report each "
@@ -88,5 +93,9 @@ class EvalConfig(ScoringOptions):
             raise ValueError(f"--suite must be one of {', '.join(SUITES)}")
         if not (isinstance(self.max_drop, int | float) and 0 <= self.max_drop < float("inf")):
             raise ValueError("--max-drop must be a finite number >= 0")
+        if self.max_pairs is not None and (self.max_pairs < 1 or self.suite is not None):
+            raise ValueError(
+                "--max-pairs must be at least 1, and cannot sample a --suite (it scores every record)"
+            )
         if self.metric is not None and not self.compare:
             raise ValueError("--metric is the metric checked by --compare: give --compare too")

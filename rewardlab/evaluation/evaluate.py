@@ -70,7 +70,16 @@ def load_datasets(cfg: EvalConfig) -> list[Dataset]:
         pairs = data.all_pairs(include_ties=True)
         if not pairs:
             raise RewardlabError(f"{path}: no preference pairs to evaluate")
-        out.append(Dataset(name, path, pairs, len(data.drops), [f.to_dict() for f in data.files]))
+        if cfg.max_pairs is not None and cfg.max_pairs < len(pairs):
+            keep = set(random.Random(cfg.seed).sample(range(len(pairs)), cfg.max_pairs))
+            console.print(
+                f"{name}: scoring a seeded sample of {cfg.max_pairs} of {len(pairs)} pairs (--max-pairs)"
+            )
+            total, pairs = len(pairs), [p for i, p in enumerate(pairs) if i in keep]
+        else:
+            total = None
+        files = [f.to_dict() for f in data.files]
+        out.append(Dataset(name, path, pairs, len(data.drops), files, sampled_from=total))
     return out
 
 
@@ -323,6 +332,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                 "path": d.path,
                 "pairs_loaded": len(d.pairs),
                 "content_sha256": content_digest(d.pairs),
+                **({"sampled_from": d.sampled_from} if d.sampled_from else {}),
                 "records_dropped": d.dropped,
                 "files": d.files,
             }

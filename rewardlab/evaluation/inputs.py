@@ -28,6 +28,7 @@ class Dataset:
     dropped: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)
     suite: Any = None  # a --suite run: the benchmark's records (evaluation/suites.py)
+    sampled_from: int | None = None  # --max-pairs: how many pairs the sample was drawn from
 
 
 def content_digest(pairs: list[PreferencePair]) -> str:

@@ -59,6 +59,7 @@ PARTS = (
 #: The numeric options every method shares.
 SHARED_NUMERIC_RULES: Rules = {
     "eval_split": (within(0.0, 1.0), "in [0, 1)"),
+    "max_pairs": (at_least(1), "at least 1"),
     "seed": (within(0, 2**32), "in [0, 2**32)"),
     "norm_samples": (at_least(1), "at least 1"),
 }
@@ -86,10 +87,10 @@ class TrainConfig(
 
     #: The order ``--help`` and the saved YAML list the options in.
     option_order: ClassVar[tuple[str, ...]] = (
-        "data", "out", "model", "eval_data", "eval_split", "map", "kind", "step_separator", "aggregation",
-        "engine", "method", "ensemble", "debias_length", "length_corr_weight", "head_init", "max_length",
-        "truncation", "batching", "pack_tokens", "group_by_length", "attn_implementation", "epochs",
-        "max_steps", "batch_size", "grad_accum", "learning_rate", "weight_decay", "warmup_ratio",
+        "data", "out", "model", "eval_data", "eval_split", "max_pairs", "map", "kind", "step_separator",
+        "aggregation", "engine", "method", "ensemble", "debias_length", "length_corr_weight", "head_init",
+        "max_length", "truncation", "batching", "pack_tokens", "group_by_length", "attn_implementation",
+        "epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "weight_decay", "warmup_ratio",
         "scheduler", "use_margin", "label_smoothing", "center_rewards_coefficient", "lora", "lora_r",
         "lora_alpha", "lora_dropout", "lora_targets", "merge", "gradient_checkpointing", "precision",
         "padding_side", "logging_steps", "eval_steps", "save_steps", "save_total_limit", "resume",
@@ -107,6 +108,11 @@ class TrainConfig(
     eval_data: str | None = opt(None, help="Held-out data; if absent, --eval-split is taken from --data.")
     eval_split: float | None = opt(
         None, help="Share of prompts held out for evaluation (default 0.1 without --eval-data)."
+    )
+    max_pairs: int | None = opt(
+        None,
+        help="Train on a seeded random sample of this many training pairs (after the held-out split): a "
+        "quick first run. Preference data only.",
     )
     map: list[str] | None = opt(None, help="Field mapping NEW=OLD for the data. Repeatable.")
     kind: str = opt(
@@ -148,6 +154,10 @@ class TrainConfig(
             raise ValueError("give --eval-data or --eval-split, not both")
         if self.eval_split is None:
             self.eval_split = 0.0 if self.eval_data is not None else 0.1
+        if self.max_pairs is not None and self.kind == "prm":
+            raise ValueError(
+                "--max-pairs samples preference pairs: --kind prm trains on step-labelled solutions"
+            )
         if self.pack_tokens is None:
             self.pack_tokens = self.max_length
         self.check_data_options()

@@ -47,7 +47,26 @@ def load_preference_split(cfg: Any) -> tuple[Any, Any, dict[str, Any]]:
     else:
         train, evals = split_by_prompt(data, cfg.eval_split or 0.0, cfg.seed)
         how = {"eval_split": cfg.eval_split, "split_by": "prompt"}
+    if getattr(cfg, "max_pairs", None):
+        how["max_pairs"] = cfg.max_pairs
+        how["sampled_from"] = sample_pairs(train, cfg.max_pairs, cfg.seed)
     return train, evals, how
+
+
+def sample_pairs(data: Any, n: int, seed: int) -> int:
+    """Keep a seeded random sample of ``n`` of ``data``'s pairs and ranked lists, in their order.
+
+    Returns how many there were before.
+    """
+    import random
+
+    items = [("p", i) for i in range(len(data.pairs))] + [("l", i) for i in range(len(data.lists))]
+    total = len(items)
+    if n < total:
+        keep = set(random.Random(seed).sample(items, n))
+        data.pairs[:] = [p for i, p in enumerate(data.pairs) if ("p", i) in keep]
+        data.lists[:] = [x for i, x in enumerate(data.lists) if ("l", i) in keep]
+    return total
 
 
 def load_preference_data(cfg: Any) -> PreferenceSplit:
@@ -58,11 +77,22 @@ def load_preference_data(cfg: Any) -> PreferenceSplit:
     return PreferenceSplit(train, evals, split, summarize(train, source=cfg.data))
 
 
+#: The held-out pairs of a run that split them from ``--data`` (``--eval-split``), for ``rewardlab eval``.
+HELD_OUT_FILE = "heldout.jsonl"
+
+
 def write_preference_summary(data: PreferenceSplit, out: Path) -> None:
-    """``data_summary.json`` and ``data_summary.md`` in ``out``."""
+    """``data_summary.json`` and ``data_summary.md`` in ``out``, and the held-out pairs split from ``--data``.
+
+    With ``--eval-split`` the held-out pairs go to ``heldout.jsonl`` (explicit rows, ties marked), so
+    ``rewardlab eval --model OUT --data OUT/heldout.jsonl`` scores the very pairs the run held out.
+    """
+    from rewardlab.data.split import write_pairs
     from rewardlab.data.summary import write_summary
 
     write_summary(data.summary, out)
+    if "eval_split" in data.split and data.evals.pairs:
+        write_pairs(data.evals.pairs, out / HELD_OUT_FILE)
 
 
 def refuse_cpu_flex_attention(cfg: Any) -> None:
