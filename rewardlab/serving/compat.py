@@ -71,7 +71,11 @@ def _predict_items(inputs: Any) -> tuple[bool, list[list[Any]]]:
 
 def _sequence(seq: Any, where: str, limits: Limits) -> tuple[Any, Any]:
     if not isinstance(seq, list) or not 1 <= len(seq) <= 2 or not all(isinstance(t, str) for t in seq):
-        raise BadRequest(422, f"{where}: a sequence is [text] or [prompt, response] (one or two strings)")
+        raise BadRequest(
+            422,
+            f"{where}: a sequence is [text] or [prompt, response] (one or two strings); "
+            "a batch is [[text], [prompt, response], ...]",
+        )
     if len(seq) == 1:
         return "", check_text(seq[0], where, limits)
     return check_text(seq[0], f"{where}[0]", limits, allow_empty=True), check_text(
