@@ -239,3 +239,54 @@ def test_every_endpoint_serves_the_normalised_reward_under_normalize(normalized_
         raw = model.score([PROMPT], [RESPONSE], layout="padded")[0]
         assert got["score"] == pytest.approx((raw - MEAN) / STD, abs=1e-4)
         assert got["score"] != pytest.approx(raw, abs=1e-3)
+
+
+# --------------------------------------------------------------------------- fuzz: 4xx, never a 500
+
+
+def fuzz_bodies():
+    from hypothesis import strategies as st
+
+    text = st.one_of(st.text(max_size=12), st.sampled_from(["", " ", "\ud800", "x" * 60]))
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(), text)
+    junk = st.recursive(
+        scalar, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(text, inner, max_size=3))
+    )
+    sequence = st.lists(st.one_of(text, junk), max_size=3)
+    inputs = st.one_of(text, sequence, st.lists(st.one_of(sequence, junk), max_size=5), junk)
+    predict = st.fixed_dictionaries(
+        {"inputs": inputs}, optional={"raw_scores": scalar, "truncate": scalar, "x": junk}
+    )
+    evaluation = st.fixed_dictionaries(
+        {"messages": st.one_of(st.lists(st.one_of(text, junk), max_size=5), junk)},
+        optional={"model": scalar, "max_length": scalar},
+    )
+    return st.one_of(
+        st.tuples(st.just("/predict"), st.one_of(predict, junk)),
+        st.tuples(st.just("/v1/score/evaluation"), st.one_of(evaluation, junk)),
+    )
+
+
+def test_fuzz_new_endpoints_answer_4xx_with_a_message_or_finite_scores(reward_file):
+    from hypothesis import HealthCheck, given, settings
+
+    cfg = ServeConfig(model=[f"{reward_file}:length"], max_items=4, max_chars=40, batch_window_ms=0)
+    with client_for(cfg) as c:
+
+        @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(case=fuzz_bodies())
+        def check(case):
+            path, body = case
+            r = c.post(path, content=json.dumps(body).encode(), headers={"content-type": "application/json"})
+            if r.status_code == 200:
+                out = r.json()
+                numbers = (
+                    out["scores"]
+                    if path != "/predict"
+                    else [p["score"] for row in (out if isinstance(out[0], list) else [out]) for p in row]
+                )
+                assert numbers and all(math.isfinite(x) for x in numbers)
+            else:
+                assert 400 <= r.status_code < 500 and r.json()["error"], r.text
+
+        check()
