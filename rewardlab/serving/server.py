@@ -107,6 +107,10 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     for m, i in zip(models, infos, strict=True):
         if i.get("kind") not in NOT_CHECKPOINTS and len(models) > 1:
             probe(lambda p, r, m=m: m.score(p, r, batch_size=1))
+    if len(models) > 1 and any(i.get("kind") == "combined" for i in infos):
+        raise RewardlabError(
+            "a sum: reward is served alone; write the other rewards into it as parts, not as more --model"
+        )
     if cfg.normalize and any(i.get("kind") == "combined" for i in infos):
         raise RewardlabError(
             "--normalize: a sum: reward normalises the parts its spec marks (norm:SPEC) instead"

@@ -162,11 +162,13 @@ def test_serve_returns_the_parts_of_a_combined_reward(reward_file):
     assert info["kind"] == "combined" and [p["weight"] for p in info["parts"]] == [2.0, -0.5]
 
 
-def test_a_combined_reward_refuses_normalize_at_start(reward_file):
+def test_a_combined_reward_refuses_normalize_and_other_models_at_start(reward_file):
     from rewardlab.errors import RewardlabError
 
     with pytest.raises(RewardlabError, match="normalises the parts its spec marks"):
         client_for(ServeConfig(model=[f"sum:{reward_file}:length"], normalize=True))
+    with pytest.raises(RewardlabError, match="a sum: reward is served alone"):
+        client_for(ServeConfig(model=[f"sum:{reward_file}:length", f"{reward_file}:length"]))
 
 
 # --------------------------------------------------------------------------- the --normalize table
