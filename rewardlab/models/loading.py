@@ -15,14 +15,18 @@
   second ``:``, so a member path containing ``,`` or ``:`` cannot be written here (it is refused
   with an error; link the folder under another name). The ensemble costs one forward pass per
   member; a WARM merge of fine-tuned members (``rewardlab merge``) costs one;
+- ``sum:[WEIGHT*][norm:]SPEC,…``: the weighted sum of single rewards, e.g. a reward model plus a
+  verifier (:class:`rewardlab.models.combined.CombinedReward`; ``norm:`` normalises that part with
+  its stored mean/std);
 - anything else: a checkpoint folder or preset, through ``RewardModel.from_pretrained``.
 
-All but ``ensemble:`` load in :mod:`rewardlab.models.load_single` (where ensembles load their members).
+All but ``ensemble:`` and ``sum:`` load in :mod:`rewardlab.models.load_single` (where ensembles
+and sums load their members).
 
 Loading options (``device``, ``dtype``, ``attn_implementation``, ``max_length``) apply to
 checkpoints only (each member of an ensemble); the other kinds ignore them. Every scorer has an
 ``info`` dict whose ``kind`` (``orm``, ``prm``, ``function``, ``verifier``, ``remote``,
-``ensemble``) says what it is.
+``ensemble``, ``combined``) says what it is.
 """
 
 from __future__ import annotations
@@ -38,17 +42,25 @@ ENSEMBLE_FORM = "ensemble:mean|min|uwo:PATH1,PATH2[,...]"
 
 
 def reward_kind(spec: str) -> str:
-    """How :func:`load_reward` reads ``spec``: remote, builtin, ensemble, function or checkpoint."""
+    """How :func:`load_reward` reads ``spec``: remote, builtin, ensemble, combined, function or checkpoint."""
+    from rewardlab.models.combined import COMBINED
     from rewardlab.models.load_single import single_kind
 
-    return "ensemble" if spec.startswith(ENSEMBLE) else single_kind(spec)
+    if spec.startswith(ENSEMBLE):
+        return "ensemble"
+    return "combined" if spec.startswith(COMBINED) else single_kind(spec)
 
 
 def load_reward(spec: str, **options: Any) -> Scorer:
     """The scorer ``spec`` names (see the module doc); ``options`` go to checkpoints only."""
     from rewardlab.models.load_single import load_single
 
-    if reward_kind(spec) != "ensemble":
+    kind = reward_kind(spec)
+    if kind == "combined":
+        from rewardlab.models.combined import load_combined
+
+        return load_combined(spec, lambda part: load_single(part, **options))
+    if kind != "ensemble":
         return load_single(spec, **options)
     from rewardlab.models.ensemble import RewardEnsemble
 

@@ -2,7 +2,8 @@
 
 ``rewardlab score --model DIR --data rows.jsonl --out scores.jsonl``: each record has a prompt
 (``prompt``, ``question``, ``instruction`` …) and a ``response`` (or ``output``, ``completion``,
-``system_output``); the output is each record with ``reward`` added, in input order.
+``system_output``); the output is each record with ``reward`` added, in input order (and, for a
+combined ``sum:`` reward, ``reward_parts``: each part's value by name, before weighting).
 
 ``rewardlab bon --model DIR --candidates pool.jsonl --out best.jsonl``: each record has a prompt
 and a list of N candidates (``responses``, ``completions``, ``outputs`` or ``candidates``; each a
@@ -61,6 +62,27 @@ def score_all(
     return run_sharded(score, prompts, responses)
 
 
+def score_all_parts(
+    model: Any,
+    prompts: Sequence[Any],
+    responses: Sequence[Any],
+    normalize: bool,
+    batch_size: int,
+    layout: str,
+) -> tuple[list[float], list[dict[str, float]]]:
+    """A combined reward's totals and each item's parts ({name: value}), split like :func:`score_all`."""
+
+    def score(ps: list[Any], rs: list[Any]) -> list[tuple[float, dict[str, float]]]:
+        values = model.score_parts(
+            ps, rs, batch_size=batch_size, normalize=normalize, progress=is_main(), layout=layout
+        )
+        totals = model.combine(values)
+        return [(t, {name: v[i] for name, v in values.items()}) for i, t in enumerate(totals)]
+
+    scored = run_sharded(score, prompts, responses)
+    return [t for t, _ in scored], [parts for _, parts in scored]
+
+
 def score_file(
     model: Any,
     data: str | Path,
@@ -69,16 +91,25 @@ def score_file(
     batch_size: int = 16,
     layout: str = "auto",
 ) -> int:
-    """Write ``out``: every record of ``data`` with its ``reward``; returns the number scored."""
+    """Write ``out``: every record of ``data`` with its ``reward``; returns the number scored.
+
+    A combined reward (one with ``score_parts``) also writes ``reward_parts``.
+    """
     from rewardlab.io_utils import write_jsonl
 
     rows = read_rows(data)
-    rewards = score_all(
-        model, [p for _, p, _, _ in rows], [r for _, _, r, _ in rows], normalize, batch_size, layout
-    )
+    texts = ([p for _, p, _, _ in rows], [r for _, _, r, _ in rows])
+    if hasattr(model, "score_parts"):
+        rewards, parts = score_all_parts(model, *texts, normalize, batch_size, layout)
+        extra: list[dict[str, Any]] = [{"reward_parts": p} for p in parts]
+    else:
+        rewards, extra = score_all(model, *texts, normalize, batch_size, layout), [{}] * len(rows)
     check_finite(rewards, lambda i: rows[i][3])
     if is_main():
-        write_jsonl(out, ({**rec, "reward": r} for (rec, _, _, _), r in zip(rows, rewards, strict=True)))
+        records = (rec for rec, _, _, _ in rows)
+        write_jsonl(
+            out, ({**rec, "reward": r, **e} for rec, r, e in zip(records, rewards, extra, strict=True))
+        )
     return len(rows)
 
 

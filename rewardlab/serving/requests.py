@@ -224,11 +224,15 @@ def parse_get_reward(body: Any, limits: Limits) -> tuple[list[str], list[str]]:
     return [check_text(p, f"prompts[{i}]", limits) for i, p in enumerate(prompts)], responses
 
 
-def _check_count(n: int, limits: Limits) -> None:
+def check_count(n: int, limits: Limits) -> None:
+    """Refuse a request of no items (422) or of more than ``max_items`` (413)."""
     if n == 0:
         raise BadRequest(422, "no items to score")
     if n > limits.max_items:
         raise BadRequest(413, f"{n} items, over the limit of {limits.max_items} per request")
+
+
+_check_count = check_count
 
 
 def parse_pooling(body: Any, limits: Limits) -> tuple[list[Any], list[Any]]:
@@ -279,7 +283,19 @@ def wants_activation(body: Any) -> bool:
 
 def wants_uncertainty(body: Any) -> bool:
     """Whether a ``/score`` body asks for each reward's spread (``"return_uncertainty": true``)."""
-    value = body.get("return_uncertainty", False) if isinstance(body, dict) else False
+    return flag(body, "return_uncertainty")
+
+
+def wants_parts(body: Any) -> bool:
+    """Whether a ``/score`` body asks for a combined reward's parts (``"return_parts": true``)."""
+    return flag(body, "return_parts")
+
+
+def flag(body: Any, key: str, default: bool = False) -> bool:
+    """The boolean field ``key`` of a body (``default`` when absent); 422 if not a boolean."""
+    if not isinstance(body, dict) or key not in body:
+        return default
+    value = body[key]
     if not isinstance(value, bool):
-        raise BadRequest(422, "'return_uncertainty' must be true or false")
+        raise BadRequest(422, f"'{key}' must be true or false")
     return value

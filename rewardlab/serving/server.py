@@ -7,9 +7,13 @@ Endpoints: ``POST /score`` (``{"prompts": [...], "responses": [...]}`` or ``{"me
 members' spread per item), ``POST /get_reward`` (OpenRLHF's remote reward model protocol:
 ``{"query": [...], "prompts": [...]}`` → ``{"rewards": [...], "scores": [...]}``), ``POST /classify``
 and ``POST /pooling`` (vLLM's pooling server shapes, also under ``/v1/``; see
-``rewardlab.serving.requests.parse_pooling``), ``GET /health`` and ``GET /info``. A ``--model`` may
-be a checkpoint, a reward function, a built-in verifier or another server's URL
-(``rewardlab.models.loading``). Loopback by default; a non-loopback host needs a bearer token.
+``rewardlab.serving.requests.parse_pooling``), ``POST /predict`` (text-embeddings-inference),
+``POST /v1/score/evaluation`` (LLaMA-Factory), ``GET /v1/models`` (see
+``rewardlab.serving.compat``), ``GET /health`` and ``GET /info``. A ``--model`` may be a
+checkpoint, a reward function, a built-in verifier, another server's URL or a weighted sum of those
+(``rewardlab.models.loading``); for a sum, ``/score`` with ``"return_parts": true`` adds ``"parts"``.
+Under ``--normalize`` every endpoint serves the normalised reward. Loopback by default; a
+non-loopback host needs a bearer token.
 Every request is validated before it reaches the model (``rewardlab.serving.requests``), so user
 input gets a 4xx with a clear message, never a 500. Requests arriving together share scoring
 calls, large ones cut into chunks and interleaved (``rewardlab.serving.batching``); a reward that
@@ -22,6 +26,7 @@ import logging
 from typing import Any
 
 from rewardlab.errors import RewardlabError
+from rewardlab.serving import compat
 from rewardlab.serving.batching import MicroBatcher, ScoringFailed, non_finite
 from rewardlab.serving.config import ServeConfig, is_loopback
 from rewardlab.serving.requests import (
@@ -31,6 +36,7 @@ from rewardlab.serving.requests import (
     parse_score,
     read_body,
     read_token,
+    wants_parts,
     wants_uncertainty,
 )
 from rewardlab.serving.vllm_shapes import vllm_shape
@@ -55,8 +61,9 @@ def layout_of(model: Any, layout: str) -> str | None:
     return "padded"
 
 
-#: Scorer kinds that are not checkpoints: no weights, layout or stored normalisation.
-NOT_CHECKPOINTS = ("function", "verifier", "remote")
+#: Scorer kinds that are not checkpoints: no weights, layout or stored normalisation (a sum's
+#: checkpoint parts take the layout options themselves).
+NOT_CHECKPOINTS = ("function", "verifier", "remote", "combined")
 
 
 def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
@@ -64,7 +71,8 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
 
     The score function's ``spread`` attribute (``None`` for a single model that is not an
     embedding ensemble) gives the members' standard deviation per item, for
-    ``"return_uncertainty": true``. In an ensemble each
+    ``"return_uncertainty": true``; its ``parts`` attribute (``None`` unless the one model is a
+    ``sum:``) is ({part name: score function}, combine), for ``"return_parts": true``. In an ensemble each
     checkpoint is scored on the probe pair here (reward functions and servers may not judge an
     arbitrary pair, so they are not probed).
     """
@@ -92,12 +100,21 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
             if cfg.layout == "auto"
             else f"--layout {cfg.layout}",
             "dtype": getattr(m, "dtype_note", cfg.dtype),
+            **({"parts": i["parts"]} if i.get("kind") == "combined" else {}),
         }
         for path, m, i in zip(cfg.model, models, infos, strict=True)
     ]
     for m, i in zip(models, infos, strict=True):
         if i.get("kind") not in NOT_CHECKPOINTS and len(models) > 1:
             probe(lambda p, r, m=m: m.score(p, r, batch_size=1))
+    if len(models) > 1 and any(i.get("kind") == "combined" for i in infos):
+        raise RewardlabError(
+            "a sum: reward is served alone; write the other rewards into it as parts, not as more --model"
+        )
+    if cfg.normalize and any(i.get("kind") == "combined" for i in infos):
+        raise RewardlabError(
+            "--normalize: a sum: reward normalises the parts its spec marks (norm:SPEC) instead"
+        )
     if cfg.normalize and not all(i.get("normalization") for i in infos):
         raise RewardlabError("--normalize: a model stores no reward normalisation in rewardlab.json")
     # one model, or the ensemble (which normalises its members by its own rule and ignores ``normalize``)
@@ -124,6 +141,14 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
         def spread(prompts: list[Any], responses: list[Any]) -> list[float]:
             return members.score_spread(prompts, responses, **options)
 
+    parts = None
+    if len(models) == 1 and hasattr(scorer, "score_parts"):
+
+        def part_fn(name: str) -> Any:
+            return lambda prompts, responses: scorer.score_part(name, prompts, responses, **options)
+
+        parts = ({name: part_fn(name) for name in scorer.names}, scorer.combine)
+
     info = {
         "probe": len(models) == 1 and infos[0].get("kind") not in NOT_CHECKPOINTS,
         "uncertainty": spread is not None,
@@ -143,6 +168,7 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
         },
     }
     score.spread = spread  # type: ignore[attr-defined]
+    score.parts = parts  # type: ignore[attr-defined]
     return score, info
 
 
@@ -167,7 +193,8 @@ def probe(score: Any) -> None:
 def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = None) -> Any:
     """The FastAPI app (models loaded here unless ``scorer`` = (score function, info) is given).
 
-    The score function's ``spread`` attribute, when it has one, answers ``"return_uncertainty"``.
+    The score function's ``spread`` attribute, when it has one, answers ``"return_uncertainty"``;
+    its ``parts`` attribute ({name: score function}, combine), when it has one, ``"return_parts"``.
 
     Raises:
         RewardlabError: an unusable token file, or a model that fails the start-up probe.
@@ -184,7 +211,12 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
         probe(score)
     batcher = MicroBatcher(score, cfg.batch_window_ms / 1000, cfg.batch_size)
     spreads = MicroBatcher(spread, cfg.batch_window_ms / 1000, cfg.batch_size) if spread else None
+    part_fns, combine = getattr(score, "parts", None) or ({}, None)
+    # one batcher per part of a sum: "return_parts" scores each part once, and the total from them
+    parts = {n: MicroBatcher(f, cfg.batch_window_ms / 1000, cfg.batch_size) for n, f in part_fns.items()}
     served = ", ".join(str(m.get("path", "")) for m in info.get("models", [])) or "rewardlab"
+    lengths = [m["max_length"] for m in info.get("models", []) if isinstance(m.get("max_length"), int)]
+    models = compat.model_list(served, compat.created_now(), min(lengths) if lengths else None)
     # no /docs, /redoc or /openapi.json: they would be served without the token, /docs from a CDN
     app = FastAPI(title="rewardlab reward server", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = batcher
@@ -201,7 +233,20 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
             got[7:].encode("utf-8", "surrogateescape"), token.encode()
         )
 
-    async def handle(request: Request, parse: Any, shape: Any, with_std: bool = False) -> JSONResponse:
+    async def scored(prompts: list[Any], responses: list[Any], want_std: bool, want_parts: bool) -> Any:
+        """(rewards, std or None, parts or None) of one request, through the micro-batchers."""
+        if want_parts and combine is not None:
+            values = await asyncio.gather(*(b.submit(prompts, responses) for b in parts.values()))
+            by_name = dict(zip(parts, values, strict=True))
+            return combine(by_name), None, by_name
+        if want_std and spreads is not None:
+            rewards, std = await asyncio.gather(
+                batcher.submit(prompts, responses), spreads.submit(prompts, responses)
+            )
+            return rewards, std, None
+        return await batcher.submit(prompts, responses), None, None
+
+    async def handle(request: Request, parse: Any, shape: Any, extras: bool = False) -> JSONResponse:
         if not authorised(request):
             return error(401, "missing or wrong bearer token")
         size = request.headers.get("content-length", "")
@@ -210,21 +255,19 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
         try:
             body = await read_body(request.stream(), cfg)
             prompts, responses = parse(body, cfg)
-            want_std = with_std and wants_uncertainty(body)
+            want_std = extras and wants_uncertainty(body)
             if want_std and spreads is None:
                 raise BadRequest(
                     422, "return_uncertainty needs an ensemble (several --model, or an embedding ensemble)"
                 )
+            want_parts = extras and wants_parts(body)
+            if want_parts and combine is None:
+                raise BadRequest(422, "return_parts needs a combined reward (--model sum:...) alone")
             out = shape(body)  # a bad option of the answer's shape is a 4xx before any scoring
         except BadRequest as exc:
             return error(exc.status, exc.message)
         try:
-            if want_std and spreads is not None:
-                rewards, std = await asyncio.gather(
-                    batcher.submit(prompts, responses), spreads.submit(prompts, responses)
-                )
-            else:
-                rewards, std = await batcher.submit(prompts, responses), None
+            rewards, std, by_part = await scored(prompts, responses, want_std, want_parts)
         except RemoteError as exc:  # a remote reward failed: 502 (bad gateway), 422 if it refused the input
             return error(422 if exc.status in (400, 422) else 502, str(exc))
         except RewardlabError as exc:
@@ -234,6 +277,8 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
         result = out(rewards)
         if std is not None:
             result["std"] = std
+        if by_part is not None:
+            result["parts"] = by_part
         return JSONResponse(result)
 
     @app.get("/health")
@@ -248,7 +293,7 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
 
     @app.post("/score")
     async def post_score(request: Request) -> JSONResponse:
-        return await handle(request, parse_score, lambda _b: lambda r: {"rewards": r}, with_std=True)
+        return await handle(request, parse_score, lambda _b: lambda r: {"rewards": r}, extras=True)
 
     @app.post("/get_reward")
     async def post_get_reward(request: Request) -> JSONResponse:
@@ -261,6 +306,20 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
 
         app.post(f"/{kind}")(post_pooled)
         app.post(f"/v1/{kind}")(post_pooled)
+
+    @app.get("/v1/models")
+    async def get_models(request: Request) -> JSONResponse:
+        if not authorised(request):
+            return error(401, "missing or wrong bearer token")
+        return JSONResponse(models)
+
+    @app.post("/predict")
+    async def post_predict(request: Request) -> JSONResponse:
+        return await handle(request, compat.parse_predict, compat.predict_shape)
+
+    @app.post("/v1/score/evaluation")
+    async def post_score_evaluation(request: Request) -> JSONResponse:
+        return await handle(request, compat.parse_score_evaluation, compat.score_evaluation_shape(served))
 
     return app
 

@@ -8,12 +8,12 @@ envelope with ``data: [{"index", "object": "pooling", "data": [reward]}]``.
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from rewardlab.serving.compat import sigmoid
 from rewardlab.serving.requests import wants_activation
 
 
@@ -25,7 +25,7 @@ def vllm_shape(kind: str, served: str) -> Callable[[Any], Callable[[list[float]]
     """
 
     def shape(body: Any) -> Callable[[list[float]], dict[str, Any]]:
-        sigmoid = kind == "classify" and wants_activation(body)
+        activate = kind == "classify" and wants_activation(body)
         model = body.get("model") if isinstance(body.get("model"), str) else served
 
         def fill(rewards: list[float]) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def vllm_shape(kind: str, served: str) -> Callable[[Any], Callable[[list[float]]
                     {
                         "index": i,
                         "label": "reward",
-                        "probs": [1 / (1 + math.exp(-r)) if sigmoid else r],
+                        "probs": [sigmoid(r) if activate else r],
                         "num_classes": 1,
                     }
                     for i, r in enumerate(rewards)
