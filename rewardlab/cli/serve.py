@@ -53,7 +53,8 @@ serve_command = config_command(
     ServeConfig,
     serve,
     "Serve reward models over HTTP: POST /score, POST /get_reward (OpenRLHF), POST /classify and "
-    "/pooling (vLLM), GET /health, GET /info.",
+    "/pooling (vLLM), POST /predict (TEI), POST /v1/score/evaluation (LLaMA-Factory), GET /v1/models, "
+    "GET /health, GET /info.",
     usage_errors=False,
 )
 score_command = config_command(

@@ -46,7 +46,9 @@ def content_digest(pairs: list[PreferencePair]) -> str:
 
 def split_name(value: str) -> tuple[str | None, str]:
     """``NAME=PATH`` → (NAME, PATH); a plain path → (None, PATH)."""
-    m = re.fullmatch(r"([^=/\\\s]+)=(.+)", value)  # a name has no '=', slash or space (e.g. emb+ft)
+    # a name has no '=', slash, space, ':' or '?' (e.g. emb+ft), so specs such as
+    # builtin:math?references=FILE are not read as NAME=PATH
+    m = re.fullmatch(r"([^=/\\\s:?*,]+)=(.+)", value)
     if m and not Path(value).exists():
         return m.group(1), m.group(2)
     return None, value

@@ -334,3 +334,11 @@ def test_compare_matches_data_by_content_not_by_file_name(tmp_path, fake_models,
         r["regression"]["data"] == {"rmb": "unverified"}
         and "matched by name only" in r["regression"]["message"]
     )
+
+
+def test_model_specs_with_options_are_not_read_as_names():
+    from rewardlab.evaluation.inputs import split_name
+
+    assert split_name("builtin:math?references=refs.jsonl") == (None, "builtin:math?references=refs.jsonl")
+    assert split_name("mine=sum:0.5*a,1*b") == ("mine", "sum:0.5*a,1*b")
+    assert split_name("emb+ft=runs/x") == ("emb+ft", "runs/x")
