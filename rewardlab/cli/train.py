@@ -41,7 +41,7 @@ def _merge(cfg: MergeConfig) -> None:
 def _advise(cfg: AdviseConfig) -> None:
     from rewardlab.training.advise import advise
 
-    advise(cfg.data, cfg.out, cfg.on_error)
+    advise(cfg.data, cfg.out, cfg.on_error, cfg.hardware, cfg.gpu_memory_gb)
 
 
 train_command = typer_command(
