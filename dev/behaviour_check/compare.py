@@ -239,6 +239,8 @@ EXPECTED: list[tuple[str, str]] = [
     (r"\.max_pairs: added \(None\)$", "train and eval gained --max-pairs (a quick first run)"),
     (r"file added: .*/heldout\.jsonl$", "train writes the pairs --eval-split held out, for eval"),
     (r"\.input_format: added", "every checkpoint records its input format (one reward everywhere)"),
+    (r"stdout: \+ phase: ", "phases after training say when they start and how long they took"),
+    (r"stdout: \+ averaging \d+ models into", "merge says what it is doing before the minutes it takes"),
 ]
 
 

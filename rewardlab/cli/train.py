@@ -27,6 +27,10 @@ def _train(cfg: TrainConfig) -> None:
 def _merge(cfg: MergeConfig) -> None:
     from rewardlab.training.warm_merge import merge
 
+    console.print(
+        f"averaging {len(cfg.model)} models into {cfg.out}, then measuring its reward normalisation ...",
+        soft_wrap=True,
+    )
     result = merge(cfg.model, cfg.out, cfg.weight_values, cfg.overwrite, cfg.norm_data)
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)

@@ -140,6 +140,8 @@ class RichProgressCallback(TrainerCallback):
     def __init__(self) -> None:
         self.progress: Any = None
         self.task: Any = None
+        self.eval_bar: Any = None
+        self.eval_task: Any = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         """Start the bar (main process only)."""
@@ -201,6 +203,37 @@ class RichProgressCallback(TrainerCallback):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    def on_prediction_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """A held-out evaluation's own bar: a task in the training bar, or a bar of its own after training."""
+        if not state.is_world_process_zero:
+            return
+        if getattr(self, "eval_task", None) is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            loader = kw.get("eval_dataloader")
+            total = len(loader) if loader is not None and hasattr(loader, "__len__") else None
+            if self.progress is None:  # the final evaluation, after the training bar stopped
+                self.eval_bar = Progress(
+                    TextColumn("[bold]held-out"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                )  # fmt: skip
+                self.eval_bar.start()
+                self.eval_task = self.eval_bar.add_task("", total=total)
+            else:
+                self.eval_bar = None
+                self.eval_task = self.progress.add_task("held-out evaluation", total=total)
+        (self.eval_bar or self.progress).advance(self.eval_task)
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """Close the evaluation's bar."""
+        if getattr(self, "eval_task", None) is None:
+            return
+        if self.eval_bar is not None:
+            self.eval_bar.stop()
+        elif self.progress is not None:
+            self.progress.remove_task(self.eval_task)
+        self.eval_bar = self.eval_task = None
 
 
 def run_callbacks(cfg: Any, reporter: Reporter) -> list[Any]:

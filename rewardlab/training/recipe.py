@@ -29,6 +29,9 @@ Not a command: ``rewardlab.training.run.train(cfg)`` picks the recipe of a confi
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,8 @@ class Reporter:
     def __init__(self) -> None:
         #: Every warning of the run, in order (written into ``train_summary.json``).
         self.warnings: list[str] = []
+        #: Seconds of each phase after training (:meth:`phase`), written into ``train_summary.json``.
+        self.phase_seconds: dict[str, float] = {}
 
     def warn(self, msg: str) -> None:
         """Record a warning; the main process prints it in yellow."""
@@ -75,6 +80,21 @@ class Reporter:
         """Print a message on the main process."""
         if is_main_process():
             console.print(msg, soft_wrap=True, highlight=False)
+
+    @contextmanager
+    def phase(self, name: str, detail: str = "") -> Iterator[None]:
+        """Say when a phase of the run starts and how long it took (recorded in :attr:`phase_seconds`).
+
+        Every phase after training that can take minutes on a large model (held-out evaluation,
+        saving and merging, the reward normalisation) goes through here, so a run never waits
+        silently.
+        """
+        self.say(f"phase: {name}" + (f" ({detail})" if detail else "") + " ...")
+        start = time.monotonic()
+        yield
+        took = time.monotonic() - start
+        self.phase_seconds[name] = round(took, 3)
+        self.say(f"phase: {name} done in {took:.1f} s")
 
 
 class Recipe:

@@ -107,7 +107,11 @@ def run_trainer(trainer: Any, cfg: Any, has_eval: bool, reporter: Reporter) -> t
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.time() - start
-    return result, runtime, (trainer.evaluate() if has_eval else {})
+    if not has_eval:
+        return result, runtime, {}
+    with reporter.phase("held-out evaluation", f"{len(trainer.eval_dataset)} groups"):
+        metrics = trainer.evaluate()
+    return result, runtime, metrics
 
 
 def resume_checkpoint(cfg: Any, reporter: Reporter) -> str | None:

@@ -12,6 +12,8 @@ list encoded, the batch layout: an :class:`OutcomeModel`), :func:`start_head` (`
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,22 @@ def start_head(cfg: Any, loaded: OutcomeModel, reporter: Reporter) -> dict[str, 
     return record
 
 
+@contextmanager
+def _bar(label: str, total: int) -> Iterator[Callable[[], None]]:
+    """A Rich progress bar of ``total`` steps on the main process (nothing elsewhere); yields ``advance``."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from rewardlab.training.recipe import is_main_process
+
+    if not is_main_process():
+        yield lambda: None
+        return
+    columns = (TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    with Progress(*columns, TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda: bar.advance(task)
+
+
 def normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: int) -> dict[str, float]:
     """Mean and std of the trained model's rewards on up to ``n`` training responses."""
     import torch
@@ -174,9 +192,10 @@ def normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: in
     rewards: list[float] = []
     device = next(model.parameters()).device
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), _bar("normalisation", -(-len(picked) // 16)) as advance:
         for batch in response_batches(picked, collator, device):
             rewards.extend(forward_rewards(model, batch).tolist())
+            advance()
     mean = sum(rewards) / len(rewards)
     std = (sum((r - mean) ** 2 for r in rewards) / len(rewards)) ** 0.5
     return {"mean": mean, "std": std if std > 0 else 1.0, "samples": len(rewards)}
@@ -204,7 +223,9 @@ def save_outcome_run(rec: OutcomeRecord) -> dict[str, Any]:
 
     cfg, loaded, run, say, warn = rec.cfg, rec.loaded, rec.run, rec.reporter.say, rec.reporter.warn
     out = Path(cfg.out)
-    final = save_checkpoint(run.trainer, loaded.tokenizer, out, cfg.lora, cfg.merge, loaded.resized)
+    what = "saving the checkpoint" + (" and merging the LoRA adapters" if cfg.lora and cfg.merge else "")
+    with rec.reporter.phase(what):
+        final = save_checkpoint(run.trainer, loaded.tokenizer, out, cfg.lora, cfg.merge, loaded.resized)
     if final is None:
         return {}
     if cfg.lora and not cfg.merge and loaded.pad_note and "was the end token" in loaded.pad_note:
@@ -214,7 +235,9 @@ def save_outcome_run(rec: OutcomeRecord) -> dict[str, Any]:
             f"model.config.pad_token_id = {loaded.tokenizer.pad_token_id} (RewardModel.from_pretrained "
             "does it), or train with --merge"
         )
-    norm = normalization(unwrap(final), loaded.train_groups, loaded.collator, cfg.norm_samples, cfg.seed)
+    n = min(cfg.norm_samples, sum(len(g.encoded) for g in loaded.train_groups))
+    with rec.reporter.phase("reward normalisation", f"scoring {n} training responses"):
+        norm = normalization(unwrap(final), loaded.train_groups, loaded.collator, cfg.norm_samples, cfg.seed)
     check_values(norm, "the reward normalisation", f"{out}")
     metrics = run.eval_metrics
     if "eval_accuracy" in metrics:
@@ -251,6 +274,7 @@ def outcome_summary(rec: OutcomeRecord, norm: dict[str, float]) -> dict[str, Any
         "normalization": norm,
         "debias_length": run.debias_record(),
         "warnings": rec.reporter.warnings,
+        "phase_seconds": rec.reporter.phase_seconds,
     }
 
 

@@ -179,7 +179,10 @@ class ProcessRecipe(Recipe):
     def save(self) -> TrainResult:
         """Save the checkpoint; write the summary, ``rewardlab.json`` and ``INTEGRATION.md``."""
         cfg, out, say = self.cfg, self.out, self.reporter.say
-        final = save_checkpoint(self.trainer, self.tokenizer, out, cfg.lora, cfg.merge, self.resized)
+        with self.reporter.phase(
+            "saving the checkpoint" + (" and merging the LoRA adapters" if cfg.merge else "")
+        ):
+            final = save_checkpoint(self.trainer, self.tokenizer, out, cfg.lora, cfg.merge, self.resized)
         if final is None:
             return self.result({})
         metrics = self.eval_metrics

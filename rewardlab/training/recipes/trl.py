@@ -119,7 +119,10 @@ class TrlRecipe(Recipe):
         start = time.time()
         result = trainer.train(resume_from_checkpoint=resume_checkpoint(cfg, self.reporter))
         runtime = time.time() - start
-        eval_metrics = trainer.evaluate() if eval_rows else {}
+        eval_metrics = {}
+        if eval_rows:
+            with self.reporter.phase("held-out evaluation", f"{len(eval_rows)} pairs"):
+                eval_metrics = trainer.evaluate()
         groups = {
             "train_groups": {
                 "pairs_in": len(train_rows) + excluded,
