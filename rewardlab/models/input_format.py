@@ -207,17 +207,18 @@ def strip_padding(prompt: Text, response: Text, pads: Sequence[str]) -> tuple[Te
     if not pads:
         return prompt, response
     if isinstance(prompt, str):
-        stripped = True
-        while stripped:
-            stripped = False
-            for pad in pads:
-                if prompt.startswith(pad):
-                    prompt, stripped = prompt[len(pad) :], True
+        prompt = _strip_repeatedly(prompt, pads, lambda t, pad: t[len(pad) :] if t.startswith(pad) else None)
     if isinstance(response, str):
-        stripped = True
-        while stripped:
-            stripped = False
-            for pad in pads:
-                if response.endswith(pad):
-                    response, stripped = response[: -len(pad)], True
+        response = _strip_repeatedly(
+            response, pads, lambda t, pad: t[: -len(pad)] if t.endswith(pad) else None
+        )
     return prompt, response
+
+
+def _strip_repeatedly(text: str, pads: Sequence[str], cut: Any) -> str:
+    """``text`` with ``cut(text, pad)`` applied while any pad still matches (``cut`` gives None if not)."""
+    while True:
+        shorter = next((t for t in (cut(text, pad) for pad in pads) if t is not None), None)
+        if shorter is None:
+            return text
+        text = shorter
