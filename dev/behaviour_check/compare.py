@@ -241,6 +241,11 @@ EXPECTED: list[tuple[str, str]] = [
     (r"\.input_format: added", "every checkpoint records its input format (one reward everywhere)"),
     (r"stdout: \+ phase: ", "phases after training say when they start and how long they took"),
     (r"stdout: \+ averaging \d+ models into", "merge says what it is doing before the minutes it takes"),
+    (
+        r"^\[advise-(pairs|steps)\] (stdout: [-+] |advise-\w+/advice\.json: \$\.(hardware|method|command|"
+        r"warnings))",
+        "advise recommends for the machine too, with the measured alternatives",
+    ),
 ]
 
 
