@@ -342,6 +342,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "best_of_n": bon,
     }
     compare.add_to_report(report, cfg, {d.name: d for d in datasets}, rewards, previous)
+    from rewardlab.evaluation.findings import report_findings
+
+    report["findings"] = report_findings(report)
     lines = []
     for d in datasets:
         for i, p in enumerate(d.pairs):
@@ -365,6 +368,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         write_text(tmp / SCORES_FILE, "\n".join(lines) + "\n")
         write_text(tmp / METRICS_FILE, metrics_text)
         write_reports(report, {d.name: d for d in datasets}, rewards, tmp)
+    if report["findings"]:
+        console.print(f"top finding: {report['findings'][0]['text']}.", soft_wrap=True)
     console.print(
         f"wrote {out / REPORT_HTML} (open it in a browser), {out / REPORT_MD}, {out / METRICS_FILE}, "
         f"{out / SCORES_FILE} and {out / PLOTS_DIR}/",
