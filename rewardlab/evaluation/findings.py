@@ -92,8 +92,8 @@ def length_driven(model: str, data: str, v: dict[str, Any]) -> dict[str, Any] | 
         text += ": below chance whenever the better answer is the shorter one"
     base = v.get("length_baseline_accuracy")
     text += (
-        f". Much of its accuracy {v['accuracy']:.3f} comes from length (length-only baseline "
-        f"{_f(base)}); see `rewardlab diagnose` for a length correction"
+        f". Its accuracy {v['accuracy']:.3f} leans on length (length-only baseline {_f(base)}); "
+        "see `rewardlab diagnose` for a length correction"
     )
     return finding(
         "length_driven",
@@ -192,7 +192,11 @@ def summary(model: str, data: str, v: dict[str, Any], length_found: bool) -> dic
     text = f"{model} on {data}: accuracy {v['accuracy']:.3f} (95 % interval {lo:.3f}–{hi:.3f})"
     if base is not None:
         clear = lo > base and not length_found
-        text += f", {'clearly above the' if clear else 'the'} length-only baseline ({base:.3f})"
+        text += (
+            f", clearly above the length-only baseline ({base:.3f})"
+            if clear
+            else f"; length-only baseline {base:.3f}"
+        )
     return finding("summary", 0.4, text + f"; ECE {v['ece']:.3f}", accuracy=v["accuracy"], ece=v["ece"])
 
 
