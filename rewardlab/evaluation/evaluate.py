@@ -306,7 +306,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                 from rewardlab.evaluation.suites import suite_finding, suite_score
 
                 m["suite"] = suite_score(d.suite, d.pairs, rc, rr)
-                console.print("  " + suite_finding(cfg.suite, name, d.name, m["suite"]), soft_wrap=True)
+                console.print(
+                    "  " + suite_finding(cfg.suite, name, d.name, m["suite"], False), soft_wrap=True
+                )
             results[d.name][name] = m
             rewards[d.name][name] = (rc, rr)
             console.print(

@@ -39,12 +39,8 @@ BON_MARGIN = 0.01
 
 def finding(kind: str, severity: float, text: str, **numbers: Any) -> dict[str, Any]:
     """One finding (``numbers``: what the rule read)."""
-    return {
-        "kind": kind,
-        "severity": round(min(1.0, max(0.0, severity)), 3),
-        "text": text,
-        "numbers": numbers,
-    }
+    severity = round(min(1.0, max(0.0, severity)), 3)
+    return {"kind": kind, "severity": severity, "text": text, "numbers": numbers}
 
 
 def rank(found: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
@@ -75,6 +71,15 @@ def below_chance(model: str, data: str, v: dict[str, Any]) -> dict[str, Any] | N
     )
 
 
+LENGTH_KEYS = (
+    "accuracy_chosen_longer",
+    "accuracy_chosen_shorter",
+    "pairs_chosen_longer",
+    "pairs_chosen_shorter",
+    "length_spearman",
+)
+
+
 def length_driven(model: str, data: str, v: dict[str, Any]) -> dict[str, Any] | None:
     """Right mostly when the chosen response is the longer one, or rewards that track length."""
     longer, shorter = v.get("accuracy_chosen_longer"), v.get("accuracy_chosen_shorter")
@@ -95,16 +100,7 @@ def length_driven(model: str, data: str, v: dict[str, Any]) -> dict[str, Any] | 
         f". Its accuracy {v['accuracy']:.3f} leans on length (length-only baseline {_f(base)}); "
         "see `rewardlab diagnose` for a length correction"
     )
-    return finding(
-        "length_driven",
-        severity,
-        text,
-        accuracy_chosen_longer=longer,
-        accuracy_chosen_shorter=shorter,
-        pairs_chosen_longer=v.get("pairs_chosen_longer"),
-        pairs_chosen_shorter=v.get("pairs_chosen_shorter"),
-        length_spearman=rho,
-    )
+    return finding("length_driven", severity, text, **{k: v.get(k) for k in LENGTH_KEYS})
 
 
 def length_baseline(model: str, data: str, v: dict[str, Any]) -> dict[str, Any] | None:
@@ -256,12 +252,28 @@ def regression(reg: dict[str, Any]) -> dict[str, Any]:
 
 
 def suite(name: str | None, model: str, data: str, s: dict[str, Any]) -> dict[str, Any]:
-    """A benchmark's score; missing or partial parts raise its rank."""
+    """A benchmark's score of one model (a partial one is named so; what is missing is said once)."""
     from rewardlab.evaluation.suites import suite_finding
 
     partial = bool(s.get("missing") or s.get("incomplete"))
-    text = suite_finding(name, model, data, s).rstrip(".")
-    return finding("suite", 0.5 if partial else 0.45, text, overall=s.get("overall"), partial=partial)
+    text = suite_finding(name, model, data, s, detail=False).rstrip(".")
+    return finding("suite", 0.45, text, overall=s.get("overall"), partial=partial)
+
+
+def suite_partial(name: str | None, data: str, s: dict[str, Any]) -> dict[str, Any] | None:
+    """Once per dataset: what the benchmark's data lacks, so its overall is not the published one."""
+    from rewardlab.evaluation.suites import partial_parts
+
+    if not (s.get("missing") or s.get("incomplete")):
+        return None
+    return finding(
+        "suite_partial",
+        0.5,
+        f"{data}: the {name} scores are PARTIAL ({'; '.join(partial_parts(s))}): each overall is the mean "
+        "of what is present, not comparable with published numbers",
+        missing=s.get("missing"),
+        incomplete=s.get("incomplete"),
+    )
 
 
 def best_of_n(bon: dict[str, Any] | None) -> list[dict[str, Any] | None]:
@@ -294,6 +306,8 @@ def report_findings(report: dict[str, Any]) -> list[dict[str, Any]]:
             found += pair_findings(m, data, v)
             if v.get("suite"):
                 found.append(suite(report.get("suite"), m, data, v["suite"]))
+        first = next(iter(per_model.values()), {}).get("suite")
+        found.append(suite_partial(report.get("suite"), data, first) if first else None)
     if report.get("comparisons"):
         found.append(mismatched_settings(report["models"]))
     found += [comparison(r) for rows in (report.get("comparisons") or {}).values() for r in rows]
