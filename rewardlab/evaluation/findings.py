@@ -9,8 +9,9 @@ as the opening bullets and metrics.json keeps them under ``findings``.
 
 The thresholds are the module constants below; docs/evaluation.md lists every rule with them.
 Used by :mod:`rewardlab.evaluation.report` (pairwise data, ``--suite``, model comparisons and
-``--compare``) and :mod:`rewardlab.evaluation.steps` (step-labelled data); nothing here scores a
-model, so the rules are tested on plain numbers (tests/evaluation/test_findings.py).
+``--compare``); the step-labelled data's rules are in :mod:`rewardlab.evaluation.step_findings`,
+built on :func:`finding` and :func:`rank`. Nothing here scores a model, so the rules are tested on
+plain numbers (tests/evaluation/test_findings.py).
 """
 
 from __future__ import annotations
@@ -27,12 +28,11 @@ LENGTH_MIN_PAIRS = 20
 LENGTH_SPEARMAN = 0.5
 #: The search range of :func:`rewardlab.metrics.fit_temperature`; a fit within 1 % of a bound is "pinned".
 TEMPERATURE_BOUNDS = (1e-3, 1e3)
+#: Log loss of always saying 0.5 (ln 2): at the upper temperature bound, a log loss below this (by 0.01)
+#: means the margins carry signal but are too large for the search range.
+COIN_LOG_LOSS = 0.6931471805599453
 #: A fitted temperature outside this range reads as over- (above) or under-confident (below).
 TEMPERATURE_OK = (0.5, 2.0)
-#: A PRM is at its label-only baseline when its step accuracy is within this of "every step correct" …
-STEP_ACCURACY_MARGIN = 0.01
-#: … or its step AUROC is at most this (0.5 = no signal), or it finds no wrong step (wrong-step F1 0).
-STEP_AUROC_FLAG = 0.6
 #: Best-of-N: a selector whose pick is within this of a random pick's mean outcome selects nothing.
 BON_MARGIN = 0.01
 
@@ -48,7 +48,8 @@ def rank(found: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
     return sorted((f for f in found if f is not None), key=lambda f: -f["severity"])
 
 
-def _f(value: Any, spec: str = "{:.3f}") -> str:
+def number(value: Any, spec: str = "{:.3f}") -> str:
+    """``value`` formatted, or ``n/a`` for ``None``."""
     return "n/a" if value is None else spec.format(value)
 
 
@@ -81,25 +82,34 @@ LENGTH_KEYS = (
 
 
 def length_driven(model: str, data: str, v: dict[str, Any]) -> dict[str, Any] | None:
-    """Right mostly when the chosen response is the longer one, or rewards that track length."""
+    """Right mostly on the pairs whose chosen response has the length it likes, or rewards that track length.
+
+    Either direction: a model that pays for length, or one that pays for brevity.
+    """
     longer, shorter = v.get("accuracy_chosen_longer"), v.get("accuracy_chosen_shorter")
     rho = v.get("length_spearman")
     enough = min(v.get("pairs_chosen_longer") or 0, v.get("pairs_chosen_shorter") or 0) >= LENGTH_MIN_PAIRS
     gap = longer - shorter if enough and longer is not None and shorter is not None else None
-    if not ((gap is not None and gap >= LENGTH_GAP) or (rho is not None and rho >= LENGTH_SPEARMAN)):
+    if gap is not None and abs(gap) >= LENGTH_GAP:
+        likes_longer = gap > 0
+    elif rho is not None and abs(rho) >= LENGTH_SPEARMAN:
+        likes_longer = rho > 0
+    else:
         return None
-    severity = 0.85 if shorter is not None and shorter < CHANCE else 0.7
+    liked, other = ("longer", "shorter") if likes_longer else ("shorter", "longer")
+    weak = shorter if likes_longer else longer  # accuracy where the better answer has the other length
     text = (
-        f"{model} on {data} is LENGTH-DRIVEN: accuracy {_f(longer)} when the chosen response is the "
-        f"longer, {_f(shorter)} when it is the shorter; Spearman(reward, length) {_f(rho, '{:.2f}')}"
+        f"{model} on {data} is LENGTH-DRIVEN (it prefers the {liked} response): accuracy {number(longer)} "
+        f"when the chosen response is the longer, {number(shorter)} when it is the shorter; "
+        f"Spearman(reward, length) {number(rho, '{:.2f}')}"
     )
-    if shorter is not None and shorter < CHANCE:
-        text += ": below chance whenever the better answer is the shorter one"
-    base = v.get("length_baseline_accuracy")
+    if weak is not None and weak < CHANCE:
+        text += f": below chance whenever the better answer is the {other} one"
     text += (
-        f". Its accuracy {v['accuracy']:.3f} leans on length (length-only baseline {_f(base)}); "
-        "see `rewardlab diagnose` for a length correction"
+        f". Its accuracy {v['accuracy']:.3f} rests on length more than on content (length-only baseline "
+        f"{number(v.get('length_baseline_accuracy'))}); see `rewardlab diagnose` for a length correction"
     )
+    severity = 0.85 if weak is not None and weak < CHANCE else 0.7
     return finding("length_driven", severity, text, **{k: v.get(k) for k in LENGTH_KEYS})
 
 
@@ -127,11 +137,22 @@ def calibration(model: str, data: str, v: dict[str, Any]) -> dict[str, Any] | No
     numbers = {"temperature": t, "ece": v["ece"], "ece_after_temperature": v.get("ece_after_temperature")}
     head = f"{model} on {data}: best temperature {t:.3g}"
     if t >= 0.99 * hi_t:
+        loss = v.get("log_loss_after_temperature")
+        if v["accuracy"] >= CHANCE and loss is not None and loss < COIN_LOG_LOSS - 0.01:
+            return finding(
+                "temperature_at_bound",
+                0.3,
+                f"{head}, pinned at the upper bound of its search: the margins are so large (mean |margin| "
+                f"{number(v.get('mean_abs_margin'), '{:.3g}')}) that even divided by {t:.3g} they are "
+                "overconfident; rescale the rewards (normalise them) before reading them as probabilities",
+                mean_abs_margin=v.get("mean_abs_margin"),
+                **numbers,
+            )
         why = (
             f"the margins point the wrong way (accuracy {v['accuracy']:.3f})"
             if v["accuracy"] < CHANCE
-            else f"the margins carry almost no signal (mean margin {v['mean_margin']:.3g}, "
-            f"accuracy {v['accuracy']:.3f})"
+            else f"the margins carry almost no signal (accuracy {v['accuracy']:.3f}, log loss "
+            f"{number(loss)} even at the best temperature, against {COIN_LOG_LOSS:.3f} for a coin)"
         )
         return finding(
             "temperature_at_bound",
@@ -158,7 +179,7 @@ def calibration(model: str, data: str, v: dict[str, Any]) -> dict[str, Any] | No
             "miscalibrated",
             0.3,
             f"{head}: {how}confident (ECE {v['ece']:.3f}, after dividing the margins by {t:.3g}: "
-            f"{_f(v.get('ece_after_temperature'))})",
+            f"{number(v.get('ece_after_temperature'))})",
             **numbers,
         )
     return None
@@ -216,7 +237,7 @@ def mismatched_settings(models: dict[str, dict[str, Any]]) -> dict[str, Any] | N
     lengths = {n: m.get("max_length") for n, m in models.items()}
     if len(models) < 2 or len(set(lengths.values())) < 2:
         return None
-    listed = ", ".join(f"{n} {_f(v, '{}')}" for n, v in lengths.items())
+    listed = ", ".join(f"{n} {number(v, '{}')}" for n, v in lengths.items())
     return finding(
         "mismatched_settings",
         0.5,
@@ -245,7 +266,7 @@ def regression(reg: dict[str, Any]) -> dict[str, Any]:
     text = reg["message"]
     if reg.get("settings_differ"):
         text += "; settings differ from that run: " + ", ".join(
-            f"{m} max length {_f(old, '{}')} then, {_f(new, '{}')} now"
+            f"{m} max length {number(old, '{}')} then, {number(new, '{}')} now"
             for m, (old, new) in reg["settings_differ"].items()
         )
     return finding("regression", 0.9 if reg["failed"] else 0.2, text, failed=reg["failed"])
@@ -313,101 +334,4 @@ def report_findings(report: dict[str, Any]) -> list[dict[str, Any]]:
     found += [comparison(r) for rows in (report.get("comparisons") or {}).values() for r in rows]
     if report.get("regression"):
         found.append(regression(report["regression"]))
-    return rank(found + best_of_n(report.get("best_of_n")))
-
-
-# --- step-labelled data: one PRM on one dataset ------------------------------------------------------
-
-
-def prm_at_baseline(model: str, data: str, r: dict[str, Any], base: dict[str, Any]) -> dict[str, Any] | None:
-    """A PRM no better than predicting "every step correct" (a constant): it does not find wrong steps."""
-    always = base.get("every_step_correct") or {}
-    acc, auc, f1 = r.get("step_accuracy"), r.get("step_auroc"), r.get("wrong_step_f1")
-    b_acc = always.get("step_accuracy")
-    wrong_steps = always.get("wrong_step_f1") is not None  # the labels hold wrong steps
-    why = []
-    if acc is not None and b_acc is not None and acc <= b_acc + STEP_ACCURACY_MARGIN:
-        why.append(f'step accuracy {acc:.3f} against {b_acc:.3f} for "every step correct"')
-    if auc is not None and auc <= STEP_AUROC_FLAG:
-        why.append(f"step AUROC {auc:.3f} (0.5 = no signal)")
-    if wrong_steps and (f1 is None or f1 == 0):
-        why.append("wrong-step F1 0 (it flags no wrong step)")
-    if not why:
-        return None
-    return finding(
-        "prm_at_baseline",
-        0.85,
-        f"{model} on {data} is AT ITS LABEL-ONLY BASELINE: " + "; ".join(why) + ". Its step scores do not "
-        "tell wrong steps from right ones",
-        step_accuracy=acc,
-        baseline_step_accuracy=b_acc,
-        step_auroc=auc,
-        wrong_step_f1=f1,
-    )
-
-
-def first_error_vs_random(
-    model: str, data: str, r: dict[str, Any], base: dict[str, Any]
-) -> dict[str, Any] | None:
-    """First-error F1 no better than picking the first error at random."""
-    f1 = (r.get("first_error") or {}).get("f1")
-    rand = (base.get("random") or {}).get("f1")
-    if f1 is None or rand is None or f1 > rand:
-        return None
-    return finding(
-        "first_error_random",
-        0.6,
-        f"{model} on {data}: first-error F1 {f1:.3f}, no better than a random first error ({rand:.3f})",
-        f1=f1,
-        random_f1=rand,
-    )
-
-
-def steps_cut(model: str, data: str, r: dict[str, Any]) -> dict[str, Any] | None:
-    """Steps dropped because the solution did not fit --max-length."""
-    cut = r.get("steps_cut_by_max_length") or 0
-    if not cut:
-        return None
-    total = cut + int(r.get("steps") or 0)
-    share = cut / total if total else 1.0
-    return finding(
-        "steps_cut",
-        0.7 if share >= 0.1 else 0.3,
-        f"{model} on {data}: {cut:,} steps cut by the max length and not scored ({share:.0%} of the "
-        "steps; a longer --max-length scores them)",
-        steps_cut=cut,
-        share=share,
-    )
-
-
-def prm_summary(model: str, data: str, r: dict[str, Any]) -> dict[str, Any]:
-    """The step metrics line every PRM gets."""
-    fe = r.get("first_error") or {}
-    parts = [
-        f"step accuracy {_f(r.get('step_accuracy'))}",
-        f"step AUROC {_f(r.get('step_auroc'))}",
-        f"wrong-step F1 {_f(r.get('wrong_step_f1'))}",
-        f"first-error F1 {_f(fe.get('f1'))}",
-    ]
-    return finding(
-        "summary", 0.4, f"{model} on {data}: " + ", ".join(parts), step_accuracy=r.get("step_accuracy")
-    )
-
-
-def step_report_findings(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """All findings of a step-labelled ``rewardlab eval`` report, ranked."""
-    found: list[dict[str, Any] | None] = []
-    for data, per in report["results"].items():
-        base = (report.get("baselines") or {}).get(data) or {}
-        for m, r in per.items():
-            if "skipped" in r:
-                found.append(finding("skipped", 0.1, f"{m} on {data}: not scored ({r['skipped']})"))
-                continue
-            found += [
-                prm_at_baseline(m, data, r, base),
-                first_error_vs_random(m, data, r, base),
-                steps_cut(m, data, r),
-                prm_summary(m, data, r),
-            ]
-    found.append(mismatched_settings(report["models"]) if len(report["models"]) > 1 else None)
     return rank(found + best_of_n(report.get("best_of_n")))

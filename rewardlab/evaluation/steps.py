@@ -182,7 +182,7 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
     out = Path(cfg.out)
     if not main:
         return report
-    from rewardlab.evaluation.findings import step_report_findings
+    from rewardlab.evaluation.step_findings import step_report_findings
 
     report["findings"] = step_report_findings(report)
     if report["findings"]:
@@ -242,7 +242,7 @@ def bon_table(bon: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
 
 def findings_lines(report: dict[str, Any]) -> list[str]:
     """The ranked findings as sentences (computed here for a report written without them)."""
-    from rewardlab.evaluation.findings import step_report_findings
+    from rewardlab.evaluation.step_findings import step_report_findings
 
     found = report.get("findings")
     return [f["text"] + "." for f in (step_report_findings(report) if found is None else found)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rewardlab.evaluation import findings as F
+from rewardlab.evaluation import step_findings as SF
 from rewardlab.evaluation.report import _findings
 from rewardlab.evaluation.steps import render_markdown as steps_markdown
 
@@ -70,7 +71,9 @@ def test_length_driven_model_of_the_issue_is_headlined_as_such_not_clearly_above
         ({"accuracy_chosen_longer": 0.78, "accuracy_chosen_shorter": 0.59}, False),  # gap 0.19
         ({"length_spearman": 0.50}, True),
         ({"length_spearman": 0.49}, False),
-        ({"length_spearman": -0.7}, False),  # shorter is rewarded: not this rule
+        ({"length_spearman": -0.5}, True),  # brevity paid for: the same rule, the other way
+        ({"length_spearman": -0.49}, False),
+        ({"accuracy_chosen_longer": 0.45, "accuracy_chosen_shorter": 0.66}, True),
         # a large gap on too few pairs of one side is not evidence
         ({"accuracy_chosen_longer": 0.9, "accuracy_chosen_shorter": 0.3, "pairs_chosen_shorter": 19}, False),
         ({"accuracy_chosen_shorter": None, "pairs_chosen_shorter": 0}, False),
@@ -85,6 +88,17 @@ def test_length_driven_below_chance_on_shorter_ranks_higher():
     mild = F.length_driven("m", "d", entry(accuracy_chosen_longer=0.9, accuracy_chosen_shorter=0.65))
     assert bad["severity"] > mild["severity"] and "below chance whenever" in bad["text"]
     assert "below chance" not in mild["text"]
+
+
+def test_a_model_paying_for_brevity_is_length_driven_the_other_way():
+    # the reward is minus the length: right on every chosen-shorter pair, wrong on every chosen-longer one
+    v = entry(accuracy=0.532, accuracy_chosen_longer=0.0, accuracy_chosen_shorter=1.0, length_spearman=-1.0)
+    found = F.rank(F.pair_findings("short", "llmbar", v))
+    top = found[0]
+    assert top["kind"] == "length_driven" and top["severity"] == 0.85
+    assert "prefers the shorter response" in top["text"]
+    assert "below chance whenever the better answer is the longer one" in top["text"]
+    assert not any("clearly above" in f["text"] for f in found)
 
 
 @pytest.mark.parametrize(
@@ -121,6 +135,13 @@ def test_llmbar_case_headline_is_below_chance_and_temperature_is_not_called_over
             "no signal",
         ),
         ({"temperature": 1.0e-3}, "temperature_at_bound", "lower bound"),
+        # at the upper bound, but dividing by it still beats a coin: margins too large for the range
+        (
+            {"temperature": 1000.0, "log_loss_after_temperature": 0.55, "mean_abs_margin": 4e4},
+            "temperature_at_bound",
+            "so large (mean |margin| 4e+04)",
+        ),
+        ({"temperature": 1000.0, "log_loss_after_temperature": 0.69}, "temperature_at_bound", "no signal"),
         ({"temperature": 3.0}, "miscalibrated", "overconfident"),
         ({"temperature": 0.3}, "miscalibrated", "underconfident"),
         ({"temperature": 1.9}, None, None),
@@ -235,13 +256,13 @@ def test_prm_at_its_label_only_baseline_is_warned():
     # the issue's PRM: 0.757 vs 0.763 for "every step correct", AUROC 0.525, wrong-step F1 0
     r = step_results(step_accuracy=0.757, step_auroc=0.525, wrong_step_f1=0.0, steps_cut_by_max_length=1670)
     r["steps"] = 4851.0 - 1670
-    f = F.prm_at_baseline("prm", "mrben", r, BASE)
+    f = SF.prm_at_baseline("prm", "mrben", r, BASE)
     assert f is not None and f["severity"] >= 0.85
     assert (
         "0.757 against 0.763" in f["text"] and "AUROC 0.525" in f["text"] and "wrong-step F1 0" in f["text"]
     )
     report = {"models": {"prm": {}}, "results": {"mrben": {"prm": r}}, "baselines": {"mrben": BASE}}
-    found = F.step_report_findings(report)
+    found = SF.step_report_findings(report)
     assert found[0]["kind"] == "prm_at_baseline"
     cut = next(f for f in found if f["kind"] == "steps_cut")
     assert "1,670 steps" in cut["text"] and cut["numbers"]["share"] == pytest.approx(1670 / 4851)
@@ -262,23 +283,23 @@ def test_prm_at_its_label_only_baseline_is_warned():
     ],
 )
 def test_prm_baseline_thresholds(over, fires):
-    assert (F.prm_at_baseline("p", "d", step_results(**over), BASE) is not None) is fires
+    assert (SF.prm_at_baseline("p", "d", step_results(**over), BASE) is not None) is fires
 
 
 def test_prm_without_wrong_steps_in_the_labels_is_not_warned_for_f1():
     base = {"every_step_correct": {"step_accuracy": 1.0, "wrong_step_f1": None, "step_auroc": None}}
     r = step_results(step_accuracy=1.0, step_auroc=None, wrong_step_f1=None)
-    f = F.prm_at_baseline("p", "d", r, base)
+    f = SF.prm_at_baseline("p", "d", r, base)
     assert (
         f is not None and "wrong-step F1" not in f["text"]
     )  # the accuracy rule still fires: it is 1.0 vs 1.0
 
 
 def test_first_error_vs_random_and_steps_cut():
-    assert F.first_error_vs_random("p", "d", step_results(first_error={"f1": 0.2}), BASE) is not None
-    assert F.first_error_vs_random("p", "d", step_results(), BASE) is None
-    assert F.steps_cut("p", "d", step_results()) is None
-    small = F.steps_cut("p", "d", step_results(steps_cut_by_max_length=10))
+    assert SF.first_error_vs_random("p", "d", step_results(first_error={"f1": 0.2}), BASE) is not None
+    assert SF.first_error_vs_random("p", "d", step_results(), BASE) is None
+    assert SF.steps_cut("p", "d", step_results()) is None
+    small = SF.steps_cut("p", "d", step_results(steps_cut_by_max_length=10))
     assert small["severity"] < 0.5
 
 
@@ -288,4 +309,4 @@ def test_outcome_model_on_steps_is_noted_not_warned():
         "results": {"d": {"orm": {"skipped": "an outcome reward model gives no step scores"}}},
         "baselines": {"d": BASE},
     }
-    assert [f["kind"] for f in F.step_report_findings(report)] == ["skipped"]
+    assert [f["kind"] for f in SF.step_report_findings(report)] == ["skipped"]
