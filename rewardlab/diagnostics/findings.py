@@ -1,7 +1,10 @@
 """Turn the diagnostics into the few findings that matter, ranked, each with evidence and a remedy.
 
 Severity is a number in [0, 1] so findings of different kinds can be ranked; the rules are
-written here and in the README, not learned. Checks that pass become notes.
+written here and in docs/diagnostics.md, not learned. Checks that pass become notes, and so does a
+flagged probe whose mean change stays within :data:`PROBE_MIN_EFFECT_STD`. Mitigations agree with
+the other findings: no uwo ensemble is advised where the members' disagreement does not predict
+errors. Called by :mod:`rewardlab.diagnostics.diagnose` (``rewardlab diagnose``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ PROBE_ADVICE = {
     "repeat_sentence": "the model rewards repetition",
     "truncate": "the model does not notice an unfinished answer",
 }
+#: A flagged probe becomes a finding only when its mean reward change is at least this many reward
+#: std in the exploitable direction (up for a ``not_higher`` probe; less than this far down for a
+#: ``lower`` one): a share of rises on a change of −0.01 std is noise, not an exploit.
+PROBE_MIN_EFFECT_STD = 0.1
+#: The members' disagreement predicts errors at this AUROC or above (below: the ensemble finding).
+DISAGREEMENT_USEFUL_AUROC = 0.6
 ADVERSARIAL = (
     "add the pairs written by --export-adversarial (original chosen over perturbed) to the training "
     "data and retrain"
@@ -79,12 +88,39 @@ def _length_finding(report: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _probe_findings(report: dict[str, Any], length_found: bool) -> list[dict[str, Any]]:
-    out = []
+def beyond_effect(p: dict[str, Any]) -> bool:
+    """A probe's mean change is large enough, in the exploitable direction, to be a finding."""
+    effect = p.get("mean_delta_std") or 0.0
+    return effect >= PROBE_MIN_EFFECT_STD if p["expect"] != "lower" else effect > -PROBE_MIN_EFFECT_STD
+
+
+def uwo_advice(report: dict[str, Any]) -> str:
+    """The ensemble advice that agrees with the disagreement check (none where the spread is useless)."""
+    d = report.get("disagreement")
+    auc = d.get("auroc_spread_for_errors") if d else None
+    if auc is None:
+        return (
+            "; for RL, an ensemble with the uwo aggregation, once `rewardlab diagnose` on the ensemble "
+            "shows that its members' disagreement predicts errors"
+        )
+    if auc >= DISAGREEMENT_USEFUL_AUROC:
+        return "; for RL, this ensemble with the uwo aggregation (its members' disagreement predicts errors)"
+    return ""  # the ensemble finding: the members' disagreement does not predict errors
+
+
+def _probe_findings(report: dict[str, Any], length_found: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    out, notes = [], []
     for name, p in report["probes"].items():
         if not p.get("flagged") or (length_found and (name == "filler" or p.get("through_length"))):
             continue  # part of the length finding
         lower = p["expect"] == "lower"
+        if not beyond_effect(p):
+            notes.append(
+                f"probe {name}: not flagged: reward rose for {p['share_rose']:.0%} and fell for "
+                f"{p['share_fell']:.0%} of responses, but the mean change {p['mean_delta_std']:+.2f} reward "
+                f"std is within the {PROBE_MIN_EFFECT_STD:g} std effect size a finding needs"
+            )
+            continue
         severity = 0.9 * ((1 - p["share_fell"]) if lower else p["share_rose"])
         out.append(
             {
@@ -93,19 +129,18 @@ def _probe_findings(report: dict[str, Any], length_found: bool) -> list[dict[str
                 "severity": severity,
                 "evidence": [
                     f"{p['n']} responses probed: reward rose for {p['share_rose']:.0%}, fell for "
-                    f"{p['share_fell']:.0%}, mean change {p['mean_delta_std']:+.2f} reward std",
+                    f"{p['share_fell']:.0%}, mean change {p['mean_delta_std']:+.2f} reward std "
+                    f"(a finding needs {PROBE_MIN_EFFECT_STD:g} std)",
                     PROBE_ADVICE.get(name, "the model rewards an edit that adds no quality"),
                 ],
                 "mitigation": (
                     "Add pairs where the complete answer is chosen over a cut one, and retrain."
                     if lower
-                    else ADVERSARIAL[0].upper()
-                    + ADVERSARIAL[1:]
-                    + "; for RL, an ensemble with the uwo aggregation."
+                    else ADVERSARIAL[0].upper() + ADVERSARIAL[1:] + uwo_advice(report) + "."
                 ),
             }
         )
-    return out
+    return out, notes
 
 
 def _bon_finding(report: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -160,6 +195,11 @@ def _bon_finding(report: dict[str, Any]) -> tuple[dict[str, Any] | None, list[st
             f"; select with the {best} aggregation of the ensemble "
             f"(gold {curves[best]['gold_at_n_max']:.3f} at N = {bon['n_max']})"
         )
+        if not uwo_advice(report):
+            mitigation += (
+                ", measured here on the gold, although the members' disagreement does not predict "
+                "errors on the held-out pairs (see that finding)"
+            )
     return (
         {
             "kind": "best_of_n",
@@ -179,7 +219,7 @@ def _ensemble_finding(report: dict[str, Any]) -> tuple[dict[str, Any] | None, li
     auc = d["auroc_spread_for_errors"]
     if auc is None:
         return None, [f"ensemble of {d['members']}: no held-out errors, so disagreement cannot be checked"]
-    if auc >= 0.6:
+    if auc >= DISAGREEMENT_USEFUL_AUROC:
         return None, [
             f"ensemble disagreement predicts errors (AUROC {auc:.2f}; accuracy "
             f"{d['accuracy_low_spread_half']:.3f} on the calmer half of pairs vs "
@@ -190,7 +230,7 @@ def _ensemble_finding(report: dict[str, Any]) -> tuple[dict[str, Any] | None, li
         {
             "kind": "ensemble",
             "title": "Ensemble: the members' disagreement does not predict errors",
-            "severity": 0.3 + 0.3 * (0.6 - auc) / 0.6,
+            "severity": 0.3 + 0.3 * (DISAGREEMENT_USEFUL_AUROC - auc) / DISAGREEMENT_USEFUL_AUROC,
             "evidence": [
                 f"AUROC of the members' spread for wrong pairs {auc:.2f} (0.5 = no signal) over "
                 f"{d['pairs']} pairs, {d['errors']} wrong"
@@ -217,7 +257,9 @@ def rank_findings(report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[st
             f"prefers the longer response in {fmt(lc['model_prefers_longer'], '{:.0%}')} of pairs; "
             f"humans did in {fmt(lc['humans_prefer_longer'], '{:.0%}')})"
         )
-    findings += _probe_findings(report, length is not None)
+    probes, small = _probe_findings(report, length is not None)
+    findings += probes
+    notes += small
     for make in (_bon_finding, _ensemble_finding):
         found, more = make(report)
         if found:

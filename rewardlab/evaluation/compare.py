@@ -187,7 +187,14 @@ def check_regression(old: dict[str, Any], new: dict[str, Any], cfg: Any) -> dict
         f"(more than --max-drop {cfg.max_drop:g})"
         for c in bad
     )
+    settings = {
+        m: [before.get("max_length"), after.get("max_length")]
+        for m, after in (new.get("models") or {}).items()
+        if isinstance(before := (old.get("models") or {}).get(m), dict)
+        and before.get("max_length") != after.get("max_length")
+    }
     return {
+        "settings_differ": settings,
         "against": str(cfg.compare),
         "metric": metric,
         "max_drop": cfg.max_drop,

@@ -306,7 +306,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                 from rewardlab.evaluation.suites import suite_finding, suite_score
 
                 m["suite"] = suite_score(d.suite, d.pairs, rc, rr)
-                console.print("  " + suite_finding(cfg.suite, name, d.name, m["suite"]), soft_wrap=True)
+                console.print(
+                    "  " + suite_finding(cfg.suite, name, d.name, m["suite"], False), soft_wrap=True
+                )
             results[d.name][name] = m
             rewards[d.name][name] = (rc, rr)
             console.print(
@@ -342,6 +344,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         "best_of_n": bon,
     }
     compare.add_to_report(report, cfg, {d.name: d for d in datasets}, rewards, previous)
+    from rewardlab.evaluation.findings import report_findings
+
+    report["findings"] = report_findings(report)
     lines = []
     for d in datasets:
         for i, p in enumerate(d.pairs):
@@ -365,6 +370,8 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         write_text(tmp / SCORES_FILE, "\n".join(lines) + "\n")
         write_text(tmp / METRICS_FILE, metrics_text)
         write_reports(report, {d.name: d for d in datasets}, rewards, tmp)
+    if report["findings"]:
+        console.print(f"top finding: {report['findings'][0]['text']}.", soft_wrap=True)
     console.print(
         f"wrote {out / REPORT_HTML} (open it in a browser), {out / REPORT_MD}, {out / METRICS_FILE}, "
         f"{out / SCORES_FILE} and {out / PLOTS_DIR}/",

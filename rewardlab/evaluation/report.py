@@ -30,6 +30,11 @@ HEADLINE = (
     ("agreement_margin_spearman", "Spearman(|margin|, annotator agreement)", "{:.3f}"),
     ("section_score", "section score", "{:.3f}"),
 )
+#: The last line of the report.
+FOOTER = (
+    "Metric definitions and the rules behind the findings: see docs/evaluation.md. "
+    "All numbers are in metrics.json."
+)
 
 
 def make_plots(report: dict[str, Any], datasets: dict[str, Any], rewards: dict[str, Any], out: Path) -> dict:
@@ -128,32 +133,13 @@ def _models_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _findings(report: dict[str, Any]) -> list[str]:
-    """Plain-language lines a reader should see first."""
-    lines = []
-    for name, per_model in report["results"].items():
-        for m, v in per_model.items():
-            lo, hi = v["accuracy_ci"]
-            base = v["length_baseline_accuracy"]
-            line = f"{m} on {name}: accuracy {v['accuracy']:.3f} (95 % interval {lo:.3f}–{hi:.3f})"
-            if base is not None:
-                verdict = "clearly above" if lo > base else "not clearly above" if hi >= base else "below"
-                line += f", {verdict} the length-only baseline ({base:.3f})"
-            line += f"; ECE {v['ece']:.3f}"
-            if v["accuracy"] < 1 and not 0.5 <= v["temperature"] <= 2:
-                how = "over" if v["temperature"] > 1 else "under"
-                line += f" (best temperature {v['temperature']:.3g}: {how}confident)"
-            if v.get("checks") and not v["checks"]["passed"]:
-                line += "; CONSISTENCY CHECK FAILED (rewards depend on the batch)"
-            lines.append(line + ".")
-            if v.get("suite"):
-                from rewardlab.evaluation.suites import suite_finding
+    """Plain-language lines a reader should see first: the ranked findings (most important first)."""
+    from rewardlab.evaluation.findings import report_findings
 
-                lines.append(suite_finding(report.get("suite"), m, name, v["suite"]))
-    for rows in (report.get("comparisons") or {}).values():
-        lines += [f"{r['statement']} ({r['metric']}, paired bootstrap)." for r in rows]
-    if report.get("regression"):
-        lines.append(report["regression"]["message"] + ".")
-    return lines
+    found = report.get("findings")
+    if found is None:  # a report dict built without them (or an older metrics.json)
+        found = report_findings(report)
+    return [f["text"] + "." for f in found]
 
 
 def _extra_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
@@ -186,7 +172,7 @@ def render_markdown(
 
         title, header, rows = bon_table(report["best_of_n"])
         md += [f"## {title}", "", *md_table(header, rows)]
-    md += ["Metric definitions: see the README (`rewardlab eval`). All numbers are in metrics.json.", ""]
+    md += [FOOTER, ""]
     return "\n".join(md)
 
 
@@ -219,10 +205,7 @@ def render_html(
 
         title, header, rows = bon_table(report["best_of_n"])
         parts += [f"<h2>{e(title)}</h2>", html_table(header, rows)]
-    parts.append(
-        "<p>Metric definitions: see the README (<code>rewardlab eval</code>). "
-        "All numbers are in metrics.json.</p>"
-    )
+    parts.append(f"<p>{html.escape(FOOTER)}</p>")
     return html_page("rewardlab evaluation report", parts)
 
 

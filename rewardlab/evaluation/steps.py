@@ -182,6 +182,11 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
     out = Path(cfg.out)
     if not main:
         return report
+    from rewardlab.evaluation.step_findings import step_report_findings
+
+    report["findings"] = step_report_findings(report)
+    if report["findings"]:
+        console.print(f"top finding: {report['findings'][0]['text']}.", soft_wrap=True)
     into = out if into is None else into
     save_yaml(cfg, into / "eval_config.yaml")
     write_json(into / "metrics.json", report)
@@ -235,11 +240,20 @@ def bon_table(bon: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
     return title, ["selector", "aggregation", "mean outcome of the pick"], rows
 
 
+def findings_lines(report: dict[str, Any]) -> list[str]:
+    """The ranked findings as sentences (computed here for a report written without them)."""
+    from rewardlab.evaluation.step_findings import step_report_findings
+
+    found = report.get("findings")
+    return [f["text"] + "." for f in (step_report_findings(report) if found is None else found)]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The stepwise evaluation as Markdown."""
     from rewardlab.reporting import md_table
 
     md = ["# rewardlab evaluation report (step-labelled data)", ""]
+    md += [f"- {line}" for line in findings_lines(report)] + [""]
     for title, header, rows in tables(report):
         md += [f"## {title}", "", *md_table(header, rows)]
     return "\n".join(md)
@@ -251,7 +265,7 @@ def render_html(report: dict[str, Any]) -> str:
 
     from rewardlab.reporting import html_page, html_table
 
-    parts = []
+    parts = ["<ul id='findings'>", *[f"<li>{html.escape(x)}</li>" for x in findings_lines(report)], "</ul>"]
     for title, header, rows in tables(report):
         parts += [f"<h2>{html.escape(title)}</h2>", html_table(header, rows)]
     return html_page("rewardlab evaluation report (step-labelled data)", parts)

@@ -155,6 +155,8 @@ def load_suite(suite: str, path: str, on_error: str) -> tuple[SuiteData, int, li
     Raises:
         DataError: a bad record (``on_error="fail"``), or a file that cannot be read.
     """
+    from rewardlab.evaluation.suite_shapes import official_record
+
     data = SuiteData(suite)
     dropped, files = 0, []
     for f in data_files(Path(path)):
@@ -163,7 +165,8 @@ def load_suite(suite: str, path: str, on_error: str) -> tuple[SuiteData, int, li
             try:
                 if isinstance(rec, DataError):
                     raise rec
-                item = read_item(suite, rec.data, str(rec.where))
+                where = str(rec.where)
+                item = read_item(suite, official_record(suite, rec.data, where, f), where)
             except DataError:
                 if on_error == "fail":
                     raise
@@ -192,12 +195,23 @@ def suite_pairs(data: SuiteData) -> list[PreferencePair]:
 
 def load_suite_datasets(cfg: Any) -> list[Any]:
     """Every ``--data`` of a ``--suite`` run as an evaluation dataset (pairs plus the suite's records)."""
+    from rich.console import Console
+
     from rewardlab.evaluation.inputs import Dataset, split_name, unique_names
+
+    console = Console()
 
     entries = [split_name(d) for d in cfg.data]
     out = []
     for name, (_, path) in zip(unique_names(entries), entries, strict=True):
         data, dropped, files = load_suite(cfg.suite, path, cfg.on_error)
+        missing = [g for g in _known(cfg.suite) if g not in {i.group for i in data.items}]
+        if missing:  # said once here; each model's line then names its overall partial
+            console.print(
+                f"{name}: no {cfg.suite} records of {', '.join(missing)}: its overall will be PARTIAL "
+                "(the mean of what is present, not comparable with published numbers)",
+                soft_wrap=True,
+            )
         out.append(Dataset(name, path, suite_pairs(data), dropped, files, suite=data))
     return out
 
@@ -361,13 +375,19 @@ def _f(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def suite_finding(suite: str | None, model: str, dataset: str, s: dict[str, Any]) -> str:
-    """The headline sentence of one model's benchmark score."""
+def suite_finding(suite: str | None, model: str, dataset: str, s: dict[str, Any], detail: bool = True) -> str:
+    """The headline sentence of one model's benchmark score (``detail``: say what makes it partial)."""
     line = f"{model} on {dataset}: {suite} overall {_f(s['overall'])}"
+    if s["missing"] or s.get("incomplete"):
+        line += " (PARTIAL: " + "; ".join(partial_parts(s)) + ")" if detail else " (PARTIAL)"
     if suite == "rm-bench":
-        line += f" (hard {_f(s['hard'])}, normal {_f(s['normal'])}, easy {_f(s['easy'])})"
-    if s["missing"]:
-        line += f"; MISSING {', '.join(s['missing'])} (overall of what is present)"
-    if s.get("incomplete"):
-        line += f"; PARTIAL {', '.join(s['incomplete'])} (scored from part of its data, or not at all)"
+        line += f"; hard {_f(s['hard'])}, normal {_f(s['normal'])}, easy {_f(s['easy'])}"
     return line + "."
+
+
+def partial_parts(s: dict[str, Any]) -> list[str]:
+    """What makes a benchmark score partial: the groups missing, and those scored from part of their data."""
+    parts = [f"no {', '.join(s['missing'])}"] if s["missing"] else []
+    if s.get("incomplete"):
+        parts.append(f"{', '.join(s['incomplete'])} scored from part of its data, or not at all")
+    return parts
