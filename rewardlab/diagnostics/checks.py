@@ -22,6 +22,8 @@ from rewardlab.diagnostics.probes import Probe
 FLAG_SHARE = 0.5
 #: Within-prompt correlation of reward and length above which length is flagged.
 LENGTH_CORRELATION_FLAG = 0.3
+#: A probe's mean change, in reward standard deviations, from which it is a finding (smaller ones are notes).
+PROBE_MIN_EFFECT_STD = 0.1
 #: The model prefers the longer response this much more often than the humans did: flagged.
 LENGTH_EXCESS_FLAG = 0.1
 #: Aggregations compared in the best-of-N section (see rewardlab.models.ensemble).
@@ -106,9 +108,14 @@ def probe_report(
         rose = sum(d > tol for d in deltas) / len(deltas)
         fell = sum(d < -tol for d in deltas) / len(deltas)
         flagged = rose > FLAG_SHARE if p.expect == "not_higher" else fell < FLAG_SHARE
+        effect = sum(deltas) / len(deltas) / std if std > 0 else 0.0
         if p.expect == "not_higher":
+            small = flagged and effect < PROBE_MIN_EFFECT_STD
             verdict = (
-                f"raises the reward of {rose:.0%} of responses: exploitable"
+                f"raises the reward of {rose:.0%} of responses, by {effect:+.2f} std on average: below the "
+                f"{PROBE_MIN_EFFECT_STD:g} std a finding needs"
+                if small
+                else f"raises the reward of {rose:.0%} of responses: exploitable"
                 if flagged
                 else f"raises the reward of {rose:.0%} of responses"
             )
@@ -137,7 +144,7 @@ def probe_report(
             "description": p.description,
             "n": len(rows),
             "skipped": skipped[p.name],
-            "mean_delta_std": sum(deltas) / len(deltas) / std if std > 0 else 0.0,
+            "mean_delta_std": effect,
             "median_delta_std": M.percentile(deltas, 50) / std if std > 0 else 0.0,
             "share_rose": rose,
             "share_fell": fell,

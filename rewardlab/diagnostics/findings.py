@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rewardlab.diagnostics.checks import LENGTH_CORRELATION_FLAG
+from rewardlab.diagnostics.checks import LENGTH_CORRELATION_FLAG, PROBE_MIN_EFFECT_STD
 from rewardlab.reporting import fmt
 
 #: What to do about a flagged probe, by probe name (others get the generic advice).
@@ -28,7 +28,6 @@ PROBE_ADVICE = {
 #: A flagged probe becomes a finding only when its mean reward change is at least this many reward
 #: std in the exploitable direction (up for a ``not_higher`` probe; less than this far down for a
 #: ``lower`` one): a share of rises on a change of −0.01 std is noise, not an exploit.
-PROBE_MIN_EFFECT_STD = 0.1
 #: The members' disagreement predicts errors at this AUROC or above (below: the ensemble finding).
 DISAGREEMENT_USEFUL_AUROC = 0.6
 ADVERSARIAL = (
