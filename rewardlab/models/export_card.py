@@ -97,11 +97,12 @@ def _engines(name: str, max_length: int) -> str:
 ```bash
 vllm serve {name} --runner pooling --max-model-len {max_length}
 curl localhost:8000/classify -H 'Content-Type: application/json' \\
-  -d '{{"model": "{name}", "input": ["PROMPT RESPONSE"], "use_activation": false}}'
+  -d '{{"model": "{name}", "input": ["PROMPT_THEN_RESPONSE"], "use_activation": false}}'
 ```
 
-vLLM's `/classify` applies a sigmoid to a one-label model by default: `"use_activation": false`
-returns the raw reward. Its tokenizer is this folder's, so the END token is added for you.
+`PROMPT_THEN_RESPONSE` is the prompt followed directly by the response, as above. vLLM's
+`/classify` applies a sigmoid to a one-label model by default: `"use_activation": false` returns
+the raw reward. Its tokenizer is this folder's, so the END token is added for you.
 
 ### SGLang
 
@@ -109,19 +110,22 @@ returns the raw reward. Its tokenizer is this folder's, so the END token is adde
 python -m sglang.launch_server --model-path {name} --is-embedding
 ```
 
-and post the text (prompt + response) to `/classify` (or `/v1/embeddings`); SGLang returns the
-score head's output as is.
+and post the text (prompt followed by response) to `/classify` (recent releases; older ones return
+the score head's output as the `/v1/embeddings` answer).
 
 ### Text Embeddings Inference (TEI)
 
 ```bash
 text-embeddings-router --model-id {name}
 curl localhost:8080/predict -H 'Content-Type: application/json' \\
-  -d '{{"inputs": "PROMPT RESPONSE", "raw_scores": true}}'
+  -d '{{"inputs": "PROMPT_THEN_RESPONSE", "raw_scores": true}}'
 ```
 
 `raw_scores: true` returns the logit unchanged. TEI serves the sequence-classification
-architectures it supports (BERT family, and some decoders such as Qwen2): check its list."""
+architectures it supports (BERT family, and some decoders such as Qwen2): check its list.
+
+rewardlab checks the transformers path (4.x and 5.x) against its own rewards; the vLLM, SGLang and
+TEI commands follow those engines' interfaces and read the same tokenizer files."""
 
 
 def write_card(folder: Path, info: dict[str, Any], tokenizer: Any, arch: str, name: str) -> Path:
