@@ -77,8 +77,15 @@ def check_out(out: Path, source: Path, overwrite: bool) -> None:
     """Refuse an ``out`` that is the source, or holds files without ``--overwrite``."""
     if out.resolve() == source.resolve():
         raise RewardlabError(f"--out {out} is the checkpoint itself: give a new folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not (out.is_dir() and any(out.iterdir())):
+        return
+    if not overwrite:
         raise RewardlabError(f"--out {out} is not empty: use --overwrite to replace it, or another --out")
+    if not ((out / INFO_FILE).is_file() or (out / "config.json").is_file()):  # replaced whole: only a model
+        raise RewardlabError(
+            f"--out {out} holds files but no model ({INFO_FILE} or config.json): --overwrite replaces "
+            "model folders only; give another --out"
+        )
 
 
 def load_merged(source: Path) -> tuple[Any, Any, str]:

@@ -150,6 +150,11 @@ def test_cli_exports_and_checks(checkpoints, demo_rows, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["export", "--model", str(checkpoints["full"]), "--out", str(out), "--overwrite"]) == 0
     assert main(["export", "--model", str(checkpoints["full"]), "--out", str(out), "--dtype", "int8"]) == 2
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("keep me")
+    assert main(["export", "--model", str(checkpoints["full"]), "--out", str(notes), "--overwrite"]) == 2
+    assert (notes / "mine.txt").read_text() == "keep me"
 
 
 def test_an_embedding_checkpoint_is_refused(embedding_checkpoint, tmp_path, capsys):
