@@ -2,7 +2,8 @@
 
 :func:`fix_tokenizer` makes a plain ``tokenizer(text)`` give rewardlab's ids: a ``TemplateProcessing``
 post-processor ``[BOS] $A END`` in ``tokenizer.json`` (decoders), ``truncation_side`` and
-``model_max_length`` from the checkpoint's truncation and max length, right padding, and a
+``model_max_length`` from the checkpoint's truncation and max length, right padding, no
+``token_type_ids`` for decoders (4.x would return them, and GPT-2 adds them as embeddings), and a
 ``tokenizer_class`` that transformers 4.x knows (``PreTrainedTokenizerFast``; 4.x's LLaMA and GPT-2
 classes rebuild the post-processor from ``add_bos_token``/``add_eos_token`` and would drop the END).
 :func:`fix_config` makes ``config.json`` read alike by transformers 4.x and 5.x: no local path,
@@ -78,11 +79,13 @@ def fix_tokenizer(
     )
     if end is not None:
         cfg["padding_side"] = "right"  # plain transformers passes no position ids: left padding shifts them
+        # 4.x's PreTrainedTokenizerFast returns token_type_ids by default, which GPT-2 adds as embeddings
+        cfg["model_input_names"] = ["input_ids", "attention_mask"]
     write_json(path, cfg)
     changes.append(
         f"tokenizer_config.json: tokenizer_class PreTrainedTokenizerFast, truncation_side {side} "
         f"({truncation}), model_max_length {max_length}, pad token {tokenizer.pad_token!r}"
-        + (", padding_side right" if end is not None else "")
+        + (", padding_side right, model_input_names input_ids and attention_mask" if end is not None else "")
         + (f"; removed {', '.join(dropped)}" if dropped else "")
     )
     return changes

@@ -92,6 +92,27 @@ def test_plain_transformers_scores_the_export_as_rewardlab(
     assert again == pytest.approx(ours, abs=1e-5)
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2", "bert"])
+def test_other_architectures_export_as_rewardlab_scores_them(tiny_models, demo_rows, tmp_path, arch):
+    """GPT-2 (pad == EOS: a new pad token), Qwen2 (ChatML, no BOS), BERT (the pair form, unchanged)."""
+    export_checkpoint(tiny_models[arch], tmp_path / "x")
+    prompts, responses = _pairs(demo_rows)
+    prompts, responses = prompts[:6], responses[:6]
+    ours = RewardModel.from_pretrained(tiny_models[arch], device="cpu").score(prompts, responses)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "x")
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "x").eval()
+    if arch == "bert":
+        batch = tok(prompts, responses, truncation=True, padding=True, return_tensors="pt")
+    else:
+        batch = tok(
+            [p + r for p, r in zip(prompts, responses, strict=True)], padding=True, return_tensors="pt"
+        )
+        assert "token_type_ids" not in batch
+    with torch.no_grad():
+        plain = model(**batch).logits[:, 0].tolist()
+    assert max(abs(a - b) for a, b in zip(ours, plain, strict=True)) <= 1e-4
+
+
 def test_without_the_export_plain_transformers_reads_another_token(checkpoints, demo_rows):
     """What the export fixes: the checkpoint itself, scored plainly, has no END and differs."""
     prompts, responses = _pairs(demo_rows)
@@ -119,7 +140,10 @@ def test_card_and_config_hold_no_local_paths(checkpoints, tmp_path):
     assert config["rope_theta"] == config["rope_parameters"]["rope_theta"] and config["rope_scaling"] is None
     tok_cfg = json.loads((out / "tokenizer_config.json").read_text())
     assert tok_cfg["tokenizer_class"] == "PreTrainedTokenizerFast" and tok_cfg["truncation_side"] == "left"
-    assert tok_cfg["model_max_length"] == 64
+    assert tok_cfg["model_max_length"] == 64 and tok_cfg["model_input_names"] == [
+        "input_ids",
+        "attention_mask",
+    ]
     assert "use_activation" in card and "raw_scores" in card and "</s>" in card and "vllm serve exp" in card
     info = json.loads((out / "rewardlab.json").read_text())
     assert info["method"] == "full" and info["export"]["source_method"] == "lora"
