@@ -9,7 +9,9 @@
 #          in docs/benchmarks.md, in one command), and native with FlexAttention at batch 8;
 #   serve  rewardlab bench serve with 16 clients on cuda;
 #   fsdp   one-GPU FSDP2 through accelerate launch against a plain run: the distributed record and
-#          the largest weight difference (printed to the log).
+#          the largest weight difference (printed to the log);
+#   export rewardlab export of a short tiny-llama-30m run, scored by vLLM against rewardlab
+#          (scripts/check_export_vllm.py; skipped when the image has no vllm).
 # Results go to $OUT (at most 8 files come back): log.txt and one JSON per benchmark.
 #
 # Run: bash scripts/gpu_checks.sh [all|tests|score|train|serve|fsdp ...]   (default: all)
@@ -102,5 +104,12 @@ a, b = load_file('/tmp/plain-run/model.safetensors'), load_file('/tmp/fsdp-run/m
 print('fsdp distributed:', json.load(open('/tmp/fsdp-run/train_summary.json'))['distributed'])
 print('fsdp vs plain: same keys', a.keys() == b.keys(), 'max weight difference',
       max((a[k].float() - b[k].float()).abs().max().item() for k in a))"
+    fi
+    if want export; then
+        $RL data demo --out /tmp/export-demo.jsonl --n 64
+        $RL train --model tiny-llama-30m --data /tmp/export-demo.jsonl --out /tmp/export-run --max-steps 2 \
+            --max-length 256 --eval-split 0 --save-steps 100000
+        $RL export --model /tmp/export-run --out /tmp/export-dir --overwrite --check /tmp/export-demo.jsonl
+        "$PY" scripts/check_export_vllm.py /tmp/export-dir /tmp/export-demo.jsonl
     fi
 } 2>&1 | tee "$LOG"

@@ -4,7 +4,8 @@ Run ``rewardlab --help``; in code, ``main(["data", "summarize", "data.jsonl", "-
 returns the exit status (0 success, 2 a user error such as bad data, with a message and no
 traceback, 130 after a Ctrl-C, with the one line ``interrupted``). Every command is built from its
 options dataclass (``rewardlab.config.typer_command``) and declared in the module of its group:
-:mod:`rewardlab.cli.data` (data ...), :mod:`rewardlab.cli.train` (train, merge, advise),
+:mod:`rewardlab.cli.data` (data ...), :mod:`rewardlab.cli.train` (train, merge, advise,
+export),
 :mod:`rewardlab.cli.evaluate` (eval, diagnose, rlcheck), :mod:`rewardlab.cli.serve` (serve, score,
 bon), :mod:`rewardlab.cli.bench` (bench ...) and :mod:`rewardlab.cli.demo` (demo). No logic lives
 here.
@@ -42,6 +43,7 @@ app.command("advise")(train.advise_command)
 app.command("score")(serve.score_command)
 app.command("bon")(serve.bon_command)
 app.command("merge")(train.merge_command)
+app.command("export")(train.export_command)
 app.command("demo")(demo.demo_command)
 
 

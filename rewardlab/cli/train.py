@@ -1,8 +1,9 @@
-"""``rewardlab train``, ``rewardlab merge`` and ``rewardlab advise``: making a reward model.
+"""``rewardlab train``, ``merge``, ``advise`` and ``export``: making a reward model and handing it on.
 
 Options are :class:`rewardlab.training.config.TrainConfig`,
-:class:`rewardlab.training.merge_config.MergeConfig` and
-:class:`rewardlab.training.advise.AdviseConfig`; each command hands its config to the training package.
+:class:`rewardlab.training.merge_config.MergeConfig`,
+:class:`rewardlab.training.advise.AdviseConfig` and :class:`rewardlab.models.export_config.ExportConfig`;
+each command hands its config to the training (or models) package.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from rich.markup import escape
 from rewardlab.cli.common import config_command, console
 from rewardlab.config import typer_command
 from rewardlab.io_utils import check_out_folder
+from rewardlab.models.export_config import ExportConfig
 from rewardlab.training.advise import AdviseConfig
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.merge_config import MergeConfig
@@ -48,6 +50,26 @@ def _advise(cfg: AdviseConfig) -> None:
     advise(cfg.data, cfg.out, cfg.on_error, cfg.hardware, cfg.gpu_memory_gb)
 
 
+def _export(cfg: ExportConfig) -> None:
+    from rewardlab.models.export import export_checkpoint
+
+    result = export_checkpoint(cfg.model, cfg.out, cfg.dtype, cfg.overwrite)
+    for change in result.changes:
+        console.print(f"  {escape(change)}", soft_wrap=True, highlight=False)
+    how = "LoRA merged" if result.kind == "lora" else "full"
+    console.print(
+        f"exported {cfg.model} ({how}, {result.arch}) to {cfg.out} in {result.dtype} "
+        f"in {result.seconds:.1f} s",
+        soft_wrap=True,
+    )
+    if cfg.check is not None:
+        from rewardlab.models.export_check import check_export
+
+        console.print(
+            check_export(cfg.out, cfg.check, source=cfg.model).line(), soft_wrap=True, highlight=False
+        )
+
+
 train_command = typer_command(
     TrainConfig,
     _train,
@@ -63,4 +85,10 @@ advise_command = config_command(
     AdviseConfig,
     _advise,
     "Recommend an outcome (ORM) or process (PRM) reward model for this data, with reasons.",
+)
+export_command = config_command(
+    ExportConfig,
+    _export,
+    "Export a checkpoint as a folder that plain transformers (4.x and 5.x), vLLM, SGLang and TEI score "
+    "as rewardlab does: LoRA merged, the END token added by the tokenizer, its truncation, a model card.",
 )
