@@ -66,7 +66,23 @@ def _input_format(info: dict[str, Any], tokenizer: Any, arch: str) -> str:
         "across the boundary (rare with a space or newline there). `rewardlab export --check DATA` "
         "reports any difference on your data.",
     ]
-    if getattr(tokenizer, "chat_template", None):
+    fmt = info.get("input_format") or {}
+    if fmt.get("render") == "text":
+        lines += [
+            "",
+            (
+                "The model was trained on HH-RLHF transcripts, not on its chat template: render a "
+                "conversation as `\\n\\nHuman: ...\\n\\nAssistant: ...` turns, the prompt ending with "
+                "`\\n\\nAssistant:` and the response starting with a space; rewardlab does this for message "
+                "inputs on every path (`input_format` in rewardlab.json)."
+                if fmt.get("style") == "hh"
+                else "The model was trained on plain prompt and response texts (no chat template): join them "
+                "as they are; rewardlab sends a single-turn conversation's contents the same way."
+            ),
+        ]
+    elif fmt.get("render") == "role_lines":
+        lines += ["", "The model was trained on messages written as `role: content` lines, one per message."]
+    elif getattr(tokenizer, "chat_template", None):
         lines += [
             "",
             "Conversations (message lists) are rendered with the chat template, as in training: "

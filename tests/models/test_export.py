@@ -215,3 +215,16 @@ def test_smollm2_lora_export_scores_as_rewardlab(tmp_path):
     ours = RewardModel.from_pretrained(ckpt, device="cpu").score(prompts, responses)
     plain, _ = _plain(tmp_path / "x", prompts, responses)
     assert max(abs(a - b) for a, b in zip(ours, plain, strict=True)) <= 1e-4
+
+
+def test_the_card_follows_the_recorded_input_format():
+    from types import SimpleNamespace
+
+    from rewardlab.models.export_card import _input_format
+
+    tok = SimpleNamespace(eos_token="</s>", sep_token=None, chat_template="{{ x }}")
+    base = {"max_length": 64, "truncation": "keep_end", "export": {"bos": []}}
+    hh = _input_format({**base, "input_format": {"render": "text", "style": "hh"}}, tok, "decoder")
+    assert "HH-RLHF transcripts, not on its chat template" in hh and "apply_chat_template" not in hh
+    chat = _input_format({**base, "input_format": {"render": "chat_template"}}, tok, "decoder")
+    assert "apply_chat_template" in chat
