@@ -236,7 +236,16 @@ EXPECTED: list[tuple[str, str]] = [
     (r"file added: .*\.rewardlab-run\.json$", "train records what OUT held before it (--overwrite)"),
     (r"\.length_corr_weight: added \(0\.1\)$", "the decorrelation weight became an option"),
     (r"train_config\.yaml: \+ length_corr_weight: 0\.1$", "... and is saved with the config"),
-    (r"\.max_pairs: added \(None\)$", "train and eval gained --max-pairs (a quick first run)"),
+    (r"\.max_pairs: added \((None|null)\)$", "train and eval gained --max-pairs (a quick first run)"),
+    (
+        r"^\[(eval|demo)\] (stdout: \+ top finding: |.*report\.(md|html): [-+] "
+        r"|.*metrics\.json: \$\.findings: added)",
+        "eval reports open with findings derived from the numbers (ranked; rules in docs/evaluation.md)",
+    ),
+    (
+        r"^\[(diagnose|demo)\] .*diagnostics\.(md|html|json)(: |$)",
+        "diagnose states a probe's effect size and no longer advises against its own findings",
+    ),
     (r"file added: .*/heldout\.jsonl$", "train writes the pairs --eval-split held out, for eval"),
     (r"\.input_format: added", "every checkpoint records its input format (one reward everywhere)"),
     (r"stdout: \+ phase: ", "phases after training say when they start and how long they took"),
