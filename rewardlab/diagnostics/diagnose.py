@@ -329,6 +329,13 @@ def diagnose(cfg: DiagnoseConfig, models: Sequence[Any] | None = None) -> dict[s
         "best_of_n": bon,
     }
     report["findings"], report["notes"] = rank_findings(report)
+    if bon is None:  # said, not dropped without a word
+        why = (
+            "best-of-N over-optimisation was not checked: it needs a gold reward to judge the picks "
+            "(--gold demo on demo data, or --candidates POOL whose candidates carry gold scores or labels)"
+        )
+        report["skipped"] = {"best_of_n": why}
+        console.print(f"note: {why}", soft_wrap=True)
     if cfg.store_length_correction:
         report["length_correction_stored"] = length_correction_record(correction, cfg.data)
     adversarial = adversarial_rows(probed, {p.name: p.expect for p in probes}, held.std)

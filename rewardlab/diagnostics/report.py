@@ -140,6 +140,8 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
         md += [f"   - *Mitigation:* {f['mitigation']}", ""]
     if report["notes"]:
         md += ["Checks that passed:", "", *[f"- {n}" for n in report["notes"]], ""]
+    if report.get("skipped"):
+        md += ["Not checked:", "", *[f"- {n}" for n in report["skipped"].values()], ""]
     for key, title, header, rows, caption in sections(report):
         md += [f"## {title}", "", *md_table(header, rows)]
         if key in plots and caption:
@@ -168,6 +170,12 @@ def render_html(report: dict[str, Any], plots: dict[str, str], out: Path) -> str
         parts.append("</ol>")
     if report["notes"]:
         parts += ["<p>Checks that passed:</p><ul>", *[f"<li>{e(n)}</li>" for n in report["notes"]], "</ul>"]
+    if report.get("skipped"):
+        parts += [
+            "<p>Not checked:</p><ul>",
+            *[f"<li>{e(n)}</li>" for n in report["skipped"].values()],
+            "</ul>",
+        ]
     for key, title, header, rows, caption in sections(report):
         parts += [f"<h2>{e(title)}</h2>", html_table(header, rows)]
         if key in plots and caption:

@@ -378,3 +378,11 @@ def test_diagnose_refuses_rewards_that_are_not_finite(tmp_path, heldout):
     with pytest.raises(RewardlabError, match="reward nan .*not a finite number"):
         diagnose(cfg, models=[Rule(sometimes_nan)])
     assert not (tmp_path / "out").exists()
+
+
+def test_best_of_n_without_a_gold_is_said_to_be_skipped(tmp_path, heldout):
+    cfg = DiagnoseConfig(model=["rule"], data=str(heldout), out=str(tmp_path / "out"), gold=None)
+    r = diagnose(cfg, models=[Rule(control)])
+    assert r["best_of_n"] is None and "needs a gold reward" in r["skipped"]["best_of_n"]
+    page = (tmp_path / "out" / "diagnostics.md").read_text()
+    assert "Not checked:" in page and "best-of-N over-optimisation was not checked" in page
