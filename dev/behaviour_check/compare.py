@@ -246,6 +246,7 @@ EXPECTED: list[tuple[str, str]] = [
         r"^\[(diagnose|demo)\] .*diagnostics\.(md|html|json)(: |$)",
         "diagnose states a probe's effect size and no longer advises against its own findings",
     ),
+    (r"stdout: \+ note: best-of-N over-optimisation was not checked", "diagnose says what it skipped"),
     (r"file added: .*/heldout\.jsonl$", "train writes the pairs --eval-split held out, for eval"),
     (r"\.input_format: added", "every checkpoint records its input format (one reward everywhere)"),
     (r"stdout: \+ phase: ", "phases after training say when they start and how long they took"),
