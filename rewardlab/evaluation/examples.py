@@ -100,10 +100,12 @@ def example_sections(
     return out
 
 
-def html_examples(header: list[str], rows: list[list[Any]], table_id: str) -> str:
+def html_examples(
+    header: list[str], rows: list[list[Any]], table_id: str, none: str = "no usable pair falls in this table"
+) -> str:
     """A searchable example table: a search box that filters rows, long texts collapsed."""
     if not rows:
-        return "<p class='none'>None: no usable pair falls in this table.</p>"
+        return f"<p class='none'>None: {html.escape(none)}.</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>"
@@ -125,13 +127,13 @@ def md_examples(header: list[str], rows: list[list[Any]]) -> list[list[str]]:
 
 
 def confident_misses(examples: list[Any], probs: list[list[float]], k: int = TOP) -> list[int]:
-    """Solutions whose human first wrong step was scored, highest P(correct) of that step first."""
+    """Solutions whose human first wrong step the PRM called correct (P ≥ 0.5), highest P first."""
     from rewardlab.metrics import first_error
 
     hit = []
     for i, (e, ps) in enumerate(zip(examples, probs, strict=True)):
         g = first_error(e.labels)
-        if g is not None and g < len(ps) and not math.isnan(ps[g]):
+        if g is not None and g < len(ps) and not math.isnan(ps[g]) and ps[g] >= 0.5:
             hit.append((-ps[g], i))
     return [i for _, i in sorted(hit)[:k]]
 
@@ -184,7 +186,14 @@ def step_example_sections(
     return [
         (
             f"{data}: most confident misses of {model} (first wrong step scored highest)",
-            ["prompt", "steps before", "first wrong step", "P(correct)", "human first error", "predicted"],
+            [
+                "prompt",
+                "steps before",
+                "first wrong step",
+                "P(correct)",
+                "human first error (step)",
+                "predicted",
+            ],
             misses,
         ),
         (

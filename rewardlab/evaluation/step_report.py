@@ -218,7 +218,10 @@ def render_html(
         parts += [f"<h2>{e(title)}</h2>", html_table(header, rows)]
         parts += [html_figure(caption, path, out) for caption, path in plots.get(title, [])]
     for k, (title, header, rows) in enumerate(examples):
-        parts += [f"<h2>{e(title)}</h2>", html_examples(header, rows, f"examples-{k + 1}")]
+        parts += [
+            f"<h2>{e(title)}</h2>",
+            html_examples(header, rows, f"examples-{k + 1}", "no step falls in this table"),
+        ]
     parts += ["<h2>Skipped</h2><ul>", *[f"<li>{e(s)}.</li>" for s in report.get("skipped") or []], "</ul>"]
     parts.append(f"<p>{e(FOOTER)}</p>")
     return html_page("rewardlab evaluation report (step-labelled data)", parts)

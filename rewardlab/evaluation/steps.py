@@ -196,6 +196,22 @@ def skipped(report: dict[str, Any], candidates: str | None, datasets: dict[str, 
     return out
 
 
+def label_baselines(labels: list[list[float | None]]) -> dict[str, dict[str, float | None]]:
+    """:func:`rewardlab.metrics.step_baselines`, and the step log loss of "every step correct".
+
+    That loss is the one of a constant P(correct) equal to the share of correct labelled steps (the
+    best constant: the labels' entropy); ``None`` when every step has the same label.
+    """
+    out = M.step_baselines(labels)
+    ys = [y for ls in labels for y in ls if y is not None]
+    q = sum(ys) / len(ys) if ys else None
+    if q is not None and 0 < q < 1:
+        out["every_step_correct"]["loss"] = -sum(
+            y * math.log(q) + (1 - y) * math.log(1 - q) for y in ys
+        ) / len(ys)
+    return out
+
+
 def bon_report(model: Any, pools: list[Any], batch_size: int) -> dict[str, float]:
     """Mean outcome label of each model's best-of-N pick (a PRM: per aggregation)."""
     from rewardlab.models.prm import PRM_AGGREGATIONS, ProcessRewardModel, aggregate_steps, split_steps
@@ -314,7 +330,7 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
         "models": models,
         "datasets": {n: {"solutions": len(d.examples), "dropped": len(d.drops)} for n, d in datasets.items()},
         "results": results,
-        "baselines": {n: M.step_baselines([e.labels for e in d.examples]) for n, d in datasets.items()},
+        "baselines": {n: label_baselines([e.labels for e in d.examples]) for n, d in datasets.items()},
         "best_of_n": bon,
     }
     out = Path(cfg.out)

@@ -9,6 +9,7 @@ once at a max length that cuts steps. Run:
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from rewardlab import metrics as M
 from rewardlab.cli import main
 from rewardlab.data.demo import generate_steps
-from rewardlab.evaluation.steps import skipped
+from rewardlab.evaluation.steps import label_baselines, skipped
 from tests.conftest import write_jsonl
 
 
@@ -135,12 +136,15 @@ def test_plots_examples_and_baselines_in_the_report(prm_eval):
     base = json.loads((out / "metrics.json").read_text())["baselines"]["held"]["every_step_correct"]
     line = next(x for x in md.splitlines() if x.startswith("| step accuracy |"))
     assert line.rstrip(" |").split(" | ")[-2] == f"{base['step_accuracy']:.3f}"
+    loss = next(x for x in md.splitlines() if x.startswith("| step log loss |"))
+    assert loss.rstrip(" |").split(" | ")[-2] == f"{base['loss']:.3f}"
     # the most confident miss: the solution whose human first wrong step scored highest
     rows = [r for r in _rows(out) if r["human_first_error"] is not None]
-    top = max(r["models"]["prm"]["step_scores"][r["human_first_error"]] for r in rows)
+    at_error = [r["models"]["prm"]["step_scores"][r["human_first_error"]] for r in rows]
     section = md.split("most confident misses of prm")[1].split("\n## ")[0]
-    first = next(x for x in section.splitlines() if x.startswith("| ") and not x.startswith("| prompt"))
-    assert f"| {top:.3f} |" in first
+    shown = [x for x in section.splitlines() if x.startswith("| ") and not x.startswith(("| prompt", "|---"))]
+    assert len(shown) == min(10, sum(p >= 0.5 for p in at_error)) > 0  # missed: called correct
+    assert f"| {max(at_error):.3f} |" in shown[0]
     low = md.split("correct steps prm scored lowest")[1].split("\n## ")[0]
     assert low.count("\n| ") >= 3  # header, rule and rows
     assert "<details>" in page or "class='examples" in page
@@ -174,3 +178,11 @@ def test_skipped_names_an_outcome_model_and_dropped_records():
     assert not any("best-of-N" in s for s in lines)
     assert any(s.startswith("orm on d: an outcome reward model gives no step scores") for s in lines)
     assert any("2 records not loaded" in s for s in lines)
+
+
+def test_label_baselines_add_the_constant_log_loss():
+    # 3 correct and 1 wrong labelled step: the constant P(correct) 0.75 has the labels' entropy
+    b = label_baselines([[1.0, 0.0, None], [1.0, 1.0]])
+    assert b["every_step_correct"]["loss"] == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert b["every_step_correct"]["step_accuracy"] == 0.75
+    assert "loss" not in label_baselines([[1.0, 1.0]])["every_step_correct"]  # one label: no constant loss
