@@ -17,6 +17,7 @@ import pytest
 from rewardlab import metrics as M
 from rewardlab.cli import main
 from rewardlab.data.demo import generate_steps
+from rewardlab.evaluation import steps as ST
 from rewardlab.evaluation.steps import label_baselines, skipped
 from tests.conftest import write_jsonl
 
@@ -186,3 +187,32 @@ def test_label_baselines_add_the_constant_log_loss():
     assert b["every_step_correct"]["loss"] == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
     assert b["every_step_correct"]["step_accuracy"] == 0.75
     assert "loss" not in label_baselines([[1.0, 1.0]])["every_step_correct"]  # one label: no constant loss
+
+
+def test_a_resample_scores_like_the_drawn_solutions():
+    """The vectorised bootstrap metric of a resample equals the metrics of its solutions recomputed."""
+    import random
+
+    import numpy as np
+
+    from rewardlab.data.schema import StepwiseExample
+
+    rng = random.Random(0)
+    examples, probs = [], []
+    for i in range(40):
+        n = rng.randint(1, 5)
+        wrong = rng.randint(0, n + 2)  # often none
+        labels = [1.0 if j < wrong else (0.0 if j == wrong else None) for j in range(n)]
+        if i == 3:
+            labels = [None] * n  # an unlabelled solution
+        examples.append(StepwiseExample(f"p{i}", [f"s{j}" for j in range(n)], labels))
+        probs.append([round(rng.random(), 1) for _ in range(n)])  # rounded: ties in the AUROC
+    sols = ST.per_solution(examples, probs)
+    arrays = ST.solution_arrays(sols)
+    for draw in range(20):
+        idx = np.random.default_rng(draw).integers(0, len(sols), size=len(sols))
+        fast = ST.resampled_metrics(arrays, np.bincount(idx, minlength=len(sols)))
+        slow = ST.solution_metrics([sols[i] for i in idx])
+        assert fast["first_error_f1"] == pytest.approx(slow["first_error"]["f1"])
+        for k in ("step_accuracy", "step_auroc", "wrong_step_f1"):
+            assert fast[k] == pytest.approx(slow.get(k)), (draw, k)
