@@ -32,7 +32,7 @@ from rewardlab import metrics as M
 from rewardlab.data.schema import text_plain
 from rewardlab.distributed import is_main, rank_device, run_sharded
 from rewardlab.errors import RewardlabError
-from rewardlab.evaluation.step_report import INTERVALS, MAX_POSITION
+from rewardlab.evaluation.step_report import INTERVALS, MAX_POSITION, skipped, training_record
 from rewardlab.reporting import fmt
 
 console = Console()
@@ -196,51 +196,6 @@ def by_position(sols: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for pos, b in sorted(buckets.items())
     ]
-
-
-def training_record(model: Any, max_length: int | None) -> dict[str, Any]:
-    """What the checkpoint's ``rewardlab.json`` says of its training, and the max length scored at."""
-    info = getattr(model, "info", {}) or {}
-    cfg = info.get("train_config") or {}
-    keep = ("method", "epochs", "max_steps", "learning_rate", "batch_size", "lora", "seed", "eval_data")
-    return {
-        "data": cfg.get("data"),
-        "data_summary": info.get("data_summary"),
-        "max_length": info.get("max_length"),
-        "scored_max_length": max_length or info.get("max_length"),
-        "aggregation": info.get("aggregation"),
-        "config": {k: cfg[k] for k in keep if k in cfg},
-    }
-
-
-def skipped(report: dict[str, Any], candidates: str | None, datasets: dict[str, Any]) -> list[str]:
-    """What this report does not show, and why."""
-    out = []
-    if not candidates:
-        out.append(
-            "best-of-N selection: no --candidates pool was given (a pool whose candidates carry an "
-            "outcome label such as GSM8K's is_correct is needed to score a pick)"
-        )
-    for dname, per in report["results"].items():
-        d = datasets[dname]
-        for m, r in per.items():
-            if "skipped" in r:
-                out.append(
-                    f"{m} on {dname}: {r['skipped']} (step metrics, intervals, plots, examples and "
-                    "scores rows left out)"
-                )
-            elif r.get("solutions_without_labels"):
-                out.append(
-                    f"{m} on {dname}: {r['solutions_without_labels']} solutions have no labelled step "
-                    "(left out of the step and first-error metrics)"
-                )
-        if d.drops:
-            out.append(f"{dname}: {len(d.drops)} records not loaded (--on-error skip)")
-    out.append(
-        "pairwise accuracy, calibration, length bias and the consistency checks: they read preference "
-        "pairs, and this data is step-labelled"
-    )
-    return out
 
 
 def label_baselines(labels: list[list[float | None]]) -> dict[str, dict[str, float | None]]:

@@ -18,7 +18,8 @@ from rewardlab import metrics as M
 from rewardlab.cli import main
 from rewardlab.data.demo import generate_steps
 from rewardlab.evaluation import steps as ST
-from rewardlab.evaluation.steps import label_baselines, skipped
+from rewardlab.evaluation.step_report import skipped
+from rewardlab.evaluation.steps import label_baselines
 from tests.conftest import write_jsonl
 
 
