@@ -3,6 +3,8 @@
 Worst confident mistakes: usable pairs with r(chosen) < r(rejected), most negative margin first.
 Disagreements: each model's margins divided by that model's margin standard deviation (reward
 scales differ between models), pairs the two models order differently, largest gap first.
+For a process reward model on step-labelled data: its most confident misses (the solutions whose
+human first wrong step it scored highest) and the correct steps it scored lowest.
 Rendered as searchable tables (long texts collapsed in ``<details>``) for report.html, and as
 shortened texts for report.md.
 """
@@ -98,10 +100,12 @@ def example_sections(
     return out
 
 
-def html_examples(header: list[str], rows: list[list[Any]], table_id: str) -> str:
+def html_examples(
+    header: list[str], rows: list[list[Any]], table_id: str, none: str = "no usable pair falls in this table"
+) -> str:
     """A searchable example table: a search box that filters rows, long texts collapsed."""
     if not rows:
-        return "<p class='none'>None: no usable pair falls in this table.</p>"
+        return f"<p class='none'>None: {html.escape(none)}.</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>"
@@ -120,3 +124,81 @@ def html_examples(header: list[str], rows: list[list[Any]], table_id: str) -> st
 def md_examples(header: list[str], rows: list[list[Any]]) -> list[list[str]]:
     """The rows with texts shortened to one line, for report.md."""
     return [[_short(c) if i < 3 else c for i, c in enumerate(r)] for r in rows]
+
+
+def confident_misses(examples: list[Any], probs: list[list[float]], k: int = TOP) -> list[int]:
+    """Solutions whose human first wrong step the PRM called correct (P ≥ 0.5), highest P first."""
+    from rewardlab.metrics import first_error
+
+    hit = []
+    for i, (e, ps) in enumerate(zip(examples, probs, strict=True)):
+        g = first_error(e.labels)
+        if g is not None and g < len(ps) and not math.isnan(ps[g]) and ps[g] >= 0.5:
+            hit.append((-ps[g], i))
+    return [i for _, i in sorted(hit)[:k]]
+
+
+def lowest_correct_steps(
+    examples: list[Any], probs: list[list[float]], k: int = TOP
+) -> list[tuple[int, int]]:
+    """(solution, step) of the steps labelled correct with the lowest P(correct)."""
+    steps = [
+        (p, i, j)
+        for i, (e, ps) in enumerate(zip(examples, probs, strict=True))
+        for j, (p, y) in enumerate(zip(ps, e.labels, strict=False))
+        if y is not None and y >= 0.5 and not math.isnan(p)
+    ]
+    return [(i, j) for _, i, j in sorted(steps)[:k]]
+
+
+def step_example_sections(
+    data: str, model: str, examples: list[Any], probs: list[list[float]]
+) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """(title, header, rows) of a PRM's most confident misses and its lowest-scored correct steps.
+
+    Text cells: the prompt, the steps before the one shown (one per line) and that step; steps
+    count from 1.
+    """
+    from rewardlab.metrics import first_error
+
+    def before(e: Any, j: int) -> str:
+        return "\n".join(e.steps[:j])
+
+    misses = []
+    for i in confident_misses(examples, probs):
+        e, ps = examples[i], probs[i]
+        g = first_error(e.labels)
+        found = first_error([p for p in ps if not math.isnan(p)])
+        misses.append(
+            [
+                e.prompt,
+                before(e, g),
+                e.steps[g],
+                f"{ps[g]:.3f}",
+                str(g + 1),
+                "none" if found is None else str(found + 1),
+            ]
+        )
+    low = [
+        [examples[i].prompt, before(examples[i], j), examples[i].steps[j], f"{probs[i][j]:.3f}", str(j + 1)]
+        for i, j in lowest_correct_steps(examples, probs)
+    ]
+    return [
+        (
+            f"{data}: most confident misses of {model} (first wrong step scored highest)",
+            [
+                "prompt",
+                "steps before",
+                "first wrong step",
+                "P(correct)",
+                "human first error (step)",
+                "predicted",
+            ],
+            misses,
+        ),
+        (
+            f"{data}: correct steps {model} scored lowest",
+            ["prompt", "steps before", "correct step", "P(correct)", "step"],
+            low,
+        ),
+    ]

@@ -93,3 +93,45 @@ def categories(per_model: dict[str, dict[str, dict[str, float]]], path: Path, ti
     ax.set(ylim=(0, 1), ylabel="accuracy", title=f"{title}: accuracy per category")
     ax.legend()
     return save_figure(fig, path)
+
+
+def step_scores(per_model: dict[str, tuple[list[float], list[float]]], path: Path, title: str) -> Path:
+    """Histograms of P(correct) for the steps labelled correct and wrong, one panel per model."""
+    plt = pyplot()
+    k = len(per_model)
+    fig, axes = plt.subplots(1, k, figsize=(4.5 * k, 3.4), squeeze=False)
+    bins = [i / 40 for i in range(41)]
+    for ax, (name, (ok, wrong)) in zip(axes[0], per_model.items(), strict=True):
+        ax.hist(ok, bins=bins, alpha=0.55, color="tab:green", label=f"correct steps ({len(ok)})")
+        ax.hist(wrong, bins=bins, alpha=0.55, color="tab:red", label=f"wrong steps ({len(wrong)})")
+        ax.axvline(0.5, color="black", linewidth=0.8)
+        ax.set(xlim=(0, 1), xlabel="P(step correct)", ylabel="steps", title=name)
+        ax.legend()
+    fig.suptitle(f"{title}: step scores of correct vs wrong steps")
+    return save_figure(fig, path)
+
+
+def step_positions(per_model: dict[str, list[dict[str, float]]], path: Path, title: str) -> Path:
+    """Step accuracy by step position per model, with the "every step correct" accuracy there."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for (name, rows), color in zip(per_model.items(), COLORS, strict=False):
+        ax.plot(
+            [r["position"] for r in rows],
+            [r["step_accuracy"] for r in rows],
+            marker="o",
+            color=color,
+            label=name,
+        )
+    first = next(iter(per_model.values()))
+    ax.plot(
+        [r["position"] for r in first],
+        [r["share_correct"] for r in first],
+        color="grey",
+        linestyle="--",
+        label='"every step correct"',
+    )
+    ax.set(ylim=(0, 1.02), xlabel="step position (last: this step and later)", ylabel="step accuracy")
+    ax.set_title(f"{title}: step accuracy by position")
+    ax.legend()
+    return save_figure(fig, path)

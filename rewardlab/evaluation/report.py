@@ -168,7 +168,7 @@ def render_markdown(
     for title, header, rows in examples or []:
         md += [f"## {title}", "", *(md_table(header, md_examples(header, rows)) if rows else ["None.", ""])]
     if report.get("best_of_n"):
-        from rewardlab.evaluation.steps import bon_table
+        from rewardlab.evaluation.step_report import bon_table
 
         title, header, rows = bon_table(report["best_of_n"])
         md += [f"## {title}", "", *md_table(header, rows)]
@@ -201,7 +201,7 @@ def render_html(
     for k, (title, header, rows) in enumerate(examples or []):
         parts += [f"<h2>{e(title)}</h2>", html_examples(header, rows, f"examples-{k + 1}")]
     if report.get("best_of_n"):
-        from rewardlab.evaluation.steps import bon_table
+        from rewardlab.evaluation.step_report import bon_table
 
         title, header, rows = bon_table(report["best_of_n"])
         parts += [f"<h2>{e(title)}</h2>", html_table(header, rows)]

@@ -68,14 +68,16 @@ def steps_cut(model: str, data: str, r: dict[str, Any]) -> dict[str, Any] | None
     cut = r.get("steps_cut_by_max_length") or 0
     if not cut:
         return None
-    total = cut + int(r.get("steps") or 0)
+    # every step of the solutions (reports written before steps_total: the scored labelled steps)
+    total = int(r.get("steps_total") or cut + int(r.get("steps") or 0))
     share = cut / total if total else 1.0
     return finding(
         "steps_cut",
         0.7 if share >= 0.1 else 0.3,
-        f"{model} on {data}: {cut:,} steps cut by the max length and not scored ({share:.0%} of the "
-        "steps; a longer --max-length scores them)",
+        f"{model} on {data}: {cut:,} steps of {total:,} cut by the max length and not scored "
+        f"({share:.0%}; a longer --max-length scores them)",
         steps_cut=cut,
+        steps_total=total,
         share=share,
     )
 

@@ -10,6 +10,12 @@ Best-of-N (``--candidates``, a pool whose candidates carry outcome labels such a
 ``is_correct``): per model, the mean label of the candidate it ranks first (ties share the pick),
 for a PRM under each aggregation (min, prod, last, mean), against picking at random and an oracle.
 
+The report (:mod:`rewardlab.evaluation.step_report`) adds, per PRM and dataset: bootstrap 95 %
+intervals over solutions (``--bootstrap``, ``--seed``), step accuracy by position, the steps cut by
+the max length, the model's training record (its ``rewardlab.json``) and what was skipped and why.
+
+Run: ``rewardlab eval --model runs/prm/model --data steps.jsonl --out runs/prm/eval``.
+
 Under ``torchrun`` / ``accelerate launch`` each process scores one slice of the solutions and
 candidates (:mod:`rewardlab.distributed`); every rank gets all scores in order, rank 0 writes.
 """
@@ -26,9 +32,36 @@ from rewardlab import metrics as M
 from rewardlab.data.schema import text_plain
 from rewardlab.distributed import is_main, rank_device, run_sharded
 from rewardlab.errors import RewardlabError
+from rewardlab.evaluation.step_report import INTERVALS, MAX_POSITION, skipped, training_record
 from rewardlab.reporting import fmt
 
 console = Console()
+
+
+def score_steps(model: Any, examples: list[Any], batch_size: int) -> list[list[float]]:
+    """P(step correct) of every step of every solution (``nan`` for a step cut by the max length)."""
+    return run_sharded(
+        lambda ps, ss: model.step_probabilities(ps, ss, batch_size),
+        [e.prompt for e in examples],
+        [e.steps for e in examples],
+    )
+
+
+def step_report(model: Any, examples: list[Any], batch_size: int) -> dict[str, Any]:
+    """Step-level and first-error metrics of one PRM on stepwise examples."""
+    return step_metrics_of(examples, score_steps(model, examples, batch_size))
+
+
+def step_metrics_of(examples: list[Any], probs: list[list[float]]) -> dict[str, Any]:
+    """The metrics.json entry of one PRM from its step probabilities (intervals added by the caller)."""
+    sols = per_solution(examples, probs)
+    return {
+        "solutions": len(examples),
+        "steps_total": sum(len(e.steps) for e in examples),
+        "steps_cut_by_max_length": sum(s["cut"] for s in sols),
+        "solutions_without_labels": sum(not s["labelled"] for s in sols),
+        **solution_metrics(sols),
+    }
 
 
 def _logit(p: float) -> float:
@@ -36,33 +69,149 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def step_report(model: Any, examples: list[Any], batch_size: int) -> dict[str, Any]:
-    """Step-level and first-error metrics of one PRM on stepwise examples."""
-    probs = run_sharded(
-        lambda ps, ss: model.step_probabilities(ps, ss, batch_size),
-        [e.prompt for e in examples],
-        [e.steps for e in examples],
-    )
-    logits, targets, predicted, gold, cut, unlabelled = [], [], [], [], 0, 0
+def per_solution(examples: list[Any], probs: list[list[float]]) -> list[dict[str, Any]]:
+    """Each solution's scored steps (logits, targets, positions), human and predicted first error."""
+    out = []
     for e, ps in zip(examples, probs, strict=True):
         kept = [p for p in ps if not math.isnan(p)]
-        cut += len(ps) - len(kept)
-        for p, y in zip(kept, e.labels, strict=False):
-            if y is not None:
-                logits.append(_logit(p))
-                targets.append(y)
-        if all(y is None for y in e.labels):
-            unlabelled += 1  # no human first error to compare with
-            continue
-        gold.append(M.first_error(e.labels))
-        predicted.append(M.first_error(kept))
+        scored = [
+            (j, _logit(p), y) for j, (p, y) in enumerate(zip(kept, e.labels, strict=False)) if y is not None
+        ]
+        labelled = any(y is not None for y in e.labels)
+        out.append(
+            {
+                "positions": [j for j, _, _ in scored],
+                "logits": [z for _, z, _ in scored],
+                "targets": [y for _, _, y in scored],
+                "cut": len(ps) - len(kept),
+                "labelled": labelled,
+                "gold": M.first_error(e.labels) if labelled else None,
+                "predicted": M.first_error(kept),
+            }
+        )
+    return out
+
+
+def solution_metrics(sols: list[dict[str, Any]]) -> dict[str, Any]:
+    """Step metrics and first-error identification over these solutions."""
+    labelled = [s for s in sols if s["labelled"]]
     return {
-        "solutions": len(examples),
-        "steps_cut_by_max_length": cut,
-        "solutions_without_labels": unlabelled,
-        **M.step_metrics(logits, targets),
-        "first_error": M.first_error_metrics(predicted, gold),
+        **M.step_metrics([z for s in sols for z in s["logits"]], [y for s in sols for y in s["targets"]]),
+        "first_error": M.first_error_metrics(
+            [s["predicted"] for s in labelled], [s["gold"] for s in labelled]
+        ),
     }
+
+
+def _flat(m: dict[str, Any]) -> dict[str, float | None]:
+    return {**{k: m.get(k) for _, k, _ in INTERVALS[:3]}, "first_error_f1": m["first_error"]["f1"]}
+
+
+def intervals(sols: list[dict[str, Any]], n_boot: int, seed: int) -> dict[str, list[float] | None]:
+    """Percentile bootstrap 95 % intervals over solutions (resampled whole, with their steps).
+
+    A metric undefined in a resample (no wrong step drawn, say) is left out of that resample; a
+    metric undefined on the data has no interval (``None``). Each resample is scored by
+    :func:`resampled_metrics` (vectorised; equal to :func:`solution_metrics` on the drawn solutions).
+    """
+    import numpy as np
+
+    point = _flat(solution_metrics(sols))
+    arrays = solution_arrays(sols)
+    draws: dict[str, list[float]] = {k: [] for _, k, _ in INTERVALS}
+    rng = np.random.default_rng(seed)
+    for idx in rng.integers(0, len(sols), size=(n_boot, len(sols))):
+        for k, v in resampled_metrics(arrays, np.bincount(idx, minlength=len(sols))).items():
+            if v is not None:
+                draws[k].append(v)
+    out: dict[str, list[float] | None] = {}
+    for key, k, _ in INTERVALS:
+        ok = point[k] is not None and len(draws[k]) >= n_boot // 2
+        out[key] = [M.percentile(draws[k], 2.5), M.percentile(draws[k], 97.5)] if ok else None
+    return out
+
+
+def solution_arrays(sols: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scored steps and first-error outcomes of the solutions as numpy arrays, for resampling."""
+    import numpy as np
+
+    z = np.array([x for s in sols for x in s["logits"]], dtype=np.float64)
+    return {
+        "owner": np.array([i for i, s in enumerate(sols) for _ in s["logits"]], dtype=np.int64),
+        "pred_ok": z > 0,
+        "ok": np.array([y >= 0.5 for s in sols for y in s["targets"]], dtype=bool),
+        "group": np.unique(z, return_inverse=True)[1].reshape(-1),  # tie groups, ascending score
+        "erroneous": np.array([s["labelled"] and s["gold"] is not None for s in sols], dtype=bool),
+        "correct": np.array([s["labelled"] and s["gold"] is None for s in sols], dtype=bool),
+        "hit": np.array([s["predicted"] == s["gold"] for s in sols], dtype=bool),
+    }
+
+
+def resampled_metrics(a: dict[str, Any], counts: Any) -> dict[str, float | None]:
+    """Step accuracy, AUROC (ties half), wrong-step F1 and first-error F1 of a resample.
+
+    ``counts[i]``: how many times solution ``i`` was drawn; each of its steps weighs as much.
+    """
+    import numpy as np
+
+    w = counts[a["owner"]].astype(np.float64)
+    ok, pred_ok = a["ok"], a["pred_ok"]
+    out: dict[str, float | None] = dict.fromkeys(
+        ("step_accuracy", "step_auroc", "wrong_step_f1", "first_error_f1")
+    )
+    if w.sum() > 0:
+        out["step_accuracy"] = float((w * (pred_ok == ok)).sum() / w.sum())
+        tp, fp, fn = ((w * (m)).sum() for m in (~pred_ok & ~ok, ~pred_ok & ok, pred_ok & ~ok))
+        out["wrong_step_f1"] = float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else None
+        pos = np.bincount(a["group"], w * ok, minlength=int(a["group"].max()) + 1)
+        neg = np.bincount(a["group"], w * ~ok, minlength=len(pos))
+        if pos.sum() and neg.sum():
+            out["step_auroc"] = float((pos * (np.cumsum(neg) - 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
+    side = []
+    for which in (a["erroneous"], a["correct"]):
+        n = (counts * which).sum()
+        side.append(float((counts * (which & a["hit"])).sum() / n) if n else None)
+    if side[0] is not None and side[1] is not None:
+        out["first_error_f1"] = 2 * side[0] * side[1] / (side[0] + side[1]) if side[0] + side[1] else 0.0
+    return out
+
+
+def by_position(sols: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Steps, step accuracy, mean P(correct) and share of correct labels per step position.
+
+    Positions count from 1; the last bucket holds every later step. The share of correct labels is
+    the "every step correct" accuracy at that position.
+    """
+    buckets: dict[int, list[tuple[float, float]]] = {}
+    for s in sols:
+        for j, z, y in zip(s["positions"], s["logits"], s["targets"], strict=True):
+            buckets.setdefault(min(j + 1, MAX_POSITION), []).append((z, y))
+    return [
+        {
+            "position": pos,
+            "steps": len(b),
+            "step_accuracy": sum((z > 0) == (y >= 0.5) for z, y in b) / len(b),
+            "mean_score": sum(M.sigmoid(z) for z, _ in b) / len(b),
+            "share_correct": sum(y >= 0.5 for _, y in b) / len(b),
+        }
+        for pos, b in sorted(buckets.items())
+    ]
+
+
+def label_baselines(labels: list[list[float | None]]) -> dict[str, dict[str, float | None]]:
+    """:func:`rewardlab.metrics.step_baselines`, and the step log loss of "every step correct".
+
+    That loss is the one of a constant P(correct) equal to the share of correct labelled steps (the
+    best constant: the labels' entropy); ``None`` when every step has the same label.
+    """
+    out = M.step_baselines(labels)
+    ys = [y for ls in labels for y in ls if y is not None]
+    q = sum(ys) / len(ys) if ys else None
+    if q is not None and 0 < q < 1:
+        out["every_step_correct"]["loss"] = -sum(
+            y * math.log(q) + (1 - y) * math.log(1 - q) for y in ys
+        ) / len(ys)
+    return out
 
 
 def bon_report(model: Any, pools: list[Any], batch_size: int) -> dict[str, float]:
@@ -121,7 +270,9 @@ def read_pools(path: str) -> tuple[list[Any], dict[str, Any]]:
 
 
 def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
-    """``rewardlab eval`` when the data is step-labelled: write metrics.json and report.md/.html.
+    """``rewardlab eval`` when the data is step-labelled: write every output.
+
+    metrics.json, scores.jsonl, the plots and report.md/.html (:mod:`rewardlab.evaluation.step_report`).
 
     ``into``: the folder written (default ``cfg.out``; ``evaluate`` passes a temporary one). A rank
     other than 0 of a launch scores its slices, prints and writes nothing, and returns the report.
@@ -129,6 +280,7 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
     from rewardlab import __version__
     from rewardlab.config import save_yaml
     from rewardlab.data.stepwise import load_stepwise
+    from rewardlab.evaluation import step_report as S
     from rewardlab.evaluation.inputs import (
         check_model_specs,
         load_model,
@@ -136,7 +288,7 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
         split_name,
         unique_names,
     )
-    from rewardlab.io_utils import write_json, write_text
+    from rewardlab.io_utils import write_json
     from rewardlab.models.prm import ProcessRewardModel
 
     entries = [split_name(d) for d in cfg.data]
@@ -148,23 +300,27 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
     check_model_specs([path for _, path in model_entries])
     pools, bon = read_pools(cfg.candidates) if cfg.candidates else (None, None)
     results: dict[str, dict[str, Any]] = {name: {} for name in datasets}
+    probs: dict[str, dict[str, list[list[float]]]] = {name: {} for name in datasets}
+    scored: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in datasets}
     models = {}
     main = is_main()
     for name, (_, path) in zip(unique_names(model_entries), model_entries, strict=True):
         model = load_model(path, cfg.max_length, rank_device(cfg.device))
-        models[name] = model_record(path, model)
+        if isinstance(model, ProcessRewardModel) and cfg.max_length:
+            _score_at(model, cfg.max_length)
+        models[name] = {**model_record(path, model), "training": training_record(model, cfg.max_length)}
         for dname, data in datasets.items():
-            if isinstance(model, ProcessRewardModel):
-                r = step_report(model, data.examples, cfg.batch_size)
-                fe = r["first_error"]
-                if main:
-                    console.print(
-                        f"{name} on {dname}: step accuracy {r.get('step_accuracy', math.nan):.3f}, "
-                        f"AUROC {r.get('step_auroc', math.nan):.3f}, first-error F1 {fmt(fe['f1'])}",
-                        soft_wrap=True,
-                    )
-            else:
-                r = {"skipped": "an outcome reward model gives no step scores"}
+            if not isinstance(model, ProcessRewardModel):
+                results[dname][name] = {"skipped": "an outcome reward model gives no step scores"}
+                continue
+            ps = score_steps(model, data.examples, cfg.batch_size)
+            r = step_metrics_of(data.examples, ps)
+            if main:
+                sols = per_solution(data.examples, ps)
+                r.update(intervals(sols, cfg.bootstrap, cfg.seed) if r.get("steps") else {})
+                r["by_position"] = by_position(sols)
+                probs[dname][name], scored[dname][name] = ps, sols
+                console.print(_line(name, dname, r), soft_wrap=True)
             results[dname][name] = r
         if pools is not None and bon is not None:
             bon["models"][name] = bon_report(model, pools, cfg.batch_size)
@@ -176,7 +332,7 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
         "models": models,
         "datasets": {n: {"solutions": len(d.examples), "dropped": len(d.drops)} for n, d in datasets.items()},
         "results": results,
-        "baselines": {n: M.step_baselines([e.labels for e in d.examples]) for n, d in datasets.items()},
+        "baselines": {n: label_baselines([e.labels for e in d.examples]) for n, d in datasets.items()},
         "best_of_n": bon,
     }
     out = Path(cfg.out)
@@ -184,88 +340,35 @@ def evaluate_steps(cfg: Any, into: Path | None = None) -> dict[str, Any]:
         return report
     from rewardlab.evaluation.step_findings import step_report_findings
 
+    report["skipped"] = skipped(report, cfg.candidates, datasets)
     report["findings"] = step_report_findings(report)
     if report["findings"]:
         console.print(f"top finding: {report['findings'][0]['text']}.", soft_wrap=True)
     into = out if into is None else into
     save_yaml(cfg, into / "eval_config.yaml")
     write_json(into / "metrics.json", report)
-    write_text(into / "report.md", render_markdown(report))
-    write_text(into / "report.html", render_html(report))
+    S.write_step_reports(report, datasets, probs, scored, into)
     console.print(
-        f"wrote {out / 'report.html'}, {out / 'report.md'} and {out / 'metrics.json'}", soft_wrap=True
+        f"wrote {out / 'report.html'} (open it in a browser), {out / 'report.md'}, {out / 'metrics.json'}, "
+        f"{out / 'scores.jsonl'} and {out / 'plots'}/",
+        soft_wrap=True,
     )
     return report
 
 
-ROWS = (
-    ("step_accuracy", "step accuracy"),
-    ("step_auroc", "step AUROC"),
-    ("wrong_step_f1", "wrong-step F1"),
-    ("loss", "step log loss"),
-)
+def _score_at(model: Any, max_length: int) -> None:
+    """Score a PRM at ``--max-length`` tokens per solution (its checkpoint's length otherwise)."""
+    from rewardlab.models.prm import StepEncoder
+
+    model.encoder = StepEncoder(model.tokenizer, max_length, model.encoder.sep)
 
 
-def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) of the stepwise report."""
-    out = []
-    names = list(report["models"])
-    for dname, per in report["results"].items():
-        # label-only baselines (reports written before they existed have none)
-        base = (report.get("baselines") or {}).get(dname) or {}
-        always, rand = base.get("every_step_correct", {}), base.get("random", {})
-        rows = [
-            [label] + [fmt(per[m].get(key)) for m in names] + [fmt(always.get(key)), fmt(rand.get(key))]
-            for key, label in ROWS
-        ]
-        for key, label in (
-            ("accuracy_erroneous", "first error found exactly (erroneous solutions)"),
-            ("accuracy_correct", "no error predicted (correct solutions)"),
-            ("f1", "first-error F1 (harmonic mean)"),
-        ):
-            found = [fmt((per[m].get("first_error") or {}).get(key)) for m in names]
-            rows.append([label, *found, fmt(always.get(key)), fmt(rand.get(key))])
-        header = ["metric", *names, "baseline: every step correct", "baseline: random first error"]
-        out.append((dname, header, rows))
-    if report.get("best_of_n"):
-        out.append(bon_table(report["best_of_n"]))
-    return out
-
-
-def bon_table(bon: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
-    """The best-of-N selection table (also used by the pairwise report)."""
-    rows = [["random pick", "", fmt(bon["random"])], ["oracle (any correct)", "", fmt(bon["oracle"])]]
-    rows += [[m, how, fmt(v)] for m, per in bon["models"].items() for how, v in per.items()]
-    title = f"best-of-N on {bon['path']} ({bon['pools']} prompts, {bon['candidates']} candidates)"
-    return title, ["selector", "aggregation", "mean outcome of the pick"], rows
-
-
-def findings_lines(report: dict[str, Any]) -> list[str]:
-    """The ranked findings as sentences (computed here for a report written without them)."""
-    from rewardlab.evaluation.step_findings import step_report_findings
-
-    found = report.get("findings")
-    return [f["text"] + "." for f in (step_report_findings(report) if found is None else found)]
-
-
-def render_markdown(report: dict[str, Any]) -> str:
-    """The stepwise evaluation as Markdown."""
-    from rewardlab.reporting import md_table
-
-    md = ["# rewardlab evaluation report (step-labelled data)", ""]
-    md += [f"- {line}" for line in findings_lines(report)] + [""]
-    for title, header, rows in tables(report):
-        md += [f"## {title}", "", *md_table(header, rows)]
-    return "\n".join(md)
-
-
-def render_html(report: dict[str, Any]) -> str:
-    """The stepwise evaluation as one HTML file."""
-    import html
-
-    from rewardlab.reporting import html_page, html_table
-
-    parts = ["<ul id='findings'>", *[f"<li>{html.escape(x)}</li>" for x in findings_lines(report)], "</ul>"]
-    for title, header, rows in tables(report):
-        parts += [f"<h2>{html.escape(title)}</h2>", html_table(header, rows)]
-    return html_page("rewardlab evaluation report (step-labelled data)", parts)
+def _line(name: str, dname: str, r: dict[str, Any]) -> str:
+    """The console line of one PRM on one dataset."""
+    ci = r.get("step_accuracy_ci")
+    line = f"{name} on {dname}: step accuracy {fmt(r.get('step_accuracy'))}"
+    line += f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+    line += f", AUROC {fmt(r.get('step_auroc'))}, first-error F1 {fmt(r['first_error']['f1'])}"
+    if r["steps_cut_by_max_length"]:
+        line += f"; {r['steps_cut_by_max_length']:,} of {r['steps_total']:,} steps cut by the max length"
+    return line

@@ -7,7 +7,7 @@ import pytest
 from rewardlab.evaluation import findings as F
 from rewardlab.evaluation import step_findings as SF
 from rewardlab.evaluation.report import _findings
-from rewardlab.evaluation.steps import render_markdown as steps_markdown
+from rewardlab.evaluation.step_report import render_markdown as steps_markdown
 
 
 def entry(**over):
@@ -266,7 +266,7 @@ def test_prm_at_its_label_only_baseline_is_warned():
     assert found[0]["kind"] == "prm_at_baseline"
     cut = next(f for f in found if f["kind"] == "steps_cut")
     assert "1,670 steps" in cut["text"] and cut["numbers"]["share"] == pytest.approx(1670 / 4851)
-    md = steps_markdown({**report, "findings": found})
+    md = steps_markdown({**report, "findings": found}, {}, [])
     assert md.split("\n")[2].startswith("- prm on mrben is AT ITS LABEL-ONLY BASELINE")
 
 
