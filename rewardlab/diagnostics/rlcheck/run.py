@@ -380,7 +380,7 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
         "eval": None if evalset is None else {**evalset.describe(), "every": cfg.eval_every},
         "arms": arms,
     }
-    report.update(analyse(arms, cfg.reward[0]) if gold is not None else proxy_only.analyse(arms))
+    report.update(analyse(arms, cfg.reward[0], cfg.gold) if gold is not None else proxy_only.analyse(arms))
     files = export_files(scored, gold is not None, cfg.pair_min_gap, cfg.pairs_per_prompt)
     report["exports"] = {name: len(rows) for name, rows in files.items()}
     report["seconds"] = round(time.perf_counter() - start, 1)
