@@ -71,6 +71,13 @@ def test_prompts_of_a_preference_file(tmp_path: Path, demo_file: Path) -> None:
     assert len(items) == len({p.prompt for p in pairs}) and all(it.family != "all" for it in items)
 
 
+def test_a_question_field_is_a_prompt_and_ground_truth_a_reference(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "q.jsonl", [{"question": "What is 2 plus 2?", "ground_truth": "4"}])
+    (item,) = load_prompt_file(path)
+    assert item.prompt == "What is 2 plus 2?" and item.columns == {"ground_truth": "4"}
+    assert load_gold("builtin:math", {item.prompt: item.columns})([item.prompt], ["It is 4."]) == [1.0]
+
+
 def test_builtin_math_gold_takes_the_prompt_files_references(world: tuple) -> None:
     _, _, prompts, _ = world
     columns = {it.prompt: it.columns for it in load_prompt_file(prompts)}

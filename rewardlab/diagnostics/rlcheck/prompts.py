@@ -2,8 +2,9 @@
 
 A prompts file is either preference data in any format rewardlab reads (its prompts are taken, via
 :func:`rewardlab.data.load_preferences`) or a prompts-only JSONL/JSON/CSV file whose records hold a
-``prompt`` field. An optional ``category``/``subset``/``kind``/``family`` field becomes the task
-family of the report; a reference-answer field (``answer``, ``solution``, ``reference``, ... :
+``prompt`` field (or ``question``, ``instruction``, ... as rewardlab's readers name it). An optional
+``category``/``subset``/``kind``/``family`` field becomes the task family of the report; a
+reference-answer field (``answer``, ``ground_truth``, ``solution``, ``reference``, ... :
 :data:`rewardlab.models.functions.REFERENCE_FIELDS`) is kept and handed to reward functions that
 take dataset columns, as TRL would (``--gold builtin:math``). Prompts are deduplicated; the eval
 prompts (the families in turn) and the training prompts are drawn disjointly, each with its seed.
@@ -61,6 +62,15 @@ def _columns(rec: dict[str, Any]) -> dict[str, Any]:
     return {k: rec[k] for k in REFERENCE_FIELDS if rec.get(k) is not None}
 
 
+def prompt_of(rec: dict[str, Any]) -> Any:
+    """A record's prompt: its ``prompt`` field, or another prompt field rewardlab reads (``question``...)."""
+    from rewardlab.data.formats_fields import find_prompt_field
+
+    name = find_prompt_field(set(rec))
+    value = rec.get(name) if name else None
+    return value if isinstance(value, str | list) else None
+
+
 def _raw_records(path: Path) -> list[dict[str, Any]]:
     from rewardlab.data.io import DataError, data_files, iter_records
 
@@ -85,15 +95,15 @@ def load_prompt_file(path: str | Path) -> list[PromptItem]:
     raw = _raw_records(path)
     by_prompt: dict[str, dict[str, Any]] = {}
     for rec in raw:  # families and references of the records that name a prompt
-        if isinstance(rec.get("prompt"), str | list):
-            by_prompt.setdefault(plain_prompt(rec["prompt"]), rec)
+        if (text := prompt_of(rec)) is not None:
+            by_prompt.setdefault(plain_prompt(text), rec)
     if raw and any(k in raw[0] for k in PAIR_FIELDS):
         from rewardlab.data import load_preferences
 
-        data = load_preferences(path, on_error="skip")
+        data = load_preferences(path)
         texts = [(p.prompt, p.category) for p in data.all_pairs()]
     else:
-        texts = [(rec["prompt"], None) for rec in raw if isinstance(rec.get("prompt"), str | list)]
+        texts = [(prompt_of(rec), None) for rec in raw if prompt_of(rec) is not None]
     items: dict[str, PromptItem] = {}
     for text, category in texts:
         prompt = plain_prompt(text)
