@@ -33,7 +33,7 @@ def hardened(embedding_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
         reward=[str(embedding_checkpoint)], out=str(root / "out"), policy=str(_tiny_policy(root)),
         gold=f"{root / 'gold.py'}:gold", steps=3, prompts=10, prompts_per_step=2, generations=4,
         max_completion_length=12, eval_prompts=5, eval_every=2, eval_samples=2, pair_min_gap=0.05,
-        repeats=[1, 3], val_share=0.5, learning_rate=0.05,
+        repeats=[1, 3], val_share=0.5, learning_rate=0.05, diagnose=True,
     )  # fmt: skip
     return harden(cfg), root / "out"
 
@@ -49,6 +49,10 @@ def test_one_round_writes_every_file(hardened: tuple) -> None:
     assert [m["round"] for m in result["rounds"]] == [0, 1] and len(result["verdict"]) >= 3
     md = (out / "harden.md").read_text()
     assert "## Before and after" in md and "## Rounds" in md and "k = " in md
+    for r in (0, 1):  # --diagnose: the findings before and after
+        assert (out / f"round-{r}" / "diagnose" / "diagnostics.json").is_file()
+        assert isinstance(result["rounds"][r]["findings"], list)
+    assert "## Diagnose findings" in md
     saved = json.loads((out / "harden.json").read_text())
     assert saved["verdict"] == result["verdict"]
 

@@ -60,6 +60,12 @@ class HardenConfig(RLCheckConfig):
         "the after-check stay unseen) or 'all' (the eval prompts' too).",
     )
 
+    diagnose: bool = opt(
+        False,
+        help="Also run 'rewardlab diagnose' (its perturbation probes and length checks, on the original "
+        "held-out pairs) on the model of every round: the findings before and after go into the report.",
+    )
+
     def __post_init__(self) -> None:
         """The checks of rlcheck's options, then the repair's."""
         super().__post_init__()

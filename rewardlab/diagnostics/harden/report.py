@@ -110,11 +110,24 @@ def k_rows(rounds: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def finding_lines(rounds: list[dict[str, Any]]) -> list[str]:
+    """The diagnose findings of every round (with ``--diagnose``)."""
+    lines = []
+    for m in rounds:
+        if m.get("findings") is None:
+            continue
+        found = m["findings"]
+        lines.append(f"- Round {m['round']}: {len(found)} findings" + (":" if found else "."))
+        lines += [f"  - {f['title']} (severity {fmt(f['severity'], '{:.2f}')})" for f in found]
+    return ["## Diagnose findings", "", *lines, ""] if lines else []
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     """harden.md."""
     cfg, orig = result["config"], result["original"]
     lines = ["# rewardlab harden", "", "## Before and after", "", *(f"- {t}" for t in result["verdict"]), ""]
     lines += ["## Rounds", "", *md_table(*round_rows(result["rounds"]))]
+    lines += finding_lines(result["rounds"])
     lines += [
         "Every round's check is `rewardlab rlcheck` with the same prompts, seeds, steps and arms "
         f"({', '.join(cfg['arms'])}); see each round-N/check/rlcheck.md. Agreement: pairs of the unguarded "

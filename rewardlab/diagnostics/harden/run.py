@@ -90,6 +90,17 @@ def measure(
     }
 
 
+def findings(model: Path, heldout: Path | None, out: Path) -> list[dict[str, Any]] | None:
+    """``rewardlab diagnose`` of ``model`` on the held-out pairs into ``out``: its findings, in short."""
+    from rewardlab.diagnostics.config import DiagnoseConfig
+    from rewardlab.diagnostics.diagnose import diagnose
+
+    if heldout is None:
+        return None
+    report = diagnose(DiagnoseConfig(model=[str(model)], data=str(heldout), out=str(out)))
+    return [{k: f.get(k) for k in ("kind", "title", "severity")} for f in report["findings"]]
+
+
 def new_pairs(check_dir: Path, pairs_from: str, seen: set[tuple]) -> list[dict[str, Any]]:
     """A check's exploit pairs not trained on before (``--pairs-from train``: training prompts only)."""
     out = []
@@ -127,6 +138,8 @@ def harden(cfg: HardenConfig) -> dict[str, Any]:
     report = check(cfg, model, out / "round-0" / "check")
     fixed = unguarded_eval(out / "round-0" / "check")
     rounds = [measure(0, model, report, out / "round-0" / "check", heldout, fixed, cfg.pair_min_gap)]
+    if cfg.diagnose:
+        rounds[0]["findings"] = findings(model, held_file, out / "round-0" / "diagnose")
     pool: list[dict[str, Any]] = []
     seen: set[tuple] = set()
     for r in range(1, cfg.rounds + 1):
@@ -150,6 +163,8 @@ def harden(cfg: HardenConfig) -> dict[str, Any]:
             measure(r, model, report, out / f"round-{r}" / "check", heldout, fixed, cfg.pair_min_gap)
         )
         rounds[-1].update(k=choice, trained_exploit_pairs=len(pool), probe_pairs=len(probes))
+        if cfg.diagnose:
+            rounds[-1]["findings"] = findings(model, held_file, out / f"round-{r}" / "diagnose")
     result = {
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
         "original": {"data": stored.get("data"), "train_pairs": len(original), "heldout_pairs": len(heldout)},
