@@ -25,17 +25,21 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def hardened(embedding_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    root = tmp_path_factory.mktemp("harden")
+def _cfg(checkpoint: Path, root: Path, **kw: object) -> HardenConfig:
     (root / "gold.py").write_text(GOLD_PY)
-    cfg = HardenConfig(
-        reward=[str(embedding_checkpoint)], out=str(root / "out"), policy=str(_tiny_policy(root)),
+    policy = root / "policy" if (root / "policy").is_dir() else _tiny_policy(root)
+    return HardenConfig(**{**dict(
+        reward=[str(checkpoint)], out=str(root / "out"), policy=str(policy),
         gold=f"{root / 'gold.py'}:gold", steps=3, prompts=10, prompts_per_step=2, generations=4,
         max_completion_length=12, eval_prompts=5, eval_every=2, eval_samples=2, pair_min_gap=0.05,
         repeats=[1, 3], val_share=0.5, learning_rate=0.05, diagnose=True,
-    )  # fmt: skip
-    return harden(cfg), root / "out"
+    ), **kw})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def hardened(embedding_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    root = tmp_path_factory.mktemp("harden")
+    return harden(_cfg(embedding_checkpoint, root)), root / "out"
 
 
 def test_one_round_writes_every_file(hardened: tuple) -> None:
@@ -88,6 +92,19 @@ def test_the_retraining_mix_keeps_the_held_out_pairs_out(hardened: tuple) -> Non
     assert held and held.isdisjoint(json.dumps(r["prompt"]) for r in rows)
     info = json.loads((out / "round-1" / "model" / "rewardlab.json").read_text())
     assert info["train_config"]["eval_data"] == str(out / "heldout.jsonl")
+
+
+def test_no_exploit_pairs_stops_after_round_0(embedding_checkpoint: Path, tmp_path: Path) -> None:
+    from unittest import mock
+
+    cfg = _cfg(embedding_checkpoint, tmp_path, out=str(tmp_path / "none"), rounds=2, diagnose=False)
+    with mock.patch("rewardlab.diagnostics.harden.run.new_pairs", return_value=[]):
+        result = harden(cfg)
+    assert [m["round"] for m in result["rounds"]] == [0] and "no exploit pairs" in result["rounds"][0][
+        "stopped"
+    ]
+    assert result["verdict"][0].startswith("Round 0 only: no exploit pairs")
+    assert not (tmp_path / "none" / "round-1").exists() and (tmp_path / "none" / "harden.md").is_file()
 
 
 def test_mix_repeats_exploit_pairs_k_times() -> None:

@@ -112,67 +112,86 @@ def new_pairs(check_dir: Path, pairs_from: str, seen: set[tuple]) -> list[dict[s
     return out
 
 
+class Repair:
+    """The state of a harden run: the original data, the exploit pairs so far, the rounds measured."""
+
+    def __init__(self, cfg: HardenConfig) -> None:
+        from rewardlab.data import load_preferences
+        from rewardlab.io_utils import write_jsonl
+
+        self.cfg, self.out = cfg, Path(cfg.out)
+        self.stored, self.original, self.heldout = original_data(cfg.reward[0], cfg.data)
+        rows = [dict(prompt=p.prompt, chosen=p.chosen, rejected=p.rejected) for p in self.heldout]
+        self.held_file = write_jsonl(self.out / "heldout.jsonl", rows) if rows else None
+        self.probes = [p for f in cfg.probe_pairs for p in load_preferences(f).training_pairs()]
+        self.pool: list[dict[str, Any]] = []
+        self.seen: set[tuple] = set()
+        self.fixed: list[dict[str, Any]] = []  # round 0's unguarded eval completions
+        self.rounds: list[dict[str, Any]] = []
+
+    def check_round(self, r: int, model: Path, **extra: Any) -> None:
+        """Check ``model`` (round ``r``) and measure it; round 0's samples become the fixed ones."""
+        folder = self.out / f"round-{r}"
+        report = check(self.cfg, model, folder / "check")
+        if r == 0:
+            self.fixed = unguarded_eval(folder / "check")
+        m = measure(r, model, report, folder / "check", self.heldout, self.fixed, self.cfg.pair_min_gap)
+        m.update(extra)
+        if self.cfg.diagnose:
+            m["findings"] = findings(model, self.held_file, folder / "diagnose")
+        self.rounds.append(m)
+
+    def retrain_round(self, r: int) -> tuple[Path, dict[str, Any]] | None:
+        """Round ``r``'s model, trained on the exploit pairs so far with a chosen k (None: no pairs)."""
+        self.pool += new_pairs(self.out / f"round-{r - 1}" / "check", self.cfg.pairs_from, self.seen)
+        if not self.pool:
+            return None
+        console.print(
+            f"round {r}: retraining on {len(self.original)} original + {len(self.pool)} exploit pairs",
+            soft_wrap=True,
+        )
+        held = (self.held_file, self.heldout)
+        base = self.rounds[0]["heldout_accuracy"]
+        choice = choose_k(self.stored, self.original, held, self.pool, self.probes, self.cfg, base)
+        rows = mix(self.original, self.pool, choice["k"], self.probes)
+        return retrain(self.stored, rows, self.held_file, self.out / f"round-{r}" / "model"), choice
+
+
 def harden(cfg: HardenConfig) -> dict[str, Any]:
     """Run the rounds; write harden.json and harden.md into ``cfg.out``; return the report."""
-    from rewardlab.data import load_preferences
     from rewardlab.diagnostics.harden.report import write_reports
-    from rewardlab.io_utils import check_out_dir, write_jsonl
+    from rewardlab.io_utils import check_out_dir
 
     start = time.perf_counter()
-    out = Path(cfg.out)
     own = ["harden.json", "harden.md", "heldout.jsonl", *(f"round-{i}" for i in range(cfg.rounds + 1))]
-    check_out_dir(out, own)
-    out.mkdir(parents=True, exist_ok=True)
-    stored, original, heldout = original_data(cfg.reward[0], cfg.data)
-    held_file = (
-        write_jsonl(
-            out / "heldout.jsonl",
-            [dict(prompt=p.prompt, chosen=p.chosen, rejected=p.rejected) for p in heldout],
-        )
-        if heldout
-        else None
-    )
-    probes = [p for f in cfg.probe_pairs for p in load_preferences(f).training_pairs()]
-    model = Path(cfg.reward[0])
-    console.print(f"round 0: checking {model}", soft_wrap=True)
-    report = check(cfg, model, out / "round-0" / "check")
-    fixed = unguarded_eval(out / "round-0" / "check")
-    rounds = [measure(0, model, report, out / "round-0" / "check", heldout, fixed, cfg.pair_min_gap)]
-    if cfg.diagnose:
-        rounds[0]["findings"] = findings(model, held_file, out / "round-0" / "diagnose")
-    pool: list[dict[str, Any]] = []
-    seen: set[tuple] = set()
+    check_out_dir(cfg.out, own)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    repair = Repair(cfg)
+    console.print(f"round 0: checking {cfg.reward[0]}", soft_wrap=True)
+    repair.check_round(0, Path(cfg.reward[0]))
     for r in range(1, cfg.rounds + 1):
-        pool += new_pairs(out / f"round-{r - 1}" / "check", cfg.pairs_from, seen)
-        if not pool:
-            rounds[-1]["stopped"] = (
+        retrained = repair.retrain_round(r)
+        if retrained is None:
+            repair.rounds[-1]["stopped"] = (
                 f"no exploit pairs (from the {cfg.pairs_from} prompts) to retrain with: no repair round ran"
             )
             break
-        console.print(
-            f"round {r}: retraining on {len(original)} original + {len(pool)} exploit pairs", soft_wrap=True
+        model, choice = retrained
+        repair.check_round(
+            r, model, k=choice, trained_exploit_pairs=len(repair.pool), probe_pairs=len(repair.probes)
         )
-        choice = choose_k(
-            stored, original, (held_file, heldout), pool, probes, cfg, rounds[0]["heldout_accuracy"]
-        )
-        model = retrain(
-            stored, mix(original, pool, choice["k"], probes), held_file, out / f"round-{r}" / "model"
-        )
-        report = check(cfg, model, out / f"round-{r}" / "check")
-        rounds.append(
-            measure(r, model, report, out / f"round-{r}" / "check", heldout, fixed, cfg.pair_min_gap)
-        )
-        rounds[-1].update(k=choice, trained_exploit_pairs=len(pool), probe_pairs=len(probes))
-        if cfg.diagnose:
-            rounds[-1]["findings"] = findings(model, held_file, out / f"round-{r}" / "diagnose")
     result = {
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-        "original": {"data": stored.get("data"), "train_pairs": len(original), "heldout_pairs": len(heldout)},
-        "rounds": rounds,
+        "original": {
+            "data": repair.stored.get("data"),
+            "train_pairs": len(repair.original),
+            "heldout_pairs": len(repair.heldout),
+        },
+        "rounds": repair.rounds,
         "seconds": round(time.perf_counter() - start, 1),
     }
-    write_reports(result, out)
+    write_reports(result, Path(cfg.out))
     for line in result["verdict"]:
         console.print(line, soft_wrap=True, markup=False)
-    console.print(f"Wrote {out / 'harden.md'} (and harden.json)", soft_wrap=True)
+    console.print(f"Wrote {Path(cfg.out) / 'harden.md'} (and harden.json)", soft_wrap=True)
     return result
