@@ -4,9 +4,8 @@ Run ``rewardlab --help``; in code, ``main(["data", "summarize", "data.jsonl", "-
 returns the exit status (0 success, 2 a user error such as bad data, with a message and no
 traceback, 130 after a Ctrl-C, with the one line ``interrupted``). Every command is built from its
 options dataclass (``rewardlab.config.typer_command``) and declared in the module of its group:
-:mod:`rewardlab.cli.data` (data ...), :mod:`rewardlab.cli.train` (train, merge, advise,
-export),
-:mod:`rewardlab.cli.evaluate` (eval, diagnose, rlcheck), :mod:`rewardlab.cli.serve` (serve, score,
+:mod:`rewardlab.cli.data` (data ...), :mod:`rewardlab.cli.train` (train, merge, advise, export),
+:mod:`rewardlab.cli.evaluate` (eval, diagnose, rlcheck, harden), :mod:`rewardlab.cli.serve` (serve, score,
 bon), :mod:`rewardlab.cli.bench` (bench ...) and :mod:`rewardlab.cli.demo` (demo). No logic lives
 here.
 """
@@ -38,6 +37,7 @@ app.command("train")(train.train_command)
 app.command("eval")(evaluate.eval_command)
 app.command("diagnose")(evaluate.diagnose_command)
 app.command("rlcheck")(evaluate.rlcheck_command)
+app.command("harden")(evaluate.harden_command)
 app.command("serve")(serve.serve_command)
 app.command("advise")(train.advise_command)
 app.command("score")(serve.score_command)

@@ -1,14 +1,16 @@
-"""``rewardlab eval``, ``rewardlab diagnose`` and ``rewardlab rlcheck``: judging a reward model.
+"""``rewardlab eval``, ``diagnose``, ``rlcheck`` and ``harden``: judging (and repairing) a reward model.
 
 Options are :class:`rewardlab.evaluation.config.EvalConfig`,
-:class:`rewardlab.diagnostics.config.DiagnoseConfig` and
-:class:`rewardlab.diagnostics.rlcheck.config.RLCheckConfig`; each command hands its config on.
+:class:`rewardlab.diagnostics.config.DiagnoseConfig`,
+:class:`rewardlab.diagnostics.rlcheck.config.RLCheckConfig` and
+:class:`rewardlab.diagnostics.harden.config.HardenConfig`; each command hands its config on.
 """
 
 from __future__ import annotations
 
 from rewardlab.cli.common import config_command
 from rewardlab.diagnostics.config import DiagnoseConfig
+from rewardlab.diagnostics.harden.config import HardenConfig
 from rewardlab.diagnostics.rlcheck.config import RLCheckConfig
 from rewardlab.evaluation.config import EvalConfig
 
@@ -40,6 +42,12 @@ def _rlcheck(cfg: RLCheckConfig) -> None:
     rlcheck(cfg)
 
 
+def _harden(cfg: HardenConfig) -> None:
+    from rewardlab.diagnostics.harden.run import harden
+
+    harden(cfg)
+
+
 eval_command = config_command(
     EvalConfig,
     _eval,
@@ -61,5 +69,13 @@ rlcheck_command = config_command(
     "Reward hacking in a real RL loop: short seeded GRPO runs of a policy (LoRA) against the reward "
     "model, unguarded and with each guard (KL, min/uwo ensemble, length correction, normalise+clip) "
     "and against the gold; proxy and gold against sqrt KL in rlcheck.json/.md/.html.",
+    usage_errors=False,
+)
+harden_command = config_command(
+    HardenConfig,
+    _harden,
+    "Repair a reward model that RL hacks: rlcheck it, retrain it on its original data plus the exploit "
+    "pairs the check found (weight chosen on validation), check it again on the same prompts and seeds; "
+    "--rounds N iterates; before/after in harden.json/.md.",
     usage_errors=False,
 )

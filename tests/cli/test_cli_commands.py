@@ -14,7 +14,8 @@ from rewardlab.serving.config import RewardSpecOptions, ServeConfig
 from tests.conftest import write_jsonl
 
 COMMANDS = {
-    "train", "eval", "diagnose", "rlcheck", "serve", "advise", "score", "bon", "merge", "export", "demo",
+    "train", "eval", "diagnose", "rlcheck", "harden", "serve", "advise", "score", "bon", "merge", "export",
+    "demo",
     "data demo", "data summarize", "data split", "data tag", "data outcome-pairs",
     "bench train", "bench score", "bench serve", "bench embedding",
 }  # fmt: skip

@@ -1,6 +1,8 @@
 """``rewardlab rlcheck``: reward hacking in a real RL loop (short GRPO runs against the reward model).
 
-run.py (the command: arms, training loop, outputs), config.py (RLCheckConfig), eval_set.py (the
-held-out prompts, completions and KL), verdict.py (over-optimisation read from the curves), report.py
+run.py (the command: arms, training loop, outputs), config.py (RLCheckConfig), prompts.py (the demo
+prompts or the user's --prompts-file), eval_set.py (the held-out prompts, completions and KL),
+verdict.py (over-optimisation read from the curves), proxy_only.py (the verdict without a gold),
+exports.py (completions.jsonl, exploit_pairs.jsonl, candidates.jsonl), report.py
 (rlcheck.json/.md/.html).
 """

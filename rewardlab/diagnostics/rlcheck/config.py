@@ -29,16 +29,33 @@ class RLCheckConfig:
         "to the ensemble arms), module:function, builtin:... or a server URL. Several are an ensemble. "
         "Repeatable."
     )
-    out: str = opt(help="Output folder: rlcheck.json, rlcheck.md, rlcheck.html, plots/.")
+    out: str = opt(
+        help="Output folder: rlcheck.json, rlcheck.md, rlcheck.html, plots/, completions.jsonl and "
+        "exploit_pairs.jsonl (candidates.jsonl without a gold)."
+    )
     gold: str = opt(
-        "demo", help="Gold reward: 'demo' (the demo world's rules), a reward model folder or module:function."
+        "demo",
+        help="Gold reward: 'demo' (the demo world's rules), 'none' (no gold: the proxy-side signals only) or "
+        "anything --model takes (a folder, an ensemble: spec, module:function, builtin:math with the "
+        "prompts file's reference answers, a URL).",
+    )
+    prompts_file: str | None = opt(
+        None,
+        help="Your own prompts instead of the demo world's: preference data (its prompts) or a prompts-only "
+        "JSONL/JSON with a 'prompt' field; a 'category'/'kind' field gives the task families, an "
+        "'answer'/'solution'/'reference' field the references of --gold builtin:math. Deduplicated; eval "
+        "and training prompts are drawn from it disjointly.",
     )
     policy: str = opt("smollm2-135m-instruct", help="Policy: a model preset or a local causal LM folder.")
     arms: list[str] = opt(list(ARMS), help=f"Arms to run, from {', '.join(ARMS)}. Repeatable.")
     steps: int = opt(
         8, help="GRPO steps per arm (the default run of 7 arms fits in 15 minutes on 2 CPU cores)."
     )
-    prompts: int = opt(40, help="Held-out demo prompts (equal shares of the task families).")
+    prompts: int = opt(
+        40,
+        help="Training prompts: demo prompts (equal shares of the task families), or at most this many of "
+        "--prompts-file's (those not in the eval set).",
+    )
     prompts_per_step: int = opt(2, help="Prompts per GRPO step.")
     generations: int = opt(4, help="Completions per prompt (the GRPO group).")
     max_completion_length: int = opt(48, help="Most tokens per completion.")
@@ -58,7 +75,17 @@ class RLCheckConfig:
         2000, help="Seed of the eval prompts and of their sampling (the same at every point)."
     )
     seed: int = opt(0, help="Seed: prompts, sampling and LoRA initialisation.")
-    prompt_seed: int = opt(1000, help="Seed of the demo prompts (not the reward model's training seed).")
+    prompt_seed: int = opt(
+        1000, help="Seed of the training prompts, demo or drawn from --prompts-file (not the model's seed)."
+    )
+    pair_min_gap: float = opt(
+        0.25,
+        help="Least gold difference (gold units) between the two completions of an exploit pair: closer "
+        "ones count as ties and make no pair.",
+    )
+    pairs_per_prompt: int = opt(
+        8, help="Most exploit pairs (or unlabelled candidates without a gold) per prompt."
+    )
 
     def __post_init__(self) -> None:
         """Check the options once, with one-line errors."""
@@ -67,7 +94,14 @@ class RLCheckConfig:
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or not self.arms:
             raise RewardlabError(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)}")
-        for name in ("steps", "prompts", "prompts_per_step", "max_completion_length", "lora_r"):
+        for name in (
+            "steps",
+            "prompts",
+            "prompts_per_step",
+            "max_completion_length",
+            "lora_r",
+            "pairs_per_prompt",
+        ):
             if getattr(self, name) < 1:
                 raise RewardlabError(f"--{name.replace('_', '-')} must be at least 1")
         for name in ("eval_every", "eval_samples"):
@@ -81,5 +115,7 @@ class RLCheckConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise RewardlabError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value!r}")
+        if not (math.isfinite(self.pair_min_gap) and self.pair_min_gap > 0):
+            raise RewardlabError(f"--pair-min-gap must be a finite number > 0, got {self.pair_min_gap!r}")
         if not (math.isfinite(self.uwo_lambda) and self.uwo_lambda >= 0):
             raise RewardlabError(f"--uwo-lambda must be a finite number >= 0, got {self.uwo_lambda!r}")

@@ -26,6 +26,7 @@ import torch
 from rich.console import Console
 
 from rewardlab.data.demo import FAMILIES, TASK_MAKERS, is_refusal
+from rewardlab.diagnostics.rlcheck.prompts import families_of
 from rewardlab.errors import RewardlabError
 
 Scorer = Callable[[list[str], list[str]], list[float]]
@@ -104,35 +105,36 @@ def step_record(
     step: int,
     reward: list[float],
     proxy: list[float],
-    gold: list[float],
+    gold: list[float] | None,
     kl: list[float] | None,
     completions: list[str],
     families: list[str],
 ) -> dict[str, Any]:
     """Means of one step: optimised reward, proxy, gold, KL, length (words), refusal share, per family.
 
-    ``kl`` None (not measured) gives ``kl`` and ``sqrt_kl`` None.
+    ``kl`` None (not measured) gives ``kl`` and ``sqrt_kl`` None; ``gold`` None (no gold, ``--gold
+    none``) gives ``gold`` and ``gold_se`` None.
     """
 
     def mean(xs: Sequence[float]) -> float:
         return sum(xs) / len(xs) if xs else float("nan")
 
-    per_family: dict[str, dict[str, float]] = {}
+    per_family: dict[str, dict[str, Any]] = {}
     for fam in sorted(set(families)):
         idx = [i for i, f in enumerate(families) if f == fam]
         per_family[fam] = {
             "n": len(idx),
             "proxy": mean([proxy[i] for i in idx]),
-            "gold": mean([gold[i] for i in idx]),
+            "gold": None if gold is None else mean([gold[i] for i in idx]),
         }
-    gold_var = mean([(g - mean(gold)) ** 2 for g in gold])
+    gold_var = None if gold is None else mean([(g - mean(gold)) ** 2 for g in gold])
     return {
         "step": step,
         "n": len(completions),
         "reward": mean(reward),
         "proxy": mean(proxy),
-        "gold": mean(gold),
-        "gold_se": (gold_var / max(1, len(gold) - 1)) ** 0.5,
+        "gold": None if gold is None else mean(gold),
+        "gold_se": None if gold is None else (gold_var / max(1, len(gold) - 1)) ** 0.5,
         "kl": None if kl is None else max(0.0, mean(kl)),
         "sqrt_kl": None if kl is None else max(0.0, mean(kl)) ** 0.5,
         "length": mean([len(c.split()) for c in completions]),
@@ -150,11 +152,13 @@ class EvalSet:
         samples: int,
         seed: int,
         proxy: Scorer,
-        gold: Scorer,
+        gold: Scorer | None,
         tokenizer: Any,
+        spread: Scorer | None = None,
     ) -> None:
         self.prompts, self.samples, self.seed = prompts, samples, seed
         self.proxy, self.gold, self.tokenizer = proxy, gold, tokenizer
+        self.spread = spread  # the ensemble's spread per completion (recorded when there is no gold)
         self.rows = [(p, f) for p, f in prompts for _ in range(samples)]  # prompt-major, samples adjacent
         self.start: dict[str, Any] | None = None  # step 0's completions and scores, the same for every arm
         self._enc: Any = None  # the tokenised eval prompts
@@ -167,7 +171,7 @@ class EvalSet:
             "samples": self.samples,
             "n": len(self.rows),
             "seed": self.seed,
-            "families": {f: sum(x[1] == f for x in self.prompts) for f in FAMILIES},
+            "families": families_of(self.prompts),
             "prompts": [p for p, _ in self.prompts],
         }
 
@@ -271,7 +275,8 @@ class EvalSet:
             "completions": texts,
             "ids": ids,
             "proxy": self.proxy(prompts, texts),
-            "gold": self.gold(prompts, texts),
+            "gold": None if self.gold is None else self.gold(prompts, texts),
+            "spread": None if self.spread is None else self.spread(prompts, texts),
             "kl": kl,
             "seconds": time.perf_counter() - t0,
         }
@@ -286,15 +291,22 @@ class EvalSet:
         rec = step_record(
             step, scores, point["proxy"], point["gold"], point["kl"], texts, [f for _, f in self.rows]
         )
-        rec["gold_items"] = [round(float(g), 4) for g in point["gold"]]
+        gold = point["gold"] or [None] * len(texts)
+        rec["gold_items"] = None if point["gold"] is None else [round(float(g), 4) for g in gold]
+        if point.get("spread") is not None:
+            rec["spread"] = sum(point["spread"]) / len(point["spread"])
         rec["seconds"] = round(point["seconds"], 2)
+        rec["scored"] = [
+            {"prompt": p, "family": f, "completion": c, "step": step, "proxy": x, "gold": g}
+            for (p, f), c, x, g in zip(self.rows, texts, point["proxy"], gold, strict=True)
+        ]  # every completion (the exports); taken out of the report by rlcheck
         keep = range(0, len(texts), max(1, len(texts) // KEEP_SAMPLES))
         rec["samples"] = [
             {
                 "prompt": prompts[i],
                 "completion": texts[i],
                 "proxy": point["proxy"][i],
-                "gold": point["gold"][i],
+                "gold": gold[i],
             }
             for i in keep
         ]
@@ -315,9 +327,10 @@ def make_callback(evalset: EvalSet, reward: Scorer | None, steps: int, every: in
             point = evalset.measure(model, self.generation_config, step)
             rec = evalset.record(point, step, reward)
             self.records.append(rec)
+            gold = "no gold" if rec["gold"] is None else f"gold {rec['gold']:.3f} (se {rec['gold_se']:.3f})"
             console.print(
-                f"  {name} eval step {step}: proxy {rec['proxy']:.3f}, gold {rec['gold']:.3f} "
-                f"(se {rec['gold_se']:.3f}), sqrt KL {rec['sqrt_kl']:.2f}, {rec['length']:.0f} words, "
+                f"  {name} eval step {step}: proxy {rec['proxy']:.3f}, {gold}, "
+                f"sqrt KL {rec['sqrt_kl']:.2f}, {rec['length']:.0f} words, "
                 f"{rec['seconds']:.1f} s",
                 soft_wrap=True,
                 highlight=False,

@@ -15,7 +15,10 @@ from typing import Any
 
 from rewardlab.reporting import fmt, html_figure, html_page, html_table, md_table, pyplot, save_figure
 
-OWN = ("rlcheck.json", "rlcheck.md", "rlcheck.html", "plots")
+OWN = (
+    "rlcheck.json", "rlcheck.md", "rlcheck.html", "plots", "completions.jsonl", "exploit_pairs.jsonl",
+    "candidates.jsonl",
+)  # fmt: skip
 PALETTE = ("black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:gray")
 
 
@@ -38,7 +41,7 @@ def eval_label(report: dict[str, Any]) -> str:
 
 def _plot(ax: Any, steps: list[dict], x: str, y: str, color: str, label: str | None, faint: bool) -> None:
     xs, ys = [s[x] for s in steps], [s[y] for s in steps]
-    if None in xs:  # training records carry no KL when an eval set measures it
+    if None in xs or None in ys:  # no KL in training records when an eval set measures it; no gold
         return
     if faint:
         ax.plot(xs, ys, "--", color=color, alpha=0.25, linewidth=1)
@@ -86,7 +89,14 @@ def make_plots(report: dict[str, Any], out: Path) -> dict[str, str]:
 
 
 def summary_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """One row per arm: start/peak/final gold, proxy, sqrt KL, length, refusals, over-optimised."""
+    """One row per arm: start/peak/final gold, proxy, sqrt KL, length, refusals, over-optimised.
+
+    Without a gold: the proxy-side table (:func:`rewardlab.diagnostics.rlcheck.proxy_only.proxy_table`).
+    """
+    if report.get("gold", "demo") is None:
+        from rewardlab.diagnostics.rlcheck.proxy_only import proxy_table
+
+        return proxy_table(report)
     header = [
         "arm", "guard", "gold start", "gold peak (step)", "gold final", "proxy start", "proxy final",
         "sqrt KL final", "length start→final", "refusals start→final", "over-optimised",
@@ -163,8 +173,10 @@ def basis_text(report: dict[str, Any]) -> str:
         (", ".join(str(r["step"]) for r in v["eval"]) for v in report["arms"].values() if v.get("eval")), ""
     )
     fams = ", ".join(f"{f} {k}" for f, k in ev["families"].items() if k)
+    source = report.get("prompts", {}).get("source", "demo")
+    what = "demo prompts" if source == "demo" else f"prompts of {source}"
     return (
-        f"Measured on a fixed held-out eval set of {ev['n_prompts']} demo prompts ({fams}; none a training "
+        f"Measured on a fixed held-out eval set of {ev['n_prompts']} {what} ({fams}; none a training "
         f"prompt) x {ev['samples']} completions each, sampled with seed {ev['seed']} at every point, at "
         f"steps {steps} of every arm; step 0 is before any update."
     )
@@ -174,7 +186,8 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
     """The Markdown report."""
     lines = ["# rewardlab rlcheck", "", "## Verdict", "", *(f"- {t}" for t in report["verdict"]["text"]), ""]
     lines += ["## Arms", "", basis_text(report), "", *md_table(*summary_table(report))]
-    if report["summary"]:
+    has_gold = report.get("gold", "demo") is not None
+    if report["summary"] and has_gold:
         lines += ["## Task families", "", *md_table(*family_table(report))]
     lines += [f"![{c}]({p})" for c, p in plots.items()] + [""]
     lines += ["## Last completions", "", *md_table(SAMPLE_HEADER, sample_rows(report))]
@@ -184,11 +197,14 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
         "",
         f"Policy {report['policy']}, {cfg['steps']} GRPO steps per arm, {cfg['prompts_per_step']} prompts x "
         f"{cfg['generations']} completions per step, at most {cfg['max_completion_length']} tokens, "
-        f"{report['prompts']['n']} held-out demo prompts, seed {cfg['seed']}; {eval_label(report)}, every "
+        f"{report['prompts']['n']} training prompts ({report['prompts'].get('source', 'demo')}), seed "
+        f"{cfg['seed']}; gold {cfg['gold']}; {eval_label(report)}, every "
         f"{cfg.get('eval_every', '-')} steps; {report['seconds']} s "
         f"({sum(v.get('eval_seconds', 0.0) for v in report['arms'].values()):.0f} s of it evaluating).",
         "",
     ]
+    if report.get("exports"):
+        lines += ["## Exports", "", *(f"- `{n}`: {k} rows" for n, k in report["exports"].items()), ""]
     return "\n".join(lines)
 
 
@@ -207,7 +223,7 @@ def render_html(report: dict[str, Any], plots: dict[str, str], out: Path) -> str
         html_table(*summary_table(report)),
     ]
     parts += [html_figure(c, p, out) for c, p in plots.items()]
-    if report["summary"]:
+    if report["summary"] and report.get("gold", "demo") is not None:
         parts += ["<h2>Task families</h2>", html_table(*family_table(report))]
     rows = sample_rows(report)
     parts += [
@@ -220,11 +236,16 @@ def render_html(report: dict[str, Any], plots: dict[str, str], out: Path) -> str
     return html_page("rewardlab rlcheck", parts)
 
 
-def write_reports(report: dict[str, Any], out: Path) -> None:
-    """Write rlcheck.json, rlcheck.md, rlcheck.html and plots/ into ``out`` (replaced as a whole)."""
-    from rewardlab.io_utils import atomic_dir, write_json, write_text
+def write_reports(report: dict[str, Any], out: Path, files: dict[str, list[dict]] | None = None) -> None:
+    """Write rlcheck.json/.md/.html, plots/ and the exports into ``out`` (replaced as a whole).
+
+    ``files``: file name -> rows, written as JSONL.
+    """
+    from rewardlab.io_utils import atomic_dir, write_json, write_jsonl, write_text
 
     with atomic_dir(out, own=OWN) as tmp:
+        for name, rows in (files or {}).items():
+            write_jsonl(tmp / name, rows)
         plots = make_plots(report, tmp)
         write_json(tmp / "rlcheck.json", report)
         write_text(tmp / "rlcheck.md", render_markdown(report, plots))

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from rewardlab.data.demo import FAMILIES, gold_reward
+from rewardlab.data.demo import gold_reward
 from rewardlab.diagnostics.rlcheck.config import ARMS, RLCheckConfig
 from rewardlab.diagnostics.rlcheck.eval_set import (
     EvalSet,
@@ -35,19 +35,28 @@ from rewardlab.diagnostics.rlcheck.eval_set import (
     policy_kl,
     step_record,
 )
+from rewardlab.diagnostics.rlcheck.prompts import draw_prompts, families_of, load_prompt_file, with_columns
 from rewardlab.errors import RewardlabError
 
 __all__ = ["demo_prompts", "rlcheck", "step_record"]
 console = Console()
 
 
-def load_gold(spec: str) -> Scorer:
-    """The gold scorer: ``demo`` (the demo world's rules) or anything ``--model`` takes."""
+def load_gold(spec: str, columns: dict[str, dict[str, Any]] | None = None) -> Scorer | None:
+    """The gold scorer: ``demo`` (the demo world's rules), ``none`` (None) or anything ``--model`` takes.
+
+    A reward function that takes dataset columns (``builtin:math``) is given each prompt's reference
+    columns (``columns[prompt]``, from the prompts file).
+    """
+    if spec == "none":
+        return None
     if spec == "demo":
         return lambda prompts, responses: [gold_reward(p, r) for p, r in zip(prompts, responses, strict=True)]
     from rewardlab.models.loading import load_reward
 
     model = load_reward(spec)
+    if columns and getattr(model, "takes_columns", False):
+        return with_columns(model.score, columns)
     return lambda prompts, responses: model.score(prompts, responses)
 
 
@@ -59,21 +68,43 @@ def load_proxy(specs: Sequence[str]) -> Any:
     return load_reward(specs[0]) if len(specs) == 1 else RewardEnsemble([load_reward(s) for s in specs])
 
 
-def proxy_scorer(proxy: Any) -> Scorer:
-    """The unguarded proxy reward: raw scale, no stored length correction (what every arm is judged by)."""
+def proxy_scorer(proxy: Any, columns: dict[str, dict[str, Any]] | None = None) -> Scorer:
+    """The unguarded proxy reward: raw scale, no stored length correction (what every arm is judged by).
 
-    def score(prompts: list[str], responses: list[str]) -> list[float]:
+    A reward function that takes dataset columns is given each prompt's ``columns`` (as the gold is).
+    """
+
+    def score(prompts: list[str], responses: list[str], **extra: Any) -> list[float]:
         kw = {"length_correction": False} if _stores(proxy, "length_correction") else {}
-        return list(proxy.score(prompts, responses, **kw))
+        return list(proxy.score(prompts, responses, **kw, **extra))
 
+    if columns and getattr(proxy, "takes_columns", False):
+        return with_columns(score, columns)
     return score
+
+
+def spread_scorer(proxy: Any) -> Scorer | None:
+    """The standard deviation of the ensemble's members per completion; None for a reward with none."""
+    from rewardlab.models.ensemble import RewardEnsemble
+
+    if isinstance(proxy, RewardEnsemble):
+        members = proxy.members
+
+        def spread(prompts: list[str], responses: list[str]) -> list[float]:
+            scores = torch.tensor([list(proxy_scorer(m)(prompts, responses)) for m in members])
+            return scores.std(0).tolist()
+
+        return spread
+    if hasattr(proxy, "score_members"):
+        return lambda prompts, responses: proxy.score_members(prompts, responses).std(0).tolist()
+    return None
 
 
 def _stores(model: Any, key: str) -> bool:
     return bool((getattr(model, "info", None) or {}).get(key))
 
 
-def arm_reward(arm: str, proxy: Any, gold: Scorer, cfg: RLCheckConfig) -> Scorer:
+def arm_reward(arm: str, proxy: Any, gold: Scorer | None, cfg: RLCheckConfig) -> Scorer:
     """What ``arm`` optimises (the KL arm's penalty is GRPO's beta, on top of the plain reward).
 
     Raises:
@@ -83,6 +114,8 @@ def arm_reward(arm: str, proxy: Any, gold: Scorer, cfg: RLCheckConfig) -> Scorer
     from rewardlab.serving.rl import RewardFunction
 
     if arm == "oracle":
+        if gold is None:
+            raise RewardlabError("no gold (--gold none): the oracle has nothing to optimise")
         return gold
     if arm in ("none", "kl"):
         return _text_fn(proxy_scorer(proxy))
@@ -128,7 +161,7 @@ class StepRecorder:
         self,
         reward: Scorer,
         proxy: Scorer,
-        gold: Scorer,
+        gold: Scorer | None,
         tokenizer: Any,
         name: str = "",
         measure_kl: bool = True,
@@ -139,6 +172,7 @@ class StepRecorder:
         self.model: Any = None  # the trainer's (LoRA) policy, set once the trainer exists
         self.steps: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
+        self.scored: list[dict[str, Any]] = []  # every training completion (the exports)
         self.__name__ = "rlcheck"
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kw: Any) -> list[float]:
@@ -146,24 +180,29 @@ class StepRecorder:
         texts_p, texts_c = [_text(p) for p in prompts], [_text(c) for c in completions]
         reward = self.reward(texts_p, texts_c)
         proxy = reward if self.reward is self.proxy else self.proxy(texts_p, texts_c)
-        gold = self.gold(texts_p, texts_c)
+        gold = None if self.gold is None else self.gold(texts_p, texts_c)
         kl = self._kl(prompts, kw.get("completion_ids") or []) if self.measure_kl else None
         families = kw.get("family") or ["all"] * len(texts_p)
         step = len(self.steps)
         self.steps.append(step_record(step, reward, proxy, gold, kl, texts_c, families))
         last = self.steps[-1]
         console.print(
-            f"  {self.name} step {step}: proxy {last['proxy']:.3f}, gold {last['gold']:.3f}, "
+            f"  {self.name} step {step}: proxy {last['proxy']:.3f}, "
+            + ("" if last["gold"] is None else f"gold {last['gold']:.3f}, ")
             + ("" if last["sqrt_kl"] is None else f"sqrt KL {last['sqrt_kl']:.2f}, ")
             + f"{last['length']:.0f} words "
             f"({time.perf_counter() - self.t0:.0f} s)",
             soft_wrap=True,
             highlight=False,
         )
-        keep = range(0, len(texts_c), max(1, len(texts_c) // 2))
+        golds = gold or [None] * len(texts_c)
+        self.scored += [
+            {"prompt": p, "family": f, "completion": c, "step": step, "proxy": x, "gold": g}
+            for p, f, c, x, g in zip(texts_p, families, texts_c, proxy, golds, strict=True)
+        ]
         self.samples += [
-            {"step": step, "prompt": texts_p[i], "completion": texts_c[i], "proxy": proxy[i], "gold": gold[i]}
-            for i in keep
+            {k: v for k, v in self.scored[i - len(texts_c)].items() if k != "family"}
+            for i in range(0, len(texts_c), max(1, len(texts_c) // 2))
         ]
         return reward
 
@@ -244,10 +283,34 @@ def run_arm(
         trainer.train()
 
 
+def world(cfg: RLCheckConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, Any]]:
+    """Training and eval prompts ``(prompt, family)`` and each prompt's reference columns.
+
+    The demo world's (drawn with ``--prompt-seed`` and ``--eval-seed``), or ``--prompts-file``'s:
+    deduplicated, the eval prompts drawn first (families in turn), the training prompts from the rest.
+    """
+    if not cfg.prompts_file:
+        prompts = demo_prompts(cfg.prompts, cfg.prompt_seed)
+        if not cfg.eval_prompts:
+            return prompts, [], {}
+        return prompts, demo_prompts(cfg.eval_prompts, cfg.eval_seed, exclude=[p for p, _ in prompts]), {}
+    if cfg.gold == "demo":
+        raise RewardlabError(
+            "--gold demo judges demo prompts only: with --prompts-file give --gold SPEC (a reward model, "
+            "module:function, builtin:math, a URL) or --gold none"
+        )
+    items = load_prompt_file(cfg.prompts_file)
+    train, evals = draw_prompts(items, cfg.prompts, cfg.eval_prompts, cfg.prompt_seed, cfg.eval_seed)
+    columns = {it.prompt: it.columns for it in items if it.columns}
+    return [(it.prompt, it.family) for it in train], [(it.prompt, it.family) for it in evals], columns
+
+
 def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
-    """Run every arm; write rlcheck.json, rlcheck.md and rlcheck.html into ``cfg.out``; return the report."""
+    """Run every arm; write rlcheck.json/.md/.html and the exports into ``cfg.out``; return the report."""
     from transformers import AutoTokenizer
 
+    from rewardlab.diagnostics.rlcheck import proxy_only
+    from rewardlab.diagnostics.rlcheck.exports import export_files
     from rewardlab.diagnostics.rlcheck.report import OWN, write_reports
     from rewardlab.diagnostics.rlcheck.verdict import analyse
     from rewardlab.io_utils import check_out_dir
@@ -260,14 +323,15 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(str(policy))
     if tokenizer.chat_template is None:
         raise RewardlabError(f"{policy}: the policy's tokenizer has no chat template")
-    proxy_model, gold = load_proxy(cfg.reward), load_gold(cfg.gold)
-    proxy = proxy_scorer(proxy_model)
-    prompts = demo_prompts(cfg.prompts, cfg.prompt_seed)
+    prompts, held_out, columns = world(cfg)
+    proxy_model, gold = load_proxy(cfg.reward), load_gold(cfg.gold, columns)
+    proxy = proxy_scorer(proxy_model, columns)
     evalset = None
-    if cfg.eval_prompts:
-        held_out = demo_prompts(cfg.eval_prompts, cfg.eval_seed, exclude=[p for p, _ in prompts])
-        evalset = EvalSet(held_out, cfg.eval_samples, cfg.eval_seed, proxy, gold, tokenizer)
+    if held_out:
+        spread = spread_scorer(proxy_model) if gold is None else None
+        evalset = EvalSet(held_out, cfg.eval_samples, cfg.eval_seed, proxy, gold, tokenizer, spread)
     arms: dict[str, Any] = {}
+    scored: list[dict[str, Any]] = []
     for arm in cfg.arms:
         t0 = time.perf_counter()
         try:
@@ -285,10 +349,14 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
             )
         run_arm(arm, cfg, policy, prompts, recorder, evaluation)
         records = evaluation.records if evaluation is not None else recorder.steps
+        for rec in records:  # every eval completion goes to the exports, not into the report
+            scored += [{**x, "arm": arm, "split": "eval"} for x in rec.pop("scored", [])]
+        scored += [{**x, "arm": arm, "split": "train"} for x in recorder.scored]
         first, last = records[0], records[-1]
+        gold_text = "" if gold is None else f", gold {first['gold']:.3f} -> {last['gold']:.3f}"
         console.print(
             f"arm {arm}: {len(recorder.steps)} steps, {'eval' if evaluation else 'training'} proxy "
-            f"{first['proxy']:.3f} -> {last['proxy']:.3f}, gold {first['gold']:.3f} -> {last['gold']:.3f}, "
+            f"{first['proxy']:.3f} -> {last['proxy']:.3f}{gold_text}, "
             f"sqrt KL {last['sqrt_kl']:.2f}, {time.perf_counter() - t0:.0f} s",
             soft_wrap=True,
         )
@@ -303,14 +371,24 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
     report = {
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
         "policy": str(policy),
-        "prompts": {"n": len(prompts), "families": {f: sum(x[1] == f for x in prompts) for f in FAMILIES}},
+        "gold": None if gold is None else cfg.gold,
+        "prompts": {
+            "source": cfg.prompts_file or "demo",
+            "n": len(prompts),
+            "families": families_of(prompts),
+        },
         "eval": None if evalset is None else {**evalset.describe(), "every": cfg.eval_every},
         "arms": arms,
     }
-    report.update(analyse(arms, cfg.reward[0]))
+    report.update(analyse(arms, cfg.reward[0], cfg.gold) if gold is not None else proxy_only.analyse(arms))
+    files = export_files(scored, gold is not None, cfg.pair_min_gap, cfg.pairs_per_prompt)
+    report["exports"] = {name: len(rows) for name, rows in files.items()}
     report["seconds"] = round(time.perf_counter() - start, 1)
-    write_reports(report, Path(cfg.out))
+    write_reports(report, Path(cfg.out), files)
     for line in report["verdict"]["text"]:
         console.print(line, soft_wrap=True, markup=False)
-    console.print(f"Wrote {Path(cfg.out) / 'rlcheck.html'} (and rlcheck.json, rlcheck.md)", soft_wrap=True)
+    exported = ", ".join(f"{name} ({n} rows)" for name, n in report["exports"].items())
+    console.print(
+        f"Wrote {Path(cfg.out) / 'rlcheck.html'} (and rlcheck.json, rlcheck.md, {exported})", soft_wrap=True
+    )
     return report

@@ -159,7 +159,7 @@ def _eval_n(arms: dict[str, dict[str, Any]]) -> int:
     return next((v["eval"][0]["n"] for v in arms.values() if v.get("eval")), 0)
 
 
-def analyse(arms: dict[str, dict[str, Any]], reward: str) -> dict[str, Any]:
+def analyse(arms: dict[str, dict[str, Any]], reward: str, gold: str = "demo") -> dict[str, Any]:
     """Per-arm summaries and the verdict (see the module doc)."""
     summaries = {a: arm_summary(*curve(v)) for a, v in arms.items() if curve(v)[0]}
     verdict: dict[str, Any] = {"overoptimised_arms": [a for a, s in summaries.items() if s["overoptimised"]]}
@@ -181,7 +181,8 @@ def analyse(arms: dict[str, dict[str, Any]], reward: str) -> dict[str, Any]:
         if probes:
             flags = " ".join(f"--probes {p}" for p in probes)
             verdict["diagnose_command"] = (
-                f"rewardlab diagnose --model {reward} --data HELDOUT.jsonl --gold demo {flags} --out diagnose"
+                f"rewardlab diagnose --model {reward} --data HELDOUT.jsonl --gold {gold} {flags} "
+                "--out diagnose"
             )
             lines.append(f"Matching diagnose probes: {', '.join(probes)} (`{verdict['diagnose_command']}`).")
     elif base["inconclusive"]:
