@@ -247,6 +247,16 @@ EXPECTED: list[tuple[str, str]] = [
         "diagnose states a probe's effect size and no longer advises against its own findings",
     ),
     (r"stdout: \+ note: best-of-N over-optimisation was not checked", "diagnose says what it skipped"),
+    (
+        r"^\[rlcheck\] (file added: rlcheck/(completions|exploit_pairs)\.jsonl$|stdout: [-+] Wrote |"
+        r"rlcheck/rlcheck\.json: \$\.(gold|exports|prompts\.source|config\.(prompts_file|pair_min_gap|"
+        r"pairs_per_prompt)): added|rlcheck/rlcheck\.md: [-+] )",
+        "rlcheck exports the scored completions and exploit pairs, and names its prompts and gold",
+    ),
+    (
+        r"^\[rlcheck\] rlcheck/rlcheck\.json: \$\.(prompts|eval)\.families\.\w+: missing \(base 0\)$",
+        "rlcheck lists only the families its prompts have (a count of 0 is no longer written)",
+    ),
     (r"file added: .*/heldout\.jsonl$", "train writes the pairs --eval-split held out, for eval"),
     (r"\.input_format: added", "every checkpoint records its input format (one reward everywhere)"),
     (r"stdout: \+ phase: ", "phases after training say when they start and how long they took"),
