@@ -355,3 +355,18 @@ def test_eval_kl_from_the_sampling_logits_and_cached_reference_matches_full_forw
         assert point["kl"] == pytest.approx(full, abs=1e-4) and any(abs(k) > 1e-2 for k in full)
     again = evalset.measure(model, gc, 3)
     assert again["completions"] == point["completions"]  # the same seed: the same samples
+
+
+def test_ensemble_arms_need_two_members_or_are_skipped_not_copied():
+    from types import SimpleNamespace
+
+    from rewardlab.diagnostics.rlcheck.run import arm_reward, ensemble_size
+
+    cfg = RLCheckConfig(reward=["m"], out="o")
+    one_head = SimpleNamespace(heads=[object()], score_members=lambda p, r: None, score=lambda p, r, **k: [])
+    assert ensemble_size([one_head]) == 1
+    for arm in ("ensemble_min", "ensemble_uwo"):
+        with pytest.raises(RewardlabError, match="1 member: a min/uwo guard needs two or more"):
+            arm_reward(arm, one_head, None, cfg)
+    three_heads = SimpleNamespace(heads=[1, 2, 3], score_members=lambda p, r: None)
+    assert ensemble_size([three_heads]) == 3 and ensemble_size([object(), object()]) == 2

@@ -121,9 +121,11 @@ def arm_reward(arm: str, proxy: Any, gold: Scorer | None, cfg: RLCheckConfig) ->
         return _text_fn(proxy_scorer(proxy))
     if arm.startswith("ensemble_"):
         members = proxy.members if isinstance(proxy, RewardEnsemble) else [proxy]
-        if len(members) == 1 and not hasattr(members[0], "score_members"):
+        n = ensemble_size(members)
+        if n is not None and n < 2:  # a one-member "ensemble" would be a silent copy of the unguarded arm
             raise RewardlabError(
-                "one reward with no members: give several --reward or an ensemble checkpoint"
+                f"{n} member: a min/uwo guard needs two or more (give several --reward, or train an "
+                "embedding ensemble with --ensemble K)"
             )
         ens = RewardEnsemble(members, aggregation=arm.split("_")[1], uwo_lambda=cfg.uwo_lambda)
         return _text_fn(RewardFunction(ens, normalize=False))
@@ -139,6 +141,22 @@ def arm_reward(arm: str, proxy: Any, gold: Scorer | None, cfg: RLCheckConfig) ->
         lc = {"length_correction": False} if _stores(proxy, "length_correction") else {}
         return _text_fn(RewardFunction(proxy, normalize=True, clip=cfg.clip, **lc))
     raise RewardlabError(f"unknown arm {arm!r}")
+
+
+def ensemble_size(members: Sequence[Any]) -> int | None:
+    """How many rewards an ensemble of ``members`` aggregates (an embedding model counts its heads).
+
+    ``None`` when a member aggregates members of its own whose number it does not expose.
+    """
+    n = 0
+    for m in members:
+        if not hasattr(m, "score_members"):
+            n += 1
+        elif getattr(m, "heads", None) is None:
+            return None
+        else:
+            n += len(m.heads)
+    return n
 
 
 def _text_fn(fn: Callable[..., list[float]]) -> Scorer:
