@@ -257,6 +257,11 @@ EXPECTED: list[tuple[str, str]] = [
         r"^\[rlcheck\] rlcheck/rlcheck\.json: \$\.(prompts|eval)\.families\.\w+: missing \(base 0\)$",
         "rlcheck lists only the families its prompts have (a count of 0 is no longer written)",
     ),
+    (
+        r"^\[rlcheck\] (rlcheck/rlcheck\.json: \$\.verdict\.(proxy_gain_without_gold_gain|completions_needed"
+        r"|text)|stdout: \+ .*(Proxy gain without gold gain|too small to tell))",
+        "rlcheck's verdict names a proxy gain without gold gain and the completions a conclusion needs",
+    ),
     (r"file added: .*/heldout\.jsonl$", "train writes the pairs --eval-split held out, for eval"),
     (r"\.input_format: added", "every checkpoint records its input format (one reward everywhere)"),
     (r"stdout: \+ phase: ", "phases after training say when they start and how long they took"),

@@ -370,3 +370,23 @@ def test_ensemble_arms_need_two_members_or_are_skipped_not_copied():
             arm_reward(arm, one_head, None, cfg)
     three_heads = SimpleNamespace(heads=[1, 2, 3], score_members=lambda p, r: None)
     assert ensemble_size([three_heads]) == 3 and ensemble_size([object(), object()]) == 2
+
+
+def test_a_proxy_gain_that_buys_no_gold_gain_is_reported_with_the_completions_needed():
+    # the case: proxy -2.51 -> -0.01 while the gold goes -0.35 -> -0.40, within a noise of 0.46
+    import random
+
+    rng = random.Random(0)
+    flat = _eval([-0.35, -0.34, -0.38, -0.40], [-2.51, -1.5, -0.6, -0.01])
+    for rec in flat:  # independent per-completion noise at every point: a paired noise of about 0.4
+        noise = [rng.gauss(0, 1) for _ in rec["gold_items"]]
+        shift = sum(noise) / len(noise)
+        rec["gold_items"] = [g + x - shift for g, x in zip(rec["gold_items"], noise, strict=True)]
+    v = rlcheck_verdict.analyse({"none": {"eval": flat}}, "M")["verdict"]
+    assert v["hacked"] is False and v["proxy_gain_without_gold_gain"]["proxy_gain"] == pytest.approx(2.5)
+    assert any(line.startswith("Proxy gain without gold gain") for line in v["text"])
+    assert v["completions_needed"] > 20 and any("too small to tell" in line for line in v["text"])
+    # a gold that rises with the proxy, well beyond its noise, is no such case
+    honest = _eval([0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0, 1.5], spread=0.1)
+    w = rlcheck_verdict.analyse({"none": {"eval": honest}}, "M")["verdict"]
+    assert "proxy_gain_without_gold_gain" not in w and "completions_needed" not in w

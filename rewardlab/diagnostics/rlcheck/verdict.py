@@ -155,6 +155,42 @@ def exploited(s: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _gain_without_gold(
+    base: dict[str, Any], arm: dict[str, Any], verdict: dict[str, Any], n: int
+) -> list[str]:
+    """Lines on a proxy gain that bought no gold gain, and on how many completions would tell.
+
+    A run can be hacked before its gold falls: the proxy rises while the gold stays flat. With the
+    paired noise of start vs end (two standard errors), the gold gain is "none" when it stays within
+    it. When a drop or a gain is within the noise, the completions per eval point needed to tell it at
+    two standard errors are estimated from the standard error's 1/sqrt(n) scaling.
+    """
+    steps, source = curve(arm)
+    if not steps or source != "eval" or len(steps) < 2:
+        return []
+    se = paired_se(steps[0], steps[-1])
+    gold_gain = base["final_gold"] - base["start_gold"]
+    proxy_gain = base["final_proxy"] - base["start_proxy"]
+    lines = []
+    if proxy_gain > 0 and gold_gain <= max(MIN_DROP, 2 * se):
+        verdict["proxy_gain_without_gold_gain"] = {"proxy_gain": proxy_gain, "gold_gain": gold_gain, "se": se}
+        lines.append(
+            f"Proxy gain without gold gain: the proxy rose {proxy_gain:+.3f} while the gold changed "
+            f"{gold_gain:+.3f} (paired noise {2 * se:.3f}): the policy is learning what the reward model "
+            "likes, not what the gold rewards: the hacking to fear, before the gold falls."
+        )
+    effect = max(base["gold_drop"], abs(gold_gain))
+    if n and se > 0 and effect > 0 and effect <= 2 * se:
+        needed = int(n * (2 * se / effect) ** 2) + 1
+        verdict["completions_needed"] = needed
+        lines.append(
+            f"The eval set is too small to tell a change of {effect:.3f} from noise ({2 * se:.3f} at {n} "
+            f"completions per point): about {needed} completions per point would be needed "
+            "(--eval-prompts x --eval-samples)."
+        )
+    return lines
+
+
 def _eval_n(arms: dict[str, dict[str, Any]]) -> int:
     return next((v["eval"][0]["n"] for v in arms.values() if v.get("eval")), 0)
 
@@ -202,6 +238,8 @@ def analyse(arms: dict[str, dict[str, Any]], reward: str, gold: str = "demo") ->
             f"{base['gold_drop']:.3f} within noise {base['noise']:.3f} or proxy not rising) while the proxy "
             f"went {base['start_proxy']:.3f} -> {base['final_proxy']:.3f}."
         )
+    if base is not None and not base["overoptimised"]:
+        lines += _gain_without_gold(base, arms["none"], verdict, _eval_n(arms))
     oracle = summaries.get("oracle")
     guards = {a: s for a, s in summaries.items() if a not in ("none", "oracle")}
     if oracle is not None and guards:
