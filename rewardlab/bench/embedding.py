@@ -17,7 +17,6 @@ Run: ``rewardlab bench embedding --data ../shared/data/hh-rlhf-helpful-base/test
 from __future__ import annotations
 
 import os
-import random
 import resource
 import statistics
 import time
@@ -49,11 +48,10 @@ def scored_pairs(heads: list[Any], xc: torch.Tensor, xr: torch.Tensor, pairs: li
 
 
 def sample_pairs(found: list[Any], max_pairs: int | None, seed: int) -> list[Any]:
-    """A seeded random sample of ``max_pairs`` of the pairs, in their order (all when ``None`` or fewer)."""
-    if max_pairs is None or len(found) <= max_pairs:
-        return found
-    keep = sorted(random.Random(seed).sample(range(len(found)), max_pairs))
-    return [found[i] for i in keep]
+    """A seeded random sample of ``max_pairs`` of the pairs (:func:`rewardlab.data.split.seeded_sample`)."""
+    from rewardlab.data.split import seeded_sample
+
+    return seeded_sample(found, max_pairs, seed)
 
 
 def run_costs(start: float, load_before: tuple[float, float, float]) -> dict[str, Any]:

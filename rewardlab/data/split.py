@@ -57,6 +57,18 @@ def split_by_prompt(data: PreferenceData, share: float, seed: int) -> tuple[Pref
     return train, evals
 
 
+def seeded_sample(items: list[Any], n: int | None, seed: int) -> list[Any]:
+    """A seeded random sample of ``n`` of ``items``, in their order (all when ``n`` is None or not smaller).
+
+    The one sampling rule of ``--max-pairs`` (train, eval, bench embedding): the same seed picks the
+    same positions everywhere.
+    """
+    if n is None or len(items) <= n:
+        return list(items)
+    keep = sorted(random.Random(seed).sample(range(len(items)), n))
+    return [items[i] for i in keep]
+
+
 def fold_of_prompts(keys: Iterable[str], folds: int, seed: int) -> dict[str, int]:
     """Assign each prompt key to one of ``folds`` folds: shuffled by ``seed``, then dealt in turn."""
     ordered = shuffled_keys(keys, seed)

@@ -28,6 +28,7 @@ from typing import Any
 from rich.console import Console
 
 from rewardlab.data.schema import PreferencePair, Text, text_chars, text_key
+from rewardlab.data.split import seeded_sample
 from rewardlab.distributed import is_main, rank_device, run_sharded
 from rewardlab.errors import RewardlabError
 from rewardlab.evaluation.config import REWARDBENCH_SECTIONS, EvalConfig
@@ -70,14 +71,12 @@ def load_datasets(cfg: EvalConfig) -> list[Dataset]:
         pairs = data.all_pairs(include_ties=True)
         if not pairs:
             raise RewardlabError(f"{path}: no preference pairs to evaluate")
+        total = None
         if cfg.max_pairs is not None and cfg.max_pairs < len(pairs):
-            keep = set(random.Random(cfg.seed).sample(range(len(pairs)), cfg.max_pairs))
             console.print(
                 f"{name}: scoring a seeded sample of {cfg.max_pairs} of {len(pairs)} pairs (--max-pairs)"
             )
-            total, pairs = len(pairs), [p for i, p in enumerate(pairs) if i in keep]
-        else:
-            total = None
+            total, pairs = len(pairs), seeded_sample(pairs, cfg.max_pairs, cfg.seed)
         files = [f.to_dict() for f in data.files]
         out.append(Dataset(name, path, pairs, len(data.drops), files, sampled_from=total))
     return out

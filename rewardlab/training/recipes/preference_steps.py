@@ -58,15 +58,13 @@ def sample_pairs(data: Any, n: int, seed: int) -> int:
 
     Returns how many there were before.
     """
-    import random
+    from rewardlab.data.split import seeded_sample
 
-    items = [("p", i) for i in range(len(data.pairs))] + [("l", i) for i in range(len(data.lists))]
-    total = len(items)
-    if n < total:
-        keep = set(random.Random(seed).sample(items, n))
-        data.pairs[:] = [p for i, p in enumerate(data.pairs) if ("p", i) in keep]
-        data.lists[:] = [x for i, x in enumerate(data.lists) if ("l", i) in keep]
-    return total
+    items = [("p", p) for p in data.pairs] + [("l", x) for x in data.lists]
+    kept = seeded_sample(items, n, seed)
+    data.pairs[:] = [p for kind, p in kept if kind == "p"]
+    data.lists[:] = [x for kind, x in kept if kind == "l"]
+    return len(items)
 
 
 def load_preference_data(cfg: Any) -> PreferenceSplit:
