@@ -367,18 +367,10 @@ class EmbeddingRewardModel(PairScoring):
         self, prompts: Sequence[Text], responses: Sequence[Text], progress: bool = False
     ) -> torch.Tensor:
         """Every head's rewards, shape (K, N), for inputs in the trained rendering (``input_format``)."""
-        from rewardlab.models.input_format import conform_all, strip_padding
+        from rewardlab.models.input_format import conform_inputs
 
         tok = getattr(self.embedder, "tokenizer", None)
-        pads = [
-            t
-            for t in {getattr(tok, "pad_token", None), getattr(tok, "eos_token", None)}
-            if isinstance(t, str) and t
-        ]
-        pairs = [strip_padding(p, r, pads) for p, r in zip(prompts, responses, strict=True)]
-        prompts, responses = conform_all(
-            [p for p, _ in pairs], [r for _, r in pairs], self.info.get("input_format")
-        )
+        prompts, responses = conform_inputs(prompts, responses, self.info.get("input_format"), tok)
         x = self.embedder.embed(prompts, responses, progress=progress)
         with torch.no_grad():
             return torch.stack([h(x) for h in self.heads])

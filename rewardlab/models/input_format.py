@@ -222,3 +222,17 @@ def _strip_repeatedly(text: str, pads: Sequence[str], cut: Any) -> str:
         if shorter is None:
             return text
         text = shorter
+
+
+def conform_inputs(
+    prompts: Sequence[Text], responses: Sequence[Text], fmt: dict[str, Any] | None, tokenizer: Any
+) -> tuple[list[Text], list[Text]]:
+    """What a checkpoint scores: the inputs without padding, in the rendering ``fmt``.
+
+    The tokenizer's pad and EOS tokens written out as text are removed from the ends
+    (:func:`strip_padding`), then :func:`conform_all` renders the pairs as the checkpoint was trained.
+    """
+    tokens = {getattr(tokenizer, "pad_token", None), getattr(tokenizer, "eos_token", None)}
+    pads = [t for t in tokens if isinstance(t, str)]
+    pairs = [strip_padding(p, r, pads) for p, r in zip(prompts, responses, strict=True)]
+    return conform_all([p for p, _ in pairs], [r for _, r in pairs], fmt)

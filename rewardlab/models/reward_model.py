@@ -173,11 +173,9 @@ class RewardModel(LayoutChoice, PairScoring):
         Pad tokens written out as text are removed from the ends first (a padded RL batch), then
         :func:`rewardlab.models.input_format.conform_all` turns text into messages or back as trained.
         """
-        from rewardlab.models.input_format import conform_all, strip_padding
+        from rewardlab.models.input_format import conform_inputs
 
-        pads = [t for t in {self.tokenizer.pad_token, self.tokenizer.eos_token} if isinstance(t, str) and t]
-        pairs = [strip_padding(p, r, pads) for p, r in zip(prompts, responses, strict=True)]
-        return conform_all([p for p, _ in pairs], [r for _, r in pairs], self.info.get("input_format"))
+        return conform_inputs(prompts, responses, self.info.get("input_format"), self.tokenizer)
 
     def score(
         self,
