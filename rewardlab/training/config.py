@@ -68,17 +68,7 @@ NUMERIC_RULES: Rules = {**SHARED_NUMERIC_RULES, **part_numeric_rules(PARTS)}
 
 
 @dataclass(kw_only=True)
-class TrainConfig(
-    DataOptions,
-    SequenceOptions,
-    FineTuneOptions,
-    LoraOptions,
-    HeadInitOptions,
-    PreferenceLossOptions,
-    DebiasOptions,
-    ProcessOptions,
-    EmbeddingTrainOptions,
-):
+class TrainConfig(DataOptions, *PARTS):
     """Options of ``rewardlab train`` (outcome reward model on a Hugging Face model).
 
     The data options ``format`` and ``on_error`` are the shared :class:`rewardlab.config.DataOptions`;
