@@ -263,6 +263,7 @@ EXPECTED: list[tuple[str, str]] = [
         "rlcheck's verdict names a proxy gain without gold gain and the completions a conclusion needs",
     ),
     (r"file added: .*/heldout\.jsonl$", "train writes the pairs --eval-split held out, for eval"),
+    (r"\.split\.held_out_written: added", "... and records how many it wrote"),
     (r"\.input_format: added", "every checkpoint records its input format (one reward everywhere)"),
     (r"stdout: \+ phase: ", "phases after training say when they start and how long they took"),
     (r"stdout: \+ averaging \d+ models into", "merge says what it is doing before the minutes it takes"),

@@ -31,6 +31,7 @@ def test_train_max_pairs_samples_and_writes_the_held_out_pairs_for_eval(tiny_mod
     split = json.loads((out / "train_summary.json").read_text())["data"]["split"]
     assert split["max_pairs"] == 50 and split["sampled_from"] > 50
     held = load_preferences(out / "heldout.jsonl").all_pairs()
+    assert split["held_out_written"] == {"file": "heldout.jsonl", "pairs": len(held)}
     train_prompts = {text_key(p.prompt) for p in load_preferences(data).all_pairs()}
     assert held and {text_key(p.prompt) for p in held} <= train_prompts
     ev = tmp_path / "ev"

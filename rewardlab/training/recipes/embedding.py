@@ -70,7 +70,7 @@ class EmbeddingRecipe(Recipe):
 
     def write_data_summary(self) -> None:
         """``data_summary.json`` and ``data_summary.md``."""
-        write_preference_summary(self.data, self.out)
+        write_preference_summary(self.data, self.out, self.reporter.say)
 
     @property
     def writer(self) -> bool:

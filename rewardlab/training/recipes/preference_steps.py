@@ -79,7 +79,7 @@ def load_preference_data(cfg: Any) -> PreferenceSplit:
 HELD_OUT_FILE = "heldout.jsonl"
 
 
-def write_preference_summary(data: PreferenceSplit, out: Path) -> None:
+def write_preference_summary(data: PreferenceSplit, out: Path, say: Any = None) -> None:
     """``data_summary.json`` and ``data_summary.md`` in ``out``, and the held-out pairs split from ``--data``.
 
     With ``--eval-split`` the held-out pairs go to ``heldout.jsonl`` (explicit rows, ties marked), so
@@ -91,6 +91,15 @@ def write_preference_summary(data: PreferenceSplit, out: Path) -> None:
     write_summary(data.summary, out)
     if "eval_split" in data.split and data.evals.pairs:
         write_pairs(data.evals.pairs, out / HELD_OUT_FILE)
+        written = {"file": HELD_OUT_FILE, "pairs": len(data.evals.pairs)}
+        if data.evals.lists:  # a ranked list has no explicit-pair row: counted and said, not dropped silently
+            written["ranked_lists_not_written"] = len(data.evals.lists)
+            if say is not None:
+                say(
+                    f"{HELD_OUT_FILE}: {len(data.evals.pairs)} held-out pairs written; "
+                    f"{len(data.evals.lists)} held-out ranked lists are not (the file holds pairs only)"
+                )
+        data.split["held_out_written"] = written
 
 
 def refuse_cpu_flex_attention(cfg: Any) -> None:

@@ -85,7 +85,7 @@ class TrlRecipe(Recipe):
 
     def write_data_summary(self) -> None:
         """``data_summary.json`` and ``data_summary.md``."""
-        write_preference_summary(self.data, self.out)
+        write_preference_summary(self.data, self.out, self.reporter.say)
 
     def load_model(self) -> None:
         """Learning rate and epochs by the model's size, then the model and the encoded groups."""
