@@ -30,6 +30,7 @@ from rewardlab.diagnostics.rlcheck.prompts import families_of
 from rewardlab.errors import RewardlabError
 
 Scorer = Callable[[list[str], list[str]], list[float]]
+SignalScorer = Callable[[list[str], list[str]], dict[str, list[float | None]]]
 console = Console()
 #: Completions of each eval point kept in the report (of its first and last point).
 KEEP_SAMPLES = 10
@@ -155,10 +156,12 @@ class EvalSet:
         gold: Scorer | None,
         tokenizer: Any,
         spread: Scorer | None = None,
+        signals: SignalScorer | None = None,
     ) -> None:
         self.prompts, self.samples, self.seed = prompts, samples, seed
         self.proxy, self.gold, self.tokenizer = proxy, gold, tokenizer
         self.spread = spread  # the ensemble's spread per completion (recorded when there is no gold)
+        self.signals = signals  # the proxy's per-completion signals (rewardlab.models.signals)
         self.rows = [(p, f) for p, f in prompts for _ in range(samples)]  # prompt-major, samples adjacent
         self.start: dict[str, Any] | None = None  # step 0's completions and scores, the same for every arm
         self._enc: Any = None  # the tokenised eval prompts
@@ -271,13 +274,19 @@ class EvalSet:
             if step == 0
             else [a - b for a, b in zip(logp, self.ref_logprobs(model, ids), strict=True)]
         )
+        t1 = time.perf_counter()
+        proxy = self.proxy(prompts, texts)
+        t2 = time.perf_counter()
+        signals = None if self.signals is None else self.signals(prompts, texts)
         point = {
             "completions": texts,
             "ids": ids,
-            "proxy": self.proxy(prompts, texts),
+            "proxy": proxy,
             "gold": None if self.gold is None else self.gold(prompts, texts),
             "spread": None if self.spread is None else self.spread(prompts, texts),
+            "signals": signals,
             "kl": kl,
+            "timing": {"proxy": t2 - t1, "signals": time.perf_counter() - t2},
             "seconds": time.perf_counter() - t0,
         }
         if step == 0:
@@ -295,6 +304,13 @@ class EvalSet:
         rec["gold_items"] = None if point["gold"] is None else [round(float(g), 4) for g in gold]
         if point.get("spread") is not None:
             rec["spread"] = sum(point["spread"]) / len(point["spread"])
+        if point.get("signals") is not None:  # per completion, for the monitor's validation
+            rec["proxy_items"] = [round(float(x), 4) for x in point["proxy"]]
+            rec["signals"] = {
+                k: [None if x is None else round(float(x), 4) for x in v] for k, v in point["signals"].items()
+            }
+            if not point.get("reused"):  # step 0 is measured once for every arm
+                rec["timing"] = {k: round(v, 4) for k, v in point["timing"].items()}
         rec["seconds"] = round(point["seconds"], 2)
         rec["scored"] = [
             {"prompt": p, "family": f, "completion": c, "step": step, "proxy": x, "gold": g}

@@ -161,6 +161,75 @@ def sample_rows(report: dict[str, Any], n: int = 6) -> list[list[str]]:
 SAMPLE_HEADER = ["arm", "step", "prompt", "completion", "proxy", "gold"]
 
 
+def monitor_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The monitor section: AUROC per signal, and per arm the monitor's first warning next to the gold peak.
+
+    Empty when the run carries no monitor validation (no gold, or no signals).
+    """
+    mon = report.get("monitor")
+    if not mon:
+        return []
+    arms = list(mon["firing"]) or [a for a in report["arms"] if a in report.get("summary", {})]
+    steps = sorted({k.split("@")[1] for t in mon["auroc"].values() for k in t["per_point"]}, key=int)
+    auroc_rows = []
+    for name, t in mon["auroc"].items():
+        at = {
+            s: [v for k, v in t["per_point"].items() if k.endswith(f"@{s}") and v is not None] for s in steps
+        }
+        auroc_rows.append(
+            [name, fmt(t["pooled"]), f"{t['hacked']}/{t['n']}", *(fmt(t["per_arm"].get(a)) for a in arms)]
+            + [fmt(sum(v) / len(v)) if v else "—" for v in at.values()]
+        )
+    auroc_header = ["score", "AUROC pooled", "hacked/n", *arms, *(f"mean @ step {s}" for s in steps)]
+    fire_rows = []
+    for arm, f in mon["firing"].items():
+        target = {True: "met", False: "missed", None: "—"}[f["target_met"]]
+        fired = "never" if f["fired_at"] is None else str(f["fired_at"])
+        fire_rows.append(
+            [
+                arm,
+                fired,
+                str(f["peak_step"]),
+                "yes" if f["overoptimised"] else "no",
+                target,
+                "; ".join(f["reasons"]),
+            ]
+        )
+    fire_header = ["arm", "monitor fired at step", "gold peak step", "over-optimised", "target", "reasons"]
+    return [
+        ("AUROC for a completion's gold falling below its prompt's step-0 gold", auroc_header, auroc_rows),
+        (
+            "When the monitor's rule would have fired (eval points; step 0 the baseline)",
+            fire_header,
+            fire_rows,
+        ),
+    ]
+
+
+def monitor_text(report: dict[str, Any]) -> list[str]:
+    """The monitor section's lines above its tables: the rule and its source, and the overhead."""
+    mon = report.get("monitor")
+    if not mon:
+        return []
+    rule = mon["rule"]
+    thr = ", ".join(f"{k} {v:g}" for k, v in rule["thresholds"].items()) or "none"
+    lines = [
+        "Signals the reward model gives without a gold, scored per eval completion (higher is more suspect: "
+        "the change from the same prompt's step-0 completions in step-0 standard deviations, either way for "
+        "length and refusal); the proxy is the baseline row.",
+        f"Monitor rule: warn when a signal's step mean moves past its threshold ({thr}; in baseline standard "
+        f"deviations, baseline {rule['baseline']} point(s)); thresholds from {rule['source']}.",
+    ]
+    if o := mon.get("overhead"):
+        lines.append(
+            f"Cost: signals {o['signal_seconds']} s and monitor {o['monitor_seconds']} s against "
+            f"{o['proxy_seconds']} s of proxy scoring over {o['points']} eval points"
+            + ("" if o["share"] is None else f" ({o['share']:.0%})")
+            + "."
+        )
+    return lines
+
+
 def basis_text(report: dict[str, Any]) -> str:
     """What the table, curves and verdict are measured on (the eval set and its points)."""
     ev = report.get("eval")
@@ -190,6 +259,10 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
     if report["summary"] and has_gold:
         lines += ["## Task families", "", *md_table(*family_table(report))]
     lines += [f"![{c}]({p})" for c, p in plots.items()] + [""]
+    if report.get("monitor"):
+        lines += ["## Hacking monitor", "", *monitor_text(report), ""]
+        for title, header, rows in monitor_tables(report):
+            lines += [f"**{title}**", "", *md_table(header, rows)]
     lines += ["## Last completions", "", *md_table(SAMPLE_HEADER, sample_rows(report))]
     cfg = report["config"]
     lines += [
@@ -225,6 +298,10 @@ def render_html(report: dict[str, Any], plots: dict[str, str], out: Path) -> str
     parts += [html_figure(c, p, out) for c, p in plots.items()]
     if report["summary"] and report.get("gold", "demo") is not None:
         parts += ["<h2>Task families</h2>", html_table(*family_table(report))]
+    if report.get("monitor"):
+        parts += ["<h2>Hacking monitor</h2>", *(f"<p>{e(t)}</p>" for t in monitor_text(report))]
+        for title, header, rows in monitor_tables(report):
+            parts += [f"<h3>{e(title)}</h3>", html_table(header, rows)]
     rows = sample_rows(report)
     parts += [
         "<h2>Last completions</h2>",

@@ -1,0 +1,238 @@
+"""A reward-hacking monitor for an RL run: per-step signals against the run's own start, no gold needed.
+
+:class:`HackingMonitor` takes, at every step, the proxy rewards and the per-sample signals of that
+step's completions (:data:`rewardlab.models.signals.SIGNALS`: length, refusal, the ensemble's spread,
+the distance of the reward model's features from its training data) and, optionally, the rewards of
+a second, independent reward model. The first :attr:`Rule.baseline` updates are the run's baseline;
+after it, each series' step mean is compared with the baseline's mean in units of the baseline's
+per-sample standard deviation (an effect size, so a threshold means the same at any batch size):
+
+    d = (mean_step − mean_baseline) / max(sd_baseline, min_sd).
+
+A signal *moved* when ``d ≥ threshold`` (spread, feature distance: only a rise is suspect) or
+``|d| ≥ threshold`` (length, refusal: either way). The proxy rising by ``independent_gain`` while
+the independent reward stays within ``flat`` is a reason of its own. The status warns once a reason
+has held for :attr:`Rule.patience` consecutive updates. The proxy rising alone is not a reason: that
+is what RL does.
+
+The default thresholds (:data:`DEFAULT_RULE`) were chosen on ``rewardlab rlcheck`` runs, where a gold
+tells which completions were hacked, and checked on another world (see ``docs/monitor.md``): never
+on the run being monitored. Every field can be overridden.
+
+For TRL, :func:`monitor_callback` wraps a monitor as a ``TrainerCallback`` that reads what a
+``RewardFunction(..., signals=True)`` recorded at each step, warns, and with ``stop=True`` stops the
+training. Any other loop calls :meth:`HackingMonitor.update` itself, e.g. with the ``signals`` field
+of ``rewardlab serve``'s responses.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+#: Which way a signal's move is suspect: ``up`` (a rise) or ``both`` (a rise or a fall).
+SIDES = {"proxy": "up", "spread": "up", "feature_distance": "up", "length": "both", "refusal": "both"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When the monitor warns (thresholds in baseline standard deviations; see the module doc)."""
+
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    baseline: int = 1
+    patience: int = 1
+    independent_gain: float | None = 1.0
+    flat: float = 0.5
+    min_sd: Mapping[str, float] = field(default_factory=lambda: {"refusal": 0.1, "length": 1.0})
+    source: str = "not chosen on rlcheck runs"
+
+    def with_(self, **changes: Any) -> Rule:
+        """A copy with ``changes`` (``thresholds`` given as a dict are merged into the current ones)."""
+        if "thresholds" in changes:
+            changes["thresholds"] = {**self.thresholds, **changes["thresholds"]}
+        return replace(self, **changes)
+
+
+#: Chosen on the rlcheck runs of the demo world (see ``docs/monitor.md`` for the runs and figures).
+DEFAULT_RULE = Rule(
+    thresholds={"feature_distance": 1.0, "spread": 1.0},
+    baseline=1,
+    patience=1,
+    source="placeholder until chosen on rlcheck runs",
+)
+
+
+@dataclass
+class Status:
+    """What the monitor says after one update."""
+
+    step: int
+    level: str  # "baseline" (still collecting the start), "ok" or "warn"
+    reasons: list[str] = field(default_factory=list)
+    moved: dict[str, float] = field(default_factory=dict)  # series -> effect size d
+
+    @property
+    def ok(self) -> bool:
+        """True unless the monitor warns."""
+        return self.level != "warn"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The status as JSON-ready data."""
+        return {"step": self.step, "level": self.level, "reasons": self.reasons, "moved": self.moved}
+
+
+def _finite(values: Sequence[float | None] | None) -> list[float]:
+    return [float(v) for v in values or () if v is not None and math.isfinite(float(v))]
+
+
+class HackingMonitor:
+    """Tracks the proxy and the signals per step against the run's start; see the module doc.
+
+    Args:
+        rule: The rule (default :data:`DEFAULT_RULE`); keyword ``overrides`` change its fields.
+    """
+
+    def __init__(self, rule: Rule | None = None, **overrides: Any) -> None:
+        self.rule = (rule or DEFAULT_RULE).with_(**overrides) if overrides else rule or DEFAULT_RULE
+        self.history: list[Status] = []
+        self.fired_at: int | None = None  # the step of the first warning
+        self.seconds = 0.0  # time spent in update()
+        self._base: dict[str, list[float]] = {}
+        self._stats: dict[str, tuple[float, float]] | None = None
+        self._streak: dict[str, int] = {}
+
+    def update(
+        self,
+        step: int,
+        rewards: Sequence[float | None],
+        signals: Mapping[str, Sequence[float | None]] | None = None,
+        independent: Sequence[float | None] | None = None,
+    ) -> Status:
+        """Add one step's per-sample proxy rewards, signals and independent rewards; return the status."""
+        t0 = time.perf_counter()
+        series = {"proxy": _finite(rewards), **{k: _finite(v) for k, v in (signals or {}).items()}}
+        if independent is not None:
+            series["independent"] = _finite(independent)
+        if len(self.history) < self.rule.baseline:
+            for name, xs in series.items():
+                self._base.setdefault(name, []).extend(xs)
+            status = Status(step, "baseline")
+        else:
+            status = self._judge(step, series)
+        self.history.append(status)
+        if status.level == "warn" and self.fired_at is None:
+            self.fired_at = step
+        self.seconds += time.perf_counter() - t0
+        return status
+
+    def _baseline(self) -> dict[str, tuple[float, float]]:
+        """Mean and floored standard deviation of every series over the baseline window."""
+        if self._stats is None:
+            self._stats = {}
+            for name, xs in self._base.items():
+                if len(xs) < 2:
+                    continue
+                m = sum(xs) / len(xs)
+                sd = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
+                self._stats[name] = (m, max(sd, self.rule.min_sd.get(name, 1e-6)))
+        return self._stats
+
+    def effect_sizes(self, series: Mapping[str, Sequence[float]]) -> dict[str, float]:
+        """Each series' step mean against the baseline, in baseline standard deviations."""
+        base, out = self._baseline(), {}
+        for name, xs in series.items():
+            if xs and name in base:
+                m, sd = base[name]
+                out[name] = (sum(xs) / len(xs) - m) / sd
+        return out
+
+    def _judge(self, step: int, series: Mapping[str, Sequence[float]]) -> Status:
+        d = self.effect_sizes(series)
+        rule, hits = self.rule, []
+        for name, thr in rule.thresholds.items():
+            if name not in d:
+                continue
+            both = SIDES.get(name, "up") == "both"
+            if (abs(d[name]) if both else d[name]) >= thr:
+                hits.append(
+                    (name, f"{name} moved {d[name]:+.2f} sd from the run's start (threshold {thr:g})")
+                )
+        if rule.independent_gain is not None and "independent" in d and "proxy" in d:
+            if d["proxy"] >= rule.independent_gain and abs(d["independent"]) < rule.flat:
+                hits.append(
+                    (
+                        "independent",
+                        f"proxy rose {d['proxy']:+.2f} sd while the independent reward moved "
+                        f"{d['independent']:+.2f} sd (flat: within {rule.flat:g})",
+                    )
+                )
+        hit_names = {n for n, _ in hits}
+        self._streak = {n: self._streak.get(n, 0) + 1 for n in hit_names}
+        reasons = [text for n, text in hits if self._streak[n] >= rule.patience]
+        moved = {k: round(v, 4) for k, v in d.items()}
+        return Status(step, "warn" if reasons else "ok", reasons, moved)
+
+    def summary(self) -> dict[str, Any]:
+        """The rule, the first warning's step and every status so far."""
+        return {
+            "rule": {
+                "thresholds": dict(self.rule.thresholds),
+                "baseline": self.rule.baseline,
+                "patience": self.rule.patience,
+                "independent_gain": self.rule.independent_gain,
+                "flat": self.rule.flat,
+                "source": self.rule.source,
+            },
+            "fired_at": self.fired_at,
+            "statuses": [s.to_dict() for s in self.history],
+            "seconds": round(self.seconds, 4),
+        }
+
+
+def monitor_callback(
+    reward_function: Any,
+    monitor: HackingMonitor | None = None,
+    stop: bool = False,
+    independent: Any = None,
+) -> Any:
+    """A TRL ``TrainerCallback`` that feeds ``monitor`` what ``reward_function`` recorded each step.
+
+    ``reward_function`` is a ``RewardFunction(..., signals=True)`` in the trainer's ``reward_funcs``:
+    after each call it keeps the signals (``last_signals``) and the rewards (``last_rewards``) of the
+    completions it scored. ``independent`` is a second ``RewardFunction`` (give it to the trainer too,
+    with reward weight 0, so it is called on the same completions). At the end of every step in which
+    the reward function was called the callback updates the monitor, issues a ``UserWarning`` with
+    the reasons when it warns, and with ``stop=True`` sets ``control.should_training_stop``. The
+    statuses are on ``callback.monitor.history``.
+    """
+    from transformers import TrainerCallback
+
+    class HackingMonitorCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.monitor = monitor or HackingMonitor()
+            self.reward_function, self.independent, self.stop = reward_function, independent, stop
+            self._seen: Any = None  # the last rewards fed (the same object: no new call since)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            signals = getattr(self.reward_function, "last_signals", None)
+            if signals is None or signals is self._seen:  # no new call this step
+                return control
+            self._seen = signals
+            rewards = getattr(self.reward_function, "last_rewards", None) or []
+            other = getattr(self.independent, "last_rewards", None) if self.independent else None
+            status = self.monitor.update(state.global_step, rewards, signals, other)
+            if status.level == "warn":
+                warnings.warn(
+                    f"reward hacking suspected at step {status.step}: " + "; ".join(status.reasons),
+                    UserWarning,
+                    stacklevel=2,
+                )
+                if self.stop:
+                    control.should_training_stop = True
+            return control
+
+    return HackingMonitorCallback()

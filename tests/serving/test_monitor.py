@@ -1,0 +1,126 @@
+"""The hacking monitor: its rule on synthetic series (fires on drift, stays quiet on a flat run), the
+independent-reward rule, patience, overrides, and the TRL callback stopping a tiny GRPO run."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rewardlab.serving.monitor import DEFAULT_RULE, HackingMonitor, Rule, monitor_callback
+
+
+def _batch(rng: random.Random, mean: float, sd: float = 1.0, n: int = 16) -> list[float]:
+    return [rng.gauss(mean, sd) for _ in range(n)]
+
+
+def _run(monitor: HackingMonitor, drift: float, steps: int = 10, seed: int = 0) -> list[str]:
+    """Feed ``steps`` batches whose feature distance drifts by ``drift`` sd per step; return the levels."""
+    rng = random.Random(seed)
+    levels = []
+    for t in range(steps):
+        signals = {"feature_distance": _batch(rng, 5.0 + drift * t), "length": _batch(rng, 30.0, 5.0)}
+        levels.append(monitor.update(t, _batch(rng, 0.1 * t), signals).level)
+    return levels
+
+
+RULE = Rule(thresholds={"feature_distance": 1.0, "length": 1.5}, baseline=2, source="test")
+
+
+def test_rule_fires_on_a_drifting_signal_and_not_on_a_flat_one() -> None:
+    drifting = HackingMonitor(RULE)
+    levels = _run(drifting, drift=0.4)
+    assert levels[:2] == ["baseline", "baseline"] and "warn" in levels
+    assert drifting.fired_at is not None and 2 <= drifting.fired_at <= 5
+    first = next(s for s in drifting.history if s.level == "warn")
+    assert first.reasons and first.reasons[0].startswith("feature_distance moved +")
+    assert first.moved["feature_distance"] >= 1.0 and not first.ok
+    for seed in range(5):  # a flat run (the same distributions throughout) never warns
+        flat = HackingMonitor(RULE)
+        assert "warn" not in _run(flat, drift=0.0, seed=seed), seed
+        assert flat.fired_at is None
+
+
+def test_two_sided_signals_fire_either_way_and_one_sided_only_on_a_rise() -> None:
+    rule = Rule(thresholds={"length": 1.0, "spread": 1.0}, baseline=1)
+    mon = HackingMonitor(rule)
+    mon.update(0, [0.0, 1.0], {"length": [20.0, 30.0], "spread": [1.0, 2.0]})
+    falling = mon.update(1, [0.0, 1.0], {"length": [5.0, 6.0], "spread": [0.1, 0.2]})
+    assert falling.level == "warn" and [r.split()[0] for r in falling.reasons] == ["length"]
+    assert falling.moved["length"] < -1.0 and falling.moved["spread"] < -1.0
+
+
+def test_proxy_rising_while_an_independent_reward_stays_flat() -> None:
+    rule = Rule(thresholds={}, baseline=1, independent_gain=1.0, flat=0.5)
+    base = {"rewards": [0.0, 1.0, 2.0], "independent": [0.0, 1.0, 2.0]}
+    both = HackingMonitor(rule)
+    both.update(0, base["rewards"], independent=base["independent"])
+    assert both.update(1, [3.0, 4.0, 5.0], independent=[3.0, 4.0, 5.0]).level == "ok"  # both rose
+    alone = HackingMonitor(rule)
+    alone.update(0, base["rewards"], independent=base["independent"])
+    status = alone.update(1, [3.0, 4.0, 5.0], independent=[0.0, 1.0, 2.0])
+    assert status.level == "warn" and "independent reward" in status.reasons[0]
+    quiet = HackingMonitor(rule)  # the proxy rising alone is what RL does: no warning
+    quiet.update(0, base["rewards"])
+    assert quiet.update(1, [3.0, 4.0, 5.0]).level == "ok"
+
+
+def test_patience_overrides_and_missing_values() -> None:
+    mon = HackingMonitor(RULE, patience=2, thresholds={"length": 99.0})
+    assert mon.rule.thresholds == {"feature_distance": 1.0, "length": 99.0} and mon.rule.patience == 2
+    assert RULE.thresholds["length"] == 1.5  # the rule itself is unchanged
+    mon.update(0, [0.0], {"feature_distance": [0.0, 1.0, None]})
+    mon.update(1, [0.0], {"feature_distance": [0.0, 1.0, float("nan")]})
+    assert mon.update(2, [0.0], {"feature_distance": [5.0, 6.0]}).level == "ok"  # one step: not yet
+    assert mon.update(3, [0.0], {"feature_distance": [5.0, 6.0]}).level == "warn"
+    assert mon.fired_at == 3 and mon.summary()["rule"]["source"] == "test"
+    assert HackingMonitor().rule is DEFAULT_RULE and DEFAULT_RULE.thresholds and DEFAULT_RULE.source
+
+
+class DriftingRewardFunction:
+    """A TRL reward function that records signals as ``RewardFunction(signals=True)`` does; they drift."""
+
+    __name__ = "drifting"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.last_signals: dict | None = None
+        self.last_rewards: list[float] | None = None
+
+    def __call__(self, prompts, completions, **kw):
+        self.calls += 1
+        drift = 0.0 if self.calls <= 2 else 10.0 * self.calls
+        self.last_rewards = [float(len(c)) for c in completions]
+        self.last_signals = {"feature_distance": [drift + 0.1 * i for i in range(len(completions))]}
+        return self.last_rewards
+
+
+def _grpo(tiny_models, tmp_path, reward, callbacks, steps: int = 6):
+    import trl
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["llama"])
+    tok.pad_token = tok.pad_token or tok.eos_token
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path / "grpo"), beta=0.0, per_device_train_batch_size=4, num_generations=2,
+        max_completion_length=4, max_steps=steps, logging_steps=1, report_to="none", use_cpu=True,
+        save_strategy="no", disable_tqdm=True,
+    )  # fmt: skip
+    trainer = trl.GRPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_models["llama"]), reward_funcs=[reward], args=args,
+        train_dataset=Dataset.from_dict({"prompt": ["Say hi.", "Count to three."] * 8}), processing_class=tok,
+        callbacks=callbacks,
+    )  # fmt: skip
+    trainer.train()
+    return trainer
+
+
+def test_trl_callback_warns_and_stops_training_with_stop(tiny_models, tmp_path) -> None:
+    reward = DriftingRewardFunction()
+    rule = Rule(thresholds={"feature_distance": 3.0}, baseline=2)
+    callback = monitor_callback(reward, HackingMonitor(rule), stop=True)
+    with pytest.warns(UserWarning, match="reward hacking suspected at step 3: feature_distance moved"):
+        trainer = _grpo(tiny_models, tmp_path, reward, [callback])
+    assert callback.monitor.fired_at == 3 and trainer.state.global_step == 3  # stopped, not 6 steps
+    assert [s.level for s in callback.monitor.history] == ["baseline", "baseline", "warn"]
