@@ -121,6 +121,8 @@ def save_feature_stats(
     """Write :data:`FEATURE_STATS_FILE` into ``folder``; return its ``rewardlab.json`` record.
 
     Args:
+        folder: The checkpoint folder.
+        stats: The fitted statistics.
         features: What the features are (e.g. ``pooled last hidden state``), for the record.
         fitted_on: What data they came from, for the record.
     """
