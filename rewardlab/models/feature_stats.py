@@ -37,6 +37,8 @@ from rewardlab.errors import RewardlabError
 FEATURE_STATS_FILE = "feature_stats.safetensors"
 #: Eigenpairs kept (at most; fewer when the data has fewer directions).
 RANK = 256
+#: Samples fitted on (at most; a seeded sample of more): 8192 rows of 4096 floats fit in seconds.
+MAX_SAMPLES = 8192
 
 
 @dataclass
@@ -66,9 +68,19 @@ class FeatureStats:
         return (inside + outside).sqrt()
 
 
-def fit_feature_stats(features: torch.Tensor, rank: int = RANK) -> FeatureStats:
-    """Fit :class:`FeatureStats` to ``features`` (N, d), N ≥ 2 (see the module doc for the form)."""
+def fit_feature_stats(
+    features: torch.Tensor, rank: int = RANK, max_samples: int = MAX_SAMPLES, seed: int = 0
+) -> FeatureStats:
+    """Fit :class:`FeatureStats` to ``features`` (N, d), N ≥ 2 (see the module doc for the form).
+
+    Raises:
+        RewardlabError: fewer than 2 samples, or a feature that is not finite.
+    """
     x = features.detach().to("cpu", torch.float64)
+    if not torch.isfinite(x).all():
+        raise RewardlabError("feature statistics: some features are not finite")
+    if len(x) > max_samples:
+        x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_samples]]
     n, d = x.shape
     if n < 2:
         raise RewardlabError(f"feature statistics need at least 2 samples, got {n}")
