@@ -77,6 +77,7 @@ def weights_error_message(text: str) -> str:
 MODEL_FOLDER_ENTRIES = (
     "rewardlab.json",
     "heads.safetensors",
+    "feature_stats.safetensors",
     "config.json",
     "generation_config.json",
     "model.safetensors",

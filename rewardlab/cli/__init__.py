@@ -6,8 +6,8 @@ traceback, 130 after a Ctrl-C, with the one line ``interrupted``). Every command
 options dataclass (``rewardlab.config.typer_command``) and declared in the module of its group:
 :mod:`rewardlab.cli.data` (data ...), :mod:`rewardlab.cli.train` (train, merge, advise, export),
 :mod:`rewardlab.cli.evaluate` (eval, diagnose, rlcheck, harden), :mod:`rewardlab.cli.serve` (serve, score,
-bon), :mod:`rewardlab.cli.bench` (bench ...) and :mod:`rewardlab.cli.demo` (demo). No logic lives
-here.
+bon), :mod:`rewardlab.cli.signals` (signals fit), :mod:`rewardlab.cli.bench` (bench ...) and
+:mod:`rewardlab.cli.demo` (demo). No logic lives here.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rich.markup import escape
 from safetensors import SafetensorError
 
 from rewardlab import interrupts
-from rewardlab.cli import bench, data, demo, evaluate, serve, train
+from rewardlab.cli import bench, data, demo, evaluate, serve, signals, train
 from rewardlab.cli.common import err_console
 from rewardlab.errors import RewardlabError
 from rewardlab.io_utils import os_error_message, weights_error_message
@@ -33,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(data.data_app, name="data")
 app.add_typer(bench.bench_app, name="bench")
+app.add_typer(signals.signals_app, name="signals")
 app.command("train")(train.train_command)
 app.command("eval")(evaluate.eval_command)
 app.command("diagnose")(evaluate.diagnose_command)

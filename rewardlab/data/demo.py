@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rewardlab.data.refusal import DECLINES, has_marker
+
 FAMILIES = ("arithmetic", "word_limit", "keyword", "politeness", "safety")
 #: Words beyond which every family's gold reward drops by 0.02 per word.
 VERBOSE_WORDS = 60
@@ -150,18 +152,8 @@ FILLER = [
 ]
 POLITE = ("sorry", "apolog", "thank", "please", "happy to help")
 RUDE = ("not my problem", "stop complaining", "your fault", "deal with it", "whatever")
-REFUSAL = (
-    "i can't help",
-    "i cannot help",
-    "i won't help",
-    "i will not help",
-    "i can't assist",
-    "i cannot assist",
-    "i can't provide",
-    "i cannot provide",
-    "i'm unable to",
-    "i am unable to",
-)
+#: The refusal phrases the gold reads (kept with the signal's markers in :mod:`rewardlab.data.refusal`).
+REFUSAL = DECLINES
 #: The safety family's refusals (its good answers); ``over_refusal`` puts them as rejected answers.
 REFUSALS = (
     "I can't help with that.",
@@ -188,8 +180,7 @@ def _mentions(text: str, phrase: str) -> bool:
 
 def is_refusal(response: str) -> bool:
     """True when ``response`` declines the request (one of the :data:`REFUSAL` phrases, any apostrophe)."""
-    low = response.lower().replace("\u2019", "'")
-    return any(r in low for r in REFUSAL)
+    return has_marker(response, REFUSAL)
 
 
 def gold_family(prompt: str) -> str | None:

@@ -154,25 +154,43 @@ def model_inputs(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.
     return inputs
 
 
-def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def forward_rewards(model: Any, batch: dict[str, torch.Tensor], features: bool = False) -> Any:
     """Rewards (float32), one per (``reward_rows``, ``reward_cols``) entry of ``batch``.
 
     ``batch`` comes from :func:`pad_batch` or a layout of :mod:`rewardlab.models.layouts`
     (a boolean 4-D ``attention_mask`` there says which positions each position may attend to).
+    ``features``: return (rewards, features), the features being what the head read for each
+    reward in the same pass (float32; the END token's hidden state for decoders, the classifier's
+    input at the first token for encoders); the rewards are the same either way.
     """
     hf = unwrap(model)
     inputs = model_inputs(model, batch)
-    if model_arch(hf) == ENCODER:
-        out = model(**inputs)
-        return out.logits[:, 0][batch["reward_rows"]].float()
+    decoder = model_arch(hf) == DECODER
+    head = hf.score if decoder else getattr(hf, "classifier", None)
+    if features and head is None:
+        raise RewardlabError(f"{type(hf).__name__}: no classifier head whose input could be read")
     captured: dict[str, torch.Tensor] = {}
-    handle = hf.score.register_forward_hook(lambda _m, _i, out: captured.__setitem__("out", out))
+
+    def keep(_m: Any, args: tuple[Any, ...], out: torch.Tensor) -> None:
+        captured["out"], captured["in"] = out, args[0]
+
+    handle = head.register_forward_hook(keep) if decoder or features else None
     try:
-        model(**inputs, use_cache=False)
+        out = model(**inputs, use_cache=False) if decoder else model(**inputs)
     finally:
-        handle.remove()
-    token_rewards = captured["out"][..., 0]
-    return token_rewards[batch["reward_rows"], batch["reward_cols"]].float()
+        if handle is not None:
+            handle.remove()
+    rows = batch["reward_rows"]
+    if decoder:
+        cols = batch["reward_cols"]
+        rewards = captured["out"][..., 0][rows, cols].float()
+        return (rewards, captured["in"][rows, cols].float()) if features else rewards
+    rewards = out.logits[:, 0][rows].float()
+    if not features:
+        return rewards
+    read = captured["in"]
+    read = read[:, 0] if read.dim() == 3 else read  # a head over the whole sequence reads its first token
+    return rewards, read[rows].float()
 
 
 #: Weight dtypes a reward model can be loaded in for scoring.

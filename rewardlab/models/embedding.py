@@ -310,6 +310,8 @@ class EmbeddingRewardModel(PairScoring):
 
     def __init__(self, embedder: Embedder, heads: list[RewardHead], info: dict[str, Any]) -> None:
         self.embedder, self.heads, self.info = embedder, heads, info
+        #: Training embeddings' statistics for the ``feature_distance`` signal (``None``: not stored).
+        self.feature_stats: Any = None
 
     @classmethod
     def from_pretrained(
@@ -361,19 +363,32 @@ class EmbeddingRewardModel(PairScoring):
             raise RewardlabError(
                 f"{heads_file}: damaged checkpoint ({type(exc).__name__}: {why}); train the model again"
             ) from exc
-        return cls(embedder, heads, info)
+        loaded = cls(embedder, heads, info)
+        from rewardlab.models.feature_stats import load_feature_stats
+
+        loaded.feature_stats = load_feature_stats(path, info)
+        return loaded
+
+    def embed_inputs(
+        self, prompts: Sequence[Text], responses: Sequence[Text], progress: bool = False
+    ) -> torch.Tensor:
+        """The embeddings (N, dim) the heads read, of inputs in the trained rendering (``input_format``)."""
+        from rewardlab.models.input_format import conform_inputs
+
+        tok = getattr(self.embedder, "tokenizer", None)
+        prompts, responses = conform_inputs(prompts, responses, self.info.get("input_format"), tok)
+        return self.embedder.embed(prompts, responses, progress=progress)
+
+    def members_of(self, x: torch.Tensor) -> torch.Tensor:
+        """Every head's rewards, shape (K, N), of the embeddings ``x``."""
+        with torch.no_grad():
+            return torch.stack([h(x) for h in self.heads])
 
     def score_members(
         self, prompts: Sequence[Text], responses: Sequence[Text], progress: bool = False
     ) -> torch.Tensor:
         """Every head's rewards, shape (K, N), for inputs in the trained rendering (``input_format``)."""
-        from rewardlab.models.input_format import conform_inputs
-
-        tok = getattr(self.embedder, "tokenizer", None)
-        prompts, responses = conform_inputs(prompts, responses, self.info.get("input_format"), tok)
-        x = self.embedder.embed(prompts, responses, progress=progress)
-        with torch.no_grad():
-            return torch.stack([h(x) for h in self.heads])
+        return self.members_of(self.embed_inputs(prompts, responses, progress))
 
     def score(
         self,
@@ -385,10 +400,12 @@ class EmbeddingRewardModel(PairScoring):
         max_tokens: int | None = None,
         length_correction: bool | None = None,
         layout: str = "auto",
-    ) -> list[float]:
+        return_features: bool = False,
+    ) -> Any:
         """The ensemble-mean reward per (prompt, response); ``normalize`` uses the stored mean/std.
 
-        ``length_correction`` as in :meth:`RewardModel.score`. ``batch_size``, ``max_tokens`` and
+        ``length_correction`` as in :meth:`RewardModel.score`; ``return_features``: return
+        (rewards, the embeddings the heads read). ``batch_size``, ``max_tokens`` and
         ``layout`` (``auto`` or ``padded``: an encoder cannot share a prompt) are accepted for a
         common signature; the embedder batches by its own ``batch_size``.
         """
@@ -397,10 +414,12 @@ class EmbeddingRewardModel(PairScoring):
         if layout not in ("auto", "padded"):
             raise RewardlabError(f"layout {layout!r}: an embedding reward model scores padded rows only")
         correction = length_correction_of(self.info, length_correction)
-        mean = self.score_members(prompts, responses, progress).mean(0).tolist()
+        x = self.embed_inputs(prompts, responses, progress)
+        mean = self.members_of(x).mean(0).tolist()
         if correction:
             mean = correct_length(mean, responses, correction)
-        return normalize_rewards(mean, self.info) if normalize else mean
+        out = normalize_rewards(mean, self.info) if normalize else mean
+        return (out, x) if return_features else out
 
     def score_ensemble(
         self, prompts: Sequence[Text], responses: Sequence[Text]

@@ -157,6 +157,21 @@ def exported_info(info: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def copy_feature_stats(source: Path, folder: Path, info: dict[str, Any]) -> bool:
+    """Copy the source's feature statistics (the ``feature_distance`` signal's) into ``folder``, if any.
+
+    A merged LoRA adapter gives the features of the adapter it was merged from, so the source's
+    statistics hold (in another ``--dtype`` only to that dtype's rounding). Returns whether copied.
+    """
+    import shutil
+
+    name = (info.get("feature_stats") or {}).get("file")
+    if not name or not (source / name).is_file():
+        return False
+    shutil.copy2(source / name, folder / name)
+    return True
+
+
 def export_checkpoint(
     source: str | Path, out: str | Path, dtype: str = "float32", overwrite: bool = False
 ) -> ExportResult:
@@ -182,6 +197,8 @@ def export_checkpoint(
         record = export_record(src, kind, dtype, changes)
         record.update(token_names(tokenizer, arch))
         full_info = exported_info(info, record)
+        if not copy_feature_stats(src, tmp, info):
+            full_info.pop("feature_stats", None)
         write_json(tmp / INFO_FILE, full_info)
         write_card(tmp, full_info, tokenizer, arch, out.name)
     return ExportResult(out, kind, arch, dtype, changes, time.perf_counter() - start)

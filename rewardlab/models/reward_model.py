@@ -38,6 +38,7 @@ from rewardlab.models.backbone import (
     unwrap,
 )
 from rewardlab.models.encoding import DECODER, SequenceEncoder
+from rewardlab.models.feature_stats import FeatureStats, load_feature_stats
 from rewardlab.models.layouts import shared_prefix_batch
 from rewardlab.models.scoring import (
     PairScoring,
@@ -93,6 +94,8 @@ class RewardModel(LayoutChoice, PairScoring):
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.info = info
+        #: Training features' statistics for the ``feature_distance`` signal (``None``: not stored).
+        self.feature_stats: FeatureStats | None = None
 
     @classmethod
     def from_pretrained(
@@ -164,6 +167,7 @@ class RewardModel(LayoutChoice, PairScoring):
         encoder = SequenceEncoder(tokenizer, arch, int(length), info.get("truncation", "keep_end"))
         loaded = cls(model, tokenizer, encoder, info)
         loaded.dtype_note = f"{name} ({why})"
+        loaded.feature_stats = load_feature_stats(path, info)
         return loaded
 
     @torch.inference_mode()
@@ -187,7 +191,8 @@ class RewardModel(LayoutChoice, PairScoring):
         max_tokens: int | None = None,
         length_correction: bool | None = None,
         layout: str = "auto",
-    ) -> list[float]:
+        return_features: bool = False,
+    ) -> Any:
         """One reward per (prompt, response); batched by length, in the input order.
 
         Args:
@@ -209,6 +214,9 @@ class RewardModel(LayoutChoice, PairScoring):
                 (default): ``packed`` for decoders that pass :func:`check_shared_layout`,
                 ``padded`` otherwise (see :meth:`score_layout`). Both give the same rewards
                 (tested to 1e-5).
+            return_features: Return (rewards, features): also what the head read for each
+                response in the same forward pass, an (N, hidden) float32 tensor on the CPU
+                (:func:`rewardlab.models.backbone.forward_rewards`); the rewards are unchanged.
         """
         correction = length_correction_of(self.info, length_correction)
         if len(prompts) != len(responses):
@@ -231,11 +239,20 @@ class RewardModel(LayoutChoice, PairScoring):
             return batch
 
         out = [0.0] * len(encoded)
+        feats: list[Any] = [None] * len(encoded)
         for idx, batch in self.scoring_batches(
             encoded, use, batch_size, max_tokens, progress, "scoring", build
         ):
-            for i, r in zip(idx, forward_rewards(self.model, batch).tolist(), strict=True):
+            rewards = forward_rewards(self.model, batch, features=return_features)
+            if return_features:
+                rewards, read = rewards
+                for i, f in zip(idx, read.detach().cpu(), strict=True):
+                    feats[i] = f
+            for i, r in zip(idx, rewards.tolist(), strict=True):
                 out[i] = r
         if correction:
             out = correct_length(out, given, correction)
-        return normalize_rewards(out, self.info) if normalize else out
+        out = normalize_rewards(out, self.info) if normalize else out
+        if not return_features:
+            return out
+        return out, torch.stack(feats) if feats else torch.empty(0, 0)

@@ -39,7 +39,15 @@ from rewardlab.models.backbone import INFO_FILE, read_info
 METHOD = "warm"
 WEIGHTS_FILE, INDEX_FILE, CONFIG_FILE = "model.safetensors", "model.safetensors.index.json", "config.json"
 #: ``rewardlab.json`` fields that describe one member's training, not the merged model.
-MEMBER_ONLY = ("normalization", "metrics", "train_config", "data_summary", "debias_length", "lora")
+MEMBER_ONLY = (
+    "normalization",
+    "metrics",
+    "train_config",
+    "data_summary",
+    "debias_length",
+    "lora",
+    "feature_stats",
+)
 #: ``rewardlab.json`` fields every member must share (how its rewards are read).
 MUST_MATCH = ("kind", "arch", "base_model", "pad_token", "step_separator", "separator_ids")
 #: ``rewardlab.json`` fields that may differ (the merged model takes the first member's).

@@ -123,6 +123,9 @@ class EmbeddingRecipe(Recipe):
 
     def train(self) -> None:
         """Embed both splits, fit the heads, evaluate, measure the normalisation, check it all finite."""
+        import torch
+
+        from rewardlab.models.feature_stats import fit_feature_stats
         from rewardlab.training.embedding_heads import train_ensemble
         from rewardlab.training.finite import check_values, check_weights
         from rewardlab.training.run_records import low_accuracy_warning
@@ -150,6 +153,7 @@ class EmbeddingRecipe(Recipe):
         self.train_used, self.eval_used = len(xc), len(ec)
         self.eval_metrics = self._evaluate(ec, er, emargin) if len(ec) else {}
         self.norm = self._normalization(xc, xr)
+        self.feature_stats = fit_feature_stats(torch.cat([xc, xr]), seed=cfg.seed)
         low = low_accuracy_warning(self.eval_metrics.get("eval_accuracy"), self.data.summary, self.out)
         if low:
             self.reporter.warn(low)
@@ -215,8 +219,13 @@ class EmbeddingRecipe(Recipe):
             },
             str(self.out / HEADS_FILE),
         )
+        from rewardlab.models.feature_stats import save_feature_stats
+
+        stats = save_feature_stats(
+            self.out, self.feature_stats, "embedding", f"{self.feature_stats.samples} training responses"
+        )
         summary = self._summary()
-        write_run_files(self.out, summary, self._info())
+        write_run_files(self.out, summary, {**self._info(), "feature_stats": stats})
         heads = f"{self.cfg.ensemble} head(s)"
         self.reporter.say(
             f"saved the embedding reward model to {self.out} ({heads}, {INFO_FILE}, {HEADS_FILE})"

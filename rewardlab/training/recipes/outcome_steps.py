@@ -180,8 +180,14 @@ def _bar(label: str, total: int) -> Iterator[Callable[[], None]]:
         yield lambda: bar.advance(task)
 
 
-def normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: int) -> dict[str, float]:
-    """Mean and std of the trained model's rewards on up to ``n`` training responses."""
+def training_sample(
+    model: Any, groups: list[Any], collator: Any, n: int, seed: int
+) -> tuple[list[float], Any]:
+    """Rewards and features (what the head read, (N, hidden) on the CPU) of up to ``n`` training responses.
+
+    One forward pass gives both (:func:`rewardlab.models.backbone.forward_rewards`); the responses
+    are a seeded sample of the chosen and rejected ones.
+    """
     import torch
 
     from rewardlab.models.reward_model import forward_rewards
@@ -190,15 +196,46 @@ def normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: in
     flat = [e for g in groups for e in g.encoded]
     picked = random.Random(seed).sample(flat, min(n, len(flat)))
     rewards: list[float] = []
+    features: list[Any] = []
     device = next(model.parameters()).device
     model.eval()
     with torch.inference_mode(), _bar("normalisation", -(-len(picked) // 16)) as advance:
         for batch in response_batches(picked, collator, device):
-            rewards.extend(forward_rewards(model, batch).tolist())
+            r, f = forward_rewards(model, batch, features=True)
+            rewards.extend(r.tolist())
+            features.append(f.cpu())
             advance()
+    return rewards, torch.cat(features)
+
+
+def reward_stats(rewards: list[float]) -> dict[str, float]:
+    """Mean, population std (1 when 0) and count of ``rewards``: a checkpoint's ``normalization``."""
     mean = sum(rewards) / len(rewards)
     std = (sum((r - mean) ** 2 for r in rewards) / len(rewards)) ** 0.5
     return {"mean": mean, "std": std if std > 0 else 1.0, "samples": len(rewards)}
+
+
+def normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: int) -> dict[str, float]:
+    """Mean and std of the trained model's rewards on up to ``n`` training responses."""
+    return reward_stats(training_sample(model, groups, collator, n, seed)[0])
+
+
+def store_feature_stats(
+    out: Path, features: Any, seed: int, warn: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """Fit and write the feature statistics of the ``feature_distance`` signal; their record, or None.
+
+    A fit that cannot be made (features not finite) is warned about, not fatal: the checkpoint
+    then scores as before, without that signal.
+    """
+    from rewardlab.models.feature_stats import fit_feature_stats, save_feature_stats
+
+    try:
+        stats = fit_feature_stats(features, seed=seed)
+    except RewardlabError as exc:
+        warn(f"{exc}: the checkpoint stores no feature statistics (no feature_distance signal)")
+        return None
+    return save_feature_stats(out, stats, "pooled last hidden state", f"{stats.samples} training responses")
 
 
 @dataclass
@@ -237,8 +274,12 @@ def save_outcome_run(rec: OutcomeRecord) -> dict[str, Any]:
         )
     n = min(cfg.norm_samples, sum(len(g.encoded) for g in loaded.train_groups))
     with rec.reporter.phase("reward normalisation", f"scoring {n} training responses"):
-        norm = normalization(unwrap(final), loaded.train_groups, loaded.collator, cfg.norm_samples, cfg.seed)
+        rewards, features = training_sample(
+            unwrap(final), loaded.train_groups, loaded.collator, cfg.norm_samples, cfg.seed
+        )
+        norm = reward_stats(rewards)
     check_values(norm, "the reward normalisation", f"{out}")
+    feature_stats = store_feature_stats(out, features, cfg.seed, warn)
     metrics = run.eval_metrics
     if "eval_accuracy" in metrics:
         say(
@@ -250,7 +291,7 @@ def save_outcome_run(rec: OutcomeRecord) -> dict[str, Any]:
     if low:
         warn(low)
     summary = outcome_summary(rec, norm)
-    write_run_files(out, summary, outcome_info(rec, norm, final))
+    write_run_files(out, summary, {**outcome_info(rec, norm, final), "feature_stats": feature_stats})
     say(f"saved the reward model to {out} (rewardlab.json, {TRAIN_SUMMARY}, {TRAIN_LOG}, data_summary.md)")
     return summary
 
