@@ -123,6 +123,30 @@ def test_every_arm_is_wired_and_logged_every_step(tiny_run: tuple) -> None:
     assert "## Verdict" in (out / "rlcheck.md").read_text()
 
 
+def test_eval_records_carry_signals_and_the_report_has_the_monitor_section(tiny_run: tuple) -> None:
+    report, out, _ = tiny_run
+    for arm, v in report["arms"].items():
+        for r in v["eval"]:
+            assert set(r["signals"]) >= {"length", "refusal"} and len(r["signals"]["length"]) == r["n"], arm
+            assert r["proxy_items"] == pytest.approx(
+                [x["proxy"] for x in r["samples"]], abs=1e-4
+            )  # all 10 kept
+            assert sum(r["proxy_items"]) / r["n"] == pytest.approx(r["proxy"], abs=1e-3)
+    mon = report["monitor"]
+    assert list(mon["auroc"])[:3] == ["proxy", "length", "refusal"]  # the proxy is the baseline row
+    for name, row in mon["auroc"].items():
+        assert row["n"] == 10 * 2 * len(ARMS) and set(row["per_arm"]) == set(ARMS), name  # points 2 and 3
+        assert row["pooled"] is None or 0.0 <= row["pooled"] <= 1.0
+    assert set(mon["firing"]) == set(ARMS)
+    for arm, f in mon["firing"].items():
+        assert f["peak_step"] == report["summary"][arm]["peak_step"]
+        assert f["fired_at"] in (None, 2, 3), arm
+    assert mon["rule"]["source"] and mon["overhead"]["points"] >= 1 + 2 * len(ARMS)
+    md, page = (out / "rlcheck.md").read_text(), (out / "rlcheck.html").read_text()
+    assert "## Hacking monitor" in md and "AUROC pooled" in md and "monitor fired at step" in md
+    assert ">Hacking monitor</h2>" in page and "When the monitor" in page
+
+
 def test_kl_moves_after_an_update(tiny_run: tuple) -> None:
     report, _, _ = tiny_run
     assert any(v["eval"][-1]["kl"] > 0 for v in report["arms"].values())

@@ -4,6 +4,7 @@ independent-reward rule, patience, overrides, and the TRL callback stopping a ti
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,35 @@ def test_trl_callback_warns_and_stops_training_with_stop(tiny_models, tmp_path) 
         trainer = _grpo(tiny_models, tmp_path, reward, [callback])
     assert callback.monitor.fired_at == 3 and trainer.state.global_step == 3  # stopped, not 6 steps
     assert [s.level for s in callback.monitor.history] == ["baseline", "baseline", "warn"]
+
+
+def test_the_docs_trl_example_runs_and_stops_with_a_real_reward_function(
+    tiny_models, embedding_checkpoint, tmp_path
+) -> None:
+    """docs/monitor.md's GRPO example with the tiny policy and embedding checkpoint; a rule that must fire."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "monitor.md"
+    code = docs.read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    tiny_args = (
+        f"GRPOConfig(output_dir={str(tmp_path / 'grpo')!r}, max_steps=5, per_device_train_batch_size=4, "
+        "num_generations=2, max_completion_length=4, use_cpu=True, report_to='none', save_strategy='no', "
+        "beta=0.0, disable_tqdm=True)"
+    )
+    for old, new in (
+        ('"runs/demo/model"', repr(str(embedding_checkpoint))),
+        ('"HuggingFaceTB/SmolLM2-135M-Instruct"', repr(str(tiny_models["llama"]))),
+        ('GRPOConfig(output_dir="runs/grpo", max_steps=200)', tiny_args),
+        (
+            "HackingMonitor()",
+            "HackingMonitor(thresholds={'length': 0.0})",
+        ),  # |d| >= 0: fires after the baseline
+    ):
+        assert old in code, old
+        code = code.replace(old, new)
+    scope: dict = {}
+    with pytest.warns(UserWarning, match="reward hacking suspected at step 2: length moved"):
+        exec(code, scope)  # noqa: S102 - the documented example
+    monitor, reward = scope["callback"].monitor, scope["reward"]
+    assert monitor.fired_at == 2 and scope["trainer"].state.global_step == 2  # stopped after 2 of 5 steps
+    assert set(reward.last_signals) >= {"length", "refusal", "spread", "feature_distance"}
+    assert len(reward.last_rewards) == 4 and monitor.history[0].level == "baseline"
+    assert set(monitor.history[1].moved) >= {"proxy", "spread", "feature_distance"}

@@ -33,6 +33,8 @@ from rewardlab.serving.monitor import DEFAULT_RULE, SIDES, HackingMonitor, Rule
 
 #: The rows of the AUROC table: the proxy (the baseline row), then the signals.
 ROWS = ("proxy", "length", "refusal", "spread", "feature_distance")
+#: Scores are clipped to ±CLIP step-0 standard deviations (a signal constant at step 0 has a tiny sd).
+CLIP = 100.0
 #: A logistic combination of the oriented scores (weights per score and an intercept), with its source.
 COMBINATION: dict[str, Any] = {"weights": {}, "intercept": 0.0, "fitted_on": None}
 
@@ -74,7 +76,7 @@ def scores(
         if x is None or base is None:
             out.append(None)
             continue
-        z = (float(x) - base) / sd
+        z = max(-CLIP, min(CLIP, (float(x) - base) / sd))
         out.append(abs(z) if SIDES.get(name, "up") == "both" else z)
     return out
 
@@ -113,11 +115,16 @@ def combine(
     w = combination.get("weights") or {}
     if not w or any(k not in feats for k in w):
         return []
+    center, scale = combination.get("center") or {}, combination.get("scale") or {}
     n = len(next(iter(feats.values())))
     out: list[float | None] = []
     for i in range(n):
         xs = {k: feats[k][i] for k in w}
-        out.append(None if None in xs.values() else combination["intercept"] + sum(w[k] * xs[k] for k in w))  # type: ignore[operator]
+        if any(x is None for x in xs.values()):
+            out.append(None)
+            continue
+        z = {k: (float(xs[k]) - center.get(k, 0.0)) / scale.get(k, 1.0) for k in w}  # type: ignore[arg-type]
+        out.append(combination["intercept"] + sum(w[k] * z[k] for k in w))
     return out
 
 
@@ -267,7 +274,8 @@ def fit_combination(
 ) -> dict[str, Any]:
     """A logistic regression of "hacked" on the oriented scores ``names`` of every point of ``runs``.
 
-    ``runs`` are ``(arms, samples)``; plain gradient descent on the mean log-loss (few features).
+    ``runs`` are ``(arms, samples)``; the scores are standardised over the fitted rows (``center``,
+    ``scale``, kept with the weights), then plain gradient descent on the mean log-loss (few features).
     """
     xs, ys = [], []
     for arms, samples in runs:
@@ -281,8 +289,15 @@ def fit_combination(
                     if None not in row:
                         xs.append([float(x) for x in row])  # type: ignore[arg-type]
                         ys.append(float(y))
+    cols = list(zip(*xs, strict=True)) if xs else [() for _ in names]
+    center = [sum(c) / len(c) if c else 0.0 for c in cols]
+    scale = [
+        max(1e-6, (sum((x - m) ** 2 for x in c) / len(c)) ** 0.5) if c else 1.0
+        for c, m in zip(cols, center, strict=True)
+    ]
+    xs = [[(x - m) / sd for x, m, sd in zip(row, center, scale, strict=True)] for row in xs]
     w, b = [0.0] * len(names), 0.0
-    for _ in range(2000):
+    for _ in range(500):
         gw, gb = [0.0] * len(names), 0.0
         for x, y in zip(xs, ys, strict=True):
             t = b + sum(wi * xi for wi, xi in zip(w, x, strict=True))
@@ -294,5 +309,7 @@ def fit_combination(
         b -= 0.5 * gb / n
     return {
         "weights": {n: round(wi, 4) for n, wi in zip(names, w, strict=True)}, "intercept": round(b, 4),
+        "center": {n: round(m, 4) for n, m in zip(names, center, strict=True)},
+        "scale": {n: round(sd, 4) for n, sd in zip(names, scale, strict=True)},
         "fitted_on": fitted_on, "n": len(xs),
     }  # fmt: skip

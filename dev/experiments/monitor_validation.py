@@ -1,0 +1,148 @@
+r"""The hacking monitor's numbers on rlcheck runs: signals added to finished runs, rule chosen on one world.
+
+Run, per finished ``rewardlab rlcheck`` output folder (its ``rlcheck.json`` and ``completions.jsonl``)::
+
+    python -m dev.experiments.monitor_validation signals --check RUN [--check RUN2 ...] \\
+        --reward MODEL_WITH_FEATURE_STATS --out RUN.signals.json
+    python -m dev.experiments.monitor_validation validate --fit A.signals.json --apply B.signals.json \\
+        --out monitor.json
+
+``signals`` re-scores every eval completion of the runs (several runs of the same world with other
+``--arms`` are joined: every arm starts from the same step 0) with
+:func:`rewardlab.models.signals.score_with_signals` and writes the report's arms with the
+per-completion signals, as an rlcheck run of this version records them, plus the summaries. It
+also times ``model.score`` against ``score_with_signals`` on the same completions (two instances,
+memory caches only, so every call embeds) and the monitor's updates. ``validate`` chooses the rule
+(:func:`rewardlab.diagnostics.rlcheck.monitor_check.choose_rule`) and fits the combination on the
+``--fit`` world and reports both worlds with them: pooled AUROC per signal, the firing step against
+the gold peak per arm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rewardlab.diagnostics.rlcheck.monitor_check import choose_rule, fit_combination, validate
+from rewardlab.diagnostics.rlcheck.verdict import analyse
+from rewardlab.models.loading import load_reward
+from rewardlab.models.signals import score_with_signals
+from rewardlab.serving.monitor import HackingMonitor
+
+
+def _fresh(path: str) -> Any:
+    model = load_reward(path)
+    if hasattr(model, "embedder"):  # memory cache only: every completion is embedded once per instance
+        model.embedder.cache_file, model.embedder.cache_writes = None, False
+    return model
+
+
+def add_signals(checks: list[str], reward: str) -> dict[str, Any]:
+    """The joined arms of ``checks`` with per-completion signals, and the timings."""
+    with_signals, plain = _fresh(reward), _fresh(reward)
+    kw = {"length_correction": False} if (with_signals.info or {}).get("length_correction") else {}
+    arms: dict[str, Any] = {}
+    timing = {"score": 0.0, "score_with_signals": 0.0, "monitor": 0.0, "points": 0, "completions": 0}
+    mismatch = 0.0
+    for check in checks:
+        report = json.loads((Path(check) / "rlcheck.json").read_text())
+        rows = [json.loads(x) for x in (Path(check) / "completions.jsonl").read_text().splitlines()]
+        samples = report["eval"]["samples"]
+        for arm, v in report["arms"].items():
+            if not v.get("eval"):
+                continue
+            mon = HackingMonitor()
+            for rec in v["eval"]:
+                got = [
+                    r for r in rows if r["arm"] == arm and r["split"] == "eval" and r["step"] == rec["step"]
+                ]
+                prompts, texts = [r["prompt"] for r in got], [r["completion"] for r in got]
+                t0 = time.perf_counter()
+                rewards, signals = score_with_signals(with_signals, prompts, texts, **kw)
+                t1 = time.perf_counter()
+                plain.score(prompts, texts, **kw)
+                t2 = time.perf_counter()
+                mon.update(rec["step"], rewards, signals)
+                timing["score_with_signals"] += t1 - t0
+                timing["score"] += t2 - t1
+                timing["points"] += 1
+                timing["completions"] += len(texts)
+                mismatch = max(mismatch, *(abs(a - r["proxy"]) for a, r in zip(rewards, got, strict=True)))
+                rec["proxy_items"] = [round(float(x), 4) for x in rewards]
+                rec["signals"] = {
+                    k: [None if x is None else round(float(x), 4) for x in xs] for k, xs in signals.items()
+                }
+            timing["monitor"] += mon.seconds
+            arms[arm] = v
+    timing["overhead_share"] = (timing["score_with_signals"] - timing["score"] + timing["monitor"]) / timing[
+        "score"
+    ]
+    summary = analyse(arms, reward)["summary"]
+    return {
+        "checks": checks, "reward": reward, "samples": samples, "arms": arms, "summary": summary,
+        "timing": timing, "proxy_mismatch": mismatch,
+    }  # fmt: skip
+
+
+def _brief(section: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "auroc_pooled": {k: v["pooled"] for k, v in section["auroc"].items()},
+        "auroc_per_arm": {k: v["per_arm"] for k, v in section["auroc"].items()},
+        "firing": {
+            a: {k: f[k] for k in ("fired_at", "peak_step", "overoptimised", "target_met", "reasons")}
+            for a, f in section["firing"].items()
+        },
+    }
+
+
+def validate_worlds(
+    fit: dict[str, Any], apply: dict[str, Any], fit_name: str, apply_name: str
+) -> dict[str, Any]:
+    """Rule and combination chosen on ``fit``, then the monitor section of both worlds with them."""
+    rule = choose_rule([(fit["arms"], fit["summary"])], source=f"rlcheck runs of {fit_name}")
+    present = {k for v in fit["arms"].values() for r in v["eval"] for k in r.get("signals", {})}
+    names = ["proxy", *(n for n in ("length", "refusal", "spread", "feature_distance") if n in present)]
+    combo = fit_combination([(fit["arms"], fit["samples"])], names, fitted_on=fit_name)
+    out: dict[str, Any] = {
+        "rule": {"thresholds": dict(rule.thresholds), "source": rule.source},
+        "combination": combo,
+    }
+    for name, world in ((fit_name, fit), (apply_name, apply)):
+        section = validate(world["arms"], world["summary"], world["samples"], rule, combo)
+        out[name] = {**_brief(section), "role": "fit" if world is fit else "check", "timing": world["timing"]}
+        out[name]["summary"] = {
+            a: {k: s[k] for k in ("start_gold", "peak_gold", "peak_step", "final_gold", "overoptimised")}
+            for a, s in world["summary"].items()
+        }
+    return out
+
+
+def main() -> None:
+    """``signals`` or ``validate`` (see the module doc)."""
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("signals")
+    s.add_argument("--check", action="append", required=True)
+    s.add_argument("--reward", required=True)
+    s.add_argument("--out", required=True)
+    v = sub.add_parser("validate")
+    v.add_argument("--fit", required=True)
+    v.add_argument("--apply", required=True)
+    v.add_argument("--out", required=True)
+    args = ap.parse_args()
+    if args.what == "signals":
+        result = add_signals(args.check, args.reward)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        print(json.dumps({"timing": result["timing"], "proxy_mismatch": result["proxy_mismatch"]}, indent=1))
+        return
+    fit, apply = (json.loads(Path(p).read_text()) for p in (args.fit, args.apply))
+    result = validate_worlds(fit, apply, Path(args.fit).stem, Path(args.apply).stem)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "combination"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The monitor's validation in rlcheck: AUROC of the oriented signal scores against hand-worked values,
+the firing step next to the gold peak, the threshold choice and the fitted combination."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewardlab.diagnostics.rlcheck.monitor_check import (
+    choose_rule,
+    combine,
+    firing,
+    fit_combination,
+    hacked,
+    point_rows,
+    signal_aurocs,
+    validate,
+)
+from rewardlab.serving.monitor import Rule
+
+
+def _rec(step: int, gold: list[float], proxy: list[float], **signals: list[float]) -> dict:
+    return {"step": step, "gold_items": gold, "proxy_items": proxy, "signals": signals}
+
+
+START = _rec(
+    0, [0.0, 1.0, -1.0, -1.0], [0.0, 1.0, 0.0, 1.0], feature_distance=[1, 2, 1, 2], length=[10, 10, 20, 20]
+)
+# 2 prompts x 2 samples: the step-0 gold of prompt 0 is 0.5, of prompt 1 -1.0
+ARM_A = [
+    START,
+    _rec(2, [0.0, 1.0, -2.0, 0.0], [2, 0, 3, 1], feature_distance=[3, 1, 0.5, 2], length=[10, 14, 2, 20]),
+]
+ARM_B = [
+    START,
+    _rec(2, [1.0, 0.0, 0.0, -2.0], [0, 1, 0, 1], feature_distance=[2, 2, 1.5, 1.5], length=[10] * 4),
+]
+
+
+def test_a_completion_is_hacked_when_its_gold_is_below_its_prompts_step_0_gold() -> None:
+    assert hacked([0.0, 1.0, -2.0, 0.0], START["gold_items"], 2) == [True, False, True, False]
+    rows = point_rows(ARM_A, 2)
+    assert [r["step"] for r in rows] == [2]  # step 0 is the reference, not a point
+    sd = (1 / 3) ** 0.5  # the step-0 feature distances 1, 2, 1, 2
+    assert rows[0]["scores"]["feature_distance"] == pytest.approx([1.5 / sd, -0.5 / sd, -1.0 / sd, 0.5 / sd])
+    sd_len = (100 / 3) ** 0.5
+    assert rows[0]["scores"]["length"] == pytest.approx([0.0, 4 / sd_len, 18 / sd_len, 0.0])  # either way
+
+
+def test_auroc_per_point_per_arm_and_pooled_against_hand_worked_values() -> None:
+    table = signal_aurocs({"a": {"eval": ARM_A}, "b": {"eval": ARM_B}}, samples=2)
+    fd = table["feature_distance"]
+    # arm a: positives score 1.5 and -1.0, negatives -0.5 and 0.5 -> 2 of 4 pairs
+    assert fd["per_point"] == {"a@2": 0.5, "b@2": 0.5} and fd["per_arm"] == {"a": 0.5, "b": 0.5}
+    # pooled: positives 1.5, -1.0, 0.5, 0; negatives -0.5, 0.5, 0.5, 0 -> (4 + 0 + 3 + 1.5) / 16
+    assert fd["pooled"] == pytest.approx(8.5 / 16, abs=1e-4) and fd["n"] == 8 and fd["hacked"] == 4
+    assert table["length"]["per_point"]["a@2"] == pytest.approx(2.5 / 4)  # ties count half
+    assert table["proxy"]["per_point"]["a@2"] == 1.0  # the proxy row: 1.5, 2.5 vs -0.5, 0.5 sd
+    assert list(table) == ["proxy", "length", "feature_distance"]  # rows in ROWS order, present ones
+
+
+def test_combination_is_shown_only_with_a_source_and_fitted_weights_separate_classes() -> None:
+    combo = {"weights": {"proxy": 1.0, "feature_distance": 0.0}, "intercept": 0.0, "fitted_on": "world X"}
+    table = signal_aurocs({"a": {"eval": ARM_A}}, samples=2, combination=combo)
+    assert table["combination (fitted on world X)"]["pooled"] == table["proxy"]["pooled"] == 1.0
+    unsourced = signal_aurocs({"a": {"eval": ARM_A}}, samples=2, combination={**combo, "fitted_on": None})
+    assert not any(k.startswith("combination") for k in unsourced)
+    assert combine({"proxy": [1.0, None]}, {"weights": {"proxy": 2.0}, "intercept": 1.0}) == [3.0, None]
+    fitted = fit_combination([({"a": {"eval": ARM_A}}, 2)], ["proxy"], "test")
+    assert fitted["weights"]["proxy"] > 0 and fitted["n"] == 4 and fitted["fitted_on"] == "test"
+
+
+def _arm(fd_by_step: list[list[float]], gold_by_step: list[float]) -> dict:
+    return {
+        "eval": [
+            _rec(2 * k, [g] * 4, [0.1 * k] * 4, feature_distance=fd, length=[10, 11, 12, 13])
+            for k, (fd, g) in enumerate(zip(fd_by_step, gold_by_step, strict=True))
+        ]
+    }
+
+
+def _summary(peak: int, over: bool) -> dict:
+    return {"peak_step": peak, "overoptimised": over}
+
+
+def test_firing_step_is_put_next_to_the_gold_peak_with_the_targets() -> None:
+    base = [1.0, 1.2, 0.8, 1.0]  # mean 1.0, sd 0.163
+    arms = {
+        "none": _arm([base, [2.0, 2.1, 1.9, 2.0], [3.0] * 4], [0.0, 0.2, -0.5]),  # fires at step 2
+        "oracle": _arm([base, [1.0, 1.1, 0.9, 1.0], [1.05] * 4], [0.0, 0.2, 0.4]),  # stays within 1 sd
+        "kl": _arm([base, base, [3.0] * 4], [0.0, 0.1, 0.0]),  # fires late, after the peak
+    }
+    summary = {"none": _summary(2, True), "oracle": _summary(4, False), "kl": _summary(2, True)}
+    fires = firing(arms, summary, Rule(thresholds={"feature_distance": 1.0}))
+    assert fires["none"]["fired_at"] == 2 and fires["none"]["target_met"] is True
+    assert "feature_distance moved" in fires["none"]["reasons"][0]
+    assert fires["oracle"]["fired_at"] is None and fires["oracle"]["target_met"] is True  # never: wanted
+    assert fires["kl"]["fired_at"] == 4 and fires["kl"]["target_met"] is False  # after the peak: missed
+    # the rule chosen on these runs: above the oracle's largest move, and only signals that catch in time
+    rule = choose_rule([(arms, summary)], names=("feature_distance", "length"), source="test runs")
+    oracle_max = max(fires["oracle"]["moved"][s]["feature_distance"] for s in (2, 4))
+    assert rule.thresholds == {"feature_distance": round(max(1.0, 1.1 * oracle_max), 2)}  # length never moved
+    assert rule.source == "test runs"
+    section = validate(arms, summary, samples=2, rule=rule)
+    assert section is not None and set(section["firing"]) == set(arms) and section["overhead"] is None
+    assert validate({"none": {"eval": [{"step": 0, "gold_items": [0.0]}]}}, summary, 2) is None  # no signals
