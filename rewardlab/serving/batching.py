@@ -178,7 +178,9 @@ class MicroBatcher:
         req.scored += len(rewards)
         self.items += len(rewards)
         if req.scored == len(req.prompts) and not req.done:
-            req.future.set_result([float(r) for r in req.rewards])  # type: ignore[arg-type]
+            # a reward carrying its signals (rewardlab.serving.signals.Signed) is a float already
+            kept = [r if hasattr(r, "signals") else float(r) for r in req.rewards]
+            req.future.set_result(kept)  # type: ignore[arg-type]
 
 
 def _client_error(exc: Exception) -> Exception:

@@ -8,7 +8,10 @@ per-token log-ratio of policy and reference,
 
 :class:`RewardFunction` wraps any rewardlab reward model as a ``reward_funcs=`` entry of TRL's
 ``GRPOTrainer`` / ``RLOOTrainer`` (called with ``prompts`` and ``completions``, plain or
-conversational, and returning one float per completion).
+conversational, and returning one float per completion). With ``signals=True`` it also computes
+the per-sample reward-hacking signals of :mod:`rewardlab.models.signals` in the same scoring pass,
+keeps them on ``last_signals`` and logs them through TRL 1.x's ``log_metric`` (batch means, as
+``signals/<name>``) and ``log_extra`` (one column per signal in the completions table).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class RewardFunction:
         batch_size: Sequences per forward pass.
         length_correction: Apply the checkpoint's stored length correction (``None``: as stored).
         clip: Clip every reward to ``[-clip, clip]`` (after normalisation), if given.
+        signals: Also compute the signals (:mod:`rewardlab.models.signals`) of every call: kept on
+            :attr:`last_signals` and logged for TRL (see the module doc). The rewards are unchanged.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class RewardFunction:
         batch_size: int = 16,
         length_correction: bool | None = None,
         clip: float | None = None,
+        signals: bool = False,
     ) -> None:
         if isinstance(model, (str, Path)):
             from rewardlab.models.loading import load_reward
@@ -74,6 +80,9 @@ class RewardFunction:
             normalize = bool((getattr(model, "info", None) or {}).get("normalization"))
         self.model, self.normalize, self.batch_size = model, normalize, batch_size
         self.length_correction, self.clip = length_correction, clip
+        self.signals = signals
+        #: The last call's signals (name -> one value per completion); empty before the first call.
+        self.last_signals: dict[str, list[float | None]] = {}
         self.__name__ = "rewardlab"
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
@@ -83,7 +92,26 @@ class RewardFunction:
             kw["length_correction"] = self.length_correction
         if getattr(self.model, "takes_columns", False):  # a Python reward or verifier: TRL's dataset columns
             kw["columns"] = {k: list(v) for k, v in kwargs.items() if isinstance(v, (list, tuple))}
-        rewards = self.model.score(list(prompts), list(completions), **kw)
+        if self.signals:
+            rewards = self._score_with_signals(list(prompts), list(completions), kw, kwargs)
+        else:
+            rewards = self.model.score(list(prompts), list(completions), **kw)
         if self.clip is not None:
             rewards = [max(-self.clip, min(self.clip, r)) for r in rewards]
+        return rewards
+
+    def _score_with_signals(
+        self, prompts: list[Any], completions: list[Any], kw: dict[str, Any], trl: dict[str, Any]
+    ) -> list[float]:
+        """Rewards and signals of one pass; keep the signals and hand them to TRL's loggers if given."""
+        from rewardlab.models.signals import score_with_signals, signal_means
+
+        rewards, self.last_signals = score_with_signals(self.model, prompts, completions, **kw)
+        log_metric, log_extra = trl.get("log_metric"), trl.get("log_extra")
+        if callable(log_metric):
+            for name, mean in signal_means(self.last_signals).items():
+                log_metric(f"signals/{name}", mean)
+        if callable(log_extra):
+            for name, values in self.last_signals.items():
+                log_extra(f"signals/{name}", values)
         return rewards

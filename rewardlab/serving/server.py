@@ -12,6 +12,8 @@ and ``POST /pooling`` (vLLM's pooling server shapes, also under ``/v1/``; see
 ``rewardlab.serving.compat``), ``GET /health`` and ``GET /info``. A ``--model`` may be a
 checkpoint, a reward function, a built-in verifier, another server's URL or a weighted sum of those
 (``rewardlab.models.loading``); for a sum, ``/score`` with ``"return_parts": true`` adds ``"parts"``.
+Every scoring endpoint takes ``"signals": true``: the answer then carries each item's reward-hacking
+signals (``rewardlab.serving.signals``).
 Under ``--normalize`` every endpoint serves the normalised reward. Loopback by default; a
 non-loopback host needs a bearer token.
 Every request is validated before it reaches the model (``rewardlab.serving.requests``), so user
@@ -39,6 +41,7 @@ from rewardlab.serving.requests import (
     wants_parts,
     wants_uncertainty,
 )
+from rewardlab.serving.signals import attach_signals, signed_scorer, wants_signals
 from rewardlab.serving.vllm_shapes import vllm_shape
 
 log = logging.getLogger(__name__)
@@ -169,6 +172,7 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     }
     score.spread = spread  # type: ignore[attr-defined]
     score.parts = parts  # type: ignore[attr-defined]
+    score.signals = signed_scorer(scorer, options)  # type: ignore[attr-defined]
     return score, info
 
 
@@ -194,7 +198,8 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
     """The FastAPI app (models loaded here unless ``scorer`` = (score function, info) is given).
 
     The score function's ``spread`` attribute, when it has one, answers ``"return_uncertainty"``;
-    its ``parts`` attribute ({name: score function}, combine), when it has one, ``"return_parts"``.
+    its ``parts`` attribute ({name: score function}, combine), when it has one, ``"return_parts"``;
+    its ``signals`` attribute (rewards that carry their signals), when it has one, ``"signals"``.
 
     Raises:
         RewardlabError: an unusable token file, or a model that fails the start-up probe.
@@ -211,6 +216,8 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
         probe(score)
     batcher = MicroBatcher(score, cfg.batch_window_ms / 1000, cfg.batch_size)
     spreads = MicroBatcher(spread, cfg.batch_window_ms / 1000, cfg.batch_size) if spread else None
+    signal_fn = getattr(score, "signals", None)
+    signed = MicroBatcher(signal_fn, cfg.batch_window_ms / 1000, cfg.batch_size) if signal_fn else None
     part_fns, combine = getattr(score, "parts", None) or ({}, None)
     # one batcher per part of a sum: "return_parts" scores each part once, and the total from them
     parts = {n: MicroBatcher(f, cfg.batch_window_ms / 1000, cfg.batch_size) for n, f in part_fns.items()}
@@ -233,18 +240,29 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
             got[7:].encode("utf-8", "surrogateescape"), token.encode()
         )
 
-    async def scored(prompts: list[Any], responses: list[Any], want_std: bool, want_parts: bool) -> Any:
-        """(rewards, std or None, parts or None) of one request, through the micro-batchers."""
+    async def scored(prompts: list[Any], responses: list[Any], want: tuple[bool, bool, bool]) -> Any:
+        """(rewards, std or None, parts or None, signals or None) of one request, through the micro-batchers.
+
+        ``want``: (std, parts, signals). With signals, the rewards are those of the signals' pass.
+        """
+        want_std, want_parts, want_signals = want
+        main = signed if want_signals and signed is not None else batcher
         if want_parts and combine is not None:
-            values = await asyncio.gather(*(b.submit(prompts, responses) for b in parts.values()))
-            by_name = dict(zip(parts, values, strict=True))
-            return combine(by_name), None, by_name
+            jobs = [b.submit(prompts, responses) for b in parts.values()]
+            values = await asyncio.gather(
+                *jobs, *([main.submit(prompts, responses)] if main is signed else [])
+            )
+            by_name = dict(zip(parts, values[: len(parts)], strict=True))
+            return combine(by_name), None, by_name, _signals_of(values[-1]) if main is signed else None
         if want_std and spreads is not None:
             rewards, std = await asyncio.gather(
-                batcher.submit(prompts, responses), spreads.submit(prompts, responses)
+                main.submit(prompts, responses), spreads.submit(prompts, responses)
             )
-            return rewards, std, None
-        return await batcher.submit(prompts, responses), None, None
+        else:
+            rewards, std = await main.submit(prompts, responses), None
+        if main is signed:
+            return [float(r) for r in rewards], std, None, _signals_of(rewards)
+        return rewards, std, None, None
 
     async def handle(request: Request, parse: Any, shape: Any, extras: bool = False) -> JSONResponse:
         if not authorised(request):
@@ -263,11 +281,16 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
             want_parts = extras and wants_parts(body)
             if want_parts and combine is None:
                 raise BadRequest(422, "return_parts needs a combined reward (--model sum:...) alone")
+            want_signals = wants_signals(body)
+            if want_signals and signed is None:
+                raise BadRequest(422, "signals: this server's scorer gives none")
             out = shape(body)  # a bad option of the answer's shape is a 4xx before any scoring
         except BadRequest as exc:
             return error(exc.status, exc.message)
         try:
-            rewards, std, by_part = await scored(prompts, responses, want_std, want_parts)
+            rewards, std, by_part, signals = await scored(
+                prompts, responses, (want_std, want_parts, want_signals)
+            )
         except RemoteError as exc:  # a remote reward failed: 502 (bad gateway), 422 if it refused the input
             return error(422 if exc.status in (400, 422) else 502, str(exc))
         except RewardlabError as exc:
@@ -279,6 +302,8 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
             result["std"] = std
         if by_part is not None:
             result["parts"] = by_part
+        if signals is not None:
+            result = attach_signals(result, signals)
         return JSONResponse(result)
 
     @app.get("/health")
@@ -322,6 +347,11 @@ def create_app(cfg: ServeConfig, scorer: tuple[Any, dict[str, Any]] | None = Non
         return await handle(request, compat.parse_score_evaluation, compat.score_evaluation_shape(served))
 
     return app
+
+
+def _signals_of(rewards: list[Any]) -> list[dict[str, float | None]]:
+    """The per-item signals the rewards of the signals' micro-batcher carry."""
+    return [r.signals for r in rewards]
 
 
 def uvicorn_options(cfg: ServeConfig) -> dict[str, Any]:
