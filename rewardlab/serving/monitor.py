@@ -193,6 +193,12 @@ class HackingMonitor:
         }
 
 
+def signal_columns(items: Sequence[Mapping[str, float | None]]) -> dict[str, list[float | None]]:
+    """Per-item signal objects (``rewardlab serve``'s ``"signals"``) as name -> one value per item."""
+    names = sorted({k for item in items for k in item})
+    return {k: [item.get(k) for item in items] for k in names}
+
+
 def monitor_callback(
     reward_function: Any,
     monitor: HackingMonitor | None = None,

@@ -60,7 +60,9 @@ class RewardFunction:
         length_correction: Apply the checkpoint's stored length correction (``None``: as stored).
         clip: Clip every reward to ``[-clip, clip]`` (after normalisation), if given.
         signals: Also compute the signals (:mod:`rewardlab.models.signals`) of every call: kept on
-            :attr:`last_signals` and logged for TRL (see the module doc). The rewards are unchanged.
+            :attr:`last_signals` and logged for TRL (see the module doc). The rewards are unchanged
+            (and kept on :attr:`last_rewards` either way), for
+            :func:`rewardlab.serving.monitor.monitor_callback`.
     """
 
     def __init__(
@@ -83,6 +85,8 @@ class RewardFunction:
         self.signals = signals
         #: The last call's signals (name -> one value per completion); empty before the first call.
         self.last_signals: dict[str, list[float | None]] = {}
+        #: The last call's rewards (what it returned); None before the first call.
+        self.last_rewards: list[float] | None = None
         self.__name__ = "rewardlab"
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
@@ -98,6 +102,7 @@ class RewardFunction:
             rewards = self.model.score(list(prompts), list(completions), **kw)
         if self.clip is not None:
             rewards = [max(-self.clip, min(self.clip, r)) for r in rewards]
+        self.last_rewards = rewards  # what a hacking monitor reads (rewardlab.serving.monitor)
         return rewards
 
     def _score_with_signals(

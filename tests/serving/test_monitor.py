@@ -140,7 +140,7 @@ def test_the_docs_trl_example_runs_and_stops_with_a_real_reward_function(
     )
     for old, new in (
         ('"runs/demo/model"', repr(str(embedding_checkpoint))),
-        ('"HuggingFaceTB/SmolLM2-135M-Instruct"', repr(str(tiny_models["llama"]))),
+        ('"HuggingFaceTB/SmolLM2-135M-Instruct"', "POLICY"),  # the tiny LLaMA as a causal LM
         ('GRPOConfig(output_dir="runs/grpo", max_steps=200)', tiny_args),
         (
             "HackingMonitor()",
@@ -149,7 +149,9 @@ def test_the_docs_trl_example_runs_and_stops_with_a_real_reward_function(
     ):
         assert old in code, old
         code = code.replace(old, new)
-    scope: dict = {}
+    from transformers import AutoModelForCausalLM
+
+    scope: dict = {"POLICY": AutoModelForCausalLM.from_pretrained(tiny_models["llama"])}
     with pytest.warns(UserWarning, match="reward hacking suspected at step 2: length moved"):
         exec(code, scope)  # noqa: S102 - the documented example
     monitor, reward = scope["callback"].monitor, scope["reward"]
@@ -157,3 +159,10 @@ def test_the_docs_trl_example_runs_and_stops_with_a_real_reward_function(
     assert set(reward.last_signals) >= {"length", "refusal", "spread", "feature_distance"}
     assert len(reward.last_rewards) == 4 and monitor.history[0].level == "baseline"
     assert set(monitor.history[1].moved) >= {"proxy", "spread", "feature_distance"}
+
+
+def test_signal_columns_turn_serve_items_into_series() -> None:
+    from rewardlab.serving.monitor import signal_columns
+
+    items = [{"length": 3.0, "refusal": 0.0}, {"length": 5.0, "refusal": 1.0, "spread": None}]
+    assert signal_columns(items) == {"length": [3.0, 5.0], "refusal": [0.0, 1.0], "spread": [None, None]}
