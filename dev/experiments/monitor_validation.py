@@ -76,6 +76,13 @@ def add_signals(checks: list[str], reward: str) -> dict[str, Any]:
                     k: [None if x is None else round(float(x), 4) for x in xs] for k, xs in signals.items()
                 }
             timing["monitor"] += mon.seconds
+            v["train_signals"] = []  # the training batches, as a TRL callback would see them
+            for step in sorted({r["step"] for r in rows if r["arm"] == arm and r["split"] == "train"}):
+                got = [r for r in rows if r["arm"] == arm and r["split"] == "train" and r["step"] == step]
+                rewards, signals = score_with_signals(
+                    with_signals, [r["prompt"] for r in got], [r["completion"] for r in got], **kw
+                )
+                v["train_signals"].append({"step": step, "proxy_items": rewards, "signals": signals})
             arms[arm] = v
     timing["overhead_share"] = (timing["score_with_signals"] - timing["score"] + timing["monitor"]) / timing[
         "score"
@@ -98,6 +105,18 @@ def _brief(section: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def train_firing(world: dict[str, Any], rule: Any, baseline: int = 2) -> dict[str, Any]:
+    """The monitor replayed on each arm's training batches (the first ``baseline`` steps the start)."""
+    out = {}
+    for arm, v in world["arms"].items():
+        mon = HackingMonitor(rule, baseline=baseline)
+        for b in v.get("train_signals") or []:
+            mon.update(b["step"], b["proxy_items"], b["signals"])  # step k: sampled after k updates
+        first = next((st for st in mon.history if not st.ok), None)
+        out[arm] = {"fired_at": mon.fired_at, "reasons": first.reasons if first else []}
+    return out
+
+
 def validate_worlds(
     fit: dict[str, Any], apply: dict[str, Any], fit_name: str, apply_name: str
 ) -> dict[str, Any]:
@@ -113,6 +132,7 @@ def validate_worlds(
     for name, world in ((fit_name, fit), (apply_name, apply)):
         section = validate(world["arms"], world["summary"], world["samples"], rule, combo)
         out[name] = {**_brief(section), "role": "fit" if world is fit else "check", "timing": world["timing"]}
+        out[name]["train_firing"] = train_firing(world, rule)
         out[name]["summary"] = {
             a: {k: s[k] for k in ("start_gold", "peak_gold", "peak_step", "final_gold", "overoptimised")}
             for a, s in world["summary"].items()

@@ -123,7 +123,7 @@ def combine(
         if any(x is None for x in xs.values()):
             out.append(None)
             continue
-        z = {k: (float(xs[k]) - center.get(k, 0.0)) / scale.get(k, 1.0) for k in w}  # type: ignore[arg-type]
+        z = {k: (float(xs[k]) - center.get(k, 0.0)) / (scale.get(k) or 1.0) for k in w}  # type: ignore[arg-type]
         out.append(combination["intercept"] + sum(w[k] * z[k] for k in w))
     return out
 
@@ -310,6 +310,6 @@ def fit_combination(
     return {
         "weights": {n: round(wi, 4) for n, wi in zip(names, w, strict=True)}, "intercept": round(b, 4),
         "center": {n: round(m, 4) for n, m in zip(names, center, strict=True)},
-        "scale": {n: round(sd, 4) for n, sd in zip(names, scale, strict=True)},
+        "scale": {n: float(f"{sd:.4g}") for n, sd in zip(names, scale, strict=True)},
         "fitted_on": fitted_on, "n": len(xs),
     }  # fmt: skip
