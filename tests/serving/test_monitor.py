@@ -166,3 +166,35 @@ def test_signal_columns_turn_serve_items_into_series() -> None:
 
     items = [{"length": 3.0, "refusal": 0.0}, {"length": 5.0, "refusal": 1.0, "spread": None}]
     assert signal_columns(items) == {"length": [3.0, 5.0], "refusal": [0.0, 1.0], "spread": [None, None]}
+
+
+def test_the_docs_serve_hook_feeds_the_monitor_from_the_signals_field(
+    embedding_checkpoint, monkeypatch
+) -> None:
+    """docs/monitor.md's OpenRLHF reward function, against the server app (requests.post routed to it)."""
+    import requests
+    from fastapi.testclient import TestClient
+
+    from rewardlab.models.loading import load_reward
+    from rewardlab.serving.config import ServeConfig
+    from rewardlab.serving.server import create_app
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "monitor.md"
+    code = docs.read_text().split("```python\n")[3].split("```", 1)[0]
+    assert "def reward_func(queries, prompts" in code and '"signals": True' in code
+    prompts = ["What is 2 + 2?", "Name a colour.", "Say hi."]
+    responses = [" 4.", " Blue, a calm and deep colour.", " I can't help with that."]
+    with TestClient(create_app(ServeConfig(model=[str(embedding_checkpoint)], device="cpu"))) as client:
+        monkeypatch.setattr(
+            requests, "post", lambda url, json, timeout: client.post(url.split("8000", 1)[1], json=json)
+        )
+        scope: dict = {}
+        exec(code, scope)  # noqa: S102 - the documented example
+        queries = [p + r for p, r in zip(prompts, responses, strict=True)]
+        rewards = scope["reward_func"](queries, prompts)
+        scope["reward_func"](queries, prompts)
+    expected = load_reward(str(embedding_checkpoint)).score(prompts, responses)
+    assert rewards == pytest.approx(expected, abs=1e-5)
+    monitor = scope["monitor"]
+    assert [s.level for s in monitor.history] == ["baseline", "ok"] and scope["step"] == 2
+    assert set(monitor.history[1].moved) >= {"proxy", "length", "refusal", "spread", "feature_distance"}
