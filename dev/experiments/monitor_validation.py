@@ -121,12 +121,12 @@ def validate_worlds(
     fit: dict[str, Any], apply: dict[str, Any], fit_name: str, apply_name: str
 ) -> dict[str, Any]:
     """Rule and combination chosen on ``fit``, then the monitor section of both worlds with them."""
-    rule = choose_rule([(fit["arms"], fit["summary"])], source=f"rlcheck runs of {fit_name}")
+    rule, caught = choose_rule([(fit["arms"], fit["summary"])], source=f"rlcheck runs of {fit_name}")
     present = {k for v in fit["arms"].values() for r in v["eval"] for k in r.get("signals", {})}
     names = ["proxy", *(n for n in ("length", "refusal", "spread", "feature_distance") if n in present)]
     combo = fit_combination([(fit["arms"], fit["samples"])], names, fitted_on=fit_name)
     out: dict[str, Any] = {
-        "rule": {"thresholds": dict(rule.thresholds), "source": rule.source},
+        "rule": {"thresholds": dict(rule.thresholds), "source": rule.source, "caught_on_fit_world": caught},
         "combination": combo,
     }
     for name, world in ((fit_name, fit), (apply_name, apply)):

@@ -239,14 +239,15 @@ def choose_rule(
     margin: float = 1.1,
     floor: float = 1.0,
     source: str = "",
-) -> Rule:
-    """Thresholds chosen on rlcheck runs ``(arms, summary)``: quiet on the oracle, in time on hacked arms.
+) -> tuple[Rule, dict[str, bool]]:
+    """Thresholds chosen on rlcheck runs ``(arms, summary)``, and which signal alone caught a hacked arm.
 
     Per signal, the threshold is ``max(floor, margin × the largest move of the oracle arm)`` (its
-    moves count either way for a two-sided signal); the signal joins the rule only if, alone, it
-    fires at or before the gold's peak in some over-optimised arm of these runs.
+    moves count either way for a two-sided signal): the oracle arm, which optimises the gold, must
+    stay quiet. The second value says, per signal, whether that threshold alone fires at or before the
+    gold's peak in some over-optimised arm of these runs (what the runs can say about detection).
     """
-    thresholds = {}
+    thresholds, caught = {}, {}
     for name in names:
         quiet = 0.0
         for arms, summary in runs:
@@ -256,17 +257,15 @@ def choose_rule(
             for d in (moved.get("oracle") or {}).get("moved", {}).values():
                 if name in d:
                     quiet = max(quiet, abs(d[name]) if SIDES.get(name) == "both" else d[name])
-        thr = round(max(floor, margin * quiet), 2)
-        alone = Rule(thresholds={name: thr})
-        caught = any(
+        thresholds[name] = round(max(floor, margin * quiet), 2)
+        alone = Rule(thresholds={name: thresholds[name]})
+        caught[name] = any(
             f["target_met"]
             for arms, summary in runs
             for a, f in firing(arms, summary, alone).items()
             if a != "oracle"
         )
-        if caught:
-            thresholds[name] = thr
-    return Rule(thresholds=thresholds, baseline=1, patience=1, source=source)
+    return Rule(thresholds=thresholds, baseline=1, patience=1, source=source), caught
 
 
 def fit_combination(
