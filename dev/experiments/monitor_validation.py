@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rewardlab.diagnostics.rlcheck.eval_set import rounded
 from rewardlab.diagnostics.rlcheck.monitor_check import choose_rule, fit_combination, validate
 from rewardlab.diagnostics.rlcheck.verdict import analyse
 from rewardlab.models.loading import load_reward
@@ -40,8 +41,13 @@ def _fresh(path: str) -> Any:
     return model
 
 
+def _rows(rows: list[dict[str, Any]], arm: str, split: str, step: int) -> tuple[list[str], list[str], list]:
+    got = [r for r in rows if r["arm"] == arm and r["split"] == split and r["step"] == step]
+    return [r["prompt"] for r in got], [r["completion"] for r in got], got
+
+
 def add_signals(checks: list[str], reward: str) -> dict[str, Any]:
-    """The joined arms of ``checks`` with per-completion signals, and the timings."""
+    """The joined arms of ``checks`` with per-completion signals (eval points and training batches)."""
     with_signals, plain = _fresh(reward), _fresh(reward)
     kw = {"length_correction": False} if (with_signals.info or {}).get("length_correction") else {}
     arms: dict[str, Any] = {}
@@ -56,10 +62,7 @@ def add_signals(checks: list[str], reward: str) -> dict[str, Any]:
                 continue
             mon = HackingMonitor()
             for rec in v["eval"]:
-                got = [
-                    r for r in rows if r["arm"] == arm and r["split"] == "eval" and r["step"] == rec["step"]
-                ]
-                prompts, texts = [r["prompt"] for r in got], [r["completion"] for r in got]
+                prompts, texts, got = _rows(rows, arm, "eval", rec["step"])
                 t0 = time.perf_counter()
                 rewards, signals = score_with_signals(with_signals, prompts, texts, **kw)
                 t1 = time.perf_counter()
@@ -72,17 +75,12 @@ def add_signals(checks: list[str], reward: str) -> dict[str, Any]:
                 timing["completions"] += len(texts)
                 mismatch = max(mismatch, *(abs(a - r["proxy"]) for a, r in zip(rewards, got, strict=True)))
                 rec["proxy_items"] = [round(float(x), 4) for x in rewards]
-                rec["signals"] = {
-                    k: [None if x is None else round(float(x), 4) for x in xs] for k, xs in signals.items()
-                }
+                rec["signals"] = rounded(signals)
             timing["monitor"] += mon.seconds
-            v["train_signals"] = []  # the training batches, as a TRL callback would see them
-            for step in sorted({r["step"] for r in rows if r["arm"] == arm and r["split"] == "train"}):
-                got = [r for r in rows if r["arm"] == arm and r["split"] == "train" and r["step"] == step]
-                rewards, signals = score_with_signals(
-                    with_signals, [r["prompt"] for r in got], [r["completion"] for r in got], **kw
-                )
-                v["train_signals"].append({"step": step, "proxy_items": rewards, "signals": signals})
+            for b in v.get("steps") or []:  # the training batches, as a TRL callback sees them
+                prompts, texts, _ = _rows(rows, arm, "train", b["step"])
+                rewards, signals = score_with_signals(with_signals, prompts, texts, **kw)
+                b["proxy_items"], b["signals"] = [round(float(x), 4) for x in rewards], rounded(signals)
             arms[arm] = v
     timing["overhead_share"] = (timing["score_with_signals"] - timing["score"] + timing["monitor"]) / timing[
         "score"
@@ -95,44 +93,44 @@ def add_signals(checks: list[str], reward: str) -> dict[str, Any]:
 
 
 def _brief(section: dict[str, Any]) -> dict[str, Any]:
-    return {
+    keys = ("fired_at", "peak_step", "overoptimised", "hacked", "target_met", "reasons")
+    out = {
         "auroc_pooled": {k: v["pooled"] for k, v in section["auroc"].items()},
         "auroc_per_arm": {k: v["per_arm"] for k, v in section["auroc"].items()},
-        "firing": {
-            a: {k: f[k] for k in ("fired_at", "peak_step", "overoptimised", "target_met", "reasons")}
-            for a, f in section["firing"].items()
-        },
     }
-
-
-def train_firing(world: dict[str, Any], rule: Any, baseline: int = 2) -> dict[str, Any]:
-    """The monitor replayed on each arm's training batches (the first ``baseline`` steps the start)."""
-    out = {}
-    for arm, v in world["arms"].items():
-        mon = HackingMonitor(rule, baseline=baseline)
-        for b in v.get("train_signals") or []:
-            mon.update(b["step"], b["proxy_items"], b["signals"])  # step k: sampled after k updates
-        first = next((st for st in mon.history if not st.ok), None)
-        out[arm] = {"fired_at": mon.fired_at, "reasons": first.reasons if first else []}
+    for which in ("firing", "firing_eval"):
+        out[which] = {a: {k: f[k] for k in keys} for a, f in section[which].items()}
     return out
 
 
 def validate_worlds(
     fit: dict[str, Any], apply: dict[str, Any], fit_name: str, apply_name: str
 ) -> dict[str, Any]:
-    """Rule and combination chosen on ``fit``, then the monitor section of both worlds with them."""
-    rule, caught = choose_rule([(fit["arms"], fit["summary"])], source=f"rlcheck runs of {fit_name}")
+    """Rule and combination chosen on ``fit``, then the monitor section of both worlds with them.
+
+    The rule is chosen on the training batches (what a TRL callback sees; the first 2 steps the
+    baseline); the same choice made on the eval points (step 0 the baseline) is reported beside it.
+    """
+    runs = [(fit["arms"], fit["summary"])]
+    rule, caught = choose_rule(runs, source=f"rlcheck runs of {fit_name}")
+    eval_rule, eval_caught = choose_rule(runs, source=f"rlcheck runs of {fit_name}", which="eval", baseline=1)
     present = {k for v in fit["arms"].values() for r in v["eval"] for k in r.get("signals", {})}
     names = ["proxy", *(n for n in ("length", "refusal", "spread", "feature_distance") if n in present)]
     combo = fit_combination([(fit["arms"], fit["samples"])], names, fitted_on=fit_name)
     out: dict[str, Any] = {
-        "rule": {"thresholds": dict(rule.thresholds), "source": rule.source, "caught_on_fit_world": caught},
+        "rule": {
+            "thresholds": dict(rule.thresholds),
+            "baseline": rule.baseline,
+            "caught_on_fit_world": caught,
+        },
+        "eval_rule": {"thresholds": dict(eval_rule.thresholds), "caught_on_fit_world": eval_caught},
         "combination": combo,
     }
     for name, world in ((fit_name, fit), (apply_name, apply)):
-        section = validate(world["arms"], world["summary"], world["samples"], rule, combo)
-        out[name] = {**_brief(section), "role": "fit" if world is fit else "check", "timing": world["timing"]}
-        out[name]["train_firing"] = train_firing(world, rule)
+        args = (world["arms"], world["summary"], world["samples"])
+        out[name] = {**_brief(validate(*args, rule, combo)), "role": "fit" if world is fit else "check"}
+        out[name]["firing_eval_rule"] = _brief(validate(*args, eval_rule))["firing_eval"]
+        out[name]["timing"] = world["timing"]
         out[name]["summary"] = {
             a: {k: s[k] for k in ("start_gold", "peak_gold", "peak_step", "final_gold", "overoptimised")}
             for a, s in world["summary"].items()

@@ -90,13 +90,15 @@ def test_firing_step_is_put_next_to_the_gold_peak_with_the_targets() -> None:
         "kl": _arm([base, base, [3.0] * 4], [0.0, 0.1, 0.0]),  # fires late, after the peak
     }
     summary = {"none": _summary(2, True), "oracle": _summary(4, False), "kl": _summary(2, True)}
-    fires = firing(arms, summary, Rule(thresholds={"feature_distance": 1.5}))
+    fires = firing(arms, summary, Rule(thresholds={"feature_distance": 1.5}), which="eval")
     assert fires["none"]["fired_at"] == 2 and fires["none"]["target_met"] is True
     assert "feature_distance moved" in fires["none"]["reasons"][0]
     assert fires["oracle"]["fired_at"] is None and fires["oracle"]["target_met"] is True  # never: wanted
     assert fires["kl"]["fired_at"] == 4 and fires["kl"]["target_met"] is False  # after the peak: missed
     # the rule chosen on these runs: above the oracle's largest move; which signal caught a hacked arm in time
-    rule, caught = choose_rule([(arms, summary)], names=("feature_distance", "length"), source="test runs")
+    rule, caught = choose_rule(
+        [(arms, summary)], names=("feature_distance", "length"), source="test runs", which="eval", baseline=1
+    )
     oracle_max = max(fires["oracle"]["moved"][s]["feature_distance"] for s in (2, 4))
     assert oracle_max == pytest.approx(0.2 / 0.1633, abs=1e-3) and rule.thresholds == {
         "feature_distance": round(1.1 * oracle_max, 2),
@@ -104,5 +106,6 @@ def test_firing_step_is_put_next_to_the_gold_peak_with_the_targets() -> None:
     }
     assert caught == {"feature_distance": True, "length": False} and rule.source == "test runs"
     section = validate(arms, summary, samples=2, rule=rule)
-    assert section is not None and set(section["firing"]) == set(arms) and section["overhead"] is None
+    assert section is not None and set(section["firing_eval"]) == set(arms) and section["overhead"] is None
+    assert section["firing"] == {}  # these arms have no training batches with signals
     assert validate({"none": {"eval": [{"step": 0, "gold_items": [0.0]}]}}, summary, 2) is None  # no signals

@@ -137,13 +137,16 @@ def test_eval_records_carry_signals_and_the_report_has_the_monitor_section(tiny_
     for name, row in mon["auroc"].items():
         assert row["n"] == 10 * 2 * len(ARMS) and set(row["per_arm"]) == set(ARMS), name  # points 2 and 3
         assert row["pooled"] is None or 0.0 <= row["pooled"] <= 1.0
-    assert set(mon["firing"]) == set(ARMS)
+    assert set(mon["firing"]) == set(mon["firing_eval"]) == set(ARMS)
     for arm, f in mon["firing"].items():
         assert f["peak_step"] == report["summary"][arm]["peak_step"]
-        assert f["fired_at"] in (None, 2, 3), arm
+        assert f["fired_at"] in (None, 2), arm  # training steps 0, 1, 2; the first two the baseline
+        assert mon["firing_eval"][arm]["fired_at"] in (None, 2, 3), arm
+    for s in report["arms"]["none"]["steps"]:  # the training batches carry the signals a callback sees
+        assert len(s["signals"]["length"]) == len(s["proxy_items"]) == s["n"] == 4
     assert mon["rule"]["source"] and mon["overhead"]["points"] >= 1 + 2 * len(ARMS)
     md, page = (out / "rlcheck.md").read_text(), (out / "rlcheck.html").read_text()
-    assert "## Hacking monitor" in md and "AUROC pooled" in md and "monitor fired at step" in md
+    assert "## Hacking monitor" in md and "AUROC pooled" in md and "fired at step (training batches)" in md
     assert ">Hacking monitor</h2>" in page and "When the monitor" in page
 
 

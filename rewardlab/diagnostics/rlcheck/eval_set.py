@@ -53,6 +53,11 @@ def demo_prompts(n: int, seed: int, exclude: Sequence[str] = ()) -> list[tuple[s
     raise RewardlabError(f"could not draw {n} distinct demo prompts (got {len(out)} in {50 * n} tries)")
 
 
+def rounded(signals: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
+    """Per-sample signals rounded to 4 decimals for the report (missing values stay None)."""
+    return {k: [None if x is None else round(float(x), 4) for x in v] for k, v in signals.items()}
+
+
 def eval_steps(steps: int, every: int) -> list[int]:
     """The steps evaluated: 0 (before any update), every ``every`` steps, and ``steps`` (after the last)."""
     return sorted({*range(0, steps + 1, every), steps})
@@ -306,9 +311,7 @@ class EvalSet:
             rec["spread"] = sum(point["spread"]) / len(point["spread"])
         if point.get("signals") is not None:  # per completion, for the monitor's validation
             rec["proxy_items"] = [round(float(x), 4) for x in point["proxy"]]
-            rec["signals"] = {
-                k: [None if x is None else round(float(x), 4) for x in v] for k, v in point["signals"].items()
-            }
+            rec["signals"] = rounded(point["signals"])
             if not point.get("reused"):  # step 0 is measured once for every arm
                 rec["timing"] = {k: round(v, 4) for k, v in point["timing"].items()}
         rec["seconds"] = round(point["seconds"], 2)

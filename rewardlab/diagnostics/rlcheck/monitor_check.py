@@ -28,6 +28,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rewardlab.diagnostics.rlcheck.verdict import MIN_DROP, paired_se
 from rewardlab.metrics import auroc
 from rewardlab.serving.monitor import DEFAULT_RULE, SIDES, HackingMonitor, Rule
 
@@ -169,30 +170,60 @@ def signal_aurocs(
     return table
 
 
+def hacking(records: Sequence[Mapping[str, Any]], s: Mapping[str, Any]) -> str | None:
+    """How the verdict reads an arm as hacked; None when it does not.
+
+    ``over-optimised``: its gold fell beyond the noise while the proxy rose; ``proxy gain without gold
+    gain``: the proxy rose while the gold gained nothing beyond the paired noise of start and end.
+    """
+    if s.get("overoptimised"):
+        return "over-optimised"
+    if len(records) < 2 or "start_proxy" not in s:
+        return None
+    noise = max(MIN_DROP, 2 * paired_se(records[0], records[-1]))
+    if s["final_proxy"] > s["start_proxy"] and s["final_gold"] - s["start_gold"] <= noise:
+        return "proxy gain without gold gain"
+    return None
+
+
+def series(arm: Mapping[str, Any], which: str) -> list[Mapping[str, Any]]:
+    """An arm's records that carry signals: its training batches (``train``) or eval points (``eval``)."""
+    records = arm.get("steps" if which == "train" else "eval") or []
+    return list(records) if records and "signals" in records[0] else []
+
+
 def firing(
-    arms: Mapping[str, Mapping[str, Any]], summary: Mapping[str, Mapping[str, Any]], rule: Rule = DEFAULT_RULE
+    arms: Mapping[str, Mapping[str, Any]],
+    summary: Mapping[str, Mapping[str, Any]],
+    rule: Rule = DEFAULT_RULE,
+    which: str = "train",
 ) -> dict[str, dict[str, Any]]:
-    """Per arm: the step of the monitor's first warning on the eval points, next to the gold's peak."""
+    """Per arm: the step of the monitor's first warning, next to the gold's peak (from the eval curve).
+
+    ``which``: replay the monitor on the training batches (``train``: what a TRL callback sees, the
+    rule's own baseline) or on the eval points (``eval``: step 0 the baseline).
+    """
     out = {}
     for arm, v in arms.items():
-        records = v.get("eval") or []
-        if not records or "signals" not in records[0] or arm not in summary:
+        records = series(v, which)
+        if not records or arm not in summary:
             continue
-        mon = HackingMonitor(rule)
+        mon = HackingMonitor(rule if which == "train" else rule.with_(baseline=1))
         for rec in records:
             mon.update(rec["step"], rec["proxy_items"], rec["signals"])
         s = summary[arm]
         first = next((st for st in mon.history if st.level == "warn"), None)
         fired, peak = mon.fired_at, s["peak_step"]
-        if arm == "oracle":
+        how = None if arm == "oracle" else hacking(v.get("eval") or v.get("steps") or [], s)
+        if arm == "oracle":  # the oracle optimises the gold itself: the target is no warning
             met: bool | None = fired is None
-        elif s["overoptimised"]:
+        elif how:
             met = fired is not None and fired <= peak
         else:
-            met = None  # not over-optimised: no target
+            met = None  # not hacked: no target
         out[arm] = {
             "fired_at": fired, "reasons": first.reasons if first else [], "peak_step": peak,
-            "overoptimised": s["overoptimised"], "target_met": met,
+            "overoptimised": s["overoptimised"], "hacked": how, "target_met": met,
             "moved": {st.step: st.moved for st in mon.history if st.level != "baseline"},
             "seconds": round(mon.seconds, 5),
         }  # fmt: skip
@@ -224,11 +255,12 @@ def validate(
         return None
     if not any(r.get("gold_items") for v in arms.values() for r in v.get("eval") or []):
         return None
-    fires = firing(arms, summary, rule)
+    fires, at_eval = firing(arms, summary, rule, "train"), firing(arms, summary, rule, "eval")
     return {
         "rule": HackingMonitor(rule).summary()["rule"],
         "auroc": signal_aurocs(arms, samples, combination),
         "firing": fires,
+        "firing_eval": at_eval,
         "overhead": overhead(arms, sum(f["seconds"] for f in fires.values())),
     }
 
@@ -239,33 +271,35 @@ def choose_rule(
     margin: float = 1.1,
     floor: float = 1.0,
     source: str = "",
+    which: str = "train",
+    baseline: int = 2,
 ) -> tuple[Rule, dict[str, bool]]:
     """Thresholds chosen on rlcheck runs ``(arms, summary)``, and which signal alone caught a hacked arm.
 
     Per signal, the threshold is ``max(floor, margin × the largest move of the oracle arm)`` (its
     moves count either way for a two-sided signal): the oracle arm, which optimises the gold, must
     stay quiet. The second value says, per signal, whether that threshold alone fires at or before the
-    gold's peak in some over-optimised arm of these runs (what the runs can say about detection).
+    gold's peak in some hacked arm of these runs (what the runs can say about detection). ``which``
+    series is replayed (:func:`firing`); ``baseline`` is the rule's baseline on training batches.
     """
     thresholds, caught = {}, {}
     for name in names:
         quiet = 0.0
         for arms, summary in runs:
-            moved = (
-                firing({"oracle": arms["oracle"]}, summary, Rule(thresholds={})) if "oracle" in arms else {}
-            )
+            probe = Rule(thresholds={}, baseline=baseline)
+            moved = firing({"oracle": arms["oracle"]}, summary, probe, which) if "oracle" in arms else {}
             for d in (moved.get("oracle") or {}).get("moved", {}).values():
                 if name in d:
                     quiet = max(quiet, abs(d[name]) if SIDES.get(name) == "both" else d[name])
         thresholds[name] = round(max(floor, margin * quiet), 2)
-        alone = Rule(thresholds={name: thresholds[name]})
+        alone = Rule(thresholds={name: thresholds[name]}, baseline=baseline)
         caught[name] = any(
             f["target_met"]
             for arms, summary in runs
-            for a, f in firing(arms, summary, alone).items()
+            for a, f in firing(arms, summary, alone, which).items()
             if a != "oracle"
         )
-    return Rule(thresholds=thresholds, baseline=1, patience=1, source=source), caught
+    return Rule(thresholds=thresholds, baseline=baseline, patience=1, source=source), caught
 
 
 def fit_combination(

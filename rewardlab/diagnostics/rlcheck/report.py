@@ -169,7 +169,7 @@ def monitor_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[li
     mon = report.get("monitor")
     if not mon:
         return []
-    arms = list(mon["firing"]) or [a for a in report["arms"] if a in report.get("summary", {})]
+    arms = [a for a in report["arms"] if a in report.get("summary", {})]
     steps = sorted({k.split("@")[1] for t in mon["auroc"].values() for k in t["per_point"]}, key=int)
     auroc_rows = []
     for name, t in mon["auroc"].items():
@@ -182,27 +182,22 @@ def monitor_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[li
         )
     auroc_header = ["score", "AUROC pooled", "hacked/n", *arms, *(f"mean @ step {s}" for s in steps)]
     fire_rows = []
-    for arm, f in mon["firing"].items():
+    at_eval = mon.get("firing_eval") or {}
+    for arm in dict.fromkeys([*mon["firing"], *at_eval]):
+        f = mon["firing"].get(arm) or at_eval[arm]
+        cells = []
+        for g in (mon["firing"].get(arm), at_eval.get(arm)):
+            cells.append("—" if g is None else "never" if g["fired_at"] is None else str(g["fired_at"]))
         target = {True: "met", False: "missed", None: "—"}[f["target_met"]]
-        fired = "never" if f["fired_at"] is None else str(f["fired_at"])
-        fire_rows.append(
-            [
-                arm,
-                fired,
-                str(f["peak_step"]),
-                "yes" if f["overoptimised"] else "no",
-                target,
-                "; ".join(f["reasons"]),
-            ]
-        )
-    fire_header = ["arm", "monitor fired at step", "gold peak step", "over-optimised", "target", "reasons"]
+        row = [arm, *cells, str(f["peak_step"]), f.get("hacked") or "no", target, "; ".join(f["reasons"])]
+        fire_rows.append(row)
+    fire_header = [
+        "arm", "fired at step (training batches)", "fired at step (eval points)", "gold peak step", "hacked",
+        "target (training batches)", "reasons",
+    ]  # fmt: skip
     return [
         ("AUROC for a completion's gold falling below its prompt's step-0 gold", auroc_header, auroc_rows),
-        (
-            "When the monitor's rule would have fired (eval points; step 0 the baseline)",
-            fire_header,
-            fire_rows,
-        ),
+        ("When the monitor's rule would have fired", fire_header, fire_rows),
     ]
 
 
@@ -218,7 +213,9 @@ def monitor_text(report: dict[str, Any]) -> list[str]:
         "the change from the same prompt's step-0 completions in step-0 standard deviations, either way for "
         "length and refusal); the proxy is the baseline row.",
         f"Monitor rule: warn when a signal's step mean moves past its threshold ({thr}; in baseline standard "
-        f"deviations, baseline {rule['baseline']} point(s)); thresholds from {rule['source']}.",
+        f"deviations), replayed on each arm's training batches as a TRL callback sees them (the first "
+        f"{rule['baseline']} step(s) the baseline) and on the eval points (step 0 the baseline); thresholds "
+        f"from {rule['source']}. Target: a hacked arm warned at or before the gold's peak, the oracle never.",
     ]
     if o := mon.get("overhead"):
         lines.append(

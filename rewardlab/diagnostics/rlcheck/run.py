@@ -32,6 +32,7 @@ from rewardlab.diagnostics.rlcheck.eval_set import (
     demo_prompts,
     make_callback,
     policy_kl,
+    rounded,
     step_record,
 )
 from rewardlab.diagnostics.rlcheck.prompts import draw_prompts, families_of, load_prompt_file
@@ -72,9 +73,11 @@ class StepRecorder:
         tokenizer: Any,
         name: str = "",
         measure_kl: bool = True,
+        signals: Any = None,
     ) -> None:
         self.reward, self.proxy, self.gold, self.tokenizer, self.name = reward, proxy, gold, tokenizer, name
         self.measure_kl = measure_kl
+        self.signals = signals  # the proxy's per-sample signals: what a monitor callback would see
         self.t0 = time.perf_counter()
         self.model: Any = None  # the trainer's (LoRA) policy, set once the trainer exists
         self.steps: list[dict[str, Any]] = []
@@ -93,6 +96,9 @@ class StepRecorder:
         step = len(self.steps)
         self.steps.append(step_record(step, reward, proxy, gold, kl, texts_c, families))
         last = self.steps[-1]
+        if self.signals is not None:
+            last["proxy_items"] = [round(float(x), 4) for x in proxy]
+            last["signals"] = rounded(self.signals(texts_p, texts_c))
         console.print(
             f"  {self.name} step {step}: proxy {last['proxy']:.3f}, "
             + ("" if last["gold"] is None else f"gold {last['gold']:.3f}, ")
@@ -259,7 +265,15 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
             console.print(f"arm {arm}: skipped ({exc})", soft_wrap=True)
             continue
         optimised = proxy if arm in ("none", "kl") else reward
-        recorder = StepRecorder(optimised, proxy, gold, tokenizer, arm, measure_kl=evalset is None)
+        recorder = StepRecorder(
+            optimised,
+            proxy,
+            gold,
+            tokenizer,
+            arm,
+            measure_kl=evalset is None,
+            signals=signal_scorer(proxy_model),
+        )
         evaluation = None
         if evalset is not None:
             evaluation = make_callback(
