@@ -55,7 +55,8 @@ def add_signals(checks: list[str], reward: str) -> dict[str, Any]:
     mismatch = 0.0
     for check in checks:
         report = json.loads((Path(check) / "rlcheck.json").read_text())
-        rows = [json.loads(x) for x in (Path(check) / "completions.jsonl").read_text().splitlines()]
+        text = (Path(check) / "completions.jsonl").read_text()
+        rows = [json.loads(x) for x in text.split("\n") if x]  # not splitlines: texts may hold U+2028
         samples = report["eval"]["samples"]
         for arm, v in report["arms"].items():
             if not v.get("eval"):
