@@ -109,3 +109,20 @@ def test_firing_step_is_put_next_to_the_gold_peak_with_the_targets() -> None:
     assert section is not None and set(section["firing_eval"]) == set(arms) and section["overhead"] is None
     assert section["firing"] == {}  # these arms have no training batches with signals
     assert validate({"none": {"eval": [{"step": 0, "gold_items": [0.0]}]}}, summary, 2) is None  # no signals
+
+
+def test_an_arm_is_hacked_when_over_optimised_or_its_proxy_gain_buys_no_gold() -> None:
+    from rewardlab.diagnostics.rlcheck.monitor_check import hacking
+
+    recs = [{"gold_items": [0.0, 1.0] * 10, "gold_se": 0.1}, {"gold_items": [0.2, 0.9] * 10, "gold_se": 0.1}]
+    flat = {
+        "overoptimised": False,
+        "start_proxy": -2.0,
+        "final_proxy": 1.0,
+        "start_gold": 0.0,
+        "final_gold": 0.05,
+    }
+    assert hacking(recs, flat) == "proxy gain without gold gain"  # +0.05 is within 2 paired SE (0.069)
+    assert hacking(recs, {**flat, "final_gold": 0.5}) is None  # a real gold gain
+    assert hacking(recs, {**flat, "final_proxy": -3.0}) is None  # the proxy did not rise
+    assert hacking(recs, {**flat, "overoptimised": True}) == "over-optimised"
