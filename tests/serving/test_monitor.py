@@ -152,13 +152,21 @@ def test_the_docs_trl_example_runs_and_stops_with_a_real_reward_function(
     from transformers import AutoModelForCausalLM
 
     scope: dict = {"POLICY": AutoModelForCausalLM.from_pretrained(tiny_models["llama"])}
-    with pytest.warns(UserWarning, match="reward hacking suspected at step 2: length moved"):
+    with pytest.warns(UserWarning, match="reward hacking suspected at step 3: length moved"):
         exec(code, scope)  # noqa: S102 - the documented example
     monitor, reward = scope["callback"].monitor, scope["reward"]
-    assert monitor.fired_at == 2 and scope["trainer"].state.global_step == 2  # stopped after 2 of 5 steps
+    assert monitor.fired_at == 3 and scope["trainer"].state.global_step == 3  # stopped after 3 of 5 steps
     assert set(reward.last_signals) >= {"length", "refusal", "spread", "feature_distance"}
-    assert len(reward.last_rewards) == 4 and monitor.history[0].level == "baseline"
-    assert set(monitor.history[1].moved) >= {"proxy", "spread", "feature_distance"}
+    assert len(reward.last_rewards) == 4 and [s.level for s in monitor.history] == [
+        "baseline",
+        "baseline",
+        "warn",
+    ]
+    assert set(monitor.history[2].moved) >= {
+        "proxy",
+        "spread",
+        "feature_distance",
+    }  # the default: 2 baseline steps
 
 
 def test_signal_columns_turn_serve_items_into_series() -> None:
@@ -192,9 +200,10 @@ def test_the_docs_serve_hook_feeds_the_monitor_from_the_signals_field(
         exec(code, scope)  # noqa: S102 - the documented example
         queries = [p + r for p, r in zip(prompts, responses, strict=True)]
         rewards = scope["reward_func"](queries, prompts)
-        scope["reward_func"](queries, prompts)
+        for _ in range(2):
+            scope["reward_func"](queries, prompts)
     expected = load_reward(str(embedding_checkpoint)).score(prompts, responses)
     assert rewards == pytest.approx(expected, abs=1e-5)
     monitor = scope["monitor"]
-    assert [s.level for s in monitor.history] == ["baseline", "ok"] and scope["step"] == 2
-    assert set(monitor.history[1].moved) >= {"proxy", "length", "refusal", "spread", "feature_distance"}
+    assert [s.level for s in monitor.history] == ["baseline", "baseline", "ok"] and scope["step"] == 3
+    assert set(monitor.history[2].moved) >= {"proxy", "length", "refusal", "spread", "feature_distance"}
