@@ -22,7 +22,14 @@ from rewardlab.models.feature_stats import (
     save_feature_stats,
 )
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.models.signals import SIGNALS, score_with_signals, signal_means, signal_scorer, text_signals
+from rewardlab.models.signals import (
+    SIGNALS,
+    available_signals,
+    score_with_signals,
+    signal_means,
+    signal_scorer,
+    text_signals,
+)
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.run import train
 
@@ -108,6 +115,7 @@ def test_outcome_training_stores_statistics_and_signals_keep_the_rewards(outcome
         assert rewards == model.score(prompts, responses, **kw)  # exactly, not approximately
     signals = score_with_signals(model, prompts, responses)[1]
     assert set(signals) == {"length", "refusal", "feature_distance"} and set(signals) <= set(SIGNALS)
+    assert available_signals(model) == list(signals)
     assert all(len(v) == len(prompts) for v in signals.values())
     assert signal_scorer(model)(prompts, responses) == signals
 
@@ -200,4 +208,4 @@ def test_ensemble_of_checkpoints_gives_spread(outcome, tiny_models, small_demo, 
     rewards, signals = score_with_signals(ens, prompts, responses)
     assert rewards == ens.score(prompts, responses)
     assert signals["spread"] == pytest.approx(ens.score_spread(prompts, responses))
-    assert "feature_distance" not in signals
+    assert "feature_distance" not in signals and available_signals(ens) == list(signals)
