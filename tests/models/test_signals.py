@@ -60,6 +60,8 @@ def test_text_signals_count_words_and_find_refusals():
     assert s["length"] == [3.0, 5.0, 4.0]
     assert s["refusal"] == [0.0, 1.0, 1.0]
     assert signal_means({"a": [1.0, None, 3.0], "b": [None]}) == {"a": 2.0}
+    sorry = text_signals(["I'm sorry, but I can't share that.", "I'm sorry, but I can help: try this."])
+    assert sorry["refusal"] == [1.0, 0.0]
 
 
 def test_distance_with_every_direction_kept_is_the_shrunk_mahalanobis():
