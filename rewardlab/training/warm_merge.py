@@ -3,7 +3,7 @@
 :func:`merge` runs the command: :func:`rewardlab.models.weight_average.merge_checkpoints` averages the
 members' weights into OUT, and :func:`merged_normalization` measures the merged model's reward
 mean/std there, the way training measures a model's
-(:func:`rewardlab.training.recipes.outcome_steps.normalization`):
+(:func:`rewardlab.training.recipes.outcome_steps.training_sample`):
 
 - with ``--norm-data FILE``: on up to the members' ``norm_samples`` responses of that preference file;
 - otherwise on the members' own samples: each member's ``train_config`` (in its ``rewardlab.json``)
@@ -162,7 +162,7 @@ def _read_norm_data(path: str | Path) -> Any:
 def _measure(
     model: Any, tokenizer: Any, arch: str, data: Any, cfg: dict[str, Any], n: int, where: str
 ) -> dict[str, Any]:
-    """The normalisation (:func:`~rewardlab.training.recipes.outcome_steps.normalization`) on ``data``.
+    """The normalisation (:func:`~rewardlab.training.recipes.outcome_steps.reward_stats`) on ``data``.
 
     With the ``features`` of that pass.
     """
