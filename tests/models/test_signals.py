@@ -149,6 +149,19 @@ def test_older_checkpoint_gets_statistics_from_the_fit_command(outcome, demo_fil
     assert sorted(near)[len(near) // 2] < min(far)
 
 
+def test_a_missing_statistics_file_only_drops_the_signal(outcome, tmp_path, demo_rows, caplog):
+    copy = tmp_path / "copy"
+    shutil.copytree(outcome, copy)
+    (copy / FEATURE_STATS_FILE).write_bytes(b"not safetensors")
+    model = RewardModel.from_pretrained(copy, device="cpu")
+    assert model.feature_stats is None and "damaged" in caplog.text
+    (copy / FEATURE_STATS_FILE).unlink()
+    model = RewardModel.from_pretrained(copy, device="cpu")
+    prompts, responses = _pairs(demo_rows, 4)
+    assert "feature_distance" not in score_with_signals(model, prompts, responses)[1]
+    assert "missing" in caplog.text
+
+
 def test_fit_command_refuses_a_missing_checkpoint(demo_file, tmp_path):
     assert main(["signals", "fit", "--model", str(tmp_path / "nope"), "--data", str(demo_file)]) == 2
 
