@@ -162,6 +162,15 @@ def test_a_missing_statistics_file_only_drops_the_signal(outcome, tmp_path, demo
     assert "missing" in caplog.text
 
 
+def test_fit_command_fits_an_embedding_model(embedding_checkpoint, demo_file, tmp_path):
+    old = tmp_path / "emb"
+    shutil.copytree(embedding_checkpoint, old)
+    assert main(["signals", "fit", "--model", str(old), "--data", str(demo_file), "--samples", "64"]) == 0
+    record = json.loads((old / "rewardlab.json").read_text())["feature_stats"]
+    assert record["features"] == "embedding" and record["samples"] == 64
+    assert RewardModel.from_pretrained(old, device="cpu").feature_stats.samples == 64
+
+
 def test_fit_command_refuses_a_missing_checkpoint(demo_file, tmp_path):
     assert main(["signals", "fit", "--model", str(tmp_path / "nope"), "--data", str(demo_file)]) == 2
 
