@@ -265,6 +265,10 @@ EXPECTED: list[tuple[str, str]] = [
     (r"file added: .*/heldout\.jsonl$", "train writes the pairs --eval-split held out, for eval"),
     (r"\.split\.held_out_written: added", "... and records how many it wrote"),
     (r"\.input_format: added", "every checkpoint records its input format (one reward everywhere)"),
+    (
+        r"(file added: .*feature_stats\.safetensors$|rewardlab\.json: \$\.feature_stats: added)",
+        "checkpoints store their training features' statistics (the feature_distance signal)",
+    ),
     (r"stdout: \+ phase: ", "phases after training say when they start and how long they took"),
     (r"stdout: \+ averaging \d+ models into", "merge says what it is doing before the minutes it takes"),
     (

@@ -28,16 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from rewardlab.cache import cache_root
 from rewardlab.data.schema import Text, text_key
 from rewardlab.errors import RewardlabError
 from rewardlab.models.embedding_cache import DEFAULT_MAX_BYTES, BoundedCache, Entry, ShardStore
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder
+from rewardlab.models.reward_head import RewardHead
 from rewardlab.models.scoring import PairScoring
 
-HEADS = ("linear", "mlp")
 #: How the token states become one vector: ``auto`` (mean for encoders, last for decoders), the
 #: last real token's state (decoders only: the end token after the response), or the mean over
 #: the real tokens (encoders) or over the response's tokens (decoders).
@@ -47,26 +46,6 @@ DTYPES = ("auto", "float32", "bfloat16")
 #: What of the prompt is embedded with the response: all of it, or only its last user turn.
 PROMPT_VIEWS = ("last_turn", "full")
 HEADS_FILE = "heads.safetensors"
-
-
-class RewardHead(nn.Module):
-    """Standardise the embedding, then a linear layer or a one-hidden-layer MLP to one reward."""
-
-    def __init__(self, dim: int, kind: str = "linear", hidden: int = 256) -> None:
-        super().__init__()
-        if kind not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}")
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-        self.net = (
-            nn.Linear(dim, 1)
-            if kind == "linear"
-            else nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, 1))
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Rewards, one per row of ``x``."""
-        return self.net((x - self.mean) / self.std)[:, 0]
 
 
 def embedding_arch(config: Any) -> str:

@@ -26,6 +26,7 @@ Gaussian d² is χ² with d degrees of freedom, which :func:`outlier_probability
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from typing import Any
 import torch
 
 from rewardlab.errors import RewardlabError
+
+log = logging.getLogger(__name__)
 
 FEATURE_STATS_FILE = "feature_stats.safetensors"
 #: Eigenpairs kept (at most; fewer when the data has fewer directions).
@@ -160,10 +163,11 @@ def save_feature_stats(
 
 
 def load_feature_stats(folder: str | Path, info: dict[str, Any]) -> FeatureStats | None:
-    """The statistics ``info['feature_stats']`` points to in ``folder``, or ``None`` when it records none.
+    """The statistics ``info['feature_stats']`` points to in ``folder``, or ``None``.
 
-    Raises:
-        RewardlabError: ``rewardlab.json`` records statistics but the file is missing or damaged.
+    ``None`` when ``rewardlab.json`` records none, and also, with a logged warning, when its file is
+    missing or damaged: the model still scores, only without the ``feature_distance`` signal
+    (``rewardlab signals fit`` writes the file again).
     """
     record = info.get("feature_stats")
     if not record:
@@ -177,10 +181,12 @@ def load_feature_stats(folder: str | Path, info: dict[str, Any]) -> FeatureStats
             t["mean"], t["components"], t["variances"], float(t["rest"][0]), int(record["samples"]),
             float(record["shrinkage"]),
         )  # fmt: skip
-    except FileNotFoundError as exc:
-        raise RewardlabError(f"{path}: missing (rewardlab.json records feature statistics)") from exc
-    except (KeyError, OSError, RuntimeError, ValueError) as exc:
-        raise RewardlabError(f"{path}: damaged feature statistics ({type(exc).__name__}: {exc})") from exc
+    except FileNotFoundError:
+        why = "missing"
+    except Exception as exc:  # safetensors and a bad record raise several kinds  # noqa: BLE001
+        why = f"damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    log.warning("%s: %s; no feature_distance signal (rewardlab signals fit writes it again)", path, why)
+    return None
 
 
 def record_feature_stats(folder: str | Path, record: dict[str, Any]) -> None:

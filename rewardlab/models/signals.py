@@ -64,6 +64,19 @@ def has_features(model: Any) -> bool:
     return isinstance(model, RewardModel | EmbeddingRewardModel)
 
 
+def available_signals(model: Any) -> list[str]:
+    """The names of the signals :func:`score_with_signals` gives for ``model``, in :data:`SIGNALS` order."""
+    from rewardlab.models.ensemble import RewardEnsemble
+
+    names = ["length", "refusal"]
+    members = len(model.members) if isinstance(model, RewardEnsemble) else len(getattr(model, "heads", ()))
+    if members > 1:
+        names.append("spread")
+    if has_features(model) and getattr(model, "feature_stats", None) is not None:
+        names.append("feature_distance")
+    return names
+
+
 def score_with_signals(
     model: Any, prompts: Sequence[Text], responses: Sequence[Text], **score_kw: Any
 ) -> tuple[list[float], Signals]:

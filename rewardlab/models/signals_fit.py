@@ -7,7 +7,7 @@ trained before that, or a merge, gets them here: the chosen and rejected respons
 features the head read in that pass are fitted, and :data:`~rewardlab.models.feature_stats.FEATURE_STATS_FILE`
 is written beside the weights and recorded in ``rewardlab.json`` (replacing earlier statistics).
 
-Run: ``rewardlab signals fit --model CKPT --data train.jsonl [--samples 2000] [--seed 42]``.
+Run: ``rewardlab signals fit --model CKPT --data train.jsonl [--samples 2000] [--seed 42] [--device auto]``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardlab.config import opt
+from rewardlab.config import BatchOptions, DeviceOptions, opt
 from rewardlab.errors import RewardlabError
 
 
 @dataclass(kw_only=True)
-class SignalsFitConfig:
-    """Options of ``rewardlab signals fit``."""
+class SignalsFitConfig(DeviceOptions, BatchOptions):
+    """Options of ``rewardlab signals fit`` (``--device`` and ``--batch-size`` from the shared parts)."""
 
     model: Path = opt(help="The checkpoint folder (outcome, LoRA, merged or embedding reward model).")
     data: Path = opt(
@@ -31,7 +31,6 @@ class SignalsFitConfig:
     )
     samples: int = opt(2000, help="Responses fitted at most (a seeded sample of the pairs' responses).")
     seed: int = opt(42, help="Seed of the sample.")
-    device: str = opt("auto", help="Device to score on: auto, cpu, cuda, cuda:1, ...")
 
     def __post_init__(self) -> None:
         if not Path(self.model).is_dir():
@@ -66,7 +65,7 @@ def fit_checkpoint(cfg: SignalsFitConfig) -> dict[str, Any]:
             f"--model {cfg.model}: a {kind} model has no features to fit (outcome models only)"
         )
     prompts, responses = sample_responses(load_preferences(cfg.data), cfg.samples, cfg.seed)
-    _, features = model.score(prompts, responses, return_features=True)
+    _, features = model.score(prompts, responses, batch_size=cfg.batch_size, return_features=True)
     stats = fit_feature_stats(features, seed=cfg.seed)
     what = "embedding" if getattr(model, "heads", None) is not None else "pooled last hidden state"
     record = save_feature_stats(cfg.model, stats, what, f"{stats.samples} responses of {cfg.data}")

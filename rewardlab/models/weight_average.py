@@ -308,6 +308,8 @@ def merge_checkpoints(
         overwrite: Replace an existing model folder at ``out``.
         normalization: Measures the merged model's reward normalisation on the written folder;
             without it (or when it returns None) ``rewardlab.json`` has none and a warning says so.
+            A ``feature_stats`` entry of what it returns (feature statistics it wrote into the
+            folder, :mod:`rewardlab.models.feature_stats`) becomes ``rewardlab.json``'s.
     """
     start = time.perf_counter()
     members = [read_member(p) for p in paths]
@@ -326,7 +328,10 @@ def merge_checkpoints(
                     "and ensembles of it will refuse it; give --norm-data FILE to measure it"
                 )
             else:
+                stats = norm.pop("feature_stats", None)
                 info["normalization"] = {**norm, "measured_on": why}
+                if stats:
+                    info["feature_stats"] = stats
         write_json(tmp / INFO_FILE, info)
     size = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file())
     return MergeResult(Path(out), w, time.perf_counter() - start, size, norm, warnings)

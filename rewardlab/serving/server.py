@@ -82,6 +82,7 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     from rewardlab.models.ensemble import RewardEnsemble
     from rewardlab.models.loading import load_reward
     from rewardlab.models.reward_model import dtype_choice, length_correction_of, resolve_device
+    from rewardlab.models.signals import available_signals
 
     load = {"device": cfg.device, "dtype": cfg.dtype, "attn_implementation": cfg.attn_implementation}
     models = [load_reward(m, **load) for m in cfg.model]
@@ -155,6 +156,7 @@ def load_scorer(cfg: ServeConfig) -> tuple[Any, dict[str, Any]]:
     info = {
         "probe": len(models) == 1 and infos[0].get("kind") not in NOT_CHECKPOINTS,
         "uncertainty": spread is not None,
+        "signals": available_signals(scorer),
         "models": described,
         "aggregation": cfg.aggregation if len(models) > 1 else None,
         "normalize": cfg.normalize,

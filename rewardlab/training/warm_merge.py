@@ -3,7 +3,7 @@
 :func:`merge` runs the command: :func:`rewardlab.models.weight_average.merge_checkpoints` averages the
 members' weights into OUT, and :func:`merged_normalization` measures the merged model's reward
 mean/std there, the way training measures a model's
-(:func:`rewardlab.training.recipes.outcome_steps.normalization`):
+(:func:`rewardlab.training.recipes.outcome_steps.training_sample`):
 
 - with ``--norm-data FILE``: on up to the members' ``norm_samples`` responses of that preference file;
 - otherwise on the members' own samples: each member's ``train_config`` (in its ``rewardlab.json``)
@@ -11,6 +11,9 @@ mean/std there, the way training measures a model's
   and scored by the merged model; the mean/std are those of all members' samples together. A member
   whose training data can no longer be read is left out, with a warning;
 - when neither is possible, ``rewardlab.json`` has no normalisation and a warning says so.
+
+The features of that same scoring pass give the merged model's feature statistics (the
+``feature_distance`` signal, :mod:`rewardlab.models.feature_stats`), written beside its weights.
 
 Run: ``rewardlab merge --model runs/seed1 --model runs/seed2 --out runs/warm [--weights 0.5,0.5]``.
 """
@@ -76,7 +79,9 @@ def merged_normalization(
     n = max((int(c.get("norm_samples", 0)) for c in configs), default=0) or DEFAULT_NORM_SAMPLES
     if norm_data is not None:
         where = f"--norm-data {norm_data}"
-        return _measure(model, tokenizer, arch, _read_norm_data(norm_data), configs[0], n, where), where
+        part = _measure(model, tokenizer, arch, _read_norm_data(norm_data), configs[0], n, where)
+        features = part.pop("features")
+        return _with_feature_stats(folder, part, features, where), where
     parts, missing = [], []
     for m, cfg in _distinct_samples(members, configs):
         try:
@@ -91,7 +96,22 @@ def merged_normalization(
     how = f"the members' own training samples ({sum(p['samples'] for p in parts)} responses)"
     if missing:
         how += "; left out: " + "; ".join(missing)
-    return pooled(parts), how
+    features = [p.pop("features") for p in parts]
+    return _with_feature_stats(folder, pooled(parts), features, how), how
+
+
+def _with_feature_stats(folder: Path, norm: dict[str, Any], features: Any, how: str) -> dict[str, Any]:
+    """``norm`` and the record of the feature statistics fitted on ``features`` (a tensor or a list)."""
+    import torch
+
+    from rewardlab.models.feature_stats import fit_feature_stats, save_feature_stats
+
+    features = torch.cat(features) if isinstance(features, list) else features
+    try:
+        stats = fit_feature_stats(features)
+    except RewardlabError:  # features not finite: the merged model then has no feature_distance
+        return norm
+    return {**norm, "feature_stats": save_feature_stats(folder, stats, "pooled last hidden state", how)}
 
 
 def pooled(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -142,11 +162,14 @@ def _read_norm_data(path: str | Path) -> Any:
 def _measure(
     model: Any, tokenizer: Any, arch: str, data: Any, cfg: dict[str, Any], n: int, where: str
 ) -> dict[str, Any]:
-    """The normalisation (:func:`~rewardlab.training.recipes.outcome_steps.normalization`) on ``data``."""
+    """The normalisation (:func:`~rewardlab.training.recipes.outcome_steps.reward_stats`) on ``data``.
+
+    With the ``features`` of that pass.
+    """
     from rewardlab.models.encoding import SequenceEncoder
     from rewardlab.training.batching import PaddedCollator
     from rewardlab.training.dataset import encode_groups
-    from rewardlab.training.recipes.outcome_steps import normalization
+    from rewardlab.training.recipes.outcome_steps import reward_stats, training_sample
 
     length = int(cfg.get("max_length") or 512)
     encoder = SequenceEncoder(tokenizer, arch, length, cfg.get("truncation") or "keep_end")
@@ -154,4 +177,5 @@ def _measure(
     if not groups:
         raise RewardlabError(f"{where}: no usable preference pairs to measure the reward normalisation on")
     collator = PaddedCollator(tokenizer.pad_token_id, tokenizer.padding_side, arch)
-    return normalization(model, groups, collator, n, int(cfg.get("seed", 42)))
+    rewards, features = training_sample(model, groups, collator, n, int(cfg.get("seed", 42)))
+    return {**reward_stats(rewards), "features": features}

@@ -17,7 +17,7 @@ COMMANDS = {
     "train", "eval", "diagnose", "rlcheck", "harden", "serve", "advise", "score", "bon", "merge", "export",
     "demo",
     "data demo", "data summarize", "data split", "data tag", "data outcome-pairs",
-    "bench train", "bench score", "bench serve", "bench embedding",
+    "bench train", "bench score", "bench serve", "bench embedding", "signals fit",
 }  # fmt: skip
 
 

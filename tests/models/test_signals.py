@@ -22,7 +22,14 @@ from rewardlab.models.feature_stats import (
     save_feature_stats,
 )
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.models.signals import SIGNALS, score_with_signals, signal_means, signal_scorer, text_signals
+from rewardlab.models.signals import (
+    SIGNALS,
+    available_signals,
+    score_with_signals,
+    signal_means,
+    signal_scorer,
+    text_signals,
+)
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.run import train
 
@@ -53,6 +60,8 @@ def test_text_signals_count_words_and_find_refusals():
     assert s["length"] == [3.0, 5.0, 4.0]
     assert s["refusal"] == [0.0, 1.0, 1.0]
     assert signal_means({"a": [1.0, None, 3.0], "b": [None]}) == {"a": 2.0}
+    sorry = text_signals(["I'm sorry, but I can't share that.", "I'm sorry, but I can help: try this."])
+    assert sorry["refusal"] == [1.0, 0.0]
 
 
 def test_distance_with_every_direction_kept_is_the_shrunk_mahalanobis():
@@ -108,6 +117,7 @@ def test_outcome_training_stores_statistics_and_signals_keep_the_rewards(outcome
         assert rewards == model.score(prompts, responses, **kw)  # exactly, not approximately
     signals = score_with_signals(model, prompts, responses)[1]
     assert set(signals) == {"length", "refusal", "feature_distance"} and set(signals) <= set(SIGNALS)
+    assert available_signals(model) == list(signals)
     assert all(len(v) == len(prompts) for v in signals.values())
     assert signal_scorer(model)(prompts, responses) == signals
 
@@ -137,6 +147,28 @@ def test_older_checkpoint_gets_statistics_from_the_fit_command(outcome, demo_fil
     near = score_with_signals(refit, prompts, responses)[1]["feature_distance"]
     far = score_with_signals(refit, prompts[: len(ODD)], ODD)[1]["feature_distance"]
     assert sorted(near)[len(near) // 2] < min(far)
+
+
+def test_a_missing_statistics_file_only_drops_the_signal(outcome, tmp_path, demo_rows, caplog):
+    copy = tmp_path / "copy"
+    shutil.copytree(outcome, copy)
+    (copy / FEATURE_STATS_FILE).write_bytes(b"not safetensors")
+    model = RewardModel.from_pretrained(copy, device="cpu")
+    assert model.feature_stats is None and "damaged" in caplog.text
+    (copy / FEATURE_STATS_FILE).unlink()
+    model = RewardModel.from_pretrained(copy, device="cpu")
+    prompts, responses = _pairs(demo_rows, 4)
+    assert "feature_distance" not in score_with_signals(model, prompts, responses)[1]
+    assert "missing" in caplog.text
+
+
+def test_fit_command_fits_an_embedding_model(embedding_checkpoint, demo_file, tmp_path):
+    old = tmp_path / "emb"
+    shutil.copytree(embedding_checkpoint, old)
+    assert main(["signals", "fit", "--model", str(old), "--data", str(demo_file), "--samples", "64"]) == 0
+    record = json.loads((old / "rewardlab.json").read_text())["feature_stats"]
+    assert record["features"] == "embedding" and record["samples"] == 64
+    assert RewardModel.from_pretrained(old, device="cpu").feature_stats.samples == 64
 
 
 def test_fit_command_refuses_a_missing_checkpoint(demo_file, tmp_path):
@@ -200,4 +232,4 @@ def test_ensemble_of_checkpoints_gives_spread(outcome, tiny_models, small_demo, 
     rewards, signals = score_with_signals(ens, prompts, responses)
     assert rewards == ens.score(prompts, responses)
     assert signals["spread"] == pytest.approx(ens.score_spread(prompts, responses))
-    assert "feature_distance" not in signals
+    assert "feature_distance" not in signals and available_signals(ens) == list(signals)

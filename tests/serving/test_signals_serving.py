@@ -114,6 +114,10 @@ def test_get_reward_carries_signals_for_a_reward_function(tmp_path):
     assert [s["refusal"] for s in on["signals"]] == [0.0, 1.0]
 
 
+def test_info_names_the_signals_the_model_gives(client):
+    assert client.get("/info").json()["signals"] == ["length", "refusal", "feature_distance"]
+
+
 def test_signals_field_must_be_a_boolean(client):
     r = client.post("/score", json={"prompts": PROMPTS, "responses": RESPONSES, "signals": "yes"})
     assert r.status_code == 422 and "signals" in r.json()["error"]

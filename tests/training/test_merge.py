@@ -125,6 +125,24 @@ def test_weights_one_and_zero_reproduce_member_a(members, tmp_path):
     assert _norm(out)["std"] == pytest.approx(_norm(a)["std"], abs=1e-4)
 
 
+def test_merged_model_gets_its_own_feature_statistics(members, tmp_path):
+    from rewardlab.models.feature_stats import FEATURE_STATS_FILE
+    from rewardlab.models.signals import score_with_signals
+
+    a, b, held_out = members
+    out = tmp_path / "warm"
+    assert _merge(a, b, out) == 0
+    info = json.loads((out / "rewardlab.json").read_text())
+    assert (out / FEATURE_STATS_FILE).is_file() and info["feature_stats"]["samples"] == _norm(out)["samples"]
+    assert "feature_stats" not in info["normalization"]
+    rm = RewardModel.from_pretrained(out, device="cpu")
+    rewards, signals = score_with_signals(rm, PROMPTS, RESPONSES)
+    assert rewards == rm.score(PROMPTS, RESPONSES) and len(signals["feature_distance"]) == 3
+    assert _merge(a, b, out, "--overwrite", "--norm-data", str(held_out)) == 0
+    record = json.loads((out / "rewardlab.json").read_text())["feature_stats"]
+    assert record["fitted_on"] == f"--norm-data {held_out}"
+
+
 def _copy_with_info(src, dst, **changes):
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints"))
     info = json.loads((dst / "rewardlab.json").read_text())

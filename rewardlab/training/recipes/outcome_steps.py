@@ -4,7 +4,8 @@ Both recipes (:mod:`~rewardlab.training.recipes.outcome`, :mod:`~rewardlab.train
 load the same model and save the same checkpoint; only their training step differs. Here:
 :func:`load_outcome_model` (the model with a one-output head and a safe pad token, every pair and
 list encoded, the batch layout: an :class:`OutcomeModel`), :func:`start_head` (``--head-init``),
-:func:`normalization` (the reward mean and std measured after training) and
+:func:`training_sample` and :func:`reward_stats` (the reward mean and std measured after training, with
+the features of that pass: :func:`store_feature_stats` fits and writes their statistics) and
 :func:`save_outcome_run`, which saves the checkpoint from an :class:`OutcomeRun` and writes
 ``train_summary.json``, ``rewardlab.json`` and ``INTEGRATION.md``. Not a command.
 """
@@ -213,11 +214,6 @@ def reward_stats(rewards: list[float]) -> dict[str, float]:
     mean = sum(rewards) / len(rewards)
     std = (sum((r - mean) ** 2 for r in rewards) / len(rewards)) ** 0.5
     return {"mean": mean, "std": std if std > 0 else 1.0, "samples": len(rewards)}
-
-
-def normalization(model: Any, groups: list[Any], collator: Any, n: int, seed: int) -> dict[str, float]:
-    """Mean and std of the trained model's rewards on up to ``n`` training responses."""
-    return reward_stats(training_sample(model, groups, collator, n, seed)[0])
 
 
 def store_feature_stats(
