@@ -262,6 +262,11 @@ EXPECTED: list[tuple[str, str]] = [
         r"|text)|stdout: \+ .*(Proxy gain without gold gain|too small to tell))",
         "rlcheck's verdict names a proxy gain without gold gain and the completions a conclusion needs",
     ),
+    (
+        r"^\[rlcheck\] (rlcheck/rlcheck\.json: \$\.(monitor|arms\.\w+\.(eval|steps)\[\d+\]\."
+        r"(signals|proxy_items|timing)): added|rlcheck/rlcheck\.(md|html): )",
+        "rlcheck records the proxy's per-sample signals and validates the hacking monitor against the gold",
+    ),
     (r"file added: .*/heldout\.jsonl$", "train writes the pairs --eval-split held out, for eval"),
     (r"\.split\.held_out_written: added", "... and records how many it wrote"),
     (r"\.input_format: added", "every checkpoint records its input format (one reward everywhere)"),
