@@ -207,3 +207,30 @@ def test_the_docs_serve_hook_feeds_the_monitor_from_the_signals_field(
     monitor = scope["monitor"]
     assert [s.level for s in monitor.history] == ["baseline", "baseline", "ok"] and scope["step"] == 3
     assert set(monitor.history[2].moved) >= {"proxy", "length", "refusal", "spread", "feature_distance"}
+
+
+def test_the_callback_reads_an_independent_reward_and_skips_steps_without_a_new_call() -> None:
+    from types import SimpleNamespace
+
+    class Recorded:  # what RewardFunction keeps after a call
+        def __init__(self) -> None:
+            self.last_signals: dict = {}
+            self.last_rewards: list[float] | None = None
+
+    proxy, second = Recorded(), Recorded()
+    rule = Rule(thresholds={}, baseline=1, independent_gain=1.0, flat=0.5)
+    callback = monitor_callback(proxy, HackingMonitor(rule), stop=True, independent=second)
+    control = SimpleNamespace(should_training_stop=False)
+    for step, (p, q) in enumerate(
+        [([0.0, 1.0, 2.0], [0.0, 1.0, 2.0]), ([3.0, 4.0, 5.0], [0.0, 1.0, 2.0])], 1
+    ):
+        proxy.last_rewards, proxy.last_signals = p, {"length": [5.0, 6.0, 7.0]}
+        second.last_rewards = q
+        if step == 2:
+            with pytest.warns(UserWarning, match="proxy rose .* while the independent reward moved"):
+                callback.on_step_end(None, SimpleNamespace(global_step=step), control)
+        else:
+            callback.on_step_end(None, SimpleNamespace(global_step=step), control)
+    assert control.should_training_stop and callback.monitor.fired_at == 2
+    callback.on_step_end(None, SimpleNamespace(global_step=3), control)  # no new call: no update
+    assert len(callback.monitor.history) == 2
