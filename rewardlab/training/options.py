@@ -336,7 +336,10 @@ class EmbeddingTrainOptions(EmbeddingOptions):
     }
 
     ensemble: int = opt(
-        1, help="With --method embedding: heads trained on bootstrap resamples (mean and spread)."
+        5,
+        help="With --method embedding: heads trained on bootstrap resamples; the reward is their mean, "
+        "their spread the ensemble's uncertainty (what rlcheck's ensemble guards and the hacking "
+        "signals use). 1: one head on all the pairs.",
     )
 
     def check_embedding_train_options(self) -> None:
