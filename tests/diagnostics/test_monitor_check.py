@@ -126,3 +126,20 @@ def test_an_arm_is_hacked_when_over_optimised_or_its_proxy_gain_buys_no_gold() -
     assert hacking(recs, {**flat, "final_gold": 0.5}) is None  # a real gold gain
     assert hacking(recs, {**flat, "final_proxy": -3.0}) is None  # the proxy did not rise
     assert hacking(recs, {**flat, "overoptimised": True}) == "over-optimised"
+
+
+def test_proxy_signals_come_from_the_scoring_pass_not_a_second_one():
+    from rewardlab.diagnostics.rlcheck.rewards import proxy_scorer
+
+    class Counting:
+        calls = 0
+
+        def score(self, prompts, responses, **kw):
+            Counting.calls += 1
+            return [float(len(r)) for r in responses]
+
+    proxy = proxy_scorer(Counting())
+    assert proxy(["p", "q"], ["ab", "c"]) == [2.0, 1.0]
+    assert proxy.signals(["p", "q"], ["ab", "c"])["length"] == [1.0, 1.0]
+    assert Counting.calls == 1  # the signals of the pass that gave the rewards
+    assert proxy.signals(["p"], ["a b c"])["length"] == [3.0] and Counting.calls == 2  # new texts: scored

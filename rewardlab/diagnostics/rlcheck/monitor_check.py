@@ -231,15 +231,18 @@ def firing(
 
 
 def overhead(arms: Mapping[str, Mapping[str, Any]], monitor_seconds: float = 0.0) -> dict[str, Any] | None:
-    """Seconds spent scoring the proxy and computing the signals over every measured eval point."""
+    """Seconds of proxy scoring (the signals come from the same pass) and of the monitor's rule.
+
+    Over every measured eval point; ``share`` is the rule's time against the scoring's. What the
+    signals add to a scoring pass is measured apart, against a pass without them.
+    """
     timing = [r["timing"] for v in arms.values() for r in v.get("eval") or [] if r.get("timing")]
     if not timing:
         return None
-    proxy, signals = sum(t["proxy"] for t in timing), sum(t["signals"] for t in timing)
+    proxy = sum(t["proxy"] for t in timing)
     return {
-        "points": len(timing), "proxy_seconds": round(proxy, 3), "signal_seconds": round(signals, 3),
-        "monitor_seconds": round(monitor_seconds, 5),
-        "share": round((signals + monitor_seconds) / proxy, 4) if proxy > 0 else None,
+        "points": len(timing), "proxy_seconds": round(proxy, 3), "monitor_seconds": round(monitor_seconds, 5),
+        "share": round(monitor_seconds / proxy, 4) if proxy > 0 else None,
     }  # fmt: skip
 
 

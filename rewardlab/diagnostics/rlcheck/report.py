@@ -219,8 +219,8 @@ def monitor_text(report: dict[str, Any]) -> list[str]:
     ]
     if o := mon.get("overhead"):
         lines.append(
-            f"Cost: signals {o['signal_seconds']} s and monitor {o['monitor_seconds']} s against "
-            f"{o['proxy_seconds']} s of proxy scoring over {o['points']} eval points"
+            f"Cost: the signals come from the proxy's own scoring pass ({o['proxy_seconds']} s over "
+            f"{o['points']} eval points, signals included); the monitor's rule took {o['monitor_seconds']} s"
             + ("" if o["share"] is None else f" ({o['share']:.0%})")
             + "."
         )

@@ -47,19 +47,51 @@ def load_proxy(specs: Sequence[str]) -> Any:
     return load_reward(specs[0]) if len(specs) == 1 else RewardEnsemble([load_reward(s) for s in specs])
 
 
-def proxy_scorer(proxy: Any, columns: dict[str, dict[str, Any]] | None = None) -> Scorer:
+class ProxyScorer:
+    """The unguarded proxy reward, with the per-sample signals of the same scoring pass.
+
+    Calling it scores (raw scale, no stored length correction) through
+    :func:`rewardlab.models.signals.score_with_signals` and keeps that pass's signals;
+    :meth:`signals` returns them for the same texts without scoring again (a fine-tuned reward
+    model's features come with its rewards), and scores only for texts it has not just scored.
+    """
+
+    def __init__(self, proxy: Any, columns: dict[str, dict[str, Any]] | None = None) -> None:
+        self.model = proxy
+        self.kw = {"length_correction": False} if _stores(proxy, "length_correction") else {}
+        self._last: tuple[tuple[str, ...], tuple[str, ...], dict[str, list[float | None]]] | None = None
+        self._score: Scorer = self._pass
+        if columns and getattr(proxy, "takes_columns", False):
+            self._score = with_columns(self._pass, columns)
+
+    def _pass(self, prompts: list[str], responses: list[str], **extra: Any) -> list[float]:
+        from rewardlab.models.signals import score_with_signals
+
+        rewards, signals = score_with_signals(self.model, prompts, responses, **self.kw, **extra)
+        self._last = (tuple(prompts), tuple(responses), signals)
+        return list(rewards)
+
+    def __call__(self, prompts: list[str], responses: list[str]) -> list[float]:
+        """The proxy's rewards for (prompts, responses)."""
+        return self._score(prompts, responses)
+
+    def signals(self, prompts: list[str], responses: list[str]) -> dict[str, list[float | None]]:
+        """The signals of the last pass when it scored these texts, else of a new pass."""
+        last = self._last
+        if last is None or last[0] != tuple(prompts) or last[1] != tuple(responses):
+            self._score(prompts, responses)
+            last = self._last
+        assert last is not None
+        return last[2]
+
+
+def proxy_scorer(proxy: Any, columns: dict[str, dict[str, Any]] | None = None) -> ProxyScorer:
     """The unguarded proxy reward: raw scale, no stored length correction (what every arm is judged by).
 
     A reward function that takes dataset columns is given each prompt's ``columns`` (as the gold is).
+    The returned scorer also gives the signals of its last pass (:class:`ProxyScorer`).
     """
-
-    def score(prompts: list[str], responses: list[str], **extra: Any) -> list[float]:
-        kw = {"length_correction": False} if _stores(proxy, "length_correction") else {}
-        return list(proxy.score(prompts, responses, **kw, **extra))
-
-    if columns and getattr(proxy, "takes_columns", False):
-        return with_columns(score, columns)
-    return score
+    return ProxyScorer(proxy, columns)
 
 
 def spread_scorer(proxy: Any) -> Scorer | None:

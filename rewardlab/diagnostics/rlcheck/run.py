@@ -228,7 +228,6 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
     from rewardlab.diagnostics.rlcheck.report import OWN, write_reports
     from rewardlab.diagnostics.rlcheck.verdict import analyse
     from rewardlab.io_utils import check_out_dir
-    from rewardlab.models.signals import signal_scorer
     from rewardlab.runtime import quiet_transformers
 
     check_out_dir(cfg.out, OWN)  # a run that cannot write its outputs fails before the work
@@ -252,7 +251,7 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
             gold,
             tokenizer,
             spread,
-            signal_scorer(proxy_model),
+            proxy.signals,
         )
     arms: dict[str, Any] = {}
     scored: list[dict[str, Any]] = []
@@ -272,7 +271,7 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
             tokenizer,
             arm,
             measure_kl=evalset is None,
-            signals=signal_scorer(proxy_model),
+            signals=proxy.signals,
         )
         evaluation = None
         if evalset is not None:
