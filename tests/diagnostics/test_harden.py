@@ -32,7 +32,7 @@ def _cfg(checkpoint: Path, root: Path, **kw: object) -> HardenConfig:
         reward=[str(checkpoint)], out=str(root / "out"), policy=str(policy),
         gold=f"{root / 'gold.py'}:gold", steps=3, prompts=10, prompts_per_step=2, generations=4,
         max_completion_length=12, eval_prompts=5, eval_every=2, eval_samples=2, pair_min_gap=0.05,
-        repeats=[1, 3], val_share=0.5, learning_rate=0.05, diagnose=True,
+        repeats=[1, 3], val_share=0.5, min_val_pairs=1, learning_rate=0.05, diagnose=True,
     ), **kw})  # fmt: skip
 
 
@@ -133,3 +133,19 @@ def test_one_real_round(tmp_path: Path) -> None:
     assert [m["round"] for m in result["rounds"]] == [0, 1]
     assert (tmp_path / "out" / "round-1" / "model" / "rewardlab.json").is_file()
     assert result["rounds"][1]["heldout_accuracy"] is not None
+
+
+def test_too_few_held_out_exploit_pairs_take_the_smallest_k(
+    embedding_checkpoint: Path, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from rewardlab.diagnostics.harden.data import choose_k
+
+    exploits = [{"prompt": f"p{i}", "chosen": "a", "rejected": "b"} for i in range(6)]
+    opts = SimpleNamespace(
+        repeats=[4, 1, 16], val_share=0.5, seed=0, min_val_pairs=10, max_accuracy_drop=0.01
+    )
+    k = choose_k({}, [], (None, []), exploits, [], opts, None)  # nothing is trained: no search
+    assert k["k"] == 1 and k["candidates"] == [] and "fewer than the 10" in k["how"]
+    assert k["val_pairs"] + k["fit_pairs"] == 6

@@ -46,7 +46,13 @@ class HardenConfig(RLCheckConfig):
         [1, 4, 16],
         help="Candidate weights k of the exploit pairs (each repeated k times in the training data); the k "
         "trained on the most accurate on held-out exploit pairs, without losing more than "
-        "--max-accuracy-drop on the original held-out pairs, is used. Repeatable.",
+        "--max-accuracy-drop on the original held-out pairs, is used (with fewer than --min-val-pairs "
+        "held-out exploit pairs, the smallest). Repeatable.",
+    )
+    min_val_pairs: int = opt(
+        10,
+        help="Fewest held-out exploit pairs k is chosen on; with fewer the smallest k is used (a choice on "
+        "one or two pairs is a coin toss that can cost held-out accuracy).",
     )
     val_share: float = opt(
         0.3, help="Share of the exploit pairs' prompts held out to choose k (split by prompt, --seed)."
@@ -75,6 +81,8 @@ class HardenConfig(RLCheckConfig):
             raise RewardlabError("--rounds must be at least 1")
         if not self.repeats or min(self.repeats) < 1:
             raise RewardlabError("--repeats must be whole numbers of at least 1")
+        if self.min_val_pairs < 1:
+            raise RewardlabError("--min-val-pairs must be at least 1")
         if not (math.isfinite(self.val_share) and 0 < self.val_share < 1):
             raise RewardlabError(f"--val-share must be in (0, 1), got {self.val_share!r}")
         if not (math.isfinite(self.max_accuracy_drop) and self.max_accuracy_drop >= 0):

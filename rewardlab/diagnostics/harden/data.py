@@ -9,7 +9,8 @@ repeated ``k`` times, plus any probe pairs once. The held-out pairs stay held ou
 ``k`` is chosen on a validation split of the exploit pairs (by prompt, ``--val-share``): one model
 per candidate of ``--repeats`` is trained without the validation pairs; the chosen ``k`` is the most
 accurate on them among those that lose at most ``--max-accuracy-drop`` held-out accuracy on the
-original data (ties: the smaller ``k``; none within the bound: the one that loses least). The final
+original data (ties: the smaller ``k``; none within the bound: the one that loses least). With fewer
+than ``--min-val-pairs`` validation pairs nothing is searched: the smallest ``k`` is taken. The final
 model of the round is then trained on all exploit pairs with that ``k``. Used by
 :mod:`rewardlab.diagnostics.harden.run` (``rewardlab harden``).
 """
@@ -118,11 +119,17 @@ def choose_k(
 
     repeats = sorted(set(opts.repeats))
     fit, val = split_exploits(exploits, opts.val_share, opts.seed)
-    if len(repeats) == 1 or not fit or not val:
+    if len(repeats) == 1 or not fit or len(val) < opts.min_val_pairs:
         why = (
-            "one candidate" if len(repeats) == 1 else "too few exploit prompts to hold some out: the smallest"
+            "one candidate"
+            if len(repeats) == 1
+            else f"{len(val)} held-out exploit pairs ({len(fit)} to train on), fewer than the "
+            f"{opts.min_val_pairs} a choice needs (--min-val-pairs): the smallest"
         )
-        return {"k": repeats[0], "how": f"not searched ({why})", "candidates": []}
+        return {
+            "k": repeats[0], "how": f"not searched ({why})", "candidates": [], "val_pairs": len(val),
+            "fit_pairs": len(fit),
+        }  # fmt: skip
     tried = []
     with tempfile.TemporaryDirectory(prefix="harden-k-") as tmp:
         for k in repeats:
