@@ -124,10 +124,10 @@ def preset_folder(name: str) -> Path:
     root = cache_root() / "presets" / name
     if root in _verified:
         return root
-    source = gguf_source(preset)
     root.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root) + ".lock"):
-        if not is_intact(root):
+        if not is_intact(root):  # the GGUF package is needed only to build: a built folder is used as is
+            source = gguf_source(preset)
             shutil.rmtree(root, ignore_errors=True)
             tmp = root.with_name(f"{root.name}.building{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)

