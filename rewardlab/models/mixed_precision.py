@@ -1,0 +1,79 @@
+"""bf16-mixed scoring: bf16 matrix multiplies, everything that accumulates in float32.
+
+:func:`to_bf16_mixed` turns a loaded float32 model into the ``bf16-mixed`` scoring precision in
+place: the weight of every linear layer of the transformer is cast to bfloat16 once (no per-forward
+weight cast, half the weight memory) and each such layer computes ``bf16 input × bf16 weight`` with
+float32 accumulation (oneDNN's and cuBLAS's bf16 GEMMs accumulate in float32), its output cast back
+to the input's dtype. What stays float32: the embeddings, the residual stream (each block's output
+is added to a float32 sum), every norm (the final one included), rotary embeddings, attention
+(scores, softmax and the weighted sum), activations, and the reward head.
+
+Why not bfloat16 weights throughout (``--dtype bfloat16``): there the residual stream, the norms
+and attention are bf16 too, and over SmolLM2-135M's 30 layers the rounding moved rewards by up to
+0.75 and made packed (prefix-shared) rows disagree with padded ones; with bf16 only inside the
+matrix multiplies the order of pairs and the packed-layout probe hold (measured on real data:
+docs/benchmarks.md, "Scoring precision", and the lab log dev/LOG.md). :data:`PROBE_TOLERANCE` is
+the probe's tolerance in this precision, set from those measurements.
+
+Not a command: ``RewardModel.from_pretrained(path, dtype="bf16-mixed")`` (or ``--dtype bf16-mixed``,
+and ``auto`` where bf16 is native) applies it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+#: The scoring precision name (``--dtype bf16-mixed``; what ``auto`` means where bf16 is native).
+BF16_MIXED = "bf16-mixed"
+#: The packed-layout probe's tolerance in bf16-mixed, relative to the rewards' scale. Packed and
+#: padded rows of SmolLM2-135M differed by at most 2e-3 of the scale on real pairs (lab log), the
+#: GEMM blocking of differently shaped batches rounding differently; fp32 rows differ by < 1e-5.
+PROBE_TOLERANCE = 5e-3
+#: Attribute names of reward heads, which stay float32.
+HEAD_NAMES = ("score", "classifier")
+
+
+def head_modules(model: Any) -> set[int]:
+    """``id`` of every module inside a reward head (a module named ``score`` or ``classifier``)."""
+    ids: set[int] = set()
+    for name, module in model.named_modules():
+        if name.rpartition(".")[2] in HEAD_NAMES:
+            ids.update(id(m) for m in module.modules())
+    return ids
+
+
+class _Bf16Linear:
+    """A linear layer's forward with its weight held in bf16: bf16 GEMM, float32 in and out."""
+
+    def __init__(self, layer: torch.nn.Linear) -> None:
+        layer.weight.data = layer.weight.data.to(torch.bfloat16)
+        if layer.bias is not None:
+            layer.bias.data = layer.bias.data.to(torch.bfloat16)
+        self.layer = layer
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.linear(x.to(torch.bfloat16), self.layer.weight, self.layer.bias)
+        return out.to(x.dtype)
+
+
+def to_bf16_mixed(model: Any) -> Any:
+    """Convert a float32 scoring model to bf16-mixed in place (see the module doc); returns it.
+
+    Only for inference: the linear layers' weights are replaced by their bf16 copies (the float32
+    ones are freed), so the model must not be trained or saved afterwards. Wrappers (PEFT, DDP)
+    are fine: every plain linear layer outside the head is converted, LoRA's included.
+    """
+    skip = head_modules(model)
+    for module in model.modules():
+        if type(module) is torch.nn.Linear and id(module) not in skip:
+            if not isinstance(module.forward, _Bf16Linear):
+                module.forward = _Bf16Linear(module)
+    return model
+
+
+def is_bf16_mixed(model: Any) -> bool:
+    """True for a model converted by :func:`to_bf16_mixed`."""
+    return any(isinstance(getattr(m, "forward", None), _Bf16Linear) for m in model.modules())

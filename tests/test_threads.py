@@ -1,0 +1,80 @@
+"""The CPU thread rule: torch gets the cores that other processes leave free (rewardlab.runtime)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rewardlab import runtime
+from rewardlab.runtime import CpuThreads, LoadMeter, choose_cpu_threads, cpu_threads
+
+
+@pytest.mark.parametrize(
+    ("cores", "busy", "threads"),
+    [
+        (2, 0.0, 2),  # idle: one thread per core
+        (2, 0.3, 2),  # a little background work leaves both cores
+        (2, 0.6, 1),  # more than half a core busy elsewhere: that core is left to it
+        (2, 1.0, 1),  # one competing CPU-bound process
+        (2, 3.5, 1),  # never below one thread
+        (16, 4.2, 12),
+        (16, None, 16),  # no /proc: torch's default
+        (1, 0.9, 1),
+    ],
+)
+def test_threads_are_the_cores_left_free(cores, busy, threads):
+    assert cpu_threads(cores, busy) == threads
+
+
+def _fake_proc(monkeypatch, samples):
+    """Make /proc readings come from ``samples``: (busy, total, cpus, own) per reading."""
+    it = iter(samples)
+    current = {}
+
+    def cpu():
+        current["s"] = next(it)
+        return current["s"][:3]
+
+    monkeypatch.setattr(runtime, "_cpu_ticks", cpu)
+    monkeypatch.setattr(runtime, "_own_ticks", lambda: current["s"][3])
+
+
+def test_load_meter_counts_other_processes_only(monkeypatch):
+    # 2 CPUs, 200 ticks elapsed (1 s of both): 190 busy, 90 of them ours -> 1.0 CPU elsewhere
+    _fake_proc(monkeypatch, [(1000, 5000, 2, 300), (1190, 5200, 2, 390), (1190, 5200, 2, 390)])
+    meter = LoadMeter()
+    assert meter.busy_elsewhere() == pytest.approx(1.0)
+    assert meter.busy_elsewhere() is None  # no time elapsed since the last reading
+
+
+def test_the_environment_fixes_the_count(monkeypatch):
+    monkeypatch.setenv("REWARDLAB_CPU_THREADS", "3")
+    assert choose_cpu_threads(2).threads == 3
+    monkeypatch.delenv("REWARDLAB_CPU_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    choice = choose_cpu_threads(2)
+    assert choice.threads == 1 and choice.reason == "OMP_NUM_THREADS=1"
+
+
+def test_the_count_follows_a_competitor_that_comes_and_goes(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("REWARDLAB_CPU_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "_default_threads", lambda: 2)
+    monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
+    samples = [
+        (0, 0, 2, 0),
+        (10, 100, 2, 0),  # start: 0.2 CPU elsewhere -> 2 threads
+        (10, 100, 2, 0),  # the meter of the steps
+        (210, 300, 2, 100),  # a step: 1.0 CPU elsewhere -> 1 thread
+        (300, 500, 2, 190),  # the competitor left -> 2 threads again
+    ]
+    _fake_proc(monkeypatch, samples)
+    before = torch.get_num_threads()
+    try:
+        threads = CpuThreads()
+        assert threads.start().threads == 2
+        assert threads.update() == 1 and torch.get_num_threads() == 1
+        assert threads.update() == 2 and torch.get_num_threads() == 2
+        assert threads.to_dict()["counts"] == [2, 1, 2]
+    finally:
+        torch.set_num_threads(before)
