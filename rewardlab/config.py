@@ -129,16 +129,14 @@ class BatchOptions:
 class DtypeOptions(DeviceOptions):
     """Where a model runs and in which precision (score, bon, serve, bench score, bench serve).
 
-    The default is ``auto`` for every command that has this part: ``bf16-mixed`` (bf16 matrix
-    multiplies; norms, residual stream, attention and reward head in float32) on a GPU or a CPU that
-    computes bf16 natively, else ``float32`` (rewards as trained).
+    The default is ``float32`` (rewards as trained) for every command that has this part.
     """
 
     dtype: str = opt(
-        "auto",
-        help="auto (bf16-mixed on a GPU or a CPU that computes bf16 natively, else float32), float32 "
-        "(rewards as trained), bf16-mixed (bf16 matrix multiplies, float32 norms, residual and head), "
-        "bfloat16 or float16 (all weights).",
+        "float32",
+        help="float32 (rewards as trained), auto (bfloat16 on a GPU or a CPU that computes bf16 "
+        "natively, else float32), bf16-mixed (bf16 matrix multiplies; float32 residual, norms, "
+        "attention and head), bfloat16 or float16.",
     )
 
 

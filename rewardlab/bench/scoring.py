@@ -94,7 +94,7 @@ def bench_score(
     seed: int = 0,
     max_length: int = 512,
     device: str = "auto",
-    dtype: str = "auto",
+    dtype: str = "float32",
     pool: bool = False,
     attn_implementation: str | None = None,
 ) -> dict[str, Any]:
@@ -377,7 +377,7 @@ def bench_serve(
     items: int = 4,
     seed: int = 0,
     device: str = "auto",
-    dtype: str = "auto",
+    dtype: str = "float32",
     in_process: bool = False,
     unique: bool = False,
     rss_every: float = 0.5,

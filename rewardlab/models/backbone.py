@@ -202,18 +202,15 @@ def resolve_device(device: str | None = "auto") -> torch.device:
 def dtype_choice(dtype: str, device: torch.device | str = "cpu") -> tuple[str, str]:
     """(the scoring precision name, why) that ``dtype`` stands for on ``device``.
 
-    ``auto`` (the default): ``bf16-mixed`` (bf16 matrix multiplies, float32 norms, residual
-    stream, attention and head) on a GPU that supports bf16 or a CPU that computes bf16 natively
-    (:func:`rewardlab.runtime.auto_precision`: flags plus a timing probe), else float32. On
-    SmolLM2-135M and real pairs bf16-mixed flipped the order of at most 1 % of pairs against
-    float32 (docs/benchmarks.md, "Scoring precision").
+    ``auto``: bfloat16 on a GPU that supports it or a CPU that computes bf16 natively
+    (:func:`rewardlab.runtime.auto_precision`: flags plus a timing probe), else float32.
+    ``bf16-mixed`` (:mod:`rewardlab.models.mixed_precision`) is asked for by name.
     """
     if dtype == "auto":
         from rewardlab.runtime import auto_precision
 
         choice = auto_precision(torch.device(device).type)
-        name = BF16_MIXED if choice.precision == "bf16" else "float32"
-        return name, f"auto: {choice.reason}"
+        return choice.dtype_name, f"auto: {choice.reason}"
     if dtype not in SCORING_DTYPES:
         raise RewardlabError(f"dtype {dtype!r}: use one of auto, {', '.join(SCORING_DTYPES)}")
     return dtype, f"--dtype {dtype}"

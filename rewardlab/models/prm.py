@@ -181,7 +181,7 @@ class ProcessRewardModel(LayoutChoice):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, device: str | None = "auto", dtype: str = "auto"
+        cls, path: str | Path, device: str | None = "auto", dtype: str = "float32"
     ) -> ProcessRewardModel:
         """Load a ``kind: prm`` checkpoint (``rewardlab.json`` + a token-classification model).
 

@@ -106,7 +106,7 @@ class RewardModel(LayoutChoice, PairScoring):
         path: str | Path,
         max_length: int | None = None,
         device: str | None = "auto",
-        dtype: str = "auto",
+        dtype: str = "float32",
         attn_implementation: str | None = None,
     ) -> Scorer:
         """Load any rewardlab checkpoint (or a plain sequence-classification folder).
@@ -122,13 +122,14 @@ class RewardModel(LayoutChoice, PairScoring):
             max_length: Tokens per sequence (default: the checkpoint's).
             device: ``auto`` (a CUDA device when torch sees one, else the CPU), ``cpu``, ``cuda``,
                 ``cuda:1``, …
-            dtype: ``auto`` (default: ``bf16-mixed`` on a GPU or a CPU with native bf16, else
-                ``float32``; see :func:`dtype_choice`), ``float32`` (rewards as trained),
-                ``bf16-mixed`` (bf16 matrix multiplies; norms, residual stream, attention and
-                head in float32: :mod:`rewardlab.models.mixed_precision`), ``bfloat16`` or
-                ``float16`` (all weights and activations; with SmolLM2-135M's 30 layers bfloat16
-                moved rewards by up to 0.75 and failed the packed-layout probe:
-                docs/benchmarks.md). The loaded model's ``dtype_note`` says which and why.
+            dtype: ``float32`` (default: rewards as trained), ``auto`` (bfloat16 weights on a GPU
+                or a CPU with native bf16, else float32; see :func:`dtype_choice`), ``bf16-mixed``
+                (bf16 matrix multiplies; residual stream, norms, attention and head in float32:
+                :mod:`rewardlab.models.mixed_precision`), ``bfloat16`` or ``float16``. float32
+                stays the default: with SmolLM2-135M on 64 HH-RLHF pairs, bf16-mixed and bfloat16
+                each flipped the order of 4 pairs against float32 (6 %; a default needs at most
+                1 %: docs/benchmarks.md, "Scoring precision"). The loaded model's ``dtype_note``
+                says which and why.
             attn_implementation: Attention kernel for transformers (``sdpa``, ``eager``,
                 ``flex_attention``: packed rows then pass a block mask built from group ids
                 instead of a dense 4-D mask, which saves memory on a GPU). Full and LoRA

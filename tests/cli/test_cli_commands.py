@@ -88,7 +88,7 @@ def test_score_and_bon_share_the_reward_and_runtime_parts():
         cls = _config(name)
         assert _owner(cls, "model") is RewardSpecOptions and _owner(cls, "normalize") is RewardSpecOptions
         assert issubclass(cls, parts.ModelRuntimeOptions) and issubclass(cls, parts.LayoutOptions)
-        assert cls.__dataclass_fields__["dtype"].default == "auto"
+        assert cls.__dataclass_fields__["dtype"].default == "float32"
     embedding = _config("bench embedding")
     assert all(
         _owner(embedding, f.name) is parts.EmbeddingOptions

@@ -25,16 +25,18 @@ BF16_TOLERANCE = 0.05
 
 def test_dtype_auto_follows_the_cpu_choice(tiny_models, monkeypatch):
     monkeypatch.setenv("REWARDLAB_CPU_BF16", "1")
-    assert dtype_choice("auto", "cpu")[0] == "bf16-mixed"
+    assert dtype_choice("auto", "cpu")[0] == "bfloat16"
     rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="auto")
-    assert is_bf16_mixed(rm.model) and rm.dtype_note.startswith("bf16-mixed (auto: forced")
-    assert is_bf16_mixed(RewardModel.from_pretrained(tiny_models["llama"], device="cpu").model)  # the default
+    assert rm.model.dtype == torch.bfloat16 and rm.dtype_note.startswith("bfloat16 (auto: forced")
+    default = RewardModel.from_pretrained(tiny_models["llama"], device="cpu").model
+    assert default.dtype == torch.float32 and not is_bf16_mixed(default)
     monkeypatch.setenv("REWARDLAB_CPU_BF16", "0")
     rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="auto")
-    assert rm.model.dtype == torch.float32 and not is_bf16_mixed(rm.model)
-    assert rm.dtype_note.startswith("float32 (auto")
+    assert rm.model.dtype == torch.float32 and rm.dtype_note.startswith("float32 (auto")
     rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="bfloat16")
     assert rm.model.dtype == torch.bfloat16 and "--dtype bfloat16" in rm.dtype_note
+    rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="bf16-mixed")
+    assert is_bf16_mixed(rm.model) and "--dtype bf16-mixed" in rm.dtype_note
 
 
 def test_bf16_mixed_casts_only_the_matrix_multiplies(tiny_models):
