@@ -268,6 +268,47 @@ def choose_cpu_threads(cores: int, interval: float = 0.3) -> ThreadChoice:
     )
 
 
+#: Set by :func:`set_wait_policy` when rewardlab (not the user) chose ``OMP_WAIT_POLICY``.
+WAIT_POLICY_MARK = "REWARDLAB_SET_OMP_WAIT_POLICY"
+
+
+def passive_wait(busy_elsewhere: float | None, cores: int) -> bool:
+    """Whether OpenMP threads should sleep at barriers instead of spinning: when others hold a core.
+
+    GNU OpenMP (torch's) spins at every barrier for a while before sleeping; on a machine where
+    another process holds a core, the spinning thread burns the time slices the thread it waits for
+    needs. Measured on 2 cores with a competing process and other jobs: a bf16 LoRA step ran 5× as
+    fast with ``OMP_WAIT_POLICY=PASSIVE`` (docs/benchmarks.md, "Training under CPU contention").
+    On an idle machine spinning is left on, as its cost there was not measured.
+    """
+    return busy_elsewhere is not None and cpu_threads(cores, busy_elsewhere) < cores
+
+
+def set_wait_policy(interval: float = 0.2) -> str | None:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` before torch loads OpenMP when :func:`passive_wait` says so.
+
+    Only while torch is not imported yet (OpenMP reads the variable once, when it loads) and the
+    variable is unset; ``REWARDLAB_OMP_PASSIVE=1`` or ``0`` forces the choice. Returns why it set
+    it, or ``None``.
+    """
+    import sys
+
+    forced = os.environ.get("REWARDLAB_OMP_PASSIVE", "").strip()
+    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ or forced == "0":
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if forced != "1":
+        busy = busy_cpus_elsewhere(interval)
+        if not passive_wait(busy, cores):
+            return None
+        why = f"other processes busy on {busy:.1f} of {cores} cores"
+    else:
+        why = "REWARDLAB_OMP_PASSIVE=1"
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ[WAIT_POLICY_MARK] = why
+    return why
+
+
 class CpuThreads:
     """Keeps torch's CPU thread count at :func:`cpu_threads` of the load, re-read between steps.
 
@@ -310,7 +351,14 @@ class CpuThreads:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record: cores, the first choice and why, every count used."""
-        return {"cores": self.cores, "reason": self.reason, "fixed": self.fixed, "counts": self.counts}
+        return {
+            "cores": self.cores,
+            "reason": self.reason,
+            "fixed": self.fixed,
+            "counts": self.counts,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "omp_wait_policy_set_by_rewardlab": os.environ.get(WAIT_POLICY_MARK),
+        }
 
 
 @functools.cache

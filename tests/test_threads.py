@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from rewardlab import runtime
-from rewardlab.runtime import CpuThreads, LoadMeter, choose_cpu_threads, cpu_threads
+from rewardlab.runtime import (
+    WAIT_POLICY_MARK,
+    CpuThreads,
+    LoadMeter,
+    choose_cpu_threads,
+    cpu_threads,
+    passive_wait,
+    set_wait_policy,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +86,30 @@ def test_the_count_follows_a_competitor_that_comes_and_goes(monkeypatch):
         assert threads.to_dict()["counts"] == [2, 1, 2]
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("busy", "cores", "passive"),
+    [(0.1, 2, False), (1.0, 2, True), (0.6, 2, True), (None, 2, False), (0.4, 16, False), (3.0, 16, True)],
+)
+def test_threads_sleep_at_barriers_when_others_hold_a_core(busy, cores, passive):
+    assert passive_wait(busy, cores) is passive
+
+
+def test_the_wait_policy_is_left_alone_once_torch_is_loaded(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("REWARDLAB_OMP_PASSIVE", "1")
+    assert set_wait_policy() is None  # torch is imported: OpenMP has read its settings already
+    assert "OMP_WAIT_POLICY" not in __import__("os").environ
+
+
+def test_trl_runs_without_rewardlabs_wait_policy(monkeypatch):
+    from rewardlab.bench.train import engine_env
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.setenv(WAIT_POLICY_MARK, "other processes busy on 1.0 of 2 cores")
+    assert engine_env("native")["OMP_WAIT_POLICY"] == "PASSIVE"
+    trl = engine_env("trl")
+    assert "OMP_WAIT_POLICY" not in trl and trl["REWARDLAB_OMP_PASSIVE"] == "0"
+    monkeypatch.delenv(WAIT_POLICY_MARK)  # the user's own setting is kept
+    assert engine_env("trl")["OMP_WAIT_POLICY"] == "PASSIVE"
