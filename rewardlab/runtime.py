@@ -241,6 +241,7 @@ class ThreadChoice:
 
     threads: int
     reason: str
+    fixed: bool = False  # by the environment: not re-read between steps
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record."""
@@ -251,14 +252,19 @@ def choose_cpu_threads(cores: int, interval: float = 0.3) -> ThreadChoice:
     """:func:`cpu_threads` for ``cores`` and the load measured now, unless the environment fixes it.
 
     ``REWARDLAB_CPU_THREADS`` or ``OMP_NUM_THREADS`` set: their count is kept (torch has read
-    ``OMP_NUM_THREADS`` already).
+    ``OMP_NUM_THREADS`` already). ``OMP_WAIT_POLICY=PASSIVE`` (which rewardlab sets itself on a
+    busy machine, :func:`set_wait_policy`): one thread per core, as sleeping threads do not make
+    each other wait.
     """
     for name in THREAD_VARIABLES:
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) >= 1:
-            return ThreadChoice(
-                min(int(value), cores) if name == "OMP_NUM_THREADS" else int(value), f"{name}={value}"
-            )
+            count = min(int(value), cores) if name == "OMP_NUM_THREADS" else int(value)
+            return ThreadChoice(count, f"{name}={value}", fixed=True)
+    if os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE":
+        # threads that sleep at barriers lose little to a busy core, and two passive threads ran
+        # twice as fast as one under contention (docs/benchmarks.md): keep one per core
+        return ThreadChoice(cores, "OMP_WAIT_POLICY=PASSIVE: one thread per core", fixed=True)
     busy = busy_cpus_elsewhere(interval)
     threads = cpu_threads(cores, busy)
     if busy is None:
@@ -328,7 +334,7 @@ class CpuThreads:
     def start(self) -> ThreadChoice:
         """Choose and set the first count (measures the load for 0.3 s)."""
         choice = choose_cpu_threads(self.cores)
-        self.fixed = choice.reason.startswith(THREAD_VARIABLES)
+        self.fixed = choice.fixed
         self.reason = choice.reason
         self._set(choice.threads)
         self._meter = LoadMeter()

@@ -61,10 +61,17 @@ def test_the_environment_fixes_the_count(monkeypatch):
     monkeypatch.delenv("REWARDLAB_CPU_THREADS")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     choice = choose_cpu_threads(2)
-    assert choice.threads == 1 and choice.reason == "OMP_NUM_THREADS=1"
+    assert choice.threads == 1 and choice.reason == "OMP_NUM_THREADS=1" and choice.fixed
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    monkeypatch.setattr(runtime, "busy_cpus_elsewhere", lambda interval: 1.0)
+    assert choose_cpu_threads(2).threads == 2  # sleeping threads: one per core, however busy
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert choose_cpu_threads(2).threads == 1
 
 
 def test_the_count_follows_a_competitor_that_comes_and_goes(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("REWARDLAB_CPU_THREADS", raising=False)
     monkeypatch.setattr(runtime, "_default_threads", lambda: 2)
