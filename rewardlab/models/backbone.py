@@ -239,8 +239,8 @@ _PROBE_RESPONSES = ("Blue.", "It is usually blue, and grey when it is cloudy.")
 def probe_tolerance(model: Any) -> float:
     """The packed-layout probe's tolerance, relative to the rewards' scale, in ``model``'s precision.
 
-    1e-4 in float32, :data:`rewardlab.models.mixed_precision.PROBE_TOLERANCE` in bf16-mixed (set
-    from packed against padded rewards on real pairs), 1e-2 with half-precision weights.
+    1e-4 in float32, :data:`rewardlab.models.mixed_precision.PROBE_TOLERANCE` in bf16-mixed (10x
+    the packed-vs-padded difference measured on the probe), 1e-2 with half-precision weights.
     """
     if is_bf16_mixed(model):
         return PROBE_TOLERANCE
