@@ -23,7 +23,17 @@ import torch
 from rewardlab.errors import RewardlabError
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder, end_token_id
 from rewardlab.models.layouts import shared_prefix_batch
-from rewardlab.models.mixed_precision import BF16_MIXED, PROBE_TOLERANCE, is_bf16_mixed, to_bf16_mixed
+from rewardlab.models.mixed_precision import (  # noqa: F401 - importable from here as before
+    DTYPES,
+    PROBE_TOLERANCE,
+    SCORING_DTYPES,
+    dtype_choice,
+    is_bf16_mixed,
+    load_dtype,
+    resolve_device,
+    resolve_dtype,
+    set_precision,
+)
 from rewardlab.models.scoring import plan_batches
 
 PAD_TOKEN = "<|pad|>"
@@ -174,61 +184,6 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         handle.remove()
     token_rewards = captured["out"][..., 0]
     return token_rewards[batch["reward_rows"], batch["reward_cols"]].float()
-
-
-#: Weight dtypes a reward model can be loaded in for scoring.
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-#: Scoring precisions: the weight dtypes and ``bf16-mixed`` (:mod:`rewardlab.models.mixed_precision`).
-SCORING_DTYPES = (*DTYPES, BF16_MIXED)
-
-
-def resolve_device(device: str | None = "auto") -> torch.device:
-    """The device to score on: ``auto`` is the first CUDA device when torch sees one, else the CPU.
-
-    Raises:
-        RewardlabError: the name is not a device, or names CUDA on a machine without it.
-    """
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise RewardlabError(f"device {device!r}: {exc}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RewardlabError(f"device {device!r}: torch sees no CUDA device on this machine")
-    return dev
-
-
-def dtype_choice(dtype: str, device: torch.device | str = "cpu") -> tuple[str, str]:
-    """(the scoring precision name, why) that ``dtype`` stands for on ``device``.
-
-    ``auto``: bfloat16 on a GPU that supports it or a CPU that computes bf16 natively
-    (:func:`rewardlab.runtime.auto_precision`: flags plus a timing probe), else float32.
-    ``bf16-mixed`` (:mod:`rewardlab.models.mixed_precision`) is asked for by name.
-    """
-    if dtype == "auto":
-        from rewardlab.runtime import auto_precision
-
-        choice = auto_precision(torch.device(device).type)
-        return choice.dtype_name, f"auto: {choice.reason}"
-    if dtype not in SCORING_DTYPES:
-        raise RewardlabError(f"dtype {dtype!r}: use one of auto, {', '.join(SCORING_DTYPES)}")
-    return dtype, f"--dtype {dtype}"
-
-
-def load_dtype(name: str) -> torch.dtype:
-    """The dtype to load weights in for the scoring precision ``name`` (bf16-mixed loads float32)."""
-    return torch.float32 if name == BF16_MIXED else DTYPES[name]
-
-
-def resolve_dtype(dtype: str, device: torch.device | str = "cpu") -> torch.dtype:
-    """The dtype weights load in for ``dtype`` (``auto``: see :func:`dtype_choice`)."""
-    return load_dtype(dtype_choice(dtype, device)[0])
-
-
-def set_precision(model: Any, name: str) -> Any:
-    """Put a model loaded in :func:`load_dtype` of ``name`` into that scoring precision; returns it."""
-    return to_bf16_mixed(model) if name == BF16_MIXED else model
 
 
 #: The probe of :func:`check_shared_layout`: two responses sharing a prompt, and a one-token one.

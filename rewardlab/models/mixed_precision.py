@@ -1,4 +1,7 @@
-"""bf16-mixed scoring: bf16 matrix multiplies, everything that accumulates in float32.
+"""Scoring precisions (``--dtype``) and bf16-mixed: bf16 matrix multiplies, the rest in float32.
+
+:func:`dtype_choice` says what a ``--dtype`` stands for on a device (``auto``: bfloat16 where bf16 is
+native, else float32), :func:`load_dtype` what weights load in, :func:`set_precision` applies it.
 
 :func:`to_bf16_mixed` turns a loaded float32 model into the ``bf16-mixed`` scoring precision in
 place: the weight of every linear layer of the transformer is cast to bfloat16 once (no per-forward
@@ -25,6 +28,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from rewardlab.errors import RewardlabError
 
 #: The scoring precision name (``--dtype bf16-mixed``).
 BF16_MIXED = "bf16-mixed"
@@ -81,3 +86,58 @@ def to_bf16_mixed(model: Any) -> Any:
 def is_bf16_mixed(model: Any) -> bool:
     """True for a model converted by :func:`to_bf16_mixed`."""
     return any(isinstance(getattr(m, "forward", None), _Bf16Linear) for m in model.modules())
+
+
+#: Weight dtypes a reward model can be loaded in for scoring.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: Scoring precisions: the weight dtypes and ``bf16-mixed`` (:mod:`rewardlab.models.mixed_precision`).
+SCORING_DTYPES = (*DTYPES, BF16_MIXED)
+
+
+def resolve_device(device: str | None = "auto") -> torch.device:
+    """The device to score on: ``auto`` is the first CUDA device when torch sees one, else the CPU.
+
+    Raises:
+        RewardlabError: the name is not a device, or names CUDA on a machine without it.
+    """
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise RewardlabError(f"device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RewardlabError(f"device {device!r}: torch sees no CUDA device on this machine")
+    return dev
+
+
+def dtype_choice(dtype: str, device: torch.device | str = "cpu") -> tuple[str, str]:
+    """(the scoring precision name, why) that ``dtype`` stands for on ``device``.
+
+    ``auto``: bfloat16 on a GPU that supports it or a CPU that computes bf16 natively
+    (:func:`rewardlab.runtime.auto_precision`: flags plus a timing probe), else float32.
+    ``bf16-mixed`` (:mod:`rewardlab.models.mixed_precision`) is asked for by name.
+    """
+    if dtype == "auto":
+        from rewardlab.runtime import auto_precision
+
+        choice = auto_precision(torch.device(device).type)
+        return choice.dtype_name, f"auto: {choice.reason}"
+    if dtype not in SCORING_DTYPES:
+        raise RewardlabError(f"dtype {dtype!r}: use one of auto, {', '.join(SCORING_DTYPES)}")
+    return dtype, f"--dtype {dtype}"
+
+
+def load_dtype(name: str) -> torch.dtype:
+    """The dtype to load weights in for the scoring precision ``name`` (bf16-mixed loads float32)."""
+    return torch.float32 if name == BF16_MIXED else DTYPES[name]
+
+
+def resolve_dtype(dtype: str, device: torch.device | str = "cpu") -> torch.dtype:
+    """The dtype weights load in for ``dtype`` (``auto``: see :func:`dtype_choice`)."""
+    return load_dtype(dtype_choice(dtype, device)[0])
+
+
+def set_precision(model: Any, name: str) -> Any:
+    """Put a model loaded in :func:`load_dtype` of ``name`` into that scoring precision; returns it."""
+    return to_bf16_mixed(model) if name == BF16_MIXED else model
