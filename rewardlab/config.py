@@ -135,7 +135,8 @@ class DtypeOptions(DeviceOptions):
     dtype: str = opt(
         "float32",
         help="float32 (rewards as trained), auto (bfloat16 on a GPU or a CPU that computes bf16 "
-        "natively, else float32), bfloat16 or float16.",
+        "natively, else float32), bf16-mixed (bf16 matrix multiplies; float32 residual, norms, "
+        "attention and head), bfloat16 or float16.",
     )
 
 

@@ -4,7 +4,10 @@
 ``RewardModel.score`` in its default layout and with ``layout="padded"`` (sorted by length,
 batched), a naive per-example loop (one forward pass per
 response, in input order), and the ``transformers`` text-classification pipeline on the same
-model (prompt + response as one text, ``batch_size`` as given, no activation).
+model (prompt + response as one text, ``batch_size`` as given, no activation). The naive loop runs in
+float32 whatever ``--dtype`` is, and is the reference of ``agreement_with_fp32``: the share of
+(chosen, rejected) pairs whose order the default ``score`` flips, and the Spearman correlation of
+its rewards with the reference's.
 
 ``bench serve`` starts ``rewardlab serve`` on a free loopback port, in its own process as in
 production (or with ``in_process`` in a thread of this one), and sends ``--requests`` requests of
@@ -65,6 +68,22 @@ def _pool(data: str, n: int) -> tuple[list[Text], list[Text]]:
     return prompts[:n], responses[:n]
 
 
+def agreement(reference: list[float], rewards: list[float]) -> dict[str, float | None]:
+    """How ``rewards`` rank like ``reference`` (both: chosen, rejected, chosen, … as :func:`_pairs` gives).
+
+    ``order_flips``: the share of (chosen, rejected) pairs whose order differs; ``spearman``: the
+    rank correlation of all rewards.
+    """
+    from rewardlab.metrics import spearman
+
+    pairs = len(reference) // 2
+    flips = sum(
+        (reference[2 * i] > reference[2 * i + 1]) != (rewards[2 * i] > rewards[2 * i + 1])
+        for i in range(pairs)
+    )
+    return {"pairs": pairs, "order_flips": flips / max(pairs, 1), "spearman": spearman(reference, rewards)}
+
+
 def bench_score(
     *,
     model: str,
@@ -111,7 +130,9 @@ def bench_score(
 
     # the reference: a naive per-example loop in float32, whatever dtype rewardlab scores in
     ref = rm
-    if rm.model.dtype != torch.float32:
+    if not rm.dtype_note.startswith("float32"):
+        # the same seed again: a model without a trained head (a preset) gets the same random one
+        torch.manual_seed(seed)
         ref = RewardModel.from_pretrained(model, max_length=max_length, device=device, dtype="float32")
         ref.score(prompts[:4], responses[:4])  # warm-up
     start = time.perf_counter()
@@ -149,6 +170,9 @@ def bench_score(
         "speedup_vs_pipeline": rows["transformers_pipeline"]["seconds"] / rows["rewardlab_score"]["seconds"],
         "max_abs_diff_batched_vs_naive": max(abs(a - b) for a, b in zip(batched, naive, strict=True)),
         "max_abs_diff_padded_vs_naive": max(abs(a - b) for a, b in zip(padded, naive, strict=True)),
+        "max_abs_diff_batched_vs_padded": max(abs(a - b) for a, b in zip(batched, padded, strict=True)),
+        "reward_scale": max(abs(x) for x in naive),
+        "agreement_with_fp32": None if pool else agreement(naive, batched),
     }
     write_json(out, report)
     return report

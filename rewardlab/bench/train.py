@@ -46,6 +46,25 @@ def engine_spec(engine: str, precision: str) -> tuple[str, str]:
     return "native", precision
 
 
+def engine_env(engine_kind: str) -> dict[str, str]:
+    """The environment of an engine's process: TRL runs as users run it, without rewardlab's choices.
+
+    rewardlab sets ``OMP_WAIT_POLICY`` itself on a busy machine
+    (:func:`rewardlab.runtime.set_wait_policy`); TRL's process gets the variable only when the user
+    set it.
+    """
+    import os
+
+    from rewardlab.runtime import WAIT_POLICY_MARK
+
+    env = dict(os.environ)
+    if engine_kind == "trl":
+        if env.pop(WAIT_POLICY_MARK, None) is not None:
+            env.pop("OMP_WAIT_POLICY", None)
+        env.setdefault("REWARDLAB_OMP_PASSIVE", "0")
+    return env
+
+
 def select_pairs(data_path: str, model: str, n: int, max_length: int, seed: int) -> tuple[list[dict], int]:
     """The first ``n`` usable pairs (seeded shuffle) that fit ``max_length`` uncut, and the number skipped."""
     from rewardlab.data import load_preferences
@@ -141,6 +160,7 @@ def bench_train(
                 [sys.executable, "-m", "rewardlab.bench.worker", str(spec_file), str(result_file)],
                 capture_output=True,
                 text=True,
+                env=engine_env(engine_kind),
             )
             if done.returncode != 0:
                 raise RewardlabError(f"engine {engine} failed:\n{done.stderr[-3000:]}")

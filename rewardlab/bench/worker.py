@@ -55,6 +55,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "positions": counts["positions"],
         "padding_share": 1 - counts["real_tokens"] / counts["positions"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_threads": res.summary.get("cpu_threads"),
         "final_loss": losses[-1] if losses else None,
         "mean_loss": m.get("train_loss"),
         "non_embedding_params": n_params,

@@ -23,6 +23,17 @@ import torch
 from rewardlab.errors import RewardlabError
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder, end_token_id
 from rewardlab.models.layouts import shared_prefix_batch
+from rewardlab.models.mixed_precision import (  # noqa: F401 - importable from here as before
+    DTYPES,
+    PROBE_TOLERANCE,
+    SCORING_DTYPES,
+    dtype_choice,
+    is_bf16_mixed,
+    load_dtype,
+    resolve_device,
+    resolve_dtype,
+    set_precision,
+)
 from rewardlab.models.scoring import plan_batches
 
 PAD_TOKEN = "<|pad|>"
@@ -193,51 +204,20 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor], features: bool =
     return rewards, read[rows].float()
 
 
-#: Weight dtypes a reward model can be loaded in for scoring.
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device(device: str | None = "auto") -> torch.device:
-    """The device to score on: ``auto`` is the first CUDA device when torch sees one, else the CPU.
-
-    Raises:
-        RewardlabError: the name is not a device, or names CUDA on a machine without it.
-    """
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise RewardlabError(f"device {device!r}: {exc}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RewardlabError(f"device {device!r}: torch sees no CUDA device on this machine")
-    return dev
-
-
-def dtype_choice(dtype: str, device: torch.device | str = "cpu") -> tuple[str, str]:
-    """(the dtype name, why) that ``dtype`` stands for on ``device``.
-
-    ``auto``: bfloat16 on a GPU that supports it or a CPU that computes bf16 natively
-    (:func:`rewardlab.runtime.auto_precision`: flags plus a timing probe), else float32.
-    """
-    if dtype == "auto":
-        from rewardlab.runtime import auto_precision
-
-        choice = auto_precision(torch.device(device).type)
-        return choice.dtype_name, f"auto: {choice.reason}"
-    if dtype not in DTYPES:
-        raise RewardlabError(f"dtype {dtype!r}: use one of auto, {', '.join(DTYPES)}")
-    return dtype, f"--dtype {dtype}"
-
-
-def resolve_dtype(dtype: str, device: torch.device | str = "cpu") -> torch.dtype:
-    """``auto`` (see :func:`dtype_choice`), ``float32`` (rewards as trained), ``bfloat16`` or ``float16``."""
-    return DTYPES[dtype_choice(dtype, device)[0]]
-
-
 #: The probe of :func:`check_shared_layout`: two responses sharing a prompt, and a one-token one.
 _PROBE_PROMPT = "Which colour is the sky on a clear day?"
 _PROBE_RESPONSES = ("Blue.", "It is usually blue, and grey when it is cloudy.")
+
+
+def probe_tolerance(model: Any) -> float:
+    """The packed-layout probe's tolerance, relative to the rewards' scale, in ``model``'s precision.
+
+    1e-4 in float32, :data:`rewardlab.models.mixed_precision.PROBE_TOLERANCE` in bf16-mixed (10x
+    the packed-vs-padded difference measured on the probe), 1e-2 with half-precision weights.
+    """
+    if is_bf16_mixed(model):
+        return PROBE_TOLERANCE
+    return 1e-4 if next(model.parameters()).dtype == torch.float32 else 1e-2
 
 
 def check_shared_layout(model: Any, encoder: SequenceEncoder, pad_id: int) -> tuple[bool, str]:
@@ -247,8 +227,8 @@ def check_shared_layout(model: Any, encoder: SequenceEncoder, pad_id: int) -> tu
     ``position_ids`` (LLaMA, Qwen2, Mistral, Gemma 2, Phi, GPT-NeoX, OPT, GPT-2 here). Models that
     derive positions from the 2-D mask (ALiBi: MPT computes wrong rewards silently; BLOOM and
     ALiBi Falcon raise) do not. A probe of three sequences (two sharing a prompt, packed into one
-    row) is scored both ways in the model's own dtype; the tolerance is relative to the rewards'
-    scale (1e-4 in float32, 1e-2 in half precision).
+    row) is scored both ways in the model's own precision; the tolerance is relative to the
+    rewards' scale (:func:`probe_tolerance`).
 
     Returns:
         (ok, reason): ``ok`` false when the rewards differ or the packed forward pass fails.
@@ -268,10 +248,9 @@ def check_shared_layout(model: Any, encoder: SequenceEncoder, pad_id: int) -> tu
         return False, f"packed rows fail on this model ({type(exc).__name__}: {str(exc)[:200]})"
     finally:
         model.train(was_training)
-    full = next(model.parameters()).dtype == torch.float32
     scale = max(float(ref.abs().max()), 1e-3)
     diff = float((ref - got).abs().max())
-    if not math.isfinite(diff) or diff > (1e-4 if full else 1e-2) * scale:  # NaN fails too
+    if not math.isfinite(diff) or diff > probe_tolerance(model) * scale:  # NaN fails too
         return False, f"packed rows change this model's rewards by up to {diff:.2g} (of {scale:.2g})"
     return True, f"packed rows give this model's padded rewards (probe: largest difference {diff:.1g})"
 

@@ -189,13 +189,16 @@ class ProcessRewardModel(LayoutChoice):
         """
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        from rewardlab.models.backbone import resolve_device, resolve_dtype
+        from rewardlab.models.backbone import dtype_choice, load_dtype, resolve_device, set_precision
 
-        dev, dt = resolve_device(device), resolve_dtype(dtype)
+        dev = resolve_device(device)
+        name = dtype_choice(dtype, dev)[0]
         info = read_info(path)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dt)
-        return cls(model.to(dev), tokenizer, info)
+        model = AutoModelForTokenClassification.from_pretrained(
+            str(path), num_labels=1, dtype=load_dtype(name)
+        )
+        return cls(set_precision(model.to(dev), name), tokenizer, info)
 
     @torch.inference_mode()
     def step_probabilities(

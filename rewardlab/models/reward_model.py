@@ -22,11 +22,13 @@ from rewardlab.models.backbone import (
     DTYPES,
     INFO_FILE,
     PAD_TOKEN,
+    SCORING_DTYPES,
     LayoutChoice,
     check_shared_layout,
     dtype_choice,
     ensure_pad_token,
     forward_rewards,
+    load_dtype,
     load_model_and_tokenizer,
     model_arch,
     model_inputs,
@@ -35,6 +37,7 @@ from rewardlab.models.backbone import (
     read_info,
     resolve_device,
     resolve_dtype,
+    set_precision,
     unwrap,
 )
 from rewardlab.models.encoding import DECODER, SequenceEncoder
@@ -56,6 +59,7 @@ __all__ = [
     "DTYPES",
     "INFO_FILE",
     "PAD_TOKEN",
+    "SCORING_DTYPES",
     "LayoutChoice",
     "PairScoring",
     "RewardModel",
@@ -67,6 +71,7 @@ __all__ = [
     "forward_rewards",
     "length_batches",
     "length_correction_of",
+    "load_dtype",
     "load_model_and_tokenizer",
     "model_arch",
     "model_inputs",
@@ -78,6 +83,7 @@ __all__ = [
     "resolve_device",
     "resolve_dtype",
     "response_length",
+    "set_precision",
     "unwrap",
 ]
 
@@ -119,11 +125,14 @@ class RewardModel(LayoutChoice, PairScoring):
             max_length: Tokens per sequence (default: the checkpoint's).
             device: ``auto`` (a CUDA device when torch sees one, else the CPU), ``cpu``, ``cuda``,
                 ``cuda:1``, …
-            dtype: ``float32`` (default: rewards as trained), ``auto`` (bfloat16 weights on a GPU or
-                a CPU with native bf16, else float32; see :func:`dtype_choice`), ``bfloat16`` or
-                ``float16``. Not the default on the CPU: with SmolLM2-135M's 30 layers, bfloat16
-                weights moved rewards by up to 0.75 from float32 and failed the packed-layout
-                probe (docs/benchmarks.md). The loaded model's ``dtype_note`` says which and why.
+            dtype: ``float32`` (default: rewards as trained), ``auto`` (bfloat16 weights on a GPU
+                or a CPU with native bf16, else float32; see :func:`dtype_choice`), ``bf16-mixed``
+                (bf16 matrix multiplies; residual stream, norms, attention and head in float32:
+                :mod:`rewardlab.models.mixed_precision`), ``bfloat16`` or ``float16``. float32
+                stays the default: with SmolLM2-135M on 64 HH-RLHF pairs, bf16-mixed and bfloat16
+                each flipped the order of 4 pairs against float32 (6 %; a default needs at most
+                1 %: docs/benchmarks.md, "Scoring precision"). The loaded model's ``dtype_note``
+                says which and why.
             attn_implementation: Attention kernel for transformers (``sdpa``, ``eager``,
                 ``flex_attention``: packed rows then pass a block mask built from group ids
                 instead of a dense 4-D mask, which saves memory on a GPU). Full and LoRA
@@ -136,7 +145,7 @@ class RewardModel(LayoutChoice, PairScoring):
             why = "an embedding reward model embeds in the precision its heads were trained on"
         else:
             name, why = dtype_choice(dtype, dev)
-        dt = DTYPES[name]
+        dt = load_dtype(name)
         if attn_implementation == "flex_attention" and dev.type == "cpu":
             # FlexAttention on the CPU runs through torch.compile's CPU code generation, which here
             # failed to compile some shapes and returned NaN rewards for others (torch 2.13).
@@ -160,7 +169,7 @@ class RewardModel(LayoutChoice, PairScoring):
             where = Path(path) / INFO_FILE
             raise RewardlabError(f"{where} has no {exc} field: the checkpoint is damaged") from exc
         model, tokenizer = load_model_and_tokenizer(path, dtype=dt, attn_implementation=attn_implementation)
-        model.to(dev)
+        set_precision(model.to(dev), name)
         arch = model_arch(model)
         ensure_pad_token(tokenizer, model, arch)
         length = max_length or info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), 512)

@@ -7,7 +7,9 @@ bar), the config saved next to every checkpoint, and
 :class:`~rewardlab.training.finite.FiniteLogCallback` (stops a run whose logged loss is not finite;
 it lives with the other finite checks). :class:`SyncLengthCoefCallback` keeps the
 ``--debias-length`` coefficient's gradient right under DDP
-(:class:`~rewardlab.training.trainer.RewardTrainer` adds it). Not a command.
+(:class:`~rewardlab.training.trainer.RewardTrainer` adds it). :class:`CpuThreadsCallback` keeps a
+CPU run's thread count at the cores other processes leave free (the native engine adds it). Not a
+command.
 """
 
 from __future__ import annotations
@@ -234,6 +236,36 @@ class RichProgressCallback(TrainerCallback):
         elif self.progress is not None:
             self.progress.remove_task(self.eval_task)
         self.eval_bar = self.eval_task = None
+
+
+class CpuThreadsCallback(TrainerCallback):
+    """On the CPU, torch's thread count by :class:`rewardlab.runtime.CpuThreads`, re-read every step.
+
+    ``record`` (set when training starts on the CPU) is what ``train_summary.json`` keeps.
+    """
+
+    def __init__(self, say: Any) -> None:
+        from rewardlab.runtime import CpuThreads
+
+        self.say = say
+        self.threads = CpuThreads()
+        self.started = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """Choose the first count (a CPU run only)."""
+        if args.device.type == "cpu":
+            self.say(f"CPU threads: {self.threads.start().reason}")
+            self.started = True
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        """Follow the load of the step that ended."""
+        if self.started:
+            self.threads.update()
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        """Cores, the first choice and why, every count used; ``None`` off the CPU."""
+        return self.threads.to_dict() if self.started else None
 
 
 def run_callbacks(cfg: Any, reporter: Reporter) -> list[Any]:

@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from rewardlab.errors import RewardlabError
+from rewardlab.models.backbone import check_shared_layout
+from rewardlab.models.mixed_precision import PROBE_TOLERANCE, is_bf16_mixed
 from rewardlab.models.reward_model import RewardModel, dtype_choice
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.run import train
@@ -25,12 +28,29 @@ def test_dtype_auto_follows_the_cpu_choice(tiny_models, monkeypatch):
     assert dtype_choice("auto", "cpu")[0] == "bfloat16"
     rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="auto")
     assert rm.model.dtype == torch.bfloat16 and rm.dtype_note.startswith("bfloat16 (auto: forced")
-    assert RewardModel.from_pretrained(tiny_models["llama"], device="cpu").model.dtype == torch.float32
+    default = RewardModel.from_pretrained(tiny_models["llama"], device="cpu").model
+    assert default.dtype == torch.float32 and not is_bf16_mixed(default)
     monkeypatch.setenv("REWARDLAB_CPU_BF16", "0")
     rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="auto")
     assert rm.model.dtype == torch.float32 and rm.dtype_note.startswith("float32 (auto")
     rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="bfloat16")
     assert rm.model.dtype == torch.bfloat16 and "--dtype bfloat16" in rm.dtype_note
+    rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="bf16-mixed")
+    assert is_bf16_mixed(rm.model) and "--dtype bf16-mixed" in rm.dtype_note
+
+
+def test_bf16_mixed_casts_only_the_matrix_multiplies(tiny_models):
+    rm = RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="bf16-mixed")
+    hf = rm.model
+    dtypes = {name: p.dtype for name, p in hf.named_parameters()}
+    assert dtypes["score.weight"] == torch.float32  # the head
+    assert all(d == torch.float32 for n, d in dtypes.items() if "norm" in n or "embed" in n)
+    linear = [n for n, m in hf.named_modules() if type(m) is torch.nn.Linear and n != "score"]
+    assert linear and all(dtypes[f"{n}.weight"] == torch.bfloat16 for n in linear)
+    out = hf(torch.tensor([[1, 2, 3]])).logits
+    assert out.dtype == torch.float32  # the residual stream and head stay float32
+    with pytest.raises(RewardlabError, match="bf16-mixed"):
+        RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="bf16")
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +103,36 @@ def test_bf16_rewards_and_decisions_agree_with_fp32(trained_llama, shared_data, 
     clear = np.abs(m32) > 2 * BF16_TOLERANCE * spread  # pairs that are no near-tie in fp32
     assert clear.sum() >= len(m32) // 2
     assert np.array_equal(m32[clear] > 0, m16[clear] > 0)
+
+
+#: bf16-mixed flips no pair of the tiny model whose fp32 margin is above this share of the spread.
+MIXED_TOLERANCE = 0.01
+
+
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_bf16_mixed_gives_the_order_of_fp32(trained_llama, shared_data, demo_rows, layout):
+    prompts, chosen, rejected = _rows(shared_data, demo_rows)
+    full = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="float32")
+    mixed = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="bf16-mixed")
+    c32, r32 = map(np.array, full.score_pairs(prompts, chosen, rejected, layout=layout))
+    cmx, rmx = map(np.array, mixed.score_pairs(prompts, chosen, rejected, layout=layout))
+    spread = np.concatenate([c32, r32]).std()
+    worst = max(np.abs(cmx - c32).max(), np.abs(rmx - r32).max())
+    assert 0 < worst <= MIXED_TOLERANCE * spread, f"bf16-mixed differs by {worst:.5f}, spread {spread:.4f}"
+    m32, mmx = c32 - r32, cmx - rmx
+    clear = np.abs(m32) > 2 * MIXED_TOLERANCE * spread
+    assert clear.sum() >= 0.9 * len(m32)
+    assert np.array_equal(m32[clear] > 0, mmx[clear] > 0)
+    rho = np.corrcoef(np.argsort(np.argsort(np.r_[c32, r32])), np.argsort(np.argsort(np.r_[cmx, rmx])))[0, 1]
+    assert rho > 0.999
+
+
+def test_bf16_mixed_passes_the_packed_layout_probe(trained_llama):
+    mixed = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="bf16-mixed")
+    assert mixed.score_layout("auto") == "packed", mixed.layout_note
+    ok, why = check_shared_layout(mixed.model, mixed.encoder, mixed.tokenizer.pad_token_id)
+    diff = float(why.rpartition("difference ")[2].rstrip(")"))
+    assert ok and diff < PROBE_TOLERANCE
 
 
 def test_bf16_training_lowers_the_loss_like_fp32(tiny_models, demo_file, tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rewardlab.training.callbacks import run_callbacks
+from rewardlab.training.callbacks import CpuThreadsCallback, run_callbacks
 from rewardlab.training.options import (
     DebiasOptions,
     FineTuneOptions,
@@ -115,6 +115,7 @@ class OutcomeRecipe(Recipe):
             if cfg.debias_length
             else None
         )
+        threads = CpuThreadsCallback(self.reporter.say)
         trainer = RewardTrainer(
             model=model,
             args=args,
@@ -127,7 +128,7 @@ class OutcomeRecipe(Recipe):
             use_margin=cfg.use_margin,
             group_lengths=loaded.lengths,
             debias=debias,
-            callbacks=run_callbacks(cfg, self.reporter),
+            callbacks=[*run_callbacks(cfg, self.reporter), threads],
         )
         result, runtime, eval_metrics = run_trainer(trainer, cfg, has_eval, self.reporter)
         groups = {
@@ -135,6 +136,7 @@ class OutcomeRecipe(Recipe):
             "eval_groups": loaded.eval_report.to_dict(),
             "batching": {"layout": loaded.layout, "why": loaded.why, **trainer.token_counts},
             "precision": resolve_precision(cfg.precision, trainer.args.device.type == "cuda").to_dict(),
+            "cpu_threads": threads.record,
         }
         self.run = OutcomeRun(
             "native", NATIVE_TOKENIZATION, trainer, runtime, dict(result.metrics), eval_metrics, groups,
