@@ -120,3 +120,33 @@ def test_trl_runs_without_rewardlabs_wait_policy(monkeypatch):
     assert "OMP_WAIT_POLICY" not in trl and trl["REWARDLAB_OMP_PASSIVE"] == "0"
     monkeypatch.delenv(WAIT_POLICY_MARK)  # the user's own setting is kept
     assert engine_env("trl")["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_the_command_sets_the_wait_policy_before_torch_loads() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from rewardlab.cli import main\n"
+        "assert 'torch' not in sys.modules, 'importing the CLI loaded torch'\n"
+        "main(['--help'])\n"
+        "print('policy', os.environ.get('OMP_WAIT_POLICY'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "REWARDLAB_OMP_PASSIVE": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "policy PASSIVE" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "REWARDLAB_OMP_PASSIVE": "0"},
+        capture_output=True,
+        text=True,
+    )
+    assert "policy None" in done.stdout

@@ -50,6 +50,9 @@ app.command("demo")(demo.demo_command)
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    from rewardlab.runtime import set_wait_policy
+
+    set_wait_policy()  # before torch loads OpenMP (no effect once it has: e.g. main() called in-process)
     try:
         with interrupts.watching():
             app(args=argv, prog_name="rewardlab", standalone_mode=False)  # Typer returns Ctrl-C as 130

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from rewardlab.config import opt
 from rewardlab.io_utils import check_out_folder
-from rewardlab.models.weight_average import parse_weights
 
 
 @dataclass(kw_only=True)
@@ -37,4 +36,6 @@ class MergeConfig:
     @property
     def weight_values(self) -> list[float] | None:
         """``--weights`` as numbers (``None``: equal weights)."""
+        from rewardlab.models.weight_average import parse_weights  # imports torch: not at CLI start
+
         return parse_weights(self.weights)
