@@ -281,6 +281,24 @@ EXPECTED: list[tuple[str, str]] = [
         r"warnings))",
         "advise recommends for the machine too, with the measured alternatives",
     ),
+    (
+        r"(train_config\.yaml: \$\.|rewardlab\.json: \$\.train_config\.)ensemble: 1 != 5",
+        "--method embedding trains five bootstrap heads by default (recorded in every run's config)",
+    ),
+    (
+        r"(stdout: \+ CPU threads: |\$\.(engines\.\w+\.)?cpu_threads: added)",
+        "CPU runs choose their thread count from the cores other processes leave free, and record it",
+    ),
+    (
+        r"^\[rlcheck\] rlcheck/rlcheck\.json: \.\.\. \d+ more differences$",
+        "rlcheck.json's new signals and monitor keys past the per-file limit (each was checked expected "
+        "with the limit lifted)",
+    ),
+    (r"serve/info\.json: \$\.signals: added", "serve's /info lists the hacking signals the model gives"),
+    (
+        r"bench/score\.json: \$\.(max_abs_diff_batched_vs_padded|reward_scale|agreement_with_fp32): added",
+        "bench score reports the precision's agreement with float32 and the layout difference",
+    ),
 ]
 
 
