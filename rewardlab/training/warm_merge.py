@@ -81,7 +81,7 @@ def merged_normalization(
         where = f"--norm-data {norm_data}"
         part = _measure(model, tokenizer, arch, _read_norm_data(norm_data), configs[0], n, where)
         features = part.pop("features")
-        return _with_feature_stats(folder, part, features, where), where
+        return _with_feature_stats(folder, part, features, where)
     parts, missing = [], []
     for m, cfg in _distinct_samples(members, configs):
         try:
@@ -97,21 +97,25 @@ def merged_normalization(
     if missing:
         how += "; left out: " + "; ".join(missing)
     features = [p.pop("features") for p in parts]
-    return _with_feature_stats(folder, pooled(parts), features, how), how
+    return _with_feature_stats(folder, pooled(parts), features, how)
 
 
-def _with_feature_stats(folder: Path, norm: dict[str, Any], features: Any, how: str) -> dict[str, Any]:
-    """``norm`` and the record of the feature statistics fitted on ``features`` (a tensor or a list)."""
+def _with_feature_stats(
+    folder: Path, norm: dict[str, Any], features: Any, how: str
+) -> tuple[dict[str, Any], str]:
+    """``norm`` with the feature statistics' record, and ``how`` (with the reason when none fit).
+
+    ``features`` is a tensor or a list of them; features that are not finite fit no statistics, and
+    the merged model then has no ``feature_distance`` signal.
+    """
     import torch
 
-    from rewardlab.models.feature_stats import fit_feature_stats, save_feature_stats
+    from rewardlab.training.recipes.outcome_steps import store_feature_stats
 
+    notes: list[str] = []
     features = torch.cat(features) if isinstance(features, list) else features
-    try:
-        stats = fit_feature_stats(features)
-    except RewardlabError:  # features not finite: the merged model then has no feature_distance
-        return norm
-    return {**norm, "feature_stats": save_feature_stats(folder, stats, "pooled last hidden state", how)}
+    record = store_feature_stats(folder, features, 0, notes.append, fitted_on=how)
+    return ({**norm, "feature_stats": record} if record else norm), "; ".join([how, *notes])
 
 
 def pooled(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -217,12 +217,13 @@ def reward_stats(rewards: list[float]) -> dict[str, float]:
 
 
 def store_feature_stats(
-    out: Path, features: Any, seed: int, warn: Callable[[str], None]
+    out: Path, features: Any, seed: int, warn: Callable[[str], None], fitted_on: str | None = None
 ) -> dict[str, Any] | None:
     """Fit and write the feature statistics of the ``feature_distance`` signal; their record, or None.
 
     A fit that cannot be made (features not finite) is warned about, not fatal: the checkpoint
-    then scores as before, without that signal.
+    then scores as before, without that signal. ``fitted_on`` says what the features came from
+    (default: the number of training responses).
     """
     from rewardlab.models.feature_stats import fit_feature_stats, save_feature_stats
 
@@ -231,7 +232,9 @@ def store_feature_stats(
     except RewardlabError as exc:
         warn(f"{exc}: the checkpoint stores no feature statistics (no feature_distance signal)")
         return None
-    return save_feature_stats(out, stats, "pooled last hidden state", f"{stats.samples} training responses")
+    return save_feature_stats(
+        out, stats, "pooled last hidden state", fitted_on or f"{stats.samples} training responses"
+    )
 
 
 @dataclass
