@@ -88,14 +88,21 @@ def _rows(shared_data, demo_rows):
     )
 
 
+def _against_fp32(model, dtype: str, shared_data, demo_rows, layout: str) -> tuple:
+    """(chosen, rejected) rewards in float32 and in ``dtype``, and the float32 rewards' spread."""
+    prompts, chosen, rejected = _rows(shared_data, demo_rows)
+    scored = [
+        tuple(map(np.array, RewardModel.from_pretrained(model, device="cpu", dtype=d).score_pairs(
+            prompts, chosen, rejected, layout=layout
+        )))
+        for d in ("float32", dtype)
+    ]  # fmt: skip
+    return scored[0], scored[1], np.concatenate(scored[0]).std()
+
+
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 def test_bf16_rewards_and_decisions_agree_with_fp32(trained_llama, shared_data, demo_rows, layout):
-    prompts, chosen, rejected = _rows(shared_data, demo_rows)
-    full = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="float32")
-    half = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="bfloat16")
-    c32, r32 = map(np.array, full.score_pairs(prompts, chosen, rejected, layout=layout))
-    c16, r16 = map(np.array, half.score_pairs(prompts, chosen, rejected, layout=layout))
-    spread = np.concatenate([c32, r32]).std()
+    (c32, r32), (c16, r16), spread = _against_fp32(trained_llama, "bfloat16", shared_data, demo_rows, layout)
     assert spread > 0
     worst = max(np.abs(c16 - c32).max(), np.abs(r16 - r32).max())
     assert worst <= BF16_TOLERANCE * spread, f"bf16 differs by {worst:.4f}, spread {spread:.4f}"
@@ -111,12 +118,9 @@ MIXED_TOLERANCE = 0.01
 
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 def test_bf16_mixed_gives_the_order_of_fp32(trained_llama, shared_data, demo_rows, layout):
-    prompts, chosen, rejected = _rows(shared_data, demo_rows)
-    full = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="float32")
-    mixed = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="bf16-mixed")
-    c32, r32 = map(np.array, full.score_pairs(prompts, chosen, rejected, layout=layout))
-    cmx, rmx = map(np.array, mixed.score_pairs(prompts, chosen, rejected, layout=layout))
-    spread = np.concatenate([c32, r32]).std()
+    (c32, r32), (cmx, rmx), spread = _against_fp32(
+        trained_llama, "bf16-mixed", shared_data, demo_rows, layout
+    )
     worst = max(np.abs(cmx - c32).max(), np.abs(rmx - r32).max())
     assert 0 < worst <= MIXED_TOLERANCE * spread, f"bf16-mixed differs by {worst:.5f}, spread {spread:.4f}"
     m32, mmx = c32 - r32, cmx - rmx
