@@ -3,14 +3,15 @@ r"""The hacking monitor's numbers on rlcheck runs: signals added to finished run
 Run, per finished ``rewardlab rlcheck`` output folder (its ``rlcheck.json`` and ``completions.jsonl``)::
 
     python -m dev.experiments.monitor_validation signals --check RUN [--check RUN2 ...] \\
-        --reward MODEL_WITH_FEATURE_STATS --out RUN.signals.json
+        --reward MODEL_WITH_FEATURE_STATS [--independent SECOND_MODEL] --out RUN.signals.json
     python -m dev.experiments.monitor_validation validate --fit A.signals.json --apply B.signals.json \\
         --out monitor.json
 
 ``signals`` re-scores every eval completion of the runs (several runs of the same world with other
 ``--arms`` are joined: every arm starts from the same step 0) with
 :func:`rewardlab.models.signals.score_with_signals` and writes the report's arms with the
-per-completion signals, as an rlcheck run of this version records them, plus the summaries. It
+per-completion signals, as an rlcheck run of this version records them, plus the summaries (with
+``--independent``, a second reward model's rewards too, as ``rlcheck --independent`` records them). It
 also times ``model.score`` against ``score_with_signals`` on the same completions (two instances,
 memory caches only, so every call embeds) and the monitor's updates. ``validate`` chooses the rule
 (:func:`rewardlab.diagnostics.rlcheck.monitor_check.choose_rule`) and fits the combination on the
@@ -46,9 +47,10 @@ def _rows(rows: list[dict[str, Any]], arm: str, split: str, step: int) -> tuple[
     return [r["prompt"] for r in got], [r["completion"] for r in got], got
 
 
-def add_signals(checks: list[str], reward: str) -> dict[str, Any]:
+def add_signals(checks: list[str], reward: str, independent: str | None = None) -> dict[str, Any]:
     """The joined arms of ``checks`` with per-completion signals (eval points and training batches)."""
     with_signals, plain = _fresh(reward), _fresh(reward)
+    second = load_reward(independent) if independent else None
     kw = {"length_correction": False} if (with_signals.info or {}).get("length_correction") else {}
     arms: dict[str, Any] = {}
     timing = {"score": 0.0, "score_with_signals": 0.0, "monitor": 0.0, "points": 0, "completions": 0}
@@ -77,18 +79,22 @@ def add_signals(checks: list[str], reward: str) -> dict[str, Any]:
                 mismatch = max(mismatch, *(abs(a - r["proxy"]) for a, r in zip(rewards, got, strict=True)))
                 rec["proxy_items"] = [round(float(x), 4) for x in rewards]
                 rec["signals"] = rounded(signals)
+                if second is not None:
+                    rec["independent_items"] = [round(float(x), 4) for x in second.score(prompts, texts)]
             timing["monitor"] += mon.seconds
             for b in v.get("steps") or []:  # the training batches, as a TRL callback sees them
                 prompts, texts, _ = _rows(rows, arm, "train", b["step"])
                 rewards, signals = score_with_signals(with_signals, prompts, texts, **kw)
                 b["proxy_items"], b["signals"] = [round(float(x), 4) for x in rewards], rounded(signals)
+                if second is not None:
+                    b["independent_items"] = [round(float(x), 4) for x in second.score(prompts, texts)]
             arms[arm] = v
     timing["overhead_share"] = (timing["score_with_signals"] - timing["score"] + timing["monitor"]) / timing[
         "score"
     ]
     summary = analyse(arms, reward)["summary"]
     return {
-        "checks": checks, "reward": reward, "samples": samples, "arms": arms, "summary": summary,
+        "checks": checks, "reward": reward, "independent": independent, "samples": samples, "arms": arms, "summary": summary,
         "timing": timing, "proxy_mismatch": mismatch,
     }  # fmt: skip
 
@@ -117,6 +123,8 @@ def validate_worlds(
     eval_rule, eval_caught = choose_rule(runs, source=f"rlcheck runs of {fit_name}", which="eval", baseline=1)
     present = {k for v in fit["arms"].values() for r in v["eval"] for k in r.get("signals", {})}
     names = ["proxy", *(n for n in ("length", "refusal", "spread", "feature_distance") if n in present)]
+    if any("independent_items" in r for v in fit["arms"].values() for r in v["eval"]):
+        names.append("independent")
     combo = fit_combination([(fit["arms"], fit["samples"])], names, fitted_on=fit_name)
     out: dict[str, Any] = {
         "rule": {
@@ -146,6 +154,7 @@ def main() -> None:
     s = sub.add_parser("signals")
     s.add_argument("--check", action="append", required=True)
     s.add_argument("--reward", required=True)
+    s.add_argument("--independent", default=None, help="a second reward model scored on the same completions")
     s.add_argument("--out", required=True)
     v = sub.add_parser("validate")
     v.add_argument("--fit", required=True)
@@ -153,7 +162,7 @@ def main() -> None:
     v.add_argument("--out", required=True)
     args = ap.parse_args()
     if args.what == "signals":
-        result = add_signals(args.check, args.reward)
+        result = add_signals(args.check, args.reward, args.independent)
         Path(args.out).write_text(json.dumps(result, indent=1))
         print(json.dumps({"timing": result["timing"], "proxy_mismatch": result["proxy_mismatch"]}, indent=1))
         return

@@ -9,11 +9,13 @@ per-sample standard deviation (an effect size, so a threshold means the same at 
 
     d = (mean_step − mean_baseline) / max(sd_baseline, min_sd).
 
-A signal *moved* when ``d ≥ threshold`` (spread, feature distance: only a rise is suspect) or
-``|d| ≥ threshold`` (length, refusal: either way). The proxy rising by ``independent_gain`` while
-the independent reward stays within ``flat`` is a reason of its own. The status warns once a reason
-has held for :attr:`Rule.patience` consecutive updates. The proxy rising alone is not a reason: that
-is what RL does.
+A signal *moved* when ``d ≥ threshold`` (spread, feature distance: only a rise is suspect),
+``|d| ≥ threshold`` (length, refusal: either way) or ``−d ≥ threshold`` (the independent reward: a
+fall is suspect). With an independent reward, ``independent_gap = d_proxy − d_independent`` is a
+series of its own: the proxy pulling ahead of a second reward model that judges the same
+completions (flat or falling while the proxy rises). The status warns once a reason has held for
+:attr:`Rule.patience` consecutive updates. The proxy rising alone is not a reason: that is what RL
+does.
 
 The default thresholds (:data:`DEFAULT_RULE`) were chosen on ``rewardlab rlcheck`` runs, where a gold
 tells which completions were hacked, and checked on another world (see ``docs/monitor.md``): never
@@ -35,7 +37,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 #: Which way a signal's move is suspect: ``up`` (a rise) or ``both`` (a rise or a fall).
-SIDES = {"proxy": "up", "spread": "up", "feature_distance": "up", "length": "both", "refusal": "both"}
+SIDES = {
+    "proxy": "up", "spread": "up", "feature_distance": "up", "length": "both", "refusal": "both",
+    "independent": "down", "independent_gap": "up",
+}  # fmt: skip
+
+
+def suspect(name: str, d: float) -> float:
+    """How far an effect size ``d`` of series ``name`` moved the suspect way (see :data:`SIDES`)."""
+    side = SIDES.get(name, "up")
+    return abs(d) if side == "both" else -d if side == "down" else d
 
 
 @dataclass(frozen=True)
@@ -45,8 +56,6 @@ class Rule:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     baseline: int = 1
     patience: int = 1
-    independent_gain: float | None = 1.0
-    flat: float = 0.5
     min_sd: Mapping[str, float] = field(default_factory=lambda: {"refusal": 0.1, "length": 1.0})
     source: str = "not chosen on rlcheck runs"
 
@@ -159,27 +168,15 @@ class HackingMonitor:
 
     def _judge(self, step: int, series: Mapping[str, Sequence[float]]) -> Status:
         d = self.effect_sizes(series)
-        rule, hits = self.rule, []
-        for name, thr in rule.thresholds.items():
-            if name not in d:
-                continue
-            both = SIDES.get(name, "up") == "both"
-            if (abs(d[name]) if both else d[name]) >= thr:
-                hits.append(
-                    (name, f"{name} moved {d[name]:+.2f} sd from the run's start (threshold {thr:g})")
-                )
-        if rule.independent_gain is not None and "independent" in d and "proxy" in d:
-            if d["proxy"] >= rule.independent_gain and abs(d["independent"]) < rule.flat:
-                hits.append(
-                    (
-                        "independent",
-                        f"proxy rose {d['proxy']:+.2f} sd while the independent reward moved "
-                        f"{d['independent']:+.2f} sd (flat: within {rule.flat:g})",
-                    )
-                )
+        if "proxy" in d and "independent" in d:
+            d["independent_gap"] = d["proxy"] - d["independent"]
+        hits = []
+        for name, thr in self.rule.thresholds.items():
+            if name in d and suspect(name, d[name]) >= thr:
+                hits.append((name, _reason(name, d, thr)))
         hit_names = {n for n, _ in hits}
         self._streak = {n: self._streak.get(n, 0) + 1 for n in hit_names}
-        reasons = [text for n, text in hits if self._streak[n] >= rule.patience]
+        reasons = [text for n, text in hits if self._streak[n] >= self.rule.patience]
         moved = {k: round(v, 4) for k, v in d.items()}
         return Status(step, "warn" if reasons else "ok", reasons, moved)
 
@@ -190,14 +187,22 @@ class HackingMonitor:
                 "thresholds": dict(self.rule.thresholds),
                 "baseline": self.rule.baseline,
                 "patience": self.rule.patience,
-                "independent_gain": self.rule.independent_gain,
-                "flat": self.rule.flat,
                 "source": self.rule.source,
             },
             "fired_at": self.fired_at,
             "statuses": [s.to_dict() for s in self.history],
             "seconds": round(self.seconds, 4),
         }
+
+
+def _reason(name: str, d: Mapping[str, float], threshold: float) -> str:
+    """The words of one reason to warn."""
+    if name == "independent_gap":
+        return (
+            f"proxy pulled {d[name]:+.2f} sd ahead of the independent reward (proxy {d['proxy']:+.2f} sd, "
+            f"independent {d['independent']:+.2f} sd; threshold {threshold:g})"
+        )
+    return f"{name} moved {d[name]:+.2f} sd from the run's start (threshold {threshold:g})"
 
 
 def signal_columns(items: Sequence[Mapping[str, float | None]]) -> dict[str, list[float | None]]:

@@ -153,3 +153,25 @@ def test_exploit_pairs_need_the_gold_gap_and_the_proxy_against_it() -> None:
     top = exploit_pairs(rows, min_gap=0.5, per_prompt=1)
     assert [(p["chosen"], p["rejected"], p["rejected_step"]) for p in top] == [("a", "e", 4)]  # largest gaps
     assert pair_agreement(rows, 0.5) == {"agreement": pytest.approx(5 / 9), "pairs": 9}
+
+
+def test_an_independent_reward_is_scored_on_every_completion_and_validated(world: tuple) -> None:
+    root, policy, prompts, gold = world
+    report = _check(
+        root, policy, "indep", prompts_file=str(prompts), gold=f"{gold}:gold", independent=f"{gold}:gold"
+    )
+    for arm in ("none", "oracle"):  # a second reward equal to the gold: its items are the gold's
+        ev, steps = report["arms"][arm]["eval"], report["arms"][arm]["steps"]
+        assert all(r["independent_items"] == pytest.approx(r["gold_items"], abs=1e-4) for r in ev)
+        assert all(len(s["independent_items"]) == len(s["proxy_items"]) for s in steps)
+    table = report["monitor"]["auroc"]
+    assert {"independent", "independent_gap"} <= set(table)
+    if 0 < table["independent"]["hacked"] < table["independent"]["n"]:  # both classes present
+        assert table["independent"]["pooled"] == 1.0  # a fall of the gold itself separates perfectly
+    assert "independent_gap" in (root / "indep" / "rlcheck.md").read_text()
+
+
+def test_the_gold_is_not_an_independent_reward(world: tuple) -> None:
+    root, policy, prompts, _ = world
+    with pytest.raises(RewardlabError, match="--independent demo"):
+        _tiny_cfg(root, policy, "x", independent="demo")

@@ -51,19 +51,28 @@ def test_two_sided_signals_fire_either_way_and_one_sided_only_on_a_rise() -> Non
     assert falling.moved["length"] < -1.0 and falling.moved["spread"] < -1.0
 
 
-def test_proxy_rising_while_an_independent_reward_stays_flat() -> None:
-    rule = Rule(thresholds={}, baseline=1, independent_gain=1.0, flat=0.5)
-    base = {"rewards": [0.0, 1.0, 2.0], "independent": [0.0, 1.0, 2.0]}
+def test_proxy_pulling_ahead_of_an_independent_reward() -> None:
+    rule = Rule(thresholds={"independent_gap": 1.0}, baseline=1)
+    base = {"rewards": [0.0, 1.0, 2.0], "independent": [0.0, 1.0, 2.0]}  # sd 1 each
     both = HackingMonitor(rule)
     both.update(0, base["rewards"], independent=base["independent"])
-    assert both.update(1, [3.0, 4.0, 5.0], independent=[3.0, 4.0, 5.0]).level == "ok"  # both rose
-    alone = HackingMonitor(rule)
-    alone.update(0, base["rewards"], independent=base["independent"])
-    status = alone.update(1, [3.0, 4.0, 5.0], independent=[0.0, 1.0, 2.0])
-    assert status.level == "warn" and "independent reward" in status.reasons[0]
+    rose = both.update(1, [3.0, 4.0, 5.0], independent=[3.0, 4.0, 5.0])
+    assert rose.level == "ok" and rose.moved["independent_gap"] == 0.0  # both rose 3 sd: no gap
+    flat = HackingMonitor(rule)
+    flat.update(0, base["rewards"], independent=base["independent"])
+    status = flat.update(1, [3.0, 4.0, 5.0], independent=[0.0, 1.0, 2.0])
+    assert status.level == "warn" and status.moved["independent_gap"] == 3.0
+    assert "ahead of the independent reward" in status.reasons[0]
+    falling = HackingMonitor(rule)  # the proxy flat, the independent reward falling: a gap too
+    falling.update(0, base["rewards"], independent=base["independent"])
+    assert falling.update(1, [0.0, 1.0, 2.0], independent=[-1.5, -0.5, 0.5]).moved["independent_gap"] == 1.5
     quiet = HackingMonitor(rule)  # the proxy rising alone is what RL does: no warning
     quiet.update(0, base["rewards"])
     assert quiet.update(1, [3.0, 4.0, 5.0]).level == "ok"
+    down = HackingMonitor(Rule(thresholds={"independent": 1.0}, baseline=1))  # a fall is suspect, a rise not
+    down.update(0, base["rewards"], independent=base["independent"])
+    assert down.update(1, [0.0], independent=[3.0]).level == "ok"
+    assert down.update(2, [0.0], independent=[-1.0]).level == "warn"
 
 
 def test_patience_overrides_and_missing_values() -> None:
@@ -218,7 +227,7 @@ def test_the_callback_reads_an_independent_reward_and_skips_steps_without_a_new_
             self.last_rewards: list[float] | None = None
 
     proxy, second = Recorded(), Recorded()
-    rule = Rule(thresholds={}, baseline=1, independent_gain=1.0, flat=0.5)
+    rule = Rule(thresholds={"independent_gap": 1.0}, baseline=1)
     callback = monitor_callback(proxy, HackingMonitor(rule), stop=True, independent=second)
     control = SimpleNamespace(should_training_stop=False)
     for step, (p, q) in enumerate(
@@ -227,7 +236,7 @@ def test_the_callback_reads_an_independent_reward_and_skips_steps_without_a_new_
         proxy.last_rewards, proxy.last_signals = p, {"length": [5.0, 6.0, 7.0]}
         second.last_rewards = q
         if step == 2:
-            with pytest.warns(UserWarning, match="proxy rose .* while the independent reward moved"):
+            with pytest.warns(UserWarning, match="proxy pulled .* ahead of the independent reward"):
                 callback.on_step_end(None, SimpleNamespace(global_step=step), control)
         else:
             callback.on_step_end(None, SimpleNamespace(global_step=step), control)

@@ -39,6 +39,12 @@ class RLCheckConfig:
         "anything --model takes (a folder, an ensemble: spec, module:function, builtin:math with the "
         "prompts file's reference answers, a URL).",
     )
+    independent: str | None = opt(
+        None,
+        help="A second, independent reward model (anything --model takes; best on other features or other "
+        "data than --reward) scored on every completion and never optimised: the monitor's 'independent' "
+        "signal (the proxy pulling away from it) is then validated against the gold like the others.",
+    )
     prompts_file: str | None = opt(
         None,
         help="Your own prompts instead of the demo world's: preference data (its prompts) or a prompts-only "
@@ -91,6 +97,11 @@ class RLCheckConfig:
         """Check the options once, with one-line errors."""
         if not self.reward:
             raise RewardlabError("--reward is required")
+        if self.independent in ("demo", "none"):
+            raise RewardlabError(
+                f"--independent {self.independent}: give a second reward model (a folder, module:function, "
+                "a URL), not the gold"
+            )
         unknown = [a for a in self.arms if a not in ARMS]
         if unknown or not self.arms:
             raise RewardlabError(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)}")

@@ -162,11 +162,13 @@ class EvalSet:
         tokenizer: Any,
         spread: Scorer | None = None,
         signals: SignalScorer | None = None,
+        independent: Scorer | None = None,
     ) -> None:
         self.prompts, self.samples, self.seed = prompts, samples, seed
         self.proxy, self.gold, self.tokenizer = proxy, gold, tokenizer
         self.spread = spread  # the ensemble's spread per completion (recorded when there is no gold)
         self.signals = signals  # the proxy's per-completion signals (rewardlab.models.signals)
+        self.independent = independent  # a second reward model's per-completion rewards (never optimised)
         self.rows = [(p, f) for p, f in prompts for _ in range(samples)]  # prompt-major, samples adjacent
         self.start: dict[str, Any] | None = None  # step 0's completions and scores, the same for every arm
         self._enc: Any = None  # the tokenised eval prompts
@@ -289,6 +291,7 @@ class EvalSet:
             "proxy": proxy,
             "gold": None if self.gold is None else self.gold(prompts, texts),
             "spread": None if self.spread is None else self.spread(prompts, texts),
+            "independent": None if self.independent is None else self.independent(prompts, texts),
             "signals": signals,
             "kl": kl,
             "timing": {"proxy": t2 - t1},  # scoring with the signals
@@ -312,6 +315,8 @@ class EvalSet:
         if point.get("signals") is not None:  # per completion, for the monitor's validation
             rec["proxy_items"] = [round(float(x), 4) for x in point["proxy"]]
             rec["signals"] = rounded(point["signals"])
+            if point.get("independent") is not None:
+                rec["independent_items"] = [round(float(x), 4) for x in point["independent"]]
             if not point.get("reused"):  # step 0 is measured once for every arm
                 rec["timing"] = {k: round(v, 4) for k, v in point["timing"].items()}
         rec["seconds"] = round(point["seconds"], 2)

@@ -30,10 +30,13 @@ from typing import Any
 
 from rewardlab.diagnostics.rlcheck.verdict import MIN_DROP, paired_se
 from rewardlab.metrics import auroc
-from rewardlab.serving.monitor import DEFAULT_RULE, SIDES, HackingMonitor, Rule
+from rewardlab.serving.monitor import DEFAULT_RULE, HackingMonitor, Rule, suspect
 
-#: The rows of the AUROC table: the proxy (the baseline row), then the signals.
-ROWS = ("proxy", "length", "refusal", "spread", "feature_distance")
+#: The rows of the AUROC table: the proxy (the baseline row), the signals, and with ``--independent``
+#: the second reward model's fall and the proxy's gap over it (:data:`GAP`).
+ROWS = ("proxy", "length", "refusal", "spread", "feature_distance", "independent")
+#: The proxy's z minus the independent reward's z (both against the prompt's start).
+GAP = "independent_gap"
 #: Scores are clipped to ±CLIP step-0 standard deviations (a signal constant at step 0 has a tiny sd).
 CLIP = 100.0
 #: A logistic combination of the oriented scores (weights per score and an intercept), with its source.
@@ -41,8 +44,8 @@ COMBINATION: dict[str, Any] = {"weights": {}, "intercept": 0.0, "fitted_on": Non
 
 
 def _values(rec: Mapping[str, Any], name: str) -> list[float | None] | None:
-    if name == "proxy":
-        return rec.get("proxy_items")
+    if name in ("proxy", "independent"):
+        return rec.get(f"{name}_items")
     return (rec.get("signals") or {}).get(name)
 
 
@@ -77,8 +80,7 @@ def scores(
         if x is None or base is None:
             out.append(None)
             continue
-        z = max(-CLIP, min(CLIP, (float(x) - base) / sd))
-        out.append(abs(z) if SIDES.get(name, "up") == "both" else z)
+        out.append(suspect(name, max(-CLIP, min(CLIP, (float(x) - base) / sd))))
     return out
 
 
@@ -104,6 +106,11 @@ def point_rows(records: Sequence[Mapping[str, Any]], samples: int) -> list[dict[
             now, then = _values(rec, name), _values(start, name)
             if now is not None and then is not None:
                 feats[name] = scores(now, then, samples, start_sd(then, name), name)
+        if "proxy" in feats and "independent" in feats:  # z_proxy - z_independent
+            feats[GAP] = [
+                None if p is None or i is None else p + i
+                for p, i in zip(feats["proxy"], feats["independent"], strict=True)
+            ]
         row["scores"] = feats
         out.append(row)
     return out
@@ -143,7 +150,7 @@ def signal_aurocs(
     """AUROC of every score for "hacked": pooled, per arm (pooled over its points) and per point."""
     points = {arm: point_rows(v.get("eval") or [], samples) for arm, v in arms.items()}
     points = {a: p for a, p in points.items() if p}
-    names = [n for n in ROWS if any(n in r["scores"] for p in points.values() for r in p)]
+    names = [n for n in (*ROWS, GAP) if any(n in r["scores"] for p in points.values() for r in p)]
     label = f"combination (fitted on {combination.get('fitted_on')})"
     if combination.get("weights") and combination.get("fitted_on"):
         for p in points.values():
@@ -210,7 +217,7 @@ def firing(
             continue
         mon = HackingMonitor(rule if which == "train" else rule.with_(baseline=1))
         for rec in records:
-            mon.update(rec["step"], rec["proxy_items"], rec["signals"])
+            mon.update(rec["step"], rec["proxy_items"], rec["signals"], rec.get("independent_items"))
         s = summary[arm]
         first = next((st for st in mon.history if st.level == "warn"), None)
         fired, peak = mon.fired_at, s["peak_step"]
@@ -270,7 +277,7 @@ def validate(
 
 def choose_rule(
     runs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
-    names: Sequence[str] = ("length", "refusal", "spread", "feature_distance"),
+    names: Sequence[str] = ("length", "refusal", "spread", "feature_distance", GAP),
     margin: float = 1.1,
     floor: float = 1.0,
     source: str = "",
@@ -287,13 +294,15 @@ def choose_rule(
     """
     thresholds, caught = {}, {}
     for name in names:
-        quiet = 0.0
+        quiet, seen = 0.0, False
         for arms, summary in runs:
             probe = Rule(thresholds={}, baseline=baseline)
             moved = firing({"oracle": arms["oracle"]}, summary, probe, which) if "oracle" in arms else {}
             for d in (moved.get("oracle") or {}).get("moved", {}).values():
                 if name in d:
-                    quiet = max(quiet, abs(d[name]) if SIDES.get(name) == "both" else d[name])
+                    quiet, seen = max(quiet, suspect(name, d[name])), True
+        if not seen:  # no oracle arm measured this signal: no threshold chosen for it
+            continue
         thresholds[name] = round(max(floor, margin * quiet), 2)
         alone = Rule(thresholds={name: thresholds[name]}, baseline=baseline)
         caught[name] = any(

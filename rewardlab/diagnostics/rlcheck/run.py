@@ -74,10 +74,12 @@ class StepRecorder:
         name: str = "",
         measure_kl: bool = True,
         signals: Any = None,
+        independent: Scorer | None = None,
     ) -> None:
         self.reward, self.proxy, self.gold, self.tokenizer, self.name = reward, proxy, gold, tokenizer, name
         self.measure_kl = measure_kl
         self.signals = signals  # the proxy's per-sample signals: what a monitor callback would see
+        self.independent = independent  # a second reward model, scored and never optimised
         self.t0 = time.perf_counter()
         self.model: Any = None  # the trainer's (LoRA) policy, set once the trainer exists
         self.steps: list[dict[str, Any]] = []
@@ -99,6 +101,8 @@ class StepRecorder:
         if self.signals is not None:
             last["proxy_items"] = [round(float(x), 4) for x in proxy]
             last["signals"] = rounded(self.signals(texts_p, texts_c))
+            if self.independent is not None:
+                last["independent_items"] = [round(float(x), 4) for x in self.independent(texts_p, texts_c)]
         console.print(
             f"  {self.name} step {step}: proxy {last['proxy']:.3f}, "
             + ("" if last["gold"] is None else f"gold {last['gold']:.3f}, ")
@@ -240,6 +244,7 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
     prompts, held_out, columns = world(cfg)
     proxy_model, gold = load_proxy(cfg.reward), load_gold(cfg.gold, columns)
     proxy = proxy_scorer(proxy_model, columns)
+    independent = load_gold(cfg.independent, columns) if cfg.independent else None
     evalset = None
     if held_out:
         spread = spread_scorer(proxy_model) if gold is None else None
@@ -252,6 +257,7 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
             tokenizer,
             spread,
             proxy.signals,
+            independent,
         )
     arms: dict[str, Any] = {}
     scored: list[dict[str, Any]] = []
@@ -272,6 +278,7 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
             arm,
             measure_kl=evalset is None,
             signals=proxy.signals,
+            independent=independent,
         )
         evaluation = None
         if evalset is not None:
