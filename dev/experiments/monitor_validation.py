@@ -94,8 +94,8 @@ def add_signals(checks: list[str], reward: str, independent: str | None = None) 
     ]
     summary = analyse(arms, reward)["summary"]
     return {
-        "checks": checks, "reward": reward, "independent": independent, "samples": samples, "arms": arms, "summary": summary,
-        "timing": timing, "proxy_mismatch": mismatch,
+        "checks": checks, "reward": reward, "independent": independent, "samples": samples, "arms": arms,
+        "summary": summary, "timing": timing, "proxy_mismatch": mismatch,
     }  # fmt: skip
 
 
