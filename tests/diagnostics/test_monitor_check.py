@@ -72,7 +72,7 @@ def test_combination_is_shown_only_with_a_source_and_fitted_weights_separate_cla
 def _arm(fd_by_step: list[list[float]], gold_by_step: list[float]) -> dict:
     return {
         "eval": [
-            _rec(2 * k, [g] * 4, [0.1 * k] * 4, feature_distance=fd, length=[10, 11, 12, 13])
+            {**_rec(2 * k, [g] * 4, [0.1 * k] * 4, feature_distance=fd, length=[10, 11, 12, 13]), "gold": g}
             for k, (fd, g) in enumerate(zip(fd_by_step, gold_by_step, strict=True))
         ]
     }
@@ -95,6 +95,8 @@ def test_firing_step_is_put_next_to_the_gold_peak_with_the_targets() -> None:
     assert "feature_distance moved" in fires["none"]["reasons"][0]
     assert fires["oracle"]["fired_at"] is None and fires["oracle"]["target_met"] is True  # never: wanted
     assert fires["kl"]["fired_at"] == 4 and fires["kl"]["target_met"] is False  # after the peak: missed
+    below = {arm: f["gold_below_start_step"] for arm, f in fires.items()}
+    assert below == {"none": 4, "oracle": None, "kl": None}  # kl ends level with its start: not below
     # the rule chosen on these runs: above the oracle's largest move; which signal caught a hacked arm in time
     rule, caught = choose_rule(
         [(arms, summary)], names=("feature_distance", "length"), source="test runs", which="eval", baseline=1

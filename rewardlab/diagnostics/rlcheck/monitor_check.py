@@ -199,13 +199,23 @@ def series(arm: Mapping[str, Any], which: str) -> list[Mapping[str, Any]]:
     return list(records) if records and "signals" in records[0] else []
 
 
+def below_start(records: Sequence[Mapping[str, Any]]) -> int | None:
+    """The first eval step after step 0 whose mean gold is below step 0's; None if it never is."""
+    if len(records) < 2 or records[0].get("gold") is None:
+        return None
+    return next((r["step"] for r in records[1:] if r["gold"] < records[0]["gold"]), None)
+
+
 def firing(
     arms: Mapping[str, Mapping[str, Any]],
     summary: Mapping[str, Mapping[str, Any]],
     rule: Rule = DEFAULT_RULE,
     which: str = "train",
 ) -> dict[str, dict[str, Any]]:
-    """Per arm: the step of the monitor's first warning, next to the gold's peak (from the eval curve).
+    """Per arm: the step of the monitor's first warning, next to the gold's peak and fall.
+
+    The peak comes from the eval curve, and so does the first eval step whose gold is below the
+    start's (what a warning before it saved).
 
     ``which``: replay the monitor on the training batches (``train``: what a TRL callback sees, the
     rule's own baseline) or on the eval points (``eval``: step 0 the baseline).
@@ -230,6 +240,7 @@ def firing(
             met = None  # not hacked: no target
         out[arm] = {
             "fired_at": fired, "reasons": first.reasons if first else [], "peak_step": peak,
+            "gold_below_start_step": below_start(v.get("eval") or []),
             "overoptimised": s["overoptimised"], "hacked": how, "target_met": met,
             "moved": {st.step: st.moved for st in mon.history if st.level != "baseline"},
             "seconds": round(mon.seconds, 5),

@@ -189,10 +189,14 @@ def monitor_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[li
         for g in (mon["firing"].get(arm), at_eval.get(arm)):
             cells.append("—" if g is None else "never" if g["fired_at"] is None else str(g["fired_at"]))
         target = {True: "met", False: "missed", None: "—"}[f["target_met"]]
-        row = [arm, *cells, str(f["peak_step"]), f.get("hacked") or "no", target, "; ".join(f["reasons"])]
+        below = "never" if f.get("gold_below_start_step") is None else str(f["gold_below_start_step"])
+        row = [
+            arm, *cells, str(f["peak_step"]), below, f.get("hacked") or "no", target, "; ".join(f["reasons"]),
+        ]  # fmt: skip
         fire_rows.append(row)
     fire_header = [
-        "arm", "fired at step (training batches)", "fired at step (eval points)", "gold peak step", "hacked",
+        "arm", "fired at step (training batches)", "fired at step (eval points)", "gold peak step",
+        "gold below its start from step", "hacked",
         "target (training batches)", "reasons",
     ]  # fmt: skip
     return [
