@@ -63,7 +63,8 @@ def run_step(step: str, scorer: Any, prompts: list, responses: list, args: argpa
 
         pipe = pipeline("text-classification", model=scorer.model, tokenizer=scorer.tokenizer)
         texts = [text_plain(p) + text_plain(r) for p, r in zip(prompts, responses, strict=True)]
-        out = pipe(texts, batch_size=bs, truncation=True, max_length=args.max_length, function_to_apply="none")
+        kw = {"truncation": True, "max_length": args.max_length, "function_to_apply": "none"}
+        out = pipe(texts, batch_size=bs, **kw)
         return [o["score"] for o in out]
     return []
 
