@@ -111,6 +111,7 @@ def main() -> None:
             chosen, rejected = rm.score_pairs(*texts, layout="packed", batch_size=16)
             seconds = time.perf_counter() - start
             rewards[variant] = {"chosen": chosen, "rejected": rejected, "seconds": seconds}
+            del rm  # freed before the next variant loads: one model held at a time
         ref = rewards[args.variants.split(",")[0]]
         report[name] = {v: {**r, **compare(ref, r)} for v, r in rewards.items()}
         for v, r in report[name].items():

@@ -7,7 +7,8 @@ response, in input order), and the ``transformers`` text-classification pipeline
 model (prompt + response as one text, ``batch_size`` as given, no activation). The naive loop runs in
 float32 whatever ``--dtype`` is, and is the reference of ``agreement_with_fp32``: the share of
 (chosen, rejected) pairs whose order the default ``score`` flips, and the Spearman correlation of
-its rewards with the reference's.
+its rewards with the reference's. With another ``--dtype``, that model is freed before the float32
+reference loads (one model held at a time).
 
 ``bench serve`` starts ``rewardlab serve`` on a free loopback port, in its own process as in
 production (or with ``in_process`` in a thread of this one), and sends ``--requests`` requests of
@@ -22,6 +23,7 @@ Run: ``rewardlab bench score --model tiny-llama-30m --data ../shared/data/hh-rlh
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import random
@@ -127,10 +129,19 @@ def bench_score(
     start = time.perf_counter()
     padded = rm.score(prompts, responses, batch_size=batch_size, layout="padded")
     rows["rewardlab_score_padded"] = {"seconds": time.perf_counter() - start, "layout": "padded"}
+    rows["naive_loop"] = {}  # filled below, after the pipeline, in the report's order
+    texts = [text_plain(p) + text_plain(r) for p, r in zip(prompts, responses, strict=True)]
+    pipe = pipeline("text-classification", model=rm.model, tokenizer=rm.tokenizer, device=rm.model.device)
+    start = time.perf_counter()
+    pipe(texts, batch_size=batch_size, truncation=True, max_length=max_length, function_to_apply="none")
+    rows["transformers_pipeline"] = {"seconds": time.perf_counter() - start}
+    used = {"device": str(rm.model.device), "dtype_used": rm.dtype_note}
 
     # the reference: a naive per-example loop in float32, whatever dtype rewardlab scores in
     ref = rm
     if not rm.dtype_note.startswith("float32"):
+        del pipe, rm, ref  # one model at a time: this precision's is freed before the float32 one loads
+        gc.collect()
         # the same seed again: a model without a trained head (a preset) gets the same random one
         torch.manual_seed(seed)
         ref = RewardModel.from_pretrained(model, max_length=max_length, device=device, dtype="float32")
@@ -138,13 +149,6 @@ def bench_score(
     start = time.perf_counter()
     naive = [ref.score([p], [r], batch_size=1)[0] for p, r in zip(prompts, responses, strict=True)]
     rows["naive_loop"] = {"seconds": time.perf_counter() - start, "dtype": "float32"}
-
-    tok = rm.tokenizer
-    pipe = pipeline("text-classification", model=rm.model, tokenizer=tok, device=rm.model.device)
-    texts = [text_plain(p) + text_plain(r) for p, r in zip(prompts, responses, strict=True)]
-    start = time.perf_counter()
-    pipe(texts, batch_size=batch_size, truncation=True, max_length=max_length, function_to_apply="none")
-    rows["transformers_pipeline"] = {"seconds": time.perf_counter() - start}
 
     for r in rows.values():
         r["responses_per_s"] = n / r["seconds"]
@@ -156,9 +160,9 @@ def bench_score(
             "n": n,
             "batch_size": batch_size,
             "max_length": max_length,
-            "device": str(rm.model.device),
+            "device": used["device"],
             "dtype": dtype,
-            "dtype_used": rm.dtype_note,
+            "dtype_used": used["dtype_used"],
             "pool": pool,
             "attn_implementation": attn_implementation,
         },

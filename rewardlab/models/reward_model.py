@@ -249,19 +249,23 @@ class RewardModel(LayoutChoice, PairScoring):
 
         out = [0.0] * len(encoded)
         feats: list[Any] = [None] * len(encoded)
-        for idx, batch in self.scoring_batches(
-            encoded, use, batch_size, max_tokens, progress, "scoring", build
-        ):
-            rewards = forward_rewards(self.model, batch, features=return_features)
-            if return_features:
-                rewards, read = rewards
-                for i, f in zip(idx, read.detach().cpu(), strict=True):
-                    feats[i] = f
-            for i, r in zip(idx, rewards.tolist(), strict=True):
-                out[i] = r
+        # No autograd graph: kept, it held every layer's activations of a batch until its rewards
+        # were read (SmolLM2-135M, 8 padded rows of 256 tokens: 4.3 GB peak instead of 1.0 GB).
+        with torch.inference_mode():
+            for idx, batch in self.scoring_batches(
+                encoded, use, batch_size, max_tokens, progress, "scoring", build
+            ):
+                rewards = forward_rewards(self.model, batch, features=return_features)
+                if return_features:
+                    rewards, read = rewards
+                    for i, f in zip(idx, read.cpu(), strict=True):
+                        feats[i] = f
+                for i, r in zip(idx, rewards.tolist(), strict=True):
+                    out[i] = r
         if correction:
             out = correct_length(out, given, correction)
         out = normalize_rewards(out, self.info) if normalize else out
         if not return_features:
             return out
+        # stacked outside inference mode: the caller gets an ordinary tensor, not an inference one
         return out, torch.stack(feats) if feats else torch.empty(0, 0)
