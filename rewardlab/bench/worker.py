@@ -26,6 +26,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     from rewardlab.models.presets import resolve_model_path
     from rewardlab.runtime import matmul_flops
     from rewardlab.training.config import TrainConfig
+    from rewardlab.training.regional_compile import compiled_graphs
     from rewardlab.training.run import train
     from rewardlab.training.trainer_setup import resolve_precision
 
@@ -66,6 +67,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "precision": precision,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "compile": cfg.compile,
+        "compiled_graphs": compiled_graphs() if cfg.compile else None,  # graphs (and recompiles) in all
         # seconds between consecutive step logs: the steps after the first (with --compile, the steady state)
         "step_s": [round(b - a, 3) for a, b in zip(logged_s, logged_s[1:], strict=False)],
     }
