@@ -39,6 +39,10 @@ def test_compile_option_validates(tiny_models, small_demo, tmp_path):
     with pytest.raises(ValueError, match="--compile must be true or false"):
         _cfg(tiny_models["llama"], small_demo, tmp_path / "x", compile="yes")
     assert _cfg(tiny_models["llama"], small_demo, tmp_path / "y").compile is False
+    with pytest.raises(ValueError, match="--compile"):  # no layers are trained: refused, not ignored
+        TrainConfig(
+            model="minilm", data=str(small_demo), out=str(tmp_path / "z"), method="embedding", compile=True
+        )
 
 
 def test_repeated_layers_are_the_decoder_layers(tiny_models):
