@@ -61,6 +61,9 @@ class BenchTrainConfig:
     gradient_checkpointing: bool = opt(
         False, help="Recompute activations in the backward pass (every engine)."
     )
+    compile: bool = opt(
+        False, help="Native engine: compile each decoder layer (train --compile); TRL runs uncompiled."
+    )
 
     def __post_init__(self) -> None:
         check_out_file(self.out)

@@ -106,6 +106,7 @@ def bench_train(
     precision: str = "auto",
     lora: bool = False,
     gradient_checkpointing: bool = False,
+    compile: bool = False,  # noqa: A002  (the option's name)
 ) -> dict[str, Any]:
     """Run one cell of the benchmark and return its report, also written to ``out`` when given."""
     import torch
@@ -152,6 +153,7 @@ def bench_train(
                     "precision": engine_precision,
                     # TRL's padded rows take no id-based block mask: FlexAttention is for rewardlab's layouts
                     "attn_implementation": attn_implementation if engine_kind == "native" else None,
+                    "compile": compile and engine_kind == "native",
                 }
             }
             spec_file, result_file = Path(tmp) / f"{engine}.spec.json", Path(tmp) / f"{engine}.result.json"
@@ -182,6 +184,7 @@ def bench_train(
             "precision": precision,
             "lora": lora,
             "gradient_checkpointing": gradient_checkpointing,
+            "compile": compile,
         },
         "pairs_used": n,
         "pairs_skipped_too_long": skipped,

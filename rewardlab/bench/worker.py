@@ -26,6 +26,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     from rewardlab.models.presets import resolve_model_path
     from rewardlab.runtime import matmul_flops
     from rewardlab.training.config import TrainConfig
+    from rewardlab.training.regional_compile import compiled_graphs
     from rewardlab.training.run import train
     from rewardlab.training.trainer_setup import resolve_precision
 
@@ -41,6 +42,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     pairs = res.summary["steps"] * cfg.batch_size * cfg.grad_accum
     log = [json.loads(x) for x in (Path(cfg.out) / "train_log.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in log if "loss" in r]
+    logged_s = [r["time_s"] for r in log if "loss" in r]  # one log per step (logging_steps 1)
     n_params = non_embedding_params(resolve_model_path(cfg.model))
     achieved = 6 * n_params * counts["real_tokens"] / runtime  # Kaplan et al. 2020: 6·N FLOPs per token
     return {
@@ -64,6 +66,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "mfu": achieved / peak_flops,
         "precision": precision,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "compile": cfg.compile,
+        "compiled_graphs": compiled_graphs() if cfg.compile else None,  # graphs (and recompiles) in all
+        # seconds between consecutive step logs: the steps after the first (with --compile, the steady state)
+        "step_s": [round(b - a, 3) for a, b in zip(logged_s, logged_s[1:], strict=False)],
     }
 
 

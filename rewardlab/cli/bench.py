@@ -44,6 +44,7 @@ def _train(cfg: BenchTrainConfig) -> None:
         precision=cfg.precision,
         lora=cfg.lora,
         gradient_checkpointing=cfg.gradient_checkpointing,
+        compile=cfg.compile,
     )
     rows = [row for report in result.get("runs", [result]) for row in table_rows(report)]
     _print_table(

@@ -269,9 +269,10 @@ class CpuThreadsCallback(TrainerCallback):
 
 
 def run_callbacks(cfg: Any, reporter: Reporter) -> list[Any]:
-    """Progress bar, JSONL log, health warnings, and the config saved next to every checkpoint."""
+    """Progress bar, JSONL log, health warnings, the config saved next to every checkpoint, ``--compile``."""
     from rewardlab.config import save_yaml
     from rewardlab.training.finite import FiniteLogCallback
+    from rewardlab.training.regional_compile import RegionalCompileCallback
 
     class SaveConfig(TrainerCallback):
         """Writes the resolved config next to every checkpoint."""
@@ -282,7 +283,9 @@ def run_callbacks(cfg: Any, reporter: Reporter) -> list[Any]:
 
     bar = RichProgressCallback()
     stop_bar = lambda: bar.on_train_end(None, None, None)  # noqa: E731
+    compiling = [RegionalCompileCallback(reporter.say)] if getattr(cfg, "compile", False) else []
     return [
+        *compiling,
         JsonlLogCallback(Path(cfg.out) / TRAIN_LOG),
         HealthCallback(reporter.warn, ZERO_HEAD_ADVICE if cfg.head_init == "zero" else COLLAPSE_ADVICE),
         bar,

@@ -82,10 +82,10 @@ class TrainConfig(DataOptions, *PARTS):
         "max_length", "truncation", "batching", "pack_tokens", "group_by_length", "attn_implementation",
         "epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "weight_decay", "warmup_ratio",
         "scheduler", "use_margin", "label_smoothing", "center_rewards_coefficient", "lora", "lora_r",
-        "lora_alpha", "lora_dropout", "lora_targets", "merge", "gradient_checkpointing", "precision",
-        "padding_side", "logging_steps", "eval_steps", "save_steps", "save_total_limit", "resume",
-        "overwrite", "seed", "norm_samples", "tensorboard", "head", "objective", "l2", "embed_layers",
-        "embed_prompt", "embed_pooling", "embed_dtype", "format", "on_error",
+        "lora_alpha", "lora_dropout", "lora_targets", "merge", "gradient_checkpointing", "compile",
+        "precision", "padding_side", "logging_steps", "eval_steps", "save_steps", "save_total_limit",
+        "resume", "overwrite", "seed", "norm_samples", "tensorboard", "head", "objective", "l2",
+        "embed_layers", "embed_prompt", "embed_pooling", "embed_dtype", "format", "on_error",
     )  # fmt: skip
 
     data: str = opt(help="Training data: a file, a save_to_disk folder, or a folder of files.")

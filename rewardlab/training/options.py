@@ -13,7 +13,7 @@ part                       options                                              
 =========================  ========================================================  =====================
 :class:`SequenceOptions`   max_length, truncation, batching, pack_tokens, ...        every recipe
 :class:`FineTuneOptions`   epochs, max_steps, batch_size, learning_rate, schedule,   outcome, TRL, process
-                           precision, logging, checkpoints, resume
+                           precision, compile, logging, checkpoints, resume
 :class:`LoraOptions`       lora, lora_r, lora_alpha, lora_dropout, lora_targets,     outcome, TRL, process
                            merge
 :class:`HeadInitOptions`   head_init                                                 outcome, TRL
@@ -158,6 +158,12 @@ class FineTuneOptions:
     warmup_ratio: float = opt(0.03, help="Share of steps for linear warm-up.")
     scheduler: str = opt("linear", help="Learning-rate schedule (a transformers scheduler name).")
     gradient_checkpointing: bool = opt(False, help="Trade compute for memory.")
+    compile: bool = opt(
+        False,
+        help="Compile each decoder layer with torch.compile before training (regional, dynamic shapes: "
+        "one layer's compile, reused by all). The first steps pay the compile; the log gives its cost. "
+        "Needs a C++ compiler on a CPU.",
+    )
     precision: str = opt(
         "auto",
         help="auto (bf16 autocast with fp32 weights on a GPU or a CPU that computes bf16 natively, "
@@ -178,6 +184,8 @@ class FineTuneOptions:
         """
         check_numbers(self, FineTuneOptions.numeric_rules)
         check_choice(self, "precision", PRECISIONS)
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"--compile must be true or false, got {self.compile!r}")
         if self.epochs is not None and self.epochs <= 0 and self.max_steps <= 0:
             raise ValueError("give --epochs > 0 or --max-steps > 0")
 

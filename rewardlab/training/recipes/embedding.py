@@ -6,7 +6,7 @@
 (:mod:`rewardlab.training.embedding_heads`; ``--debias-length`` is :mod:`rewardlab.training.debias`),
 and it opens OUT only after training, once the heads and the normalisation are checked finite.
 Every process writes (the method runs on one). It refuses the fine-tuning options it cannot
-honour (``--lora``, ``--engine trl``, ``--learning-rate``, ``--resume``, ``--head-init``).
+honour (``--lora``, ``--engine trl``, ``--compile``, ``--learning-rate``, ``--resume``, ``--head-init``).
 
 Run: ``rewardlab train --method embedding --model minilm --data DATA --out runs/emb``.
 """
@@ -42,9 +42,9 @@ class EmbeddingRecipe(Recipe):
     @classmethod
     def check_config(cls, cfg: Any) -> None:
         """No fine-tuning options (LoRA, TRL, learning rate, resume, head init); the parts' checks."""
-        if cfg.lora or cfg.engine != "native":
+        if cfg.lora or cfg.engine != "native" or cfg.compile:
             raise ValueError(
-                "--method embedding trains a head on frozen embeddings: no --lora or --engine trl"
+                "--method embedding trains a head on frozen embeddings: no --lora, --engine trl or --compile"
             )
         EmbeddingTrainOptions.check_embedding_train_options(cfg)
         if cfg.learning_rate is not None:
