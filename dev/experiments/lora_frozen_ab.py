@@ -4,9 +4,12 @@ Loads ``--model`` with LoRA adapters as ``rewardlab train --lora`` does, encodes
 ``--pairs`` pairs of ``--data`` (the pairs ``rewardlab bench train`` would choose) in the native
 layout, and times forward + backward under bf16 autocast (what the Trainer runs; the LoRA
 optimizer step is tiny and the same in both) on the same batches, alternating the two variants
-step by step (``autocast``: the float32 weights, cast at each forward; ``held``:
-:func:`rewardlab.training.frozen_weights.hold_frozen_in`), so both see the same machine load.
-Prints the seconds per step of each and their losses, and writes them to ``--out`` as JSON.
+step by step (``autocast``: the float32 weights, cast at each forward, as rewardlab trains;
+``held``: the frozen weights of the linear layers cast to bf16 once by :func:`hold_frozen_in`,
+the originals put back after), so both see the same machine load. Also times the casts themselves
+(what ``held`` saves per forward). Prints the seconds per step of each and their losses, and
+writes them to ``--out`` as JSON. Measured 2026-12-07 (dev/LOG.md): the casts are about 1 % of a
+step, below the machine's noise, so rewardlab does not hold the weights.
 ``--lora-dropout`` sets the adapters' dropout (rewardlab's default 0.05); ``--compare dropout``
 compares that dropout with none instead (what the dropout's random masks cost).
 
@@ -23,6 +26,47 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+
+def linear_modules(model: Any) -> list[Any]:
+    """The layers whose forward is a matrix multiply autocast runs in bf16 (``nn.Linear``, ``Conv1D``)."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    return [m for m in model.modules() if isinstance(m, torch.nn.Linear | Conv1D)]
+
+
+def hold_frozen_in(model: Any, dtype: Any) -> list[tuple[Any, Any]]:
+    """Cast the frozen float32 weights and biases of the linear layers to ``dtype``; return the originals."""
+    import torch
+
+    originals = []
+    for module in linear_modules(model):
+        for param in module.parameters(recurse=False):
+            if not param.requires_grad and param.dtype == torch.float32:
+                originals.append((param, param.data))
+                param.data = param.data.to(dtype)
+    return originals
+
+
+def restore(originals: list[tuple[Any, Any]]) -> None:
+    """Put back what :func:`hold_frozen_in` cast."""
+    for param, tensor in originals:
+        param.data = tensor
+
+
+def cast_seconds(model: Any, repeats: int = 7) -> list[float]:
+    """Seconds to cast the frozen linear weights to bf16 once (what autocast does at each forward)."""
+    import torch
+
+    frozen = [p for m in linear_modules(model) for p in m.parameters(recurse=False) if not p.requires_grad]
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        copies = [p.to(torch.bfloat16) for p in frozen]
+        seconds.append(time.perf_counter() - start)
+        del copies
+    return seconds
 
 
 def load(a: argparse.Namespace, tmp: str) -> tuple[Any, list[Any]]:
@@ -72,8 +116,8 @@ def step(model: Any, batch: dict[str, Any], seed: int) -> tuple[float, float]:
 class Variants:
     """The two variants of a comparison, switched on and off around a pass over the batches.
 
-    ``held``: the frozen weights held in bf16 (:func:`rewardlab.training.frozen_weights.hold_frozen_in`)
-    against ``autocast``; ``no-dropout``: the adapters' dropout at 0 against ``dropout`` (its rate).
+    ``held``: the frozen weights held in bf16 (:func:`hold_frozen_in`) against ``autocast``;
+    ``no-dropout``: the adapters' dropout at 0 against ``dropout`` (its rate).
     """
 
     def __init__(self, model: Any, compare: str) -> None:
@@ -86,8 +130,6 @@ class Variants:
         """Switch ``name`` on."""
         import torch
 
-        from rewardlab.training.frozen_weights import hold_frozen_in
-
         if name == "held":
             self.held = hold_frozen_in(self.model, torch.bfloat16)
         elif name == "no-dropout":
@@ -98,7 +140,7 @@ class Variants:
     def leave(self) -> None:
         """Back to the baseline."""
         if self.held is not None:
-            self.held.restore()
+            restore(self.held)
             self.held = None
         for m, p in self.rates.items():
             m.p = p
@@ -137,12 +179,15 @@ def main() -> None:
             variants.leave()
     result = {
         "args": vars(a),
+        "cast_seconds": cast_seconds(model),
         "seconds_per_step": {k: statistics.median(v) for k, v in times.items()},
         "times": times,
         "losses": losses,
         "largest_loss_difference": max(abs(x - y) for x, y in zip(*losses.values(), strict=True)),
     }
-    print(json.dumps({k: result[k] for k in ("seconds_per_step", "largest_loss_difference")}))
+    result["cast_seconds_median"] = statistics.median(result["cast_seconds"])
+    keys = ("seconds_per_step", "largest_loss_difference", "cast_seconds_median")
+    print(json.dumps({k: result[k] for k in keys}))
     if a.out:
         Path(a.out).write_text(json.dumps(result, indent=2))
 

@@ -394,31 +394,6 @@ def test_prm_lora_and_cut_steps_are_reported(step_setup, tmp_path):
     assert any("did not fit" in w for w in json.loads((out / "train_summary.json").read_text())["warnings"])
 
 
-def test_prm_lora_in_bf16_holds_the_frozen_weights_and_merges_float32(step_setup, tmp_path, monkeypatch):
-    from safetensors.torch import load_file
-
-    from rewardlab.training import frozen_weights
-
-    seen = {}
-
-    def watched(model, lora, bf16):
-        held = frozen_weights.hold_frozen_for_run(model, lora, bf16)
-        seen["frozen"] = {p.dtype for p in model.parameters() if not p.requires_grad}
-        seen["trainable"] = {p.dtype for p in model.parameters() if p.requires_grad}
-        return held
-
-    monkeypatch.setattr("rewardlab.training.recipes.process.hold_frozen_for_run", watched)
-    out = tmp_path / "lora-bf16"
-    code = main(
-        ["train", "--kind", "prm", "--model", str(step_setup["model"]), "--data", str(step_setup["data"]),
-         "--out", str(out), "--max-length", "64", "--lora", "--merge", "--max-steps", "2",
-         "--batch-size", "4", "--precision", "bf16"]
-    )  # fmt: skip
-    assert code == 0
-    assert torch.bfloat16 in seen["frozen"] and seen["trainable"] == {torch.float32}
-    assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.float32}
-
-
 # --------------------------------------------------------------------------- advice
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 from rewardlab.training.callbacks import CpuThreadsCallback, run_callbacks
-from rewardlab.training.frozen_weights import hold_frozen_for_run
 from rewardlab.training.options import (
     DebiasOptions,
     FineTuneOptions,
@@ -131,15 +130,12 @@ class OutcomeRecipe(Recipe):
             debias=debias,
             callbacks=[*run_callbacks(cfg, self.reporter), threads],
         )
-        frozen = hold_frozen_for_run(trainer.model, cfg.lora, args.bf16)
         result, runtime, eval_metrics = run_trainer(trainer, cfg, has_eval, self.reporter)
-        frozen.restore()  # the checkpoint is saved and merged from the original float32 weights
-        precision = resolve_precision(cfg.precision, trainer.args.device.type == "cuda").to_dict()
         groups = {
             "train_groups": loaded.train_report.to_dict(),
             "eval_groups": loaded.eval_report.to_dict(),
             "batching": {"layout": loaded.layout, "why": loaded.why, **trainer.token_counts},
-            "precision": {**precision, **({"frozen_linear": frozen.record()} if frozen.count else {})},
+            "precision": resolve_precision(cfg.precision, trainer.args.device.type == "cuda").to_dict(),
             "cpu_threads": threads.record,
         }
         self.run = OutcomeRun(

@@ -23,7 +23,6 @@ from rewardlab import __version__
 from rewardlab.config import to_dict
 from rewardlab.errors import RewardlabError
 from rewardlab.training.callbacks import run_callbacks
-from rewardlab.training.frozen_weights import hold_frozen_for_run
 from rewardlab.training.options import FineTuneOptions, LoraOptions, ProcessOptions, SequenceOptions
 from rewardlab.training.recipe import Recipe, TrainResult
 from rewardlab.training.run_records import (
@@ -174,9 +173,7 @@ class ProcessRecipe(Recipe):
             processing_class=self.tokenizer,
             callbacks=run_callbacks(cfg, self.reporter),
         )
-        frozen = hold_frozen_for_run(self.trainer.model, cfg.lora, self.trainer.args.bf16)
         result, self.runtime, self.eval_metrics = run_trainer(self.trainer, cfg, has_eval, self.reporter)
-        frozen.restore()  # the checkpoint is saved and merged from the original float32 weights
         self.train_metrics = dict(result.metrics)
 
     def save(self) -> TrainResult:
