@@ -191,7 +191,7 @@ def test_bf16_autocast_gives_the_order_of_fp32(trained_llama, shared_data, demo_
 
 def test_bf16_autocast_passes_the_packed_layout_probe(trained_llama):
     rm = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="bf16-autocast")
-    assert rm.score_layout("auto") == "packed", rm.layout_note
+    assert rm.score_layout("auto") == "packed" and "probed in float32" in rm.layout_note
     ok, why = check_shared_layout(rm.model, rm.encoder, rm.tokenizer.pad_token_id)
     diff = float(why.rpartition("difference ")[2].rstrip(")"))
     assert ok and diff < AUTOCAST_PROBE_TOLERANCE
