@@ -22,8 +22,8 @@ helpful pairs, the largest reward difference from float32 was 0.029 instead of 0
 with the reward head outside it (float32): attention (scores, softmax, weighted sum) then runs in bf16
 and its output reaches the residual sum rounded to bf16; the residual stream stays float32 (float32
 embeddings plus bf16 block outputs promote to float32) and LLaMA-style RMSNorms compute in float32
-themselves, so the final norm and the head are float32 as they are. About 2x float32's speed on a
-CPU with avx512_bf16, where bf16-mixed was no faster than float32 (docs/benchmarks.md, "Scoring
+themselves, so the final norm and the head are float32 as they are. 1.25-2x float32's speed on a
+loaded 2-core CPU with avx512_bf16, where bf16-mixed was no faster than float32 (docs/benchmarks.md, "Scoring
 precision"). :data:`AUTOCAST_PROBE_TOLERANCE` is its probe tolerance.
 
 Not a command: ``RewardModel.from_pretrained(path, dtype="bf16-mixed")`` (``--dtype bf16-mixed``)
@@ -51,8 +51,14 @@ BF16_MIXED = "bf16-mixed"
 PROBE_TOLERANCE = 5e-3
 #: The scoring precision name (``--dtype bf16-autocast``).
 BF16_AUTOCAST = "bf16-autocast"
-#: The packed-layout probe's tolerance in bf16-autocast, relative to the rewards' scale: see the
-#: lab log (dev/LOG.md, "2026-12-07: bf16 scoring on more pairs") for the measured differences.
+#: The packed-layout probe's tolerance in bf16-autocast, relative to the rewards' scale. Measured
+#: packed-vs-padded differences in this precision: on the probe 2.0e-2 of the scale (SmolLM2-135M,
+#: seeded random head) and 4.1e-2 (the same with a quick-trained head, probe scale 0.17); on 32 real
+#: HH responses 3.3e-2 (0.019 of 0.58), the size of its difference from float32 there (0.024). The
+#: limit sits just above them, but bf16 rounding can hide a wrong layout inside it (a tiny ALiBi MPT:
+#: 3e-3 in bf16-autocast, 1e-2 in float32 where it fails), so ``RewardModel.from_pretrained`` probes a
+#: bf16-autocast decoder in float32 before converting it; this limit serves direct probes of a
+#: converted model. Lab log (dev/LOG.md), "2026-12-07: bf16 scoring on more pairs".
 AUTOCAST_PROBE_TOLERANCE = 5e-2
 #: Attribute names of reward heads, which stay float32.
 HEAD_NAMES = ("score", "classifier")
