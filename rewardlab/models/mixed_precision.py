@@ -22,7 +22,7 @@ helpful pairs, the largest reward difference from float32 was 0.029 instead of 0
 with the reward head outside it (float32): attention (scores, softmax, weighted sum) then runs in bf16
 and its output reaches the residual sum rounded to bf16; the residual stream stays float32 (float32
 embeddings plus bf16 block outputs promote to float32) and LLaMA-style RMSNorms compute in float32
-themselves, so the final norm and the head are float32 as they are. 1.25-2x float32's speed on a
+themselves, so the final norm and the head are float32 as they are. 1.25-3.2x float32's speed on a
 loaded 2-core CPU with avx512_bf16, where bf16-mixed was no faster than float32 (docs/benchmarks.md, "Scoring
 precision"). :data:`AUTOCAST_PROBE_TOLERANCE` is its probe tolerance.
 

@@ -130,11 +130,12 @@ class RewardModel(LayoutChoice, PairScoring):
                 or a CPU with native bf16, else float32; see :func:`dtype_choice`), ``bf16-mixed``
                 (bf16 matrix multiplies; residual stream, norms, attention and head in float32:
                 :mod:`rewardlab.models.mixed_precision`), ``bf16-autocast`` (bf16-mixed with
-                attention in bf16 too, 1.25-2x float32 on a CPU with avx512_bf16; its packed
+                attention in bf16 too, 1.25-3.2x float32 on a CPU with avx512_bf16; its packed
                 layout is probed in float32 before conversion), ``bfloat16`` or ``float16``. float32
                 stays the default: with SmolLM2-135M on 64 HH-RLHF pairs, bf16-mixed and bfloat16
-                each flipped the order of 4 pairs against float32 (6 %; a default needs at most
-                1 %: docs/benchmarks.md, "Scoring precision"). The loaded model's ``dtype_note``
+                each flipped the order of 4 pairs against float32 (6 %), bf16-autocast 1.6-4.7 %
+                of 128 pairs on three data sets (a default needs at most 1 %: docs/benchmarks.md,
+                "Scoring precision"). The loaded model's ``dtype_note``
                 says which and why.
             attn_implementation: Attention kernel for transformers (``sdpa``, ``eager``,
                 ``flex_attention``: packed rows then pass a block mask built from group ids
