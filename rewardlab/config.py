@@ -136,7 +136,8 @@ class DtypeOptions(DeviceOptions):
         "float32",
         help="float32 (rewards as trained), auto (bfloat16 on a GPU or a CPU that computes bf16 "
         "natively, else float32), bf16-mixed (bf16 matrix multiplies; float32 residual, norms, "
-        "attention and head), bfloat16 or float16.",
+        "attention and head), bf16-autocast (bf16-mixed with attention in bf16 too; faster than float32 "
+        "on a CPU with avx512_bf16, flips near-ties), bfloat16 or float16.",
     )
 
 

@@ -24,10 +24,12 @@ from rewardlab.errors import RewardlabError
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder, end_token_id
 from rewardlab.models.layouts import shared_prefix_batch
 from rewardlab.models.mixed_precision import (  # noqa: F401 - importable from here as before
+    AUTOCAST_PROBE_TOLERANCE,
     DTYPES,
     PROBE_TOLERANCE,
     SCORING_DTYPES,
     dtype_choice,
+    is_bf16_autocast,
     is_bf16_mixed,
     load_dtype,
     resolve_device,
@@ -213,8 +215,12 @@ def probe_tolerance(model: Any) -> float:
     """The packed-layout probe's tolerance, relative to the rewards' scale, in ``model``'s precision.
 
     1e-4 in float32, :data:`rewardlab.models.mixed_precision.PROBE_TOLERANCE` in bf16-mixed (10x
-    the packed-vs-padded difference measured on the probe), 1e-2 with half-precision weights.
+    the packed-vs-padded difference measured on the probe),
+    :data:`~rewardlab.models.mixed_precision.AUTOCAST_PROBE_TOLERANCE` in bf16-autocast, 1e-2 with
+    half-precision weights.
     """
+    if is_bf16_autocast(model):
+        return AUTOCAST_PROBE_TOLERANCE
     if is_bf16_mixed(model):
         return PROBE_TOLERANCE
     return 1e-4 if next(model.parameters()).dtype == torch.float32 else 1e-2

@@ -1,4 +1,4 @@
-"""Scoring precisions (``--dtype``) and bf16-mixed: bf16 matrix multiplies, the rest in float32.
+"""Scoring precisions (``--dtype``): bf16-mixed (bf16 matrix multiplies), bf16-autocast (bf16 attention too).
 
 :func:`dtype_choice` says what a ``--dtype`` stands for on a device (``auto``: bfloat16 where bf16 is
 native, else float32), :func:`load_dtype` what weights load in, :func:`set_precision` applies it.
@@ -17,6 +17,14 @@ helpful pairs, the largest reward difference from float32 was 0.029 instead of 0
 0.21) and the Spearman correlation 0.997 instead of 0.993, but both flipped the order of 4 pairs
 (6 %), so neither is the default (docs/benchmarks.md, "Scoring precision"; the lab log dev/LOG.md).
 :data:`PROBE_TOLERANCE` is the packed-layout probe's tolerance in this precision.
+
+:func:`to_bf16_autocast` (``--dtype bf16-autocast``) is bf16-mixed run under ``torch.autocast(bfloat16)``
+with the reward head outside it (float32): attention (scores, softmax, weighted sum) then runs in bf16
+and its output reaches the residual sum rounded to bf16; the residual stream stays float32 (float32
+embeddings plus bf16 block outputs promote to float32) and LLaMA-style RMSNorms compute in float32
+themselves, so the final norm and the head are float32 as they are. 1.25-3.2x float32's speed on a
+loaded 2-core CPU with avx512_bf16, where bf16-mixed was no faster than float32 (docs/benchmarks.md, "Scoring
+precision"). :data:`AUTOCAST_PROBE_TOLERANCE` is its probe tolerance.
 
 Not a command: ``RewardModel.from_pretrained(path, dtype="bf16-mixed")`` (``--dtype bf16-mixed``)
 applies it.
@@ -41,6 +49,17 @@ BF16_MIXED = "bf16-mixed"
 #: from float32 there, so a model whose probe lands above this falls back to padded rows, slower
 #: but no less exact.
 PROBE_TOLERANCE = 5e-3
+#: The scoring precision name (``--dtype bf16-autocast``).
+BF16_AUTOCAST = "bf16-autocast"
+#: The packed-layout probe's tolerance in bf16-autocast, relative to the rewards' scale. Measured
+#: packed-vs-padded differences in this precision: on the probe 2.0e-2 of the scale (SmolLM2-135M,
+#: seeded random head) and 4.1e-2 (the same with a quick-trained head, probe scale 0.17); on 32 real
+#: HH responses 3.3e-2 (0.019 of 0.58), the size of its difference from float32 there (0.024). The
+#: limit sits just above them, but bf16 rounding can hide a wrong layout inside it (a tiny ALiBi MPT:
+#: 3e-3 in bf16-autocast, 1e-2 in float32 where it fails), so ``RewardModel.from_pretrained`` probes a
+#: bf16-autocast decoder in float32 before converting it; this limit serves direct probes of a
+#: converted model. Lab log (dev/LOG.md), "2026-12-07: bf16 scoring on more pairs".
+AUTOCAST_PROBE_TOLERANCE = 5e-2
 #: Attribute names of reward heads, which stay float32.
 HEAD_NAMES = ("score", "classifier")
 
@@ -88,10 +107,53 @@ def is_bf16_mixed(model: Any) -> bool:
     return any(isinstance(getattr(m, "forward", None), _Bf16Linear) for m in model.modules())
 
 
+class _Float32Forward:
+    """A module's forward run outside autocast on a float32 input (the reward head of bf16-autocast)."""
+
+    def __init__(self, forward: Any) -> None:
+        self.inner = forward
+
+    def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(x.device.type, enabled=False):
+            return self.inner(x.float(), *args, **kwargs)
+
+
+class _AutocastForward:
+    """A model's forward under ``torch.autocast(bfloat16)`` on the device of its parameters."""
+
+    def __init__(self, model: Any) -> None:
+        self.inner = model.forward
+        self.device = next(model.parameters()).device.type
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(self.device, dtype=torch.bfloat16):
+            return self.inner(*args, **kwargs)
+
+
+def to_bf16_autocast(model: Any) -> Any:
+    """Convert a float32 scoring model to bf16-autocast in place (see the module doc); returns it.
+
+    :func:`to_bf16_mixed` first, then every reward head's forward runs in float32 outside autocast
+    and the model's own forward under bf16 autocast. Inference only, as :func:`to_bf16_mixed`.
+    """
+    to_bf16_mixed(model)
+    for name, module in model.named_modules():
+        if name.rpartition(".")[2] in HEAD_NAMES and not isinstance(module.forward, _Float32Forward):
+            module.forward = _Float32Forward(module.forward)
+    if not isinstance(model.forward, _AutocastForward):
+        model.forward = _AutocastForward(model)
+    return model
+
+
+def is_bf16_autocast(model: Any) -> bool:
+    """True for a model converted by :func:`to_bf16_autocast`."""
+    return isinstance(getattr(model, "forward", None), _AutocastForward)
+
+
 #: Weight dtypes a reward model can be loaded in for scoring.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-#: Scoring precisions: the weight dtypes and ``bf16-mixed`` (:mod:`rewardlab.models.mixed_precision`).
-SCORING_DTYPES = (*DTYPES, BF16_MIXED)
+#: Scoring precisions: the weight dtypes, ``bf16-mixed`` and ``bf16-autocast`` (this module).
+SCORING_DTYPES = (*DTYPES, BF16_MIXED, BF16_AUTOCAST)
 
 
 def resolve_device(device: str | None = "auto") -> torch.device:
@@ -116,7 +178,7 @@ def dtype_choice(dtype: str, device: torch.device | str = "cpu") -> tuple[str, s
 
     ``auto``: bfloat16 on a GPU that supports it or a CPU that computes bf16 natively
     (:func:`rewardlab.runtime.auto_precision`: flags plus a timing probe), else float32.
-    ``bf16-mixed`` (:mod:`rewardlab.models.mixed_precision`) is asked for by name.
+    ``bf16-mixed`` and ``bf16-autocast`` (:mod:`rewardlab.models.mixed_precision`) are asked for by name.
     """
     if dtype == "auto":
         from rewardlab.runtime import auto_precision
@@ -129,8 +191,8 @@ def dtype_choice(dtype: str, device: torch.device | str = "cpu") -> tuple[str, s
 
 
 def load_dtype(name: str) -> torch.dtype:
-    """The dtype to load weights in for the scoring precision ``name`` (bf16-mixed loads float32)."""
-    return torch.float32 if name == BF16_MIXED else DTYPES[name]
+    """The dtype to load weights in for the scoring precision ``name`` (bf16-mixed/-autocast: float32)."""
+    return torch.float32 if name in (BF16_MIXED, BF16_AUTOCAST) else DTYPES[name]
 
 
 def resolve_dtype(dtype: str, device: torch.device | str = "cpu") -> torch.dtype:
@@ -140,4 +202,6 @@ def resolve_dtype(dtype: str, device: torch.device | str = "cpu") -> torch.dtype
 
 def set_precision(model: Any, name: str) -> Any:
     """Put a model loaded in :func:`load_dtype` of ``name`` into that scoring precision; returns it."""
+    if name == BF16_AUTOCAST:
+        return to_bf16_autocast(model)
     return to_bf16_mixed(model) if name == BF16_MIXED else model

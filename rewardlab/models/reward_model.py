@@ -43,6 +43,7 @@ from rewardlab.models.backbone import (
 from rewardlab.models.encoding import DECODER, SequenceEncoder
 from rewardlab.models.feature_stats import FeatureStats, load_feature_stats
 from rewardlab.models.layouts import shared_prefix_batch
+from rewardlab.models.mixed_precision import BF16_AUTOCAST
 from rewardlab.models.scoring import (
     PairScoring,
     Scorer,
@@ -128,10 +129,13 @@ class RewardModel(LayoutChoice, PairScoring):
             dtype: ``float32`` (default: rewards as trained), ``auto`` (bfloat16 weights on a GPU
                 or a CPU with native bf16, else float32; see :func:`dtype_choice`), ``bf16-mixed``
                 (bf16 matrix multiplies; residual stream, norms, attention and head in float32:
-                :mod:`rewardlab.models.mixed_precision`), ``bfloat16`` or ``float16``. float32
+                :mod:`rewardlab.models.mixed_precision`), ``bf16-autocast`` (bf16-mixed with
+                attention in bf16 too, 1.25-3.2x float32 on a CPU with avx512_bf16; its packed
+                layout is probed in float32 before conversion), ``bfloat16`` or ``float16``. float32
                 stays the default: with SmolLM2-135M on 64 HH-RLHF pairs, bf16-mixed and bfloat16
-                each flipped the order of 4 pairs against float32 (6 %; a default needs at most
-                1 %: docs/benchmarks.md, "Scoring precision"). The loaded model's ``dtype_note``
+                each flipped the order of 4 pairs against float32 (6 %), bf16-autocast 1.6-4.7 %
+                of 128 pairs on three data sets (a default needs at most 1 %: docs/benchmarks.md,
+                "Scoring precision"). The loaded model's ``dtype_note``
                 says which and why.
             attn_implementation: Attention kernel for transformers (``sdpa``, ``eager``,
                 ``flex_attention``: packed rows then pass a block mask built from group ids
@@ -169,12 +173,21 @@ class RewardModel(LayoutChoice, PairScoring):
             where = Path(path) / INFO_FILE
             raise RewardlabError(f"{where} has no {exc} field: the checkpoint is damaged") from exc
         model, tokenizer = load_model_and_tokenizer(path, dtype=dt, attn_implementation=attn_implementation)
-        set_precision(model.to(dev), name)
+        model.to(dev)
         arch = model_arch(model)
         ensure_pad_token(tokenizer, model, arch)
         length = max_length or info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), 512)
         encoder = SequenceEncoder(tokenizer, arch, int(length), info.get("truncation", "keep_end"))
+        # bf16-autocast's own rounding moves packed rows as much as a wrong layout moves a float32
+        # one (tiny ALiBi MPT), so its packed layout is probed in float32, before the conversion
+        probed = None
+        if name == BF16_AUTOCAST and arch == DECODER:
+            probed = probe_shared_layout(model, tokenizer, encoder.max_length)
+        set_precision(model, name)
         loaded = cls(model, tokenizer, encoder, info)
+        if probed is not None:
+            loaded._packed_ok = probed[0]
+            loaded.layout_note = f"{probed[1]}; probed in float32 before the bf16-autocast conversion"
         loaded.dtype_note = f"{name} ({why})"
         loaded.feature_stats = load_feature_stats(path, info)
         return loaded
