@@ -299,6 +299,20 @@ EXPECTED: list[tuple[str, str]] = [
         r"bench/score\.json: \$\.(max_abs_diff_batched_vs_padded|reward_scale|agreement_with_fp32): added",
         "bench score reports the precision's agreement with float32 and the layout difference",
     ),
+    (
+        r"(train_config\.yaml: \$\.|rewardlab\.json: \$\.train_config\.|"
+        r"bench/train\.json: \$\.(command|engines\.\w+)\.)compile: added \(false\)",
+        "training has a --compile option (off by default), recorded in every run's config and bench train",
+    ),
+    (
+        r"bench/train\.json: \$\.engines\.\w+\.(compiled_graphs|step_s): added",
+        "bench train reports each engine's seconds per step and the graphs compiled",
+    ),
+    (
+        r"stderr: [-+] error: options: --method embedding trains a head on frozen embeddings: no --lora",
+        "the embedding method also refuses --compile, and says so",
+    ),
+    (r"rlcheck/rlcheck\.json: \$\.config\.independent: added \(null\)", "rlcheck has --independent (off)"),
 ]
 
 
