@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rewardlab.diagnostics.rlcheck.eval_set import rounded
+from rewardlab.diagnostics.rlcheck.eval_set import items, rounded
 from rewardlab.diagnostics.rlcheck.monitor_check import choose_rule, fit_combination, validate
 from rewardlab.diagnostics.rlcheck.verdict import analyse
 from rewardlab.models.loading import load_reward
@@ -77,17 +77,17 @@ def add_signals(checks: list[str], reward: str, independent: str | None = None) 
                 timing["points"] += 1
                 timing["completions"] += len(texts)
                 mismatch = max(mismatch, *(abs(a - r["proxy"]) for a, r in zip(rewards, got, strict=True)))
-                rec["proxy_items"] = [round(float(x), 4) for x in rewards]
+                rec["proxy_items"] = items(rewards)
                 rec["signals"] = rounded(signals)
                 if second is not None:
-                    rec["independent_items"] = [round(float(x), 4) for x in second.score(prompts, texts)]
+                    rec["independent_items"] = items(second.score(prompts, texts))
             timing["monitor"] += mon.seconds
             for b in v.get("steps") or []:  # the training batches, as a TRL callback sees them
                 prompts, texts, _ = _rows(rows, arm, "train", b["step"])
                 rewards, signals = score_with_signals(with_signals, prompts, texts, **kw)
-                b["proxy_items"], b["signals"] = [round(float(x), 4) for x in rewards], rounded(signals)
+                b["proxy_items"], b["signals"] = items(rewards), rounded(signals)
                 if second is not None:
-                    b["independent_items"] = [round(float(x), 4) for x in second.score(prompts, texts)]
+                    b["independent_items"] = items(second.score(prompts, texts))
             arms[arm] = v
     timing["overhead_share"] = (timing["score_with_signals"] - timing["score"] + timing["monitor"]) / timing[
         "score"

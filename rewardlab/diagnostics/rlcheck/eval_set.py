@@ -53,9 +53,14 @@ def demo_prompts(n: int, seed: int, exclude: Sequence[str] = ()) -> list[tuple[s
     raise RewardlabError(f"could not draw {n} distinct demo prompts (got {len(out)} in {50 * n} tries)")
 
 
+def items(values: Sequence[float | None]) -> list[float | None]:
+    """Per-completion values rounded to 4 decimals for the report (missing values stay None)."""
+    return [None if x is None else round(float(x), 4) for x in values]
+
+
 def rounded(signals: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
     """Per-sample signals rounded to 4 decimals for the report (missing values stay None)."""
-    return {k: [None if x is None else round(float(x), 4) for x in v] for k, v in signals.items()}
+    return {k: items(v) for k, v in signals.items()}
 
 
 def eval_steps(steps: int, every: int) -> list[int]:
@@ -309,14 +314,14 @@ class EvalSet:
             step, scores, point["proxy"], point["gold"], point["kl"], texts, [f for _, f in self.rows]
         )
         gold = point["gold"] or [None] * len(texts)
-        rec["gold_items"] = None if point["gold"] is None else [round(float(g), 4) for g in gold]
+        rec["gold_items"] = None if point["gold"] is None else items(gold)
         if point.get("spread") is not None:
             rec["spread"] = sum(point["spread"]) / len(point["spread"])
         if point.get("signals") is not None:  # per completion, for the monitor's validation
-            rec["proxy_items"] = [round(float(x), 4) for x in point["proxy"]]
+            rec["proxy_items"] = items(point["proxy"])
             rec["signals"] = rounded(point["signals"])
             if point.get("independent") is not None:
-                rec["independent_items"] = [round(float(x), 4) for x in point["independent"]]
+                rec["independent_items"] = items(point["independent"])
             if not point.get("reused"):  # step 0 is measured once for every arm
                 rec["timing"] = {k: round(v, 4) for k, v in point["timing"].items()}
         rec["seconds"] = round(point["seconds"], 2)

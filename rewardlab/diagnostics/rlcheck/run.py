@@ -30,6 +30,7 @@ from rewardlab.diagnostics.rlcheck.eval_set import (
     Scorer,
     chat,
     demo_prompts,
+    items,
     make_callback,
     policy_kl,
     rounded,
@@ -99,10 +100,10 @@ class StepRecorder:
         self.steps.append(step_record(step, reward, proxy, gold, kl, texts_c, families))
         last = self.steps[-1]
         if self.signals is not None:
-            last["proxy_items"] = [round(float(x), 4) for x in proxy]
+            last["proxy_items"] = items(proxy)
             last["signals"] = rounded(self.signals(texts_p, texts_c))
             if self.independent is not None:
-                last["independent_items"] = [round(float(x), 4) for x in self.independent(texts_p, texts_c)]
+                last["independent_items"] = items(self.independent(texts_p, texts_c))
         console.print(
             f"  {self.name} step {step}: proxy {last['proxy']:.3f}, "
             + ("" if last["gold"] is None else f"gold {last['gold']:.3f}, ")
