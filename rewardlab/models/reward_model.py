@@ -178,16 +178,14 @@ class RewardModel(LayoutChoice, PairScoring):
         ensure_pad_token(tokenizer, model, arch)
         length = max_length or info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), 512)
         encoder = SequenceEncoder(tokenizer, arch, int(length), info.get("truncation", "keep_end"))
-        # bf16-autocast's own rounding moves packed rows as much as a wrong layout moves a float32
-        # one (tiny ALiBi MPT), so its packed layout is probed in float32, before the conversion
-        probed = None
-        if name == BF16_AUTOCAST and arch == DECODER:
-            probed = probe_shared_layout(model, tokenizer, encoder.max_length)
-        set_precision(model, name)
         loaded = cls(model, tokenizer, encoder, info)
-        if probed is not None:
-            loaded._packed_ok = probed[0]
-            loaded.layout_note = f"{probed[1]}; probed in float32 before the bf16-autocast conversion"
+        # bf16-autocast's own rounding moves packed rows as much as a wrong layout moves a float32
+        # one (tiny ALiBi MPT), so its packed layout is probed (once, as always) in float32, before
+        # the conversion, which changes the model in place
+        if name == BF16_AUTOCAST and arch == DECODER:
+            loaded.score_layout("auto")
+            loaded.layout_note += "; probed in float32 before the bf16-autocast conversion"
+        set_precision(model, name)
         loaded.dtype_note = f"{name} ({why})"
         loaded.feature_stats = load_feature_stats(path, info)
         return loaded
