@@ -58,6 +58,9 @@ class BenchTrainConfig:
         "fp32, bf16. The trl engine runs fp32 and trl-bf16 bf16.",
     )
     lora: bool = opt(False, help="Train LoRA adapters (every engine) instead of all weights.")
+    lora_dropout: float | None = opt(
+        None, help="With --lora: LoRA dropout of every engine (default: the training default)."
+    )
     gradient_checkpointing: bool = opt(
         False, help="Recompute activations in the backward pass (every engine)."
     )

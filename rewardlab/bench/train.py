@@ -105,10 +105,14 @@ def bench_train(
     attn_implementation: str | None = None,
     precision: str = "auto",
     lora: bool = False,
+    lora_dropout: float | None = None,
     gradient_checkpointing: bool = False,
     compile: bool = False,  # noqa: A002  (the option's name)
 ) -> dict[str, Any]:
-    """Run one cell of the benchmark and return its report, also written to ``out`` when given."""
+    """Run one cell of the benchmark and return its report, also written to ``out`` when given.
+
+    ``lora_dropout`` (with ``lora``) is given to every engine; ``None`` keeps the training default.
+    """
     import torch
 
     from rewardlab import __version__
@@ -137,6 +141,7 @@ def bench_train(
                     "out": str(Path(tmp) / engine),
                     "engine": engine_kind,
                     "lora": lora,
+                    **({"lora_dropout": lora_dropout} if lora_dropout is not None else {}),
                     "gradient_checkpointing": gradient_checkpointing,
                     "eval_split": 0.0,
                     "max_steps": n // batch_size,
@@ -183,6 +188,7 @@ def bench_train(
             "attn_implementation": attn_implementation,
             "precision": precision,
             "lora": lora,
+            "lora_dropout": lora_dropout,
             "gradient_checkpointing": gradient_checkpointing,
             "compile": compile,
         },

@@ -43,6 +43,7 @@ def _train(cfg: BenchTrainConfig) -> None:
         attn_implementation=cfg.attn_implementation,
         precision=cfg.precision,
         lora=cfg.lora,
+        lora_dropout=cfg.lora_dropout,
         gradient_checkpointing=cfg.gradient_checkpointing,
         compile=cfg.compile,
     )

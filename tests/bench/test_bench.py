@@ -114,6 +114,34 @@ def test_bench_train_table_orders_cells_and_pairs_counts(tmp_path, monkeypatch):
     assert rows[5].startswith("| b.jsonl, batch 32 | native (packed, fp32) | 64 / 2 |")
 
 
+def test_bench_train_gives_lora_options_to_every_engine(demo_file, tmp_path, monkeypatch):
+    """``--lora --lora-dropout 0`` reaches each engine's training config; without it the default stays."""
+    import subprocess
+
+    import rewardlab.bench.train as bt
+
+    specs: dict[str, dict] = {}
+
+    def fake_worker(cmd, **kw):  # the worker process: record its spec, answer a minimal result
+        spec = json.loads(open(cmd[-2]).read())["train"]
+        specs[spec["engine"] + ("-bf16" if spec["precision"] == "bf16" else "")] = spec
+        r = {"layout": "x", "pairs": 8, "steps": 1, "pairs_per_s": 1.0, "peak_rss_mb": 1.0, "positions": 9}
+        open(cmd[-1], "w").write(json.dumps(r))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    pair = {"prompt": "p", "chosen": "a", "rejected": "b"}
+    monkeypatch.setattr(bt, "select_pairs", lambda *a: ([pair] * 8, 0))
+    monkeypatch.setattr(bt.subprocess, "run", fake_worker)
+    common = {"model": "m", "data": str(demo_file), "pairs": 8, "batch_size": 8, "max_length": 64}
+    report = bt.bench_train(engines=["native", "trl", "trl-bf16"], lora=True, lora_dropout=0.0, **common)
+    assert sorted(specs) == ["native", "trl", "trl-bf16"]
+    assert all(s["lora"] is True and s["lora_dropout"] == 0.0 for s in specs.values())
+    assert report["command"]["lora_dropout"] == 0.0
+    specs.clear()
+    bt.bench_train(engines=["native"], lora=True, **common)
+    assert "lora_dropout" not in specs["native"]  # the training default decides
+
+
 def test_bench_train_rejects_bad_engines_pairs_and_sizes(demo_file, tmp_path, capsys):
     base = [
         "bench",
