@@ -19,6 +19,24 @@ def non_embedding_params(model_dir: Path) -> int:
     return safetensors_parameters(model_dir, skip_embeddings=True)
 
 
+def adapter_params(out: Path) -> int:
+    """Parameters of the LoRA run's saved adapter (and trained head) in ``out``, embeddings left out."""
+    from rewardlab.models.size import safetensors_parameters
+
+    return safetensors_parameters(out, skip_embeddings=True)
+
+
+def flops_per_token(n_params: int, adapter: int = 0) -> int:
+    """Training FLOPs per token of a model of ``n_params`` (non-embedding) weights.
+
+    Full fine-tuning: 6·N (Kaplan et al. 2020: forward 2·N, backward 4·N). LoRA (``adapter``
+    trained weights beside the frozen N): the forward and the input gradients run through every
+    weight, 4·(N + adapter), and only the adapter takes weight gradients, 2·adapter; counting
+    6·N for a LoRA run would credit it with weight gradients it never computes.
+    """
+    return 6 * n_params if adapter == 0 else 4 * (n_params + adapter) + 2 * adapter
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Train one engine as ``spec`` says and measure it."""
     import torch
@@ -44,7 +62,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     losses = [r["loss"] for r in log if "loss" in r]
     logged_s = [r["time_s"] for r in log if "loss" in r]  # one log per step (logging_steps 1)
     n_params = non_embedding_params(resolve_model_path(cfg.model))
-    achieved = 6 * n_params * counts["real_tokens"] / runtime  # Kaplan et al. 2020: 6·N FLOPs per token
+    adapter = adapter_params(Path(cfg.out)) if cfg.lora else 0
+    achieved = flops_per_token(n_params, adapter) * counts["real_tokens"] / runtime
     return {
         "engine": cfg.engine,
         "layout": counts["layout"],
@@ -61,6 +80,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "final_loss": losses[-1] if losses else None,
         "mean_loss": m.get("train_loss"),
         "non_embedding_params": n_params,
+        "adapter_params": adapter,
         "achieved_flops": achieved,
         "matmul_flops": peak_flops,
         "mfu": achieved / peak_flops,

@@ -194,3 +194,20 @@ def test_bench_serve_in_its_own_process_and_in_a_thread(tiny_models, demo_file, 
         r = json.loads(out.read_text())
         assert r["requests"] == 12 and r["errors"] == 0 and r["command"]["in_process"] == bool(extra)
         assert 1 <= r["forward_calls"] <= 12 and r["p99_ms"] >= r["p50_ms"] > 0
+
+
+def test_training_flops_per_token_count_what_lora_computes(tmp_path):
+    """6·N for full fine-tuning; LoRA: 4·(N + adapter) + 2·adapter, the adapter read from its file."""
+    import torch
+    from safetensors.torch import save_file
+
+    from rewardlab.bench.worker import adapter_params, flops_per_token
+
+    assert flops_per_token(100) == 600
+    assert flops_per_token(100, adapter=10) == 4 * 110 + 20  # 460: no weight gradients for the frozen 100
+    save_file(
+        {"base_model.model.layers.0.q.lora_A.weight": torch.zeros(4, 16), "score.weight": torch.zeros(1, 16)}
+        | {"base_model.model.embed_tokens.weight": torch.zeros(50, 16)},  # saved when a pad token was added
+        str(tmp_path / "adapter_model.safetensors"),
+    )
+    assert adapter_params(tmp_path) == 64 + 16
