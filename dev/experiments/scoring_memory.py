@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from rewardlab.bench.scoring import _pairs as bench_pairs  # noqa: PLC2701 - the same pairs as bench score
+from rewardlab.bench.scoring import sample_pairs as bench_pairs  # the same pairs as bench score
 
 HH = "../shared/data/hh-rlhf-helpful-base/test.jsonl.gz"
 

@@ -78,7 +78,7 @@ def _score(cfg: BenchScoreConfig) -> None:
 
 
 def _serve(cfg: BenchServeConfig) -> None:
-    from rewardlab.bench.scoring import bench_serve
+    from rewardlab.bench.serve import bench_serve
 
     r = bench_serve(
         model=cfg.model,

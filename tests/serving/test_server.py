@@ -141,7 +141,7 @@ def test_non_loopback_host_needs_a_token():
 
 @pytest.mark.slow
 def test_load_16_clients_all_answered(server, demo_rows):
-    from rewardlab.bench.scoring import load_test
+    from rewardlab.bench.serve import load_test
 
     base, _ = server
     prompts = [r["prompt"] for r in demo_rows[:200]]
@@ -402,7 +402,7 @@ def test_bench_serve_unique_requests_and_server_rss(tiny_models, demo_file, tmp_
     import os
     import sys
 
-    from rewardlab.bench.scoring import _request_body, rss_bytes
+    from rewardlab.bench.serve import _request_body, rss_bytes
     from rewardlab.cli import main
 
     prompts, responses = ["p1", "p2", "p3"] * 4, ["r1", "r2", "r3"] * 4
