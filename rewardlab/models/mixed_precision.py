@@ -46,8 +46,10 @@ BF16_MIXED = "bf16-mixed"
 #: in bf16-mixed (1.8e-2 with attention in bf16 too, 2.7e-2 with bfloat16 weights; < 1e-5 in
 #: float32): the GEMMs of differently shaped batches round differently. 10x that margin. On 32 real
 #: HH responses the two layouts differed by up to 2.4e-2 of the scale, as much as bf16-mixed differs
-#: from float32 there, so a model whose probe lands above this falls back to padded rows, slower
-#: but no less exact.
+#: from float32 there; a quick-trained SmolLM2 checkpoint's probe landed at 2.4e-2, above it. So
+#: ``RewardModel.from_pretrained`` probes a bf16-mixed decoder in float32 before converting it (as
+#: bf16-autocast); this limit serves direct probes of a converted model, where a model above it
+#: falls back to padded rows, slower but no less exact.
 PROBE_TOLERANCE = 5e-3
 #: The scoring precision name (``--dtype bf16-autocast``).
 BF16_AUTOCAST = "bf16-autocast"

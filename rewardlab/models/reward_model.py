@@ -43,7 +43,7 @@ from rewardlab.models.backbone import (
 from rewardlab.models.encoding import DECODER, SequenceEncoder
 from rewardlab.models.feature_stats import FeatureStats, load_feature_stats
 from rewardlab.models.layouts import shared_prefix_batch
-from rewardlab.models.mixed_precision import BF16_AUTOCAST
+from rewardlab.models.mixed_precision import BF16_AUTOCAST, BF16_MIXED
 from rewardlab.models.scoring import (
     PairScoring,
     Scorer,
@@ -179,12 +179,13 @@ class RewardModel(LayoutChoice, PairScoring):
         length = max_length or info.get("max_length") or min(getattr(tokenizer, "model_max_length", 512), 512)
         encoder = SequenceEncoder(tokenizer, arch, int(length), info.get("truncation", "keep_end"))
         loaded = cls(model, tokenizer, encoder, info)
-        # bf16-autocast's own rounding moves packed rows as much as a wrong layout moves a float32
-        # one (tiny ALiBi MPT), so its packed layout is probed (once, as always) in float32, before
-        # the conversion, which changes the model in place
-        if name == BF16_AUTOCAST and arch == DECODER:
+        # bf16 rounding moves packed rows as much as a wrong layout moves a float32 one (tiny ALiBi
+        # MPT), and on a trained SmolLM2 more than bf16-mixed's probe tolerance: whether packing is
+        # right is the architecture's question, so the layout is probed (once, as always) in
+        # float32, before the conversion, which changes the model in place
+        if name in (BF16_MIXED, BF16_AUTOCAST) and arch == DECODER:
             loaded.score_layout("auto")
-            loaded.layout_note += "; probed in float32 before the bf16-autocast conversion"
+            loaded.layout_note += f"; probed in float32 before the {name} conversion"
         set_precision(model, name)
         loaded.dtype_note = f"{name} ({why})"
         loaded.feature_stats = load_feature_stats(path, info)

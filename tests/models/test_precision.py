@@ -145,6 +145,7 @@ def test_bf16_mixed_gives_the_order_of_fp32(trained_llama, shared_data, demo_row
 def test_bf16_mixed_passes_the_packed_layout_probe(trained_llama):
     mixed = RewardModel.from_pretrained(trained_llama, device="cpu", dtype="bf16-mixed")
     assert mixed.score_layout("auto") == "packed", mixed.layout_note
+    assert "probed in float32 before the bf16-mixed conversion" in mixed.layout_note
     ok, why = check_shared_layout(mixed.model, mixed.encoder, mixed.tokenizer.pad_token_id)
     diff = float(why.rpartition("difference ")[2].rstrip(")"))
     assert ok and diff < PROBE_TOLERANCE

@@ -297,12 +297,13 @@ def alibi_models(tiny_models, tmp_path_factory):
     return {a: build_tiny_model(a, tiny_models["llama"], root / a) for a in ("mpt", "bloom")}
 
 
-def test_bf16_autocast_probes_the_layout_in_float32(alibi_models):
+@pytest.mark.parametrize("dtype", ["bf16-autocast", "bf16-mixed"])
+def test_bf16_scoring_probes_the_layout_in_float32(alibi_models, dtype):
     # in bf16-autocast, the tiny MPT's packed rows differed from padded ones by 0.0007 of 0.21, inside
     # that precision's probe tolerance; in float32 by 0.0021, outside float32's: probed in float32
-    mpt = RewardModel.from_pretrained(alibi_models["mpt"], max_length=48, dtype="bf16-autocast")
+    mpt = RewardModel.from_pretrained(alibi_models["mpt"], max_length=48, dtype=dtype)
     assert mpt.score_layout() == "padded" and "change this model's rewards" in mpt.layout_note
-    assert "probed in float32" in mpt.layout_note
+    assert f"probed in float32 before the {dtype} conversion" in mpt.layout_note
 
 
 def test_auto_layout_is_checked_per_model_and_falls_back_to_padded(tiny_models, alibi_models, demo_rows):
