@@ -149,15 +149,9 @@ class Variants:
 
 def main() -> None:
     """Alternate the two variants over ``--rounds`` passes of the batches; print and write the timings."""
-    from rewardlab.runtime import set_wait_policy
+    from dev.experiments.step_args import step_parser
 
-    set_wait_policy()  # as the rewardlab command does, before torch loads (PASSIVE on a busy machine)
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--pairs", type=int, default=16)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--max-length", type=int, default=256)
+    ap = step_parser(__doc__)
     ap.add_argument("--lora-dropout", type=float, default=0.05)
     ap.add_argument("--compare", choices=("held", "dropout"), default="held")
     ap.add_argument("--rounds", type=int, default=4)

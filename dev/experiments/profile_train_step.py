@@ -12,7 +12,6 @@ Run: ``python -m dev.experiments.profile_train_step --model smollm2-135m-instruc
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -82,18 +81,12 @@ def profile_last_step(cfg: Any, top: int) -> dict[str, Any]:
 
 def main() -> None:
     """Parse the arguments, train with the last step profiled, print and write the summary."""
-    from rewardlab.runtime import set_wait_policy
+    from dev.experiments.step_args import step_parser
 
-    set_wait_policy()  # as the rewardlab command does, before torch loads (PASSIVE on a busy machine)
+    ap = step_parser(__doc__)  # sets the wait policy before torch loads
     from rewardlab.bench.train import select_pairs
     from rewardlab.training.config import TrainConfig
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--pairs", type=int, default=16)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--top", type=int, default=25)
