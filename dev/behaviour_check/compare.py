@@ -313,6 +313,24 @@ EXPECTED: list[tuple[str, str]] = [
         "the embedding method also refuses --compile, and says so",
     ),
     (r"rlcheck/rlcheck\.json: \$\.config\.independent: added \(null\)", "rlcheck has --independent (off)"),
+    (
+        r"\.lora_dropout: 0\.05 != 0\.0$",
+        "LoRA's dropout defaults to 0 (its masks cost a quarter of a CPU LoRA step)",
+    ),
+    (
+        r"^\[train-lora\] (ckpt/lora/((checkpoints/checkpoint-\d+/)?adapter_model\.safetensors: "
+        r"(tensor |\.\.\. \d+ more)|INTEGRATION\.md: [-+] Kind: |"
+        r"(train_summary|rewardlab|train_log)\.jsonl?: \$(\[\d+\])?\.((eval_)?metrics\.)?"
+        r"(eval_\w+|train_loss|grad_norm|normalization\.(mean|std)|train_metrics\.train_loss|warnings\[\d+\])|"
+        r"checkpoints/checkpoint-\d+/trainer_state\.json: \$\.log_history\[\d+\]\.grad_norm)|"
+        r"stdout: [-+] (held-out: accuracy|warning: held-out accuracy))",
+        "... so the LoRA run trains without dropout: its adapter weights, losses and held-out figures move",
+    ),
+    (
+        r"^\[bench-train\] bench/train\.json: "
+        r"\$\.(engines\.\w+\.adapter_params|command\.lora_dropout): added",
+        "bench train records a LoRA run's adapter size (its MFU counts LoRA's FLOPs) and --lora-dropout",
+    ),
 ]
 
 
