@@ -10,7 +10,7 @@ the originals put back after), so both see the same machine load. Also times the
 (what ``held`` saves per forward). Prints the seconds per step of each and their losses, and
 writes them to ``--out`` as JSON. Measured 2026-12-07 (dev/LOG.md): the casts are about 1 % of a
 step, below the machine's noise, so rewardlab does not hold the weights.
-``--lora-dropout`` sets the adapters' dropout (rewardlab's default 0.05); ``--compare dropout``
+``--lora-dropout`` sets the adapters' dropout (0.05 here; rewardlab now trains without); ``--compare dropout``
 compares that dropout with none instead (what the dropout's random masks cost).
 
 Run: ``python -m dev.experiments.lora_frozen_ab --model smollm2-135m-instruct --data

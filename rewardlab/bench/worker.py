@@ -19,13 +19,6 @@ def non_embedding_params(model_dir: Path) -> int:
     return safetensors_parameters(model_dir, skip_embeddings=True)
 
 
-def adapter_params(out: Path) -> int:
-    """Parameters of the LoRA run's saved adapter (and trained head) in ``out``, embeddings left out."""
-    from rewardlab.models.size import safetensors_parameters
-
-    return safetensors_parameters(out, skip_embeddings=True)
-
-
 def flops_per_token(n_params: int, adapter: int = 0) -> int:
     """Training FLOPs per token of a model of ``n_params`` (non-embedding) weights.
 
@@ -62,7 +55,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     losses = [r["loss"] for r in log if "loss" in r]
     logged_s = [r["time_s"] for r in log if "loss" in r]  # one log per step (logging_steps 1)
     n_params = non_embedding_params(resolve_model_path(cfg.model))
-    adapter = adapter_params(Path(cfg.out)) if cfg.lora else 0
+    # a LoRA run saves only its adapter (and trained head) in OUT: the weights that take gradients
+    adapter = non_embedding_params(Path(cfg.out)) if cfg.lora else 0
     achieved = flops_per_token(n_params, adapter) * counts["real_tokens"] / runtime
     return {
         "engine": cfg.engine,

@@ -201,7 +201,7 @@ def test_training_flops_per_token_count_what_lora_computes(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from rewardlab.bench.worker import adapter_params, flops_per_token
+    from rewardlab.bench.worker import flops_per_token, non_embedding_params
 
     assert flops_per_token(100) == 600
     assert flops_per_token(100, adapter=10) == 4 * 110 + 20  # 460: no weight gradients for the frozen 100
@@ -210,4 +210,21 @@ def test_training_flops_per_token_count_what_lora_computes(tmp_path):
         | {"base_model.model.embed_tokens.weight": torch.zeros(50, 16)},  # saved when a pad token was added
         str(tmp_path / "adapter_model.safetensors"),
     )
-    assert adapter_params(tmp_path) == 64 + 16
+    assert non_embedding_params(tmp_path) == 64 + 16  # what a LoRA run's OUT holds: its adapter
+
+
+def test_bench_train_lora_counts_the_adapter_in_its_mfu(tiny_models, demo_file, tmp_path):
+    """A LoRA cell records its adapter's size and computes its MFU from LoRA's FLOPs, not 6·N."""
+    from rewardlab.bench.train import bench_train
+    from rewardlab.bench.worker import flops_per_token
+
+    report = bench_train(
+        model=str(tiny_models["llama"]), data=str(demo_file), pairs=8, engines=["native"], batch_size=8,
+        max_length=64, lora=True, lora_dropout=0.0,
+    )  # fmt: skip
+    r = report["engines"]["native"]
+    assert 0 < r["adapter_params"] < r["non_embedding_params"]
+    expected = flops_per_token(r["non_embedding_params"], r["adapter_params"]) * r["real_tokens"]
+    assert r["achieved_flops"] == pytest.approx(expected / r["train_runtime_s"])
+    # not full fine-tuning's count (the tiny model's rank-16 adapter is as large as its base weights)
+    assert expected != 6 * r["non_embedding_params"] * r["real_tokens"]
