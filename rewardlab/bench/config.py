@@ -69,8 +69,12 @@ class BenchTrainConfig:
     )
 
     def __post_init__(self) -> None:
+        from rewardlab.training.options import LoraOptions, check_numbers
+
         check_out_file(self.out)
         check_out_file(self.out.with_suffix(".md"))
+        # training's own rule, here before any work (in the workers it would end as their traceback)
+        check_numbers(self, {"lora_dropout": LoraOptions.numeric_rules["lora_dropout"]})
         self.batch_sizes  # noqa: B018  (checked before any work, in the order of the options)
         self.pair_counts  # noqa: B018
 

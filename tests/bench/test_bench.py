@@ -159,6 +159,9 @@ def test_bench_train_rejects_bad_engines_pairs_and_sizes(demo_file, tmp_path, ca
     assert "--batch-size expects positive integers" in capsys.readouterr().err
     assert main([*base, "--engines", "native,fast"]) == 2
     assert "unknown ['fast']" in capsys.readouterr().err
+    assert main([*base, "--lora", "--lora-dropout", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--lora-dropout must be in [0, 1), got 1.5" in err and "Traceback" not in err
     assert not (tmp_path / "b.json").exists()
 
 
