@@ -64,8 +64,10 @@ class BenchTrainConfig:
     gradient_checkpointing: bool = opt(
         False, help="Recompute activations in the backward pass (every engine)."
     )
-    compile: bool = opt(
-        False, help="Native engine: compile each decoder layer (train --compile); TRL runs uncompiled."
+    compile: bool | None = opt(
+        None,
+        help="Native engine: compile each decoder layer (train --compile; default: as train decides); "
+        "TRL runs uncompiled.",
     )
 
     def __post_init__(self) -> None:

@@ -107,7 +107,7 @@ def bench_train(
     lora: bool = False,
     lora_dropout: float | None = None,
     gradient_checkpointing: bool = False,
-    compile: bool = False,  # noqa: A002  (the option's name)
+    compile: bool | None = None,  # noqa: A002  (the option's name)
 ) -> dict[str, Any]:
     """Run one cell of the benchmark and return its report, also written to ``out`` when given.
 
@@ -158,7 +158,7 @@ def bench_train(
                     "precision": engine_precision,
                     # TRL's padded rows take no id-based block mask: FlexAttention is for rewardlab's layouts
                     "attn_implementation": attn_implementation if engine_kind == "native" else None,
-                    "compile": compile and engine_kind == "native",
+                    "compile": compile if engine_kind == "native" else False,
                 }
             }
             spec_file, result_file = Path(tmp) / f"{engine}.spec.json", Path(tmp) / f"{engine}.result.json"

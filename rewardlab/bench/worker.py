@@ -58,6 +58,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     # a LoRA run saves only its adapter (and trained head) in OUT: the weights that take gradients
     adapter = non_embedding_params(Path(cfg.out)) if cfg.lora else 0
     achieved = flops_per_token(n_params, adapter) * counts["real_tokens"] / runtime
+    compiled = bool((res.summary.get("compile") or {}).get("compiled"))
     return {
         "engine": cfg.engine,
         "layout": counts["layout"],
@@ -80,8 +81,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "mfu": achieved / peak_flops,
         "precision": precision,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-        "compile": cfg.compile,
-        "compiled_graphs": compiled_graphs() if cfg.compile else None,  # graphs (and recompiles) in all
+        "compile": compiled,
+        "compile_decision": res.summary.get("compile"),  # compiled or not and why (None: --no-compile)
+        "compiled_graphs": compiled_graphs() if compiled else None,  # graphs (and recompiles) in all
         # seconds between consecutive step logs: the steps after the first (with --compile, the steady state)
         "step_s": [round(b - a, 3) for a, b in zip(logged_s, logged_s[1:], strict=False)],
     }

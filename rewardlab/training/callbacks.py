@@ -283,7 +283,9 @@ def run_callbacks(cfg: Any, reporter: Reporter) -> list[Any]:
 
     bar = RichProgressCallback()
     stop_bar = lambda: bar.on_train_end(None, None, None)  # noqa: E731
-    compiling = [RegionalCompileCallback(reporter.say)] if getattr(cfg, "compile", False) else []
+    mode = getattr(cfg, "compile", False)  # None: decided when training begins (auto)
+    what = {"engine": getattr(cfg, "engine", "native"), "kind": getattr(cfg, "kind", "orm")}
+    compiling = [] if mode is False else [RegionalCompileCallback(reporter.say, mode, **what)]
     return [
         *compiling,
         JsonlLogCallback(Path(cfg.out) / TRAIN_LOG),
@@ -292,3 +294,10 @@ def run_callbacks(cfg: Any, reporter: Reporter) -> list[Any]:
         SaveConfig(),
         FiniteLogCallback(stop_bar),
     ]
+
+
+def compile_record(callbacks: list[Any]) -> dict[str, Any] | None:
+    """What ``--compile`` did in a run of these callbacks (compiled or not, why, its cost); None if off."""
+    from rewardlab.training.regional_compile import RegionalCompileCallback
+
+    return next((c.record for c in callbacks if isinstance(c, RegionalCompileCallback)), None)

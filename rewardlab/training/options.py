@@ -158,11 +158,13 @@ class FineTuneOptions:
     warmup_ratio: float = opt(0.03, help="Share of steps for linear warm-up.")
     scheduler: str = opt("linear", help="Learning-rate schedule (a transformers scheduler name).")
     gradient_checkpointing: bool = opt(False, help="Trade compute for memory.")
-    compile: bool = opt(
-        False,
+    compile: bool | None = opt(
+        None,
         help="Compile each decoder layer with torch.compile before training (regional, dynamic shapes: "
         "one layer's compile, reused by all). The first steps pay the compile; the log gives its cost. "
-        "Needs a C++ compiler on a CPU.",
+        "Needs a C++ compiler on a CPU. Default: on for an outcome model (full or LoRA) trained by the "
+        "native engine on the CPU, of at least 100 M parameters, for at least 100 steps (measured faster "
+        "there), else off; the log and train_summary.json say which and why.",
     )
     precision: str = opt(
         "auto",
@@ -184,8 +186,8 @@ class FineTuneOptions:
         """
         check_numbers(self, FineTuneOptions.numeric_rules)
         check_choice(self, "precision", PRECISIONS)
-        if not isinstance(self.compile, bool):
-            raise ValueError(f"--compile must be true or false, got {self.compile!r}")
+        if self.compile is not None and not isinstance(self.compile, bool):
+            raise ValueError(f"--compile must be true, false or left out (auto), got {self.compile!r}")
         if self.epochs is not None and self.epochs <= 0 and self.max_steps <= 0:
             raise ValueError("give --epochs > 0 or --max-steps > 0")
 

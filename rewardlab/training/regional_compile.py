@@ -10,6 +10,11 @@ one row, evaluation without gradients) recompiles a few times, counted in the re
 and times every optimizer step: the first steps carry the compile, so the log says the first
 step's time, the later steps' median and their difference (the compile cost to amortise).
 
+Left out, ``--compile`` is decided per run by :func:`auto_compile` when training begins (the planned
+steps are known then): on for the runs where it was measured faster including its cost, off
+otherwise, and the log says which and why. A compile that fails in such a run falls back to eager
+execution (dynamo's ``suppress_errors``) instead of ending it; ``--compile`` given explicitly raises.
+
 Used by every fine-tuning recipe through :func:`rewardlab.training.callbacks.run_callbacks`. Not a
 command; run ``rewardlab train ... --compile``.
 """
@@ -55,6 +60,40 @@ def repeated_layers(model: Any) -> list[Any]:
     return best
 
 
+#: ``--compile`` left out compiles a run with at least this many optimizer steps still to take. Measured
+#: (docs/benchmarks.md, "Regional compile"), SmolLM2-135M on an idle 2-core CPU, 8-pair steps: later
+#: steps 1.02–1.20× as fast (0.1–1.4 s saved of 4–9 s), full and LoRA; the compile cost 25–70 s on an
+#: empty inductor cache, a few seconds on a warm one, so about 100 steps repay an empty cache.
+AUTO_MIN_STEPS = 100
+#: ... and a model of at least this many parameters: the saving per step grows with the model, the
+#: compile's cost does not (one layer's graph), and smaller models were not measured faster.
+AUTO_MIN_PARAMS = 100_000_000
+
+
+def auto_compile(model: Any, steps: int, *, engine: str = "native", kind: str = "orm") -> tuple[bool, str]:
+    """Whether ``--compile`` left out compiles this run, and why (one line for the log).
+
+    On where it was measured faster (full fine-tuning and LoRA of an outcome model, native engine,
+    CPU) for a model and a run long enough to repay the compile; off elsewhere.
+    """
+    if kind != "orm":
+        return False, f"{kind} training was not measured compiled"
+    if engine != "native":
+        return False, f"the {engine} engine's steps were not measured compiled"
+    params = sum(p.numel() for p in model.parameters())
+    device = next(model.parameters()).device.type
+    if device != "cpu":
+        return False, f"measured on the CPU only, this run is on {device}"
+    if params < AUTO_MIN_PARAMS:
+        return False, f"{params / 1e6:.0f} M parameters: under {AUTO_MIN_PARAMS / 1e6:.0f} M, too few to pay"
+    if steps < AUTO_MIN_STEPS:
+        return False, f"{steps} optimizer steps: fewer than {AUTO_MIN_STEPS}, too few to repay the compile"
+    reason = compile_unavailable() or (None if repeated_layers(model) else "no repeated layers to compile")
+    if reason:
+        return False, reason
+    return True, f"{steps} optimizer steps of a {params / 1e6:.0f} M-parameter model on the CPU"
+
+
 def compile_layers(model: Any) -> list[Any]:
     """Compile every repeated block of ``model`` in place (dynamic shapes); return the blocks."""
     reason = compile_unavailable()
@@ -82,8 +121,11 @@ class RegionalCompileCallback(TrainerCallback):
     later steps' median, the estimated compile cost (their difference) and the graphs compiled.
     """
 
-    def __init__(self, say: Any) -> None:
+    def __init__(self, say: Any, mode: bool | None = True, **what: Any) -> None:
+        """``mode``: True compiles, None decides by :func:`auto_compile` (``what``: engine, kind)."""
         self.say = say
+        self.mode, self.what = mode, {"engine": "native", "kind": "orm", **what}
+        self.decision: dict[str, Any] | None = None  # with ``mode=None``: compiled or not, and why
         self.layers: list[Any] = []
         self.step_s: list[float] = []
         self.graphs_before = 0
@@ -91,7 +133,18 @@ class RegionalCompileCallback(TrainerCallback):
         self._start = 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-        """Compile the layers of the model the Trainer trains (adapters included)."""
+        """Compile the layers of the model the Trainer trains (adapters included); decide first if auto."""
+        if self.mode is None:
+            steps = max(0, state.max_steps - state.global_step)
+            on, why = auto_compile(model, steps, **self.what)
+            self.decision = {"compiled": on, "why": why}
+            if not on:
+                self.say(f"compile: off ({why}; --compile to force it)")
+                return
+            import torch._dynamo
+
+            torch._dynamo.config.suppress_errors = True  # a failing compile runs eager, not a failed run
+            self.say(f"compile: on by default ({why}; --no-compile to turn it off)")
         self.graphs_before = compiled_graphs()
         start = time.perf_counter()
         self.layers = compile_layers(model)
@@ -112,7 +165,7 @@ class RegionalCompileCallback(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         """Log the first step against the later ones."""
         rec = self.record
-        if rec is None or rec["later_step_s"] is None:
+        if rec is None or rec.get("later_step_s") is None:
             return
         self.say(
             f"compile: first step {rec['first_step_s']:.1f} s, later steps {rec['later_step_s']:.2f} s "
@@ -124,10 +177,12 @@ class RegionalCompileCallback(TrainerCallback):
     def record(self) -> dict[str, Any] | None:
         """What was compiled and what it cost; ``None`` before training."""
         if not self.layers:
-            return None
+            return None if self.decision is None else {**self.decision, "auto": True}
         first = self.step_s[0] if self.step_s else None
         later = statistics.median(self.step_s[1:]) if len(self.step_s) > 1 else None
         return {
+            **(self.decision or {"compiled": True}),
+            "auto": self.mode is None,
             "layers": len(self.layers),
             "layer_class": type(self.layers[0]).__name__,
             "first_step_s": first,

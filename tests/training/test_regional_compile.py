@@ -17,8 +17,9 @@ import json
 import pytest
 
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.training import regional_compile
 from rewardlab.training.config import TrainConfig
-from rewardlab.training.regional_compile import compile_unavailable, repeated_layers
+from rewardlab.training.regional_compile import auto_compile, compile_unavailable, repeated_layers
 from rewardlab.training.run import train
 
 #: Agreement of compiled and eager fp32 training (losses, rewards): kernels reorder float sums.
@@ -28,7 +29,8 @@ TOL = 1e-4
 def _cfg(model, data, out, **kw):
     base = {"max_length": 64, "batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 1000}
     base |= {"max_steps": 4, "precision": "fp32"}
-    return TrainConfig(model=str(model), data=str(data), out=str(out), **base, **kw)
+    base |= kw
+    return TrainConfig(model=str(model), data=str(data), out=str(out), **base)
 
 
 def _log(out):
@@ -37,9 +39,9 @@ def _log(out):
 
 
 def test_compile_option_validates(tiny_models, small_demo, tmp_path):
-    with pytest.raises(ValueError, match="--compile must be true or false"):
+    with pytest.raises(ValueError, match="--compile must be true, false or left out"):
         _cfg(tiny_models["llama"], small_demo, tmp_path / "x", compile="yes")
-    assert _cfg(tiny_models["llama"], small_demo, tmp_path / "y").compile is False
+    assert _cfg(tiny_models["llama"], small_demo, tmp_path / "y").compile is None  # decided per run
     with pytest.raises(ValueError, match="--compile"):  # no layers are trained: refused, not ignored
         TrainConfig(
             model="minilm", data=str(small_demo), out=str(tmp_path / "z"), method="embedding", compile=True
@@ -52,6 +54,45 @@ def test_repeated_layers_are_the_decoder_layers(tiny_models):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_models["llama"], num_labels=1)
     layers = repeated_layers(model)
     assert layers and layers == list(model.model.layers)
+
+
+def test_auto_compiles_only_where_it_was_measured_faster(tiny_models, monkeypatch):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models["llama"], num_labels=1)
+    full = {"engine": "native"}
+    on, why = auto_compile(model, 10_000, **full)
+    assert not on and "parameters" in why  # a tiny model: its steps are too short to repay a compile
+    monkeypatch.setattr(regional_compile, "AUTO_MIN_PARAMS", 0)
+    on, why = auto_compile(model, regional_compile.AUTO_MIN_STEPS - 1, **full)
+    assert not on and "optimizer steps" in why
+    assert not auto_compile(model, 10_000, engine="trl")[0]
+    assert not auto_compile(model, 10_000, kind="prm", **full)[0]
+    on, why = auto_compile(model, regional_compile.AUTO_MIN_STEPS, **full)
+    assert on == (compile_unavailable() is None), why
+
+
+def test_left_out_the_run_says_why_it_did_not_compile(tiny_models, small_demo, tmp_path, capsys):
+    res = train(_cfg(tiny_models["llama"], small_demo, tmp_path / "auto", max_steps=2))
+    decision = json.loads((tmp_path / "auto" / "train_summary.json").read_text())["compile"]
+    assert decision["auto"] is True and decision["compiled"] is False and "parameters" in decision["why"]
+    assert res.summary["compile"] == decision
+    said = capsys.readouterr()
+    assert "compile: off (" in said.out + said.err
+    train(_cfg(tiny_models["llama"], small_demo, tmp_path / "off", max_steps=2, compile=False))
+    assert json.loads((tmp_path / "off" / "train_summary.json").read_text())["compile"] is None
+
+
+@pytest.mark.slow  # compiling forward and backward takes 30-100 s per run on a busy 2-core CPU
+def test_auto_compile_compiles_a_run_that_qualifies(tiny_models, small_demo, tmp_path, monkeypatch):
+    reason = compile_unavailable()
+    if reason:
+        pytest.skip(f"torch.compile unavailable: {reason}")
+    monkeypatch.setattr(regional_compile, "AUTO_MIN_PARAMS", 0)
+    monkeypatch.setattr(regional_compile, "AUTO_MIN_STEPS", 3)
+    train(_cfg(tiny_models["llama"], small_demo, tmp_path / "auto"))
+    decision = json.loads((tmp_path / "auto" / "train_summary.json").read_text())["compile"]
+    assert decision["auto"] is True and decision["compiled"] is True and decision["layers"] >= 1
 
 
 @pytest.mark.slow  # compiling forward and backward takes 30-100 s per run on a busy 2-core CPU
@@ -68,7 +109,7 @@ def test_compiled_training_equals_eager(tiny_models, small_demo, tmp_path, demo_
     reason = compile_unavailable()
     if reason:
         pytest.skip(f"torch.compile unavailable: {reason}")
-    train(_cfg(tiny_models["llama"], small_demo, tmp_path / "eager", **kw))
+    train(_cfg(tiny_models["llama"], small_demo, tmp_path / "eager", compile=False, **kw))
     train(_cfg(tiny_models["llama"], small_demo, tmp_path / "compiled", compile=True, **kw))
     said = capsys.readouterr()
     assert "compiled regionally" in said.out + said.err and "compile cost about" in said.out + said.err

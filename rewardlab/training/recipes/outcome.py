@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rewardlab.training.callbacks import CpuThreadsCallback, run_callbacks
+from rewardlab.training.callbacks import CpuThreadsCallback, compile_record, run_callbacks
 from rewardlab.training.options import (
     DebiasOptions,
     FineTuneOptions,
@@ -116,6 +116,7 @@ class OutcomeRecipe(Recipe):
             else None
         )
         threads = CpuThreadsCallback(self.reporter.say)
+        callbacks = [*run_callbacks(cfg, self.reporter), threads]
         trainer = RewardTrainer(
             model=model,
             args=args,
@@ -128,7 +129,7 @@ class OutcomeRecipe(Recipe):
             use_margin=cfg.use_margin,
             group_lengths=loaded.lengths,
             debias=debias,
-            callbacks=[*run_callbacks(cfg, self.reporter), threads],
+            callbacks=callbacks,
         )
         result, runtime, eval_metrics = run_trainer(trainer, cfg, has_eval, self.reporter)
         groups = {
@@ -137,6 +138,7 @@ class OutcomeRecipe(Recipe):
             "batching": {"layout": loaded.layout, "why": loaded.why, **trainer.token_counts},
             "precision": resolve_precision(cfg.precision, trainer.args.device.type == "cuda").to_dict(),
             "cpu_threads": threads.record,
+            "compile": compile_record(callbacks),
         }
         self.run = OutcomeRun(
             "native", NATIVE_TOKENIZATION, trainer, runtime, dict(result.metrics), eval_metrics, groups,
