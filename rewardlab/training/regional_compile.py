@@ -126,6 +126,7 @@ class RegionalCompileCallback(TrainerCallback):
         self.say = say
         self.mode, self.what = mode, {"engine": "native", "kind": "orm", **what}
         self.decision: dict[str, Any] | None = None  # with ``mode=None``: compiled or not, and why
+        self._suppress: bool | None = None  # dynamo's suppress_errors before an auto compile set it
         self.layers: list[Any] = []
         self.step_s: list[float] = []
         self.graphs_before = 0
@@ -143,6 +144,7 @@ class RegionalCompileCallback(TrainerCallback):
                 return
             import torch._dynamo
 
+            self._suppress = torch._dynamo.config.suppress_errors  # put back when training ends
             torch._dynamo.config.suppress_errors = True  # a failing compile runs eager, not a failed run
             self.say(f"compile: on by default ({why}; --no-compile to turn it off)")
         self.graphs_before = compiled_graphs()
@@ -163,7 +165,11 @@ class RegionalCompileCallback(TrainerCallback):
         self.step_s.append(time.perf_counter() - self._start)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        """Log the first step against the later ones."""
+        """Log the first step against the later ones (and put dynamo's error setting back)."""
+        if self._suppress is not None:
+            import torch._dynamo
+
+            torch._dynamo.config.suppress_errors, self._suppress = self._suppress, None
         rec = self.record
         if rec is None or rec.get("later_step_s") is None:
             return

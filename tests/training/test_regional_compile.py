@@ -93,6 +93,9 @@ def test_auto_compile_compiles_a_run_that_qualifies(tiny_models, small_demo, tmp
     train(_cfg(tiny_models["llama"], small_demo, tmp_path / "auto"))
     decision = json.loads((tmp_path / "auto" / "train_summary.json").read_text())["compile"]
     assert decision["auto"] is True and decision["compiled"] is True and decision["layers"] >= 1
+    import torch._dynamo
+
+    assert torch._dynamo.config.suppress_errors is False  # set for the run only
 
 
 @pytest.mark.slow  # compiling forward and backward takes 30-100 s per run on a busy 2-core CPU
