@@ -230,6 +230,19 @@ def compare_records(
 #: printed as expected and not counted; anything else fails the check. Add a line only with the change
 #: that causes it, and say why.
 EXPECTED: list[tuple[str, str]] = [
+    (
+        r"stdout: \+ compile: (off|on by default) \(",
+        "train says whether it compiles the decoder layers and why (--compile left out: decided per run)",
+    ),
+    (
+        r"(train_config\.yaml|rewardlab\.json): \$\.(train_config\.)?compile: added \(null\)$",
+        "... --compile's default is 'decided per run' (null), saved with the config",
+    ),
+    (r"train_summary\.json: \$\.compile: added", "... and train_summary.json records the decision"),
+    (
+        r"bench/train\.json: \$\.(command\.compile: added \(null\)|engines\.\w+\.compile_decision: added)",
+        "bench train's --compile left out decides as train does, and its report gives the decision",
+    ),
     (r"\$\.datasets\.\w+\.content_sha256: added", "eval records each data set's content hash (--compare)"),
     (r"^\[serve\] exit code 0 != 130$", "a Ctrl-C (the check stops serve with SIGINT) exits 130"),
     (r"^\[serve\] stderr: \+ interrupted$", "... with the one line 'interrupted'"),

@@ -7,7 +7,8 @@ re-scores every recorded completion (eval points and training batches; the proxy
 signals are the run's own), and the report gives, per model, its agreement with the gold on held-out
 pairs (share of pairs both order alike, Spearman of the margins; its own accuracy) next to the pooled
 AUROC of ``independent`` and ``independent_gap`` for "this completion's gold fell below its prompt's
-start" and the default rule's firing steps. Run::
+start" and the default rule's firing steps, per run and (several runs of one world) pooled over
+the runs. Run::
 
     python -m dev.experiments.second_models --check RUN [--check RUN2 ...] --gold GOLD \
         --test TEST_PAIRS --second NAME=MODEL [--second NAME2=MODEL2 ...] --out second.json
@@ -99,10 +100,18 @@ def main() -> None:
         model = load_reward(path)
         agree = agreement(margins(model.score, pairs), gold_margins)
         row: dict[str, Any] = {"model": path, **agree, "runs": {}}
+        reports = []
         for check in args.check:
             report = rescored(check, model)
+            reports.append(report)
             section = validate(report["arms"], report["summary"], report["config"]["eval_samples"])
             row["runs"][check] = brief(section) if section else None
+        if len(reports) > 1:  # every run's arms as arms of one world (the same prompts and start)
+            arms = {f"{a}@{i}": v for i, r in enumerate(reports) for a, v in r["arms"].items()}
+            summary = {f"{a}@{i}": v for i, r in enumerate(reports) for a, v in r["summary"].items()}
+            section = validate(arms, summary, reports[0]["config"]["eval_samples"])
+            pooled = brief(section) if section else {}
+            row["pooled_over_runs"] = {k: v for k, v in pooled.items() if "firing" not in k}
         row["seconds"] = round(time.perf_counter() - t0, 1)
         out["models"][name] = row
         runs = row["runs"].items()

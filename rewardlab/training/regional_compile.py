@@ -85,7 +85,8 @@ def auto_compile(model: Any, steps: int, *, engine: str = "native", kind: str = 
     if device != "cpu":
         return False, f"measured on the CPU only, this run is on {device}"
     if params < AUTO_MIN_PARAMS:
-        return False, f"{params / 1e6:.0f} M parameters: under {AUTO_MIN_PARAMS / 1e6:.0f} M, too few to pay"
+        least = f"{AUTO_MIN_PARAMS / 1e6:.0f} M"
+        return False, f"{params / 1e6:.0f} M parameters, under {least}: too small to repay a compile"
     if steps < AUTO_MIN_STEPS:
         return False, f"{steps} optimizer steps: fewer than {AUTO_MIN_STEPS}, too few to repay the compile"
     reason = compile_unavailable() or (None if repeated_layers(model) else "no repeated layers to compile")
