@@ -53,6 +53,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PADDING_SIDES = ("auto", "left", "right")
 BATCHINGS = ("auto", "padded", "prefix", "packed")
 AGGREGATIONS = ("min", "prod", "last", "mean")
+#: ``--compile`` left out compiles a run with at least this many optimizer steps still to take. Measured
+#: (docs/benchmarks.md, "Regional compile"), SmolLM2-135M on an idle 2-core CPU, 8-pair steps: later
+#: steps 1.02–1.20× as fast (0.1–1.4 s saved of 4–9 s), full and LoRA; the compile cost 25–70 s on an
+#: empty inductor cache, a few seconds on a warm one, so about 100 steps repay an empty cache.
+AUTO_COMPILE_MIN_STEPS = 100
+#: ... and a model of at least this many parameters: the saving per step grows with the model, the
+#: compile's cost does not (one layer's graph), and smaller models were not measured faster.
+AUTO_COMPILE_MIN_PARAMS = 100_000_000
 
 #: A numeric option's rule: its test, and what the error says the value must be.
 Rules = dict[str, tuple[Callable[[Any], bool], str]]
@@ -163,8 +171,9 @@ class FineTuneOptions:
         help="Compile each decoder layer with torch.compile before training (regional, dynamic shapes: "
         "one layer's compile, reused by all). The first steps pay the compile; the log gives its cost. "
         "Needs a C++ compiler on a CPU. Default: on for an outcome model (full or LoRA) trained by the "
-        "native engine on the CPU, of at least 100 M parameters, for at least 100 steps (measured faster "
-        "there), else off; the log and train_summary.json say which and why.",
+        f"native engine on the CPU, of at least {AUTO_COMPILE_MIN_PARAMS // 10**6} M parameters, for at "
+        f"least {AUTO_COMPILE_MIN_STEPS} steps (measured faster there), else off; the log and "
+        "train_summary.json say which and why.",
     )
     precision: str = opt(
         "auto",

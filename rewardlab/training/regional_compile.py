@@ -29,6 +29,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from rewardlab.errors import RewardlabError
+from rewardlab.training.options import AUTO_COMPILE_MIN_PARAMS, AUTO_COMPILE_MIN_STEPS
 
 
 def compile_unavailable() -> str | None:
@@ -60,21 +61,12 @@ def repeated_layers(model: Any) -> list[Any]:
     return best
 
 
-#: ``--compile`` left out compiles a run with at least this many optimizer steps still to take. Measured
-#: (docs/benchmarks.md, "Regional compile"), SmolLM2-135M on an idle 2-core CPU, 8-pair steps: later
-#: steps 1.02–1.20× as fast (0.1–1.4 s saved of 4–9 s), full and LoRA; the compile cost 25–70 s on an
-#: empty inductor cache, a few seconds on a warm one, so about 100 steps repay an empty cache.
-AUTO_MIN_STEPS = 100
-#: ... and a model of at least this many parameters: the saving per step grows with the model, the
-#: compile's cost does not (one layer's graph), and smaller models were not measured faster.
-AUTO_MIN_PARAMS = 100_000_000
-
-
 def auto_compile(model: Any, steps: int, *, engine: str = "native", kind: str = "orm") -> tuple[bool, str]:
     """Whether ``--compile`` left out compiles this run, and why (one line for the log).
 
     On where it was measured faster (full fine-tuning and LoRA of an outcome model, native engine,
-    CPU) for a model and a run long enough to repay the compile; off elsewhere.
+    CPU) for a model and a run long enough to repay the compile; off elsewhere. The thresholds and
+    their measurements are in :mod:`rewardlab.training.options` (``--compile``'s help reads them).
     """
     if kind != "orm":
         return False, f"{kind} training was not measured compiled"
@@ -84,11 +76,12 @@ def auto_compile(model: Any, steps: int, *, engine: str = "native", kind: str = 
     device = next(model.parameters()).device.type
     if device != "cpu":
         return False, f"measured on the CPU only, this run is on {device}"
-    if params < AUTO_MIN_PARAMS:
-        least = f"{AUTO_MIN_PARAMS / 1e6:.0f} M"
+    if params < AUTO_COMPILE_MIN_PARAMS:
+        least = f"{AUTO_COMPILE_MIN_PARAMS / 1e6:.0f} M"
         return False, f"{params / 1e6:.0f} M parameters, under {least}: too small to repay a compile"
-    if steps < AUTO_MIN_STEPS:
-        return False, f"{steps} optimizer steps: fewer than {AUTO_MIN_STEPS}, too few to repay the compile"
+    if steps < AUTO_COMPILE_MIN_STEPS:
+        fewest = AUTO_COMPILE_MIN_STEPS
+        return False, f"{steps} optimizer steps: fewer than {fewest}, too few to repay the compile"
     reason = compile_unavailable() or (None if repeated_layers(model) else "no repeated layers to compile")
     if reason:
         return False, reason

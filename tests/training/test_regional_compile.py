@@ -63,12 +63,12 @@ def test_auto_compiles_only_where_it_was_measured_faster(tiny_models, monkeypatc
     full = {"engine": "native"}
     on, why = auto_compile(model, 10_000, **full)
     assert not on and "parameters" in why  # a tiny model: its steps are too short to repay a compile
-    monkeypatch.setattr(regional_compile, "AUTO_MIN_PARAMS", 0)
-    on, why = auto_compile(model, regional_compile.AUTO_MIN_STEPS - 1, **full)
+    monkeypatch.setattr(regional_compile, "AUTO_COMPILE_MIN_PARAMS", 0)
+    on, why = auto_compile(model, regional_compile.AUTO_COMPILE_MIN_STEPS - 1, **full)
     assert not on and "optimizer steps" in why
     assert not auto_compile(model, 10_000, engine="trl")[0]
     assert not auto_compile(model, 10_000, kind="prm", **full)[0]
-    on, why = auto_compile(model, regional_compile.AUTO_MIN_STEPS, **full)
+    on, why = auto_compile(model, regional_compile.AUTO_COMPILE_MIN_STEPS, **full)
     assert on == (compile_unavailable() is None), why
 
 
@@ -88,8 +88,8 @@ def test_auto_compile_compiles_a_run_that_qualifies(tiny_models, small_demo, tmp
     reason = compile_unavailable()
     if reason:
         pytest.skip(f"torch.compile unavailable: {reason}")
-    monkeypatch.setattr(regional_compile, "AUTO_MIN_PARAMS", 0)
-    monkeypatch.setattr(regional_compile, "AUTO_MIN_STEPS", 3)
+    monkeypatch.setattr(regional_compile, "AUTO_COMPILE_MIN_PARAMS", 0)
+    monkeypatch.setattr(regional_compile, "AUTO_COMPILE_MIN_STEPS", 3)
     train(_cfg(tiny_models["llama"], small_demo, tmp_path / "auto"))
     decision = json.loads((tmp_path / "auto" / "train_summary.json").read_text())["compile"]
     assert decision["auto"] is True and decision["compiled"] is True and decision["layers"] >= 1
