@@ -60,10 +60,12 @@ def main() -> None:
     ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the head")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    pairs = load_preferences(args.data).all_pairs(include_ties=False)
+    every = load_preferences(args.data).all_pairs()
+    pairs = [p for p in every if not p.tie]  # a tie has no chosen side to learn
     model = fit([text_plain(p.chosen) for p in pairs], [text_plain(p.rejected) for p in pairs], args.c)
     Path(args.out).write_bytes(pickle.dumps(model))
-    print(f"fitted on {len(pairs)} pairs, {len(model['vectorizer'].vocabulary_)} features -> {args.out}")
+    vocab, ties = len(model["vectorizer"].vocabulary_), len(every) - len(pairs)
+    print(f"fitted on {len(pairs)} pairs ({ties} ties left out), {vocab} features -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -91,9 +91,14 @@ def main() -> None:
     ap.add_argument("--max-test", type=int, default=471)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    pairs = load_preferences(args.test).all_pairs(include_ties=False)[: args.max_test]
+    every = load_preferences(args.test).all_pairs()
+    untied = [p for p in every if not p.tie]  # a tie has no order to agree with
+    pairs = untied[: args.max_test]
     gold_margins = margins(load_gold(args.gold), pairs)
     out: dict[str, Any] = {"checks": args.check, "gold": args.gold, "test": args.test, "models": {}}
+    left = {"ties_left_out": len(every) - len(untied), "past_max_test": len(untied) - len(pairs)}
+    out["test_pairs"] = {"used": len(pairs), **left}
+    print(f"{len(pairs)} test pairs; left out: {left}")
     for spec in args.second:
         name, path = spec.split("=", 1)
         t0 = time.perf_counter()
