@@ -172,17 +172,50 @@ class LengthGroupedSampler(torch.utils.data.Sampler[int]):
         return iter(out)
 
 
-def response_batches(
-    encoded: Sequence[Any], collator: Any, device: Any, size: int = 16
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches of ``size`` encoded responses, each scored alone (a one-response group), on ``device``.
+def sample_groups(groups: Sequence[Group], n: int, seed: int) -> list[Group]:
+    """Whole groups of a seeded shuffle until they hold ``n`` responses (the last one cut to fit).
 
-    What scoring every response of the training data needs: the reward normalisation, the
-    ``--head-init probe`` features. The rewards of a batch come in the order of ``encoded``.
+    What scoring a sample of the training responses needs (the reward normalisation): responses
+    drawn with their group share its prompt, so the prefix-shared layouts compute it once.
     """
-    for i in range(0, len(encoded), size):
-        chunk = [Group([e], [0.0]) for e in encoded[i : i + size]]
-        yield {k: v.to(device) for k, v in collator(chunk).items()}
+    order = list(range(len(groups)))
+    random.Random(seed).shuffle(order)
+    out: list[Group] = []
+    left = n
+    for i in order:
+        if left <= 0:
+            break
+        g = groups[i]
+        k = min(left, len(g.encoded))
+        out.append(Group(list(g.encoded[:k]), list(g.scores[:k])))
+        left -= k
+    return out
+
+
+def group_batches(
+    groups: Sequence[Group], collator: Any, device: Any, size: int = 16
+) -> Iterator[tuple[dict[str, torch.Tensor], list[int]]]:
+    """Batches of whole groups, about ``size`` responses each, on ``device``; each with its rewards' places.
+
+    What scoring every response of some groups needs (the reward normalisation, the ``--head-init
+    probe`` features). Groups go longest first, so a batch's rows are of similar length (less
+    padding); the list beside each batch gives, for each of its rewards in order, the response's
+    index among all responses numbered group by group.
+    """
+    starts = [0]
+    for g in groups:
+        starts.append(starts[-1] + len(g.encoded))
+    order = sorted(range(len(groups)), key=lambda i: -max(len(e.input_ids) for e in groups[i].encoded))
+    chunk: list[int] = []
+    for pos, i in enumerate(order):
+        chunk.append(i)
+        filled = sum(len(groups[j].encoded) for j in chunk)
+        nxt = len(groups[order[pos + 1]].encoded) if pos + 1 < len(order) else None
+        if nxt is None or filled + nxt > size:
+            batch = collator([groups[j] for j in chunk])
+            places = [k for j in chunk for k in range(starts[j], starts[j + 1])]
+            yield {k: v.to(device) for k, v in batch.items()}, places
+            chunk = []
 
 
 def make_collator(layout: str, pad_id: int, padding_side: str, arch: str, pack_tokens: int) -> Any:

@@ -119,7 +119,11 @@ class TrainConfig(DataOptions, *PARTS):
         False, help="Replace the run in OUT (its folder is removed once the new run's data and model load)."
     )
     seed: int = opt(42, help="Random seed (data order, initialisation of the head, dropout).")
-    norm_samples: int = opt(2000, help="Training responses scored after training for the reward mean/std.")
+    norm_samples: int = opt(
+        2000,
+        help="Training responses scored after training for the reward mean/std (whole pairs or lists of a "
+        "seeded shuffle: each prompt is computed once).",
+    )
 
     def __post_init__(self) -> None:
         self.check_shared_options()

@@ -29,6 +29,7 @@ Not a command: ``rewardlab.training.run.train(cfg)`` picks the recipe of a confi
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -170,6 +171,9 @@ def run_recipe(recipe: Recipe) -> TrainResult:
         ok = True
         return result
     finally:
+        compiling = sys.modules.get("rewardlab.training.regional_compile")
+        if compiling is not None:  # an auto compile's error setting lasts until the run ends
+            compiling.restore_compile_errors()
         close_process_group(sync=ok)
 
 

@@ -13,7 +13,9 @@ step's time, the later steps' median and their difference (the compile cost to a
 Left out, ``--compile`` is decided per run by :func:`auto_compile` when training begins (the planned
 steps are known then): on for the runs where it was measured faster including its cost, off
 otherwise, and the log says which and why. A compile that fails in such a run falls back to eager
-execution (dynamo's ``suppress_errors``) instead of ending it; ``--compile`` given explicitly raises.
+execution (dynamo's ``suppress_errors``) instead of ending it, for the whole run: training, the
+held-out evaluation and the reward normalisation after it, which run the same compiled layers
+(:func:`restore_compile_errors`, called when the run ends); ``--compile`` given explicitly raises.
 
 Used by every fine-tuning recipe through :func:`rewardlab.training.callbacks.run_callbacks`. Not a
 command; run ``rewardlab train ... --compile``.
@@ -88,6 +90,27 @@ def auto_compile(model: Any, steps: int, *, engine: str = "native", kind: str = 
     return True, f"{steps} optimizer steps of a {params / 1e6:.0f} M-parameter model on the CPU"
 
 
+#: dynamo's ``suppress_errors`` before an auto compile set it (empty: not set by this module).
+_SUPPRESS_BEFORE: list[bool] = []
+
+
+def suppress_compile_errors() -> None:
+    """Let a compile that fails run eager instead of raising, until :func:`restore_compile_errors`."""
+    import torch._dynamo
+
+    if not _SUPPRESS_BEFORE:
+        _SUPPRESS_BEFORE.append(bool(torch._dynamo.config.suppress_errors))
+    torch._dynamo.config.suppress_errors = True
+
+
+def restore_compile_errors() -> None:
+    """Put dynamo's ``suppress_errors`` back as it was before :func:`suppress_compile_errors` (if called)."""
+    if _SUPPRESS_BEFORE:
+        import torch._dynamo
+
+        torch._dynamo.config.suppress_errors = _SUPPRESS_BEFORE.pop()
+
+
 def compile_layers(model: Any) -> list[Any]:
     """Compile every repeated block of ``model`` in place (dynamic shapes); return the blocks."""
     reason = compile_unavailable()
@@ -120,7 +143,6 @@ class RegionalCompileCallback(TrainerCallback):
         self.say = say
         self.mode, self.what = mode, {"engine": "native", "kind": "orm", **what}
         self.decision: dict[str, Any] | None = None  # with ``mode=None``: compiled or not, and why
-        self._suppress: bool | None = None  # dynamo's suppress_errors before an auto compile set it
         self.layers: list[Any] = []
         self.step_s: list[float] = []
         self.graphs_before = 0
@@ -136,10 +158,7 @@ class RegionalCompileCallback(TrainerCallback):
             if not on:
                 self.say(f"compile: off ({why}; --compile to force it)")
                 return
-            import torch._dynamo
-
-            self._suppress = torch._dynamo.config.suppress_errors  # put back when training ends
-            torch._dynamo.config.suppress_errors = True  # a failing compile runs eager, not a failed run
+            suppress_compile_errors()  # a failing compile runs eager, not a failed run (until it ends)
             self.say(f"compile: on by default ({why}; --no-compile to turn it off)")
         self.graphs_before = compiled_graphs()
         start = time.perf_counter()
@@ -159,11 +178,7 @@ class RegionalCompileCallback(TrainerCallback):
         self.step_s.append(time.perf_counter() - self._start)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        """Log the first step against the later ones (and put dynamo's error setting back)."""
-        if self._suppress is not None:
-            import torch._dynamo
-
-            torch._dynamo.config.suppress_errors, self._suppress = self._suppress, None
+        """Log the first step against the later ones."""
         rec = self.record
         if rec is None or rec.get("later_step_s") is None:
             return

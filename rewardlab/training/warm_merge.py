@@ -7,9 +7,10 @@ mean/std there, the way training measures a model's
 
 - with ``--norm-data FILE``: on up to the members' ``norm_samples`` responses of that preference file;
 - otherwise on the members' own samples: each member's ``train_config`` (in its ``rewardlab.json``)
-  gives its training data, split, seed and ``norm_samples``, so the same responses are drawn again
-  and scored by the merged model; the mean/std are those of all members' samples together. A member
-  whose training data can no longer be read is left out, with a warning;
+  gives its training data, split, seed and ``norm_samples``, so responses are drawn as training
+  draws them (the same ones for members trained by this version) and scored by the merged model;
+  the mean/std are those of all members' samples together. A member whose training data can no
+  longer be read is left out, with a warning;
 - when neither is possible, ``rewardlab.json`` has no normalisation and a warning says so.
 
 The features of that same scoring pass give the merged model's feature statistics (the

@@ -18,9 +18,11 @@ from rewardlab.training.batching import (
     PaddedCollator,
     SharedPrefixCollator,
     choose_batching,
+    group_batches,
     group_length,
+    sample_groups,
 )
-from rewardlab.training.dataset import encode_groups
+from rewardlab.training.dataset import Group, encode_groups
 from rewardlab.training.losses import Comparisons, comparison_loss
 
 
@@ -92,6 +94,48 @@ def test_shared_layouts_compute_fewer_positions(tiny_models, demo_rows):
     # every packed row stays within its budget unless one group alone is longer
     longest = max(group_length(g, "prefix") for g in groups)
     assert packed["input_ids"].shape[1] <= max(96, longest)
+
+
+def test_sample_groups_takes_whole_groups_until_n_responses(tiny_models, demo_rows):
+    _, _, enc = setup(tiny_models["llama"])
+    groups = groups_for(demo_rows, enc)  # 8 pairs and a list of 4: 20 responses
+    total = sum(len(g.encoded) for g in groups)
+    picked = sample_groups(groups, 7, seed=3)
+    assert sum(len(g.encoded) for g in picked) == 7  # the last group cut to fit
+    assert all(len(g.encoded) == len(g.scores) for g in picked)
+    whole = {id(e) for g in groups for e in g.encoded}
+    assert {id(e) for g in picked for e in g.encoded} <= whole
+    firsts = [g.encoded[0] for g in picked]  # each picked group starts where its source group starts
+    assert all(any(f is g.encoded[0] for g in groups) for f in firsts)
+    assert [g.encoded for g in sample_groups(groups, 7, seed=3)] == [g.encoded for g in picked]
+    assert [g.encoded for g in sample_groups(groups, 7, seed=4)] != [g.encoded for g in picked]
+    everything = sample_groups(groups, 10 * total, seed=3)
+    assert sorted(id(e) for g in everything for e in g.encoded) == sorted(whole)
+
+
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_group_batches_score_every_response_once_as_alone(tiny_models, demo_rows, layout):
+    """Whole groups per batch (prompts shared) give each response the reward it gets scored alone."""
+    model, tok, enc = setup(tiny_models["llama"])
+    groups = groups_for(demo_rows, enc)
+    flat = [e for g in groups for e in g.encoded]
+    if layout == "padded":
+        collator = PaddedCollator(tok.pad_token_id, "right", DECODER)
+    else:
+        collator = SharedPrefixCollator(tok.pad_token_id, pack_tokens=96)
+    alone = torch.cat([forward_rewards(model, collator([Group([e], [0.0])])) for e in flat])
+    places, rewards, positions = [], [], 0
+    with torch.no_grad():
+        for batch, where in group_batches(groups, collator, "cpu", size=5):
+            assert len(where) <= 5 or len(where) == max(len(g.encoded) for g in groups)
+            places += where
+            rewards.append(forward_rewards(model, batch))
+            positions += int(batch["n_tokens"])
+    assert sorted(places) == list(range(len(flat)))
+    got = torch.cat(rewards)[torch.argsort(torch.tensor(places))]
+    assert alone.std() > 0 and torch.allclose(got, alone, atol=1e-5)
+    one_each = sum(len(e.input_ids) for e in flat)
+    assert positions < one_each if layout == "packed" else positions == one_each
 
 
 def test_mask_blocks_the_other_response(tiny_models):
@@ -228,3 +272,17 @@ def test_training_with_gradient_checkpointing_logs_the_same_losses(
         log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
         curves.append([r["loss"] for r in log if "loss" in r])
     assert len(curves[0]) == 3 and curves[0] == pytest.approx(curves[1], abs=1e-5)
+
+
+def test_training_sample_returns_the_sampled_responses_group_by_group(tiny_models, demo_rows):
+    from rewardlab.training.recipes.outcome_steps import training_sample
+
+    model, tok, enc = setup(tiny_models["llama"])
+    groups = groups_for(demo_rows, enc)
+    collator = SharedPrefixCollator(tok.pad_token_id, pack_tokens=96)
+    rewards, features = training_sample(model, groups, collator, 9, seed=1)
+    picked = [e for g in sample_groups(groups, 9, seed=1) for e in g.encoded]
+    with torch.no_grad():
+        alone = torch.cat([forward_rewards(model, collator([Group([e], [0.0])])) for e in picked])
+    assert len(rewards) == features.shape[0] == 9
+    assert torch.allclose(torch.tensor(rewards), alone, atol=1e-5)

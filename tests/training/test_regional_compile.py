@@ -13,13 +13,19 @@ Run: ``pytest tests/training/test_regional_compile.py -q -m 'slow or not slow'``
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
-from rewardlab.models.reward_model import RewardModel
+from rewardlab.models.reward_model import RewardModel, load_model_and_tokenizer
 from rewardlab.training import regional_compile
 from rewardlab.training.config import TrainConfig
-from rewardlab.training.regional_compile import auto_compile, compile_unavailable, repeated_layers
+from rewardlab.training.regional_compile import (
+    RegionalCompileCallback,
+    auto_compile,
+    compile_unavailable,
+    repeated_layers,
+)
 from rewardlab.training.run import train
 
 #: Agreement of compiled and eager fp32 training (losses, rewards): kernels reorder float sums.
@@ -125,3 +131,42 @@ def test_compiled_training_equals_eager(tiny_models, small_demo, tmp_path, demo_
     runs = ("eager", "compiled")
     rewards = [RewardModel.from_pretrained(tmp_path / d).score(prompts, responses) for d in runs]
     assert rewards[1] == pytest.approx(rewards[0], abs=TOL)
+
+
+def test_an_auto_compile_keeps_failed_compiles_eager_until_the_run_ends(tiny_models, small_demo, tmp_path):
+    """The held-out evaluation and normalisation after training run the compiled layers too."""
+    import torch._dynamo
+
+    if reason := compile_unavailable():
+        pytest.skip(f"torch.compile unavailable: {reason}")
+    from rewardlab.training.recipe import Recipe, TrainResult, run_recipe
+
+    model, _ = load_model_and_tokenizer(str(tiny_models["llama"]))
+    callback = RegionalCompileCallback(lambda _msg: None, None)
+    state = SimpleNamespace(max_steps=10**6, global_step=0)
+    seen = {}
+
+    class AfterTraining(Recipe):
+        def load_data(self):
+            pass
+
+        def load_model(self):
+            pass
+
+        def train(self):
+            with pytest.MonkeyPatch.context() as mp:  # the rule says "on" for the tiny model here
+                mp.setattr(regional_compile, "auto_compile", lambda *a, **k: (True, "test"))
+                callback.on_train_begin(None, state, None, model=model)
+            callback.on_train_end(None, state, None)
+            seen["after training"] = torch._dynamo.config.suppress_errors
+
+        def save(self) -> TrainResult:
+            seen["while saving"] = torch._dynamo.config.suppress_errors
+            raise RuntimeError("failed after training")
+
+    assert torch._dynamo.config.suppress_errors is False
+    cfg = _cfg(tiny_models["llama"], small_demo, tmp_path / "out", max_steps=1)
+    with pytest.raises(RuntimeError, match="failed after training"):
+        run_recipe(AfterTraining(cfg))
+    assert callback.layers and seen == {"after training": True, "while saving": True}
+    assert torch._dynamo.config.suppress_errors is False  # put back when the run ended, even failing

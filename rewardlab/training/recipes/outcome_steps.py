@@ -12,7 +12,6 @@ the features of that pass: :func:`store_feature_stats` fits and writes their sta
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -166,19 +165,19 @@ def start_head(cfg: Any, loaded: OutcomeModel, reporter: Reporter) -> dict[str, 
 
 
 @contextmanager
-def _bar(label: str, total: int) -> Iterator[Callable[[], None]]:
-    """A Rich progress bar of ``total`` steps on the main process (nothing elsewhere); yields ``advance``."""
+def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar of ``total`` steps on the main process (none elsewhere); yields ``advance(k)``."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from rewardlab.training.recipe import is_main_process
 
     if not is_main_process():
-        yield lambda: None
+        yield lambda _k: None
         return
     columns = (TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
     with Progress(*columns, TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()) as bar:
         task = bar.add_task("", total=total)
-        yield lambda: bar.advance(task)
+        yield lambda k: bar.advance(task, k)
 
 
 def training_sample(
@@ -186,27 +185,31 @@ def training_sample(
 ) -> tuple[list[float], Any]:
     """Rewards and features (what the head read, (N, hidden) on the CPU) of up to ``n`` training responses.
 
-    One forward pass gives both (:func:`rewardlab.models.backbone.forward_rewards`); the responses
-    are a seeded sample of the chosen and rejected ones.
+    One forward pass gives both (:func:`rewardlab.models.backbone.forward_rewards`). The responses
+    are whole groups of a seeded shuffle (:func:`rewardlab.training.batching.sample_groups`), so a
+    prefix-shared layout computes each prompt once; they come back group by group, in that order.
     """
     import torch
 
     from rewardlab.models.reward_model import forward_rewards
-    from rewardlab.training.batching import response_batches
+    from rewardlab.training.batching import group_batches, sample_groups
 
-    flat = [e for g in groups for e in g.encoded]
-    picked = random.Random(seed).sample(flat, min(n, len(flat)))
-    rewards: list[float] = []
+    picked = sample_groups(groups, n, seed)
+    total = sum(len(g.encoded) for g in picked)
+    places: list[int] = []
+    rewards: list[Any] = []
     features: list[Any] = []
     device = next(model.parameters()).device
     model.eval()
-    with torch.inference_mode(), _bar("normalisation", -(-len(picked) // 16)) as advance:
-        for batch in response_batches(picked, collator, device):
+    with torch.inference_mode(), _bar("normalisation", total) as advance:
+        for batch, where in group_batches(picked, collator, device):
             r, f = forward_rewards(model, batch, features=True)
-            rewards.extend(r.tolist())
+            places += where
+            rewards.append(r.float().cpu())
             features.append(f.cpu())
-            advance()
-    return rewards, torch.cat(features)
+            advance(len(where))
+    back = torch.argsort(torch.tensor(places))
+    return torch.cat(rewards)[back].tolist(), torch.cat(features)[back]
 
 
 def reward_stats(rewards: list[float]) -> dict[str, float]:
