@@ -321,3 +321,35 @@ def test_health_warnings():
     assert any("held-out margin stopped growing" in w for w in run(growing, evals={3: 0.5, 6: 0.4}))
     collapsed = run(growing, stds=[1.0] * 5 + [1e-5] * (3 * PLATEAU_LOGS - 5))
     assert sum("collapsed" in w for w in collapsed) == 1
+
+
+@pytest.mark.parametrize("engine", ["native", "trl"])
+def test_a_bf16_run_measures_its_normalisation_as_float32_scoring_does(
+    tiny_models, small_demo, tmp_path, monkeypatch, engine
+):
+    """accelerate leaves a bf16 run's forward in autocast; the normalisation must not go through it."""
+    from rewardlab.training.recipes import outcome_steps
+
+    seen, calls = [], {}
+    measure = outcome_steps.training_sample
+
+    def spy(model, groups, collator, n, seed):
+        hook = model.score.register_forward_pre_hook(
+            lambda _m, _a: seen.append(torch.is_autocast_enabled("cpu"))
+        )
+        try:
+            calls.update(groups=groups, collator=collator, n=n, seed=seed)
+            return measure(model, groups, collator, n, seed)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(outcome_steps, "training_sample", spy)
+    out = tmp_path / engine
+    cfg = dict(data=str(small_demo), out=str(out), model=str(tiny_models["llama"]), max_length=64)
+    train(TrainConfig(**cfg, max_steps=2, batch_size=4, precision="bf16", engine=engine))
+    assert seen and not any(seen)
+    stored = json.loads((out / "rewardlab.json").read_text())["normalization"]
+    plain = AutoModelForSequenceClassification.from_pretrained(out, dtype=torch.float32).eval()
+    rewards, _ = measure(plain, **calls)  # the saved model in float32, on the same responses
+    assert stored["samples"] == len(rewards)
+    assert stored["mean"] == pytest.approx(sum(rewards) / len(rewards), abs=1e-5)
