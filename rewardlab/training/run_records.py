@@ -52,7 +52,11 @@ def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, lora: bool, merge: 
 
     Full fine-tuning: the model. LoRA: the adapter (with the score head, and the embeddings
     when a pad token was added); with ``merge``, the merged plain model, the adapter in
-    ``out/adapter``. Returns ``None`` on processes other than the main one.
+    ``out/adapter``. Returns ``None`` on processes other than the main one. The model returned is
+    the one users score: without the mixed-precision wrapper accelerate puts around ``forward`` in a
+    bf16 or fp16 run (through it, the reward normalisation measured after a bf16 run was bf16
+    autocast's: SmolLM2 after 100 bf16 steps, the rewards' std 6-12 % smaller, the mean 0.03-0.16 std
+    away from float32's; docs/benchmarks.md).
     """
     from rewardlab.training.finite import check_weights
 
@@ -61,7 +65,7 @@ def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, lora: bool, merge: 
     if not is_main_process():
         return None
     tokenizer.save_pretrained(str(out))
-    final = trainer.accelerator.unwrap_model(trainer.model)
+    final = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     if lora:
         final.save_pretrained(str(out), save_embedding_layers=resized)
         if merge:

@@ -212,19 +212,6 @@ def training_sample(
     return torch.cat(rewards)[back].tolist(), torch.cat(features)[back]
 
 
-def in_float32(model: Any) -> Any:
-    """``model`` with the mixed-precision wrapper of its forward removed (in place), as users score it.
-
-    After a bf16 or fp16 run accelerate leaves ``forward`` wrapped in autocast; the normalisation
-    and feature statistics measured through it would not match the float32 scoring they serve
-    (SmolLM2 after 100 bf16 steps: the rewards' std 6-12 % smaller under autocast, the mean 0.03-0.16
-    std apart; docs/benchmarks.md).
-    """
-    from accelerate.utils import extract_model_from_parallel
-
-    return extract_model_from_parallel(model, keep_fp32_wrapper=False)
-
-
 def reward_stats(rewards: list[float]) -> dict[str, float]:
     """Mean, population std (1 when 0) and count of ``rewards``: a checkpoint's ``normalization``."""
     mean = sum(rewards) / len(rewards)
@@ -288,7 +275,7 @@ def save_outcome_run(rec: OutcomeRecord) -> dict[str, Any]:
             "does it), or train with --merge"
         )
     n = min(cfg.norm_samples, sum(len(g.encoded) for g in loaded.train_groups))
-    plain = unwrap(in_float32(final))
+    plain = unwrap(final)
     dtype = str(next(plain.parameters()).dtype).removeprefix("torch.")
     with rec.reporter.phase("reward normalisation", f"scoring {n} training responses in {dtype}"):
         rewards, features = training_sample(
