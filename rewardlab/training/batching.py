@@ -207,15 +207,15 @@ def group_batches(
         starts.append(starts[-1] + len(g.encoded))
     order = sorted(range(len(groups)), key=lambda i: -max(len(e.input_ids) for e in groups[i].encoded))
     chunk: list[int] = []
+    places: list[int] = []
     for pos, i in enumerate(order):
         chunk.append(i)
-        filled = sum(len(groups[j].encoded) for j in chunk)
+        places += range(starts[i], starts[i + 1])
         nxt = len(groups[order[pos + 1]].encoded) if pos + 1 < len(order) else None
-        if nxt is None or filled + nxt > size:
+        if nxt is None or len(places) + nxt > size:
             batch = collator([groups[j] for j in chunk])
-            places = [k for j in chunk for k in range(starts[j], starts[j + 1])]
             yield {k: v.to(device) for k, v in batch.items()}, places
-            chunk = []
+            chunk, places = [], []
 
 
 def make_collator(layout: str, pad_id: int, padding_side: str, arch: str, pack_tokens: int) -> Any:
