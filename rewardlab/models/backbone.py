@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from rewardlab.errors import RewardlabError
+from rewardlab.models import unpadded
 from rewardlab.models.encoding import DECODER, ENCODER, Encoded, SequenceEncoder, end_token_id
 from rewardlab.models.layouts import shared_prefix_batch
 from rewardlab.models.mixed_precision import (  # noqa: F401 - importable from here as before
@@ -187,13 +188,21 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor], features: bool =
     def keep(_m: Any, args: tuple[Any, ...], out: torch.Tensor) -> None:
         captured["out"], captured["in"] = out, args[0]
 
+    flat = decoder and _padding_free(model, hf, batch, inputs)
     handle = head.register_forward_hook(keep) if decoder or features else None
     try:
-        out = model(**inputs, use_cache=False) if decoder else model(**inputs)
+        if flat:
+            flat_inputs, unpad, read = unpadded.flat_batch(batch)
+            unpadded.run(model, {**flat_inputs, "attention_mask": inputs["attention_mask"]}, unpad)
+        else:
+            out = model(**inputs, use_cache=False) if decoder else model(**inputs)
     finally:
         if handle is not None:
             handle.remove()
     rows = batch["reward_rows"]
+    if flat:
+        rewards = captured["out"][0, read, 0].float()
+        return (rewards, captured["in"][0, read].float()) if features else rewards
     if decoder:
         cols = batch["reward_cols"]
         rewards = captured["out"][..., 0][rows, cols].float()
@@ -204,6 +213,48 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor], features: bool =
     read = captured["in"]
     read = read[:, 0] if read.dim() == 3 else read  # a head over the whole sequence reads its first token
     return rewards, read[rows].float()
+
+
+def _padding_free(model: Any, hf: Any, batch: dict[str, torch.Tensor], inputs: dict[str, Any]) -> bool:
+    """Whether this packed ``batch`` runs padding-free (:mod:`rewardlab.models.unpadded`) on ``model``.
+
+    Only batches of a prefix-shared layout with padding to skip, a 4-D tensor mask (not
+    FlexAttention's block mask) and a model that passed the padding-free probe once.
+    """
+    mask = inputs.get("attention_mask")
+    if "doc_ids" not in batch or not isinstance(mask, torch.Tensor) or mask.dim() != 4:
+        return False
+    if bool((batch["doc_ids"] >= 0).all()):
+        return False  # no padding: the rows as they are
+    return unpadded.supports(hf, lambda: _padding_free_probe(model, hf))
+
+
+def _padding_free_probe(model: Any, hf: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Padded-row and padding-free rewards of a small packed batch (float32, eval mode, no autograd)."""
+    vocab = int(hf.config.vocab_size)
+    ids = [(7 * i + 3) % vocab for i in range(1, 40)]
+    group = [Encoded(ids[:20], None, 12, False), Encoded(ids[:12] + ids[25:28], None, 12, False)]
+    batch = shared_prefix_batch([group, [Encoded(ids[30:36], None, 2, False)]], 0, pack_tokens=24)
+    device = next(hf.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, enabled=False):
+            inputs = model_inputs(model, batch)
+            captured: dict[str, torch.Tensor] = {}
+            handle = hf.score.register_forward_hook(lambda _m, _a, out: captured.__setitem__("out", out))
+            try:
+                model(**inputs, use_cache=False)
+                ref = captured["out"][..., 0][batch["reward_rows"], batch["reward_cols"]].float()
+                flat_inputs, unpad, read = unpadded.flat_batch(batch)
+                unpadded.run(model, {**flat_inputs, "attention_mask": inputs["attention_mask"]}, unpad)
+                got = captured["out"][0, read, 0].float()
+            finally:
+                handle.remove()
+    finally:
+        model.train(was_training)
+    return ref, got, probe_tolerance(hf)
 
 
 #: The probe of :func:`check_shared_layout`: two responses sharing a prompt, and a one-token one.

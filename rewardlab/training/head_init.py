@@ -41,14 +41,10 @@ def head_linear(model: Any) -> torch.nn.Linear:
 
 def head_features(model: Any, groups: list[Any], collator: Any, batch_size: int = 16) -> list[torch.Tensor]:
     """Per group, the head's input for each response (rows of a float32 tensor), model in eval mode."""
-    from rewardlab.models.encoding import ENCODER
-    from rewardlab.models.reward_model import forward_rewards, model_arch
+    from rewardlab.models.reward_model import forward_rewards
     from rewardlab.training.batching import group_batches
 
     head = head_linear(model)
-    captured: dict[str, torch.Tensor] = {}
-    handle = head.register_forward_hook(lambda _m, inputs, _out: captured.__setitem__("x", inputs[0]))
-    encoder = model_arch(model) == ENCODER
     rows: list[torch.Tensor] = []
     places: list[int] = []
     was_training = model.training
@@ -56,13 +52,10 @@ def head_features(model: Any, groups: list[Any], collator: Any, batch_size: int 
     try:
         with torch.inference_mode():
             for batch, where in group_batches(groups, collator, head.weight.device, batch_size):
-                forward_rewards(model, batch)
+                _, picked = forward_rewards(model, batch, features=True)
                 places += where
-                x = captured["x"]
-                picked = x[batch["reward_rows"]] if encoder else x[batch["reward_rows"], batch["reward_cols"]]
-                rows.append(picked.float().cpu())
+                rows.append(picked.cpu())
     finally:
-        handle.remove()
         model.train(was_training)
     feats = torch.cat(rows)[torch.argsort(torch.tensor(places))]
     out, start = [], 0

@@ -139,7 +139,9 @@ def _assert_order_of_fp32(model_dir, dtype, shared_data, demo_rows, layout, tole
 
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 def test_bf16_mixed_gives_the_order_of_fp32(trained_llama, shared_data, demo_rows, layout):
-    _assert_order_of_fp32(trained_llama, "bf16-mixed", shared_data, demo_rows, layout, MIXED_TOLERANCE, 0.9)
+    # 0.85: how many pairs are clear of the noise is the trained model's, not bf16-mixed's (86-88 of 96
+    # for training runs that differ only in float32 rounding); the test is that none of them flips.
+    _assert_order_of_fp32(trained_llama, "bf16-mixed", shared_data, demo_rows, layout, MIXED_TOLERANCE, 0.85)
 
 
 def test_bf16_mixed_passes_the_packed_layout_probe(trained_llama):

@@ -61,6 +61,7 @@ def test_packed_scoring_equals_one_sequence_at_a_time(tiny_models, demo_rows, ar
     prompts.append(" ".join(r["prompt"] for r in demo_rows[:12]))  # cut to fit 48 tokens
     responses.append("A long prompt gets a short answer.")
     alone = [rm.score([p], [r], layout="padded")[0] for p, r in zip(prompts, responses, strict=True)]
+    rm.score(prompts, responses, batch_size=4, layout="packed")  # one-time probes run here, not counted below
     inputs = []
     hook = rm.model.register_forward_hook(
         lambda m, a, k, out: inputs.append(k["input_ids"]), with_kwargs=True
