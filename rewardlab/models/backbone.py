@@ -229,6 +229,18 @@ def _padding_free(model: Any, hf: Any, batch: dict[str, torch.Tensor], inputs: d
     return unpadded.supports(hf, lambda: _padding_free_probe(model, hf))
 
 
+def positions_computed(model: Any, batch: dict[str, torch.Tensor]) -> int:
+    """Token positions ``model``'s layers compute for ``batch``: its real tokens when it runs padding-free.
+
+    Attention still works on the rows (rows × width); the linear layers, norms and MLPs, most of
+    the work, on the real tokens alone. Other batches: rows × width.
+    """
+    hf = unwrap(model)
+    if "doc_ids" in batch and getattr(hf.config, "_attn_implementation", None) == unpadded.NAME:
+        return int(batch["n_tokens"])
+    return batch["input_ids"].numel()
+
+
 def _padding_free_probe(model: Any, hf: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Padded-row and padding-free rewards of a small packed batch (float32, eval mode, no autograd)."""
     vocab = int(hf.config.vocab_size)

@@ -10,7 +10,8 @@ those of its own padded row: the rewards, loss and gradients are the same (teste
 prompt is computed once per group (Wang & Hegde 2024, arXiv 2410.20305).
 
 ``packed`` (decoders): several prefix-shared groups per row, up to a token budget, with a
-block-diagonal mask: almost no positions are spent on padding.
+block-diagonal mask. The rows still end in padding; models that run them padding-free
+(:mod:`rewardlab.models.unpadded`) spend it in attention only.
 
 Encoders attend in both directions, so a prompt cannot be shared between responses: they use
 ``padded`` rows, grouped by length (similar lengths batched together) to cut padding.

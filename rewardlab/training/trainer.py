@@ -33,7 +33,7 @@ import torch
 from transformers import Trainer
 
 from rewardlab.metrics import pairwise_accuracy, preference_metrics
-from rewardlab.models.reward_model import forward_rewards
+from rewardlab.models.reward_model import forward_rewards, positions_computed
 from rewardlab.training.callbacks import SyncLengthCoefCallback
 from rewardlab.training.debias import (
     LENGTH_COEF_LR,
@@ -157,7 +157,7 @@ class RewardTrainer(FiniteLossMixin, Trainer):
         loss, rewards, deltas = self._loss(model, inputs)
         if model.training:
             self.token_counts["real_tokens"] += int(inputs["n_tokens"])
-            self.token_counts["positions"] += inputs["input_ids"].numel()
+            self.token_counts["positions"] += positions_computed(model, inputs)
         self._stats["deltas"].extend(deltas.tolist())
         self._stats["rewards"].extend(rewards.detach().tolist())
         return (loss, rewards) if return_outputs else loss

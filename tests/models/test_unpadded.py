@@ -14,6 +14,7 @@ from rewardlab.models.reward_model import (
     forward_rewards,
     load_model_and_tokenizer,
     model_arch,
+    positions_computed,
 )
 from rewardlab.training.batching import PaddedCollator, SharedPrefixCollator
 from tests.training.test_batching import groups_for, loss_and_grads
@@ -23,6 +24,10 @@ def _setup(path, attn=None):
     model, tok = load_model_and_tokenizer(path, attn_implementation=attn)
     ensure_pad_token(tok, model, model_arch(model))
     return model.eval(), tok, SequenceEncoder(tok, DECODER, 48)
+
+
+def rows_x_width(batch):
+    return batch["input_ids"].numel()
 
 
 def _seen_input_shapes(model, batch):
@@ -50,12 +55,13 @@ def test_packed_rows_run_padding_free_with_the_padded_rows_rewards_and_gradients
     shapes, (r, loss, g) = _seen_input_shapes(model, packed)
     assert shapes[-1] == (1, int(packed["n_tokens"]))  # one flat sequence of the real positions
     assert model.config._attn_implementation == unpadded.NAME
+    assert positions_computed(model, packed) == int(packed["n_tokens"])  # what the trainer counts
     assert ref_r.std() > 0 and torch.allclose(r, ref_r, atol=1e-5)
     assert loss == pytest.approx(ref_loss, abs=1e-5)
     assert g.keys() == ref_g.keys() and all(torch.allclose(g[k], ref_g[k], atol=1e-4) for k in g)
 
 
-def test_padded_and_unpacked_batches_are_unchanged_on_a_padding_free_model(tiny_models, demo_rows):
+def test_padded_rows_are_unchanged_on_a_padding_free_model(tiny_models, demo_rows):
     model, tok, enc = _setup(tiny_models["llama"])
     groups = groups_for(demo_rows, enc)
     loss_and_grads(
@@ -76,6 +82,7 @@ def test_a_model_whose_attention_is_not_sdpa_keeps_its_rows(tiny_models, demo_ro
     shapes, (r, _, _) = _seen_input_shapes(model, packed)
     assert shapes == [tuple(packed["input_ids"].shape)]
     assert model.config._attn_implementation == "eager"
+    assert positions_computed(model, packed) == rows_x_width(packed)
     ref = loss_and_grads(model, PaddedCollator(tok.pad_token_id, "right", DECODER)(groups))[0]
     assert torch.allclose(r, ref, atol=1e-5)
 
