@@ -192,8 +192,7 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor], features: bool =
     handle = head.register_forward_hook(keep) if decoder or features else None
     try:
         if flat:
-            flat_inputs, unpad, read = unpadded.flat_batch(batch)
-            unpadded.run(model, {**flat_inputs, "attention_mask": inputs["attention_mask"]}, unpad)
+            read = unpadded.forward(model, batch, inputs)
         else:
             out = model(**inputs, use_cache=False) if decoder else model(**inputs)
     finally:
@@ -216,55 +215,32 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor], features: bool =
 
 
 def _padding_free(model: Any, hf: Any, batch: dict[str, torch.Tensor], inputs: dict[str, Any]) -> bool:
-    """Whether this packed ``batch`` runs padding-free (:mod:`rewardlab.models.unpadded`) on ``model``.
-
-    Only batches of a prefix-shared layout with padding to skip, a 4-D tensor mask (not
-    FlexAttention's block mask) and a model that passed the padding-free probe once.
-    """
-    mask = inputs.get("attention_mask")
-    if "doc_ids" not in batch or not isinstance(mask, torch.Tensor) or mask.dim() != 4:
-        return False
-    if bool((batch["doc_ids"] >= 0).all()):
-        return False  # no padding: the rows as they are
-    return unpadded.supports(hf, lambda: _padding_free_probe(model, hf))
+    """Whether ``batch`` runs padding-free on ``model`` (:func:`unpadded.applies`; the model probed once)."""
+    return unpadded.applies(batch, inputs) and unpadded.supports(hf, lambda: _padding_free_probe(model, hf))
 
 
 def positions_computed(model: Any, batch: dict[str, torch.Tensor]) -> int:
-    """Token positions ``model``'s layers compute for ``batch``: its real tokens when it runs padding-free.
-
-    Attention still works on the rows (rows × width); the linear layers, norms and MLPs, most of
-    the work, on the real tokens alone. Other batches: rows × width.
-    """
-    hf = unwrap(model)
-    if "doc_ids" in batch and getattr(hf.config, "_attn_implementation", None) == unpadded.NAME:
-        return int(batch["n_tokens"])
-    return batch["input_ids"].numel()
+    """Token positions ``model``'s layers compute for ``batch`` (:func:`unpadded.positions`)."""
+    return unpadded.positions(unwrap(model), batch)
 
 
 def _padding_free_probe(model: Any, hf: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Padded-row and padding-free rewards of a small packed batch (float32, eval mode, no autograd)."""
-    vocab = int(hf.config.vocab_size)
-    ids = [(7 * i + 3) % vocab for i in range(1, 40)]
-    group = [Encoded(ids[:20], None, 12, False), Encoded(ids[:12] + ids[25:28], None, 12, False)]
-    batch = shared_prefix_batch([group, [Encoded(ids[30:36], None, 2, False)]], 0, pack_tokens=24)
+    """Packed-row and padding-free rewards of :func:`unpadded.probe_batch` (float32, eval mode)."""
     device = next(hf.parameters()).device
-    batch = {k: v.to(device) for k, v in batch.items()}
+    batch = {k: v.to(device) for k, v in unpadded.probe_batch(int(hf.config.vocab_size)).items()}
+    captured: dict[str, torch.Tensor] = {}
+    handle = hf.score.register_forward_hook(lambda _m, _a, out: captured.__setitem__("out", out))
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode(), torch.autocast(device.type, enabled=False):
             inputs = model_inputs(model, batch)
-            captured: dict[str, torch.Tensor] = {}
-            handle = hf.score.register_forward_hook(lambda _m, _a, out: captured.__setitem__("out", out))
-            try:
-                model(**inputs, use_cache=False)
-                ref = captured["out"][..., 0][batch["reward_rows"], batch["reward_cols"]].float()
-                flat_inputs, unpad, read = unpadded.flat_batch(batch)
-                unpadded.run(model, {**flat_inputs, "attention_mask": inputs["attention_mask"]}, unpad)
-                got = captured["out"][0, read, 0].float()
-            finally:
-                handle.remove()
+            model(**inputs, use_cache=False)
+            ref = captured["out"][..., 0][batch["reward_rows"], batch["reward_cols"]].float()
+            read = unpadded.forward(model, batch, inputs)
+            got = captured["out"][0, read, 0].float()
     finally:
+        handle.remove()
         model.train(was_training)
     return ref, got, probe_tolerance(hf)
 

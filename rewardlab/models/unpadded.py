@@ -26,6 +26,9 @@ from typing import Any
 
 import torch
 
+from rewardlab.models.encoding import Encoded
+from rewardlab.models.layouts import shared_prefix_batch
+
 #: The name the attention function is registered under.
 NAME = "rewardlab_unpadded"
 #: Attention implementations whose padding-free form is SDPA on the scattered rows.
@@ -110,6 +113,46 @@ def run(model: Any, inputs: dict[str, Any], unpad: Unpad) -> None:
     model(**inputs, rewardlab_unpad=unpad, use_cache=False)
     if unpad.calls == 0:
         raise RuntimeError("the padding-free attention was never called")
+
+
+def forward(model: Any, batch: dict[str, torch.Tensor], inputs: dict[str, Any]) -> torch.Tensor:
+    """Run packed ``batch`` padding-free (``inputs``: the model's inputs for it, with the 4-D mask).
+
+    Returns:
+        For each (``reward_rows``, ``reward_cols``) entry, its position in the flat sequence.
+    """
+    flat_inputs, unpad, read = flat_batch(batch)
+    run(model, {**flat_inputs, "attention_mask": inputs["attention_mask"]}, unpad)
+    return read
+
+
+def applies(batch: dict[str, torch.Tensor], inputs: dict[str, Any]) -> bool:
+    """Whether ``batch`` is one to run padding-free: prefix-shared rows, a 4-D tensor mask, padding to skip.
+
+    (FlexAttention's block mask is not a tensor: those batches keep their rows.)
+    """
+    mask = inputs.get("attention_mask")
+    if "doc_ids" not in batch or not isinstance(mask, torch.Tensor) or mask.dim() != 4:
+        return False
+    return not bool((batch["doc_ids"] >= 0).all())
+
+
+def positions(hf: Any, batch: dict[str, torch.Tensor]) -> int:
+    """Token positions the layers of model ``hf`` compute for ``batch``: its real tokens when padding-free.
+
+    Attention still works on the rows (rows × width); the linear layers, norms and MLPs, most of
+    the work, on the real tokens alone. Other batches: rows × width.
+    """
+    if "doc_ids" in batch and getattr(hf.config, "_attn_implementation", None) == NAME:
+        return int(batch["n_tokens"])
+    return batch["input_ids"].numel()
+
+
+def probe_batch(vocab: int) -> dict[str, torch.Tensor]:
+    """A small packed batch with padding: two responses sharing a prompt in one row, a third alone."""
+    ids = [(7 * i + 3) % vocab for i in range(1, 40)]
+    group = [Encoded(ids[:20], None, 12, False), Encoded(ids[:12] + ids[25:28], None, 12, False)]
+    return shared_prefix_batch([group, [Encoded(ids[30:36], None, 2, False)]], 0, pack_tokens=24)
 
 
 def supports(hf: Any, probe: Any) -> bool:
