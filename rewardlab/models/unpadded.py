@@ -104,25 +104,21 @@ def flat_batch(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
     return inputs, Unpad(index, rows, width), read
 
 
-def run(model: Any, inputs: dict[str, Any], unpad: Unpad) -> None:
-    """One padding-free forward pass of ``model`` (whose attention is already :data:`NAME`).
+def forward(model: Any, batch: dict[str, torch.Tensor], inputs: dict[str, Any]) -> torch.Tensor:
+    """Run packed ``batch`` padding-free through ``model``, whose attention is already :data:`NAME`.
+
+    ``inputs``: the model's inputs for ``batch`` (their 4-D mask is used as it is).
+
+    Returns:
+        For each (``reward_rows``, ``reward_cols``) entry, its position in the flat sequence.
 
     Raises:
         RuntimeError: the attention function was not reached by the layers' attention.
     """
-    model(**inputs, rewardlab_unpad=unpad, use_cache=False)
+    flat_inputs, unpad, read = flat_batch(batch)
+    model(**flat_inputs, attention_mask=inputs["attention_mask"], rewardlab_unpad=unpad, use_cache=False)
     if unpad.calls == 0:
         raise RuntimeError("the padding-free attention was never called")
-
-
-def forward(model: Any, batch: dict[str, torch.Tensor], inputs: dict[str, Any]) -> torch.Tensor:
-    """Run packed ``batch`` padding-free (``inputs``: the model's inputs for it, with the 4-D mask).
-
-    Returns:
-        For each (``reward_rows``, ``reward_cols``) entry, its position in the flat sequence.
-    """
-    flat_inputs, unpad, read = flat_batch(batch)
-    run(model, {**flat_inputs, "attention_mask": inputs["attention_mask"]}, unpad)
     return read
 
 

@@ -32,7 +32,7 @@ import torch
 
 from rewardlab.models.encoding import DECODER
 from rewardlab.models.layouts import shared_prefix_batch, shared_size
-from rewardlab.models.reward_model import pad_batch
+from rewardlab.models.reward_model import forward_rewards, pad_batch
 from rewardlab.training.dataset import Group
 from rewardlab.training.losses import build_comparisons
 
@@ -217,6 +217,29 @@ def group_batches(
             batch = collator([groups[j] for j in chunk])
             yield {k: v.to(device) for k, v in batch.items()}, places
             chunk, places = [], []
+
+
+def score_groups(
+    model: Any, groups: Sequence[Group], collator: Any, device: Any, size: int = 16, advance: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards and features (what the head read; float32, on the CPU) of every response of ``groups``.
+
+    One inference-mode pass in :func:`group_batches` (prompts shared), back in the order of the
+    responses numbered group by group. ``advance(k)``, if given, is called with each batch's size.
+    """
+    places: list[int] = []
+    rewards: list[torch.Tensor] = []
+    features: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for batch, where in group_batches(groups, collator, device, size):
+            r, f = forward_rewards(model, batch, features=True)
+            places += where
+            rewards.append(r.float().cpu())
+            features.append(f.cpu())
+            if advance is not None:
+                advance(len(where))
+    back = torch.argsort(torch.tensor(places))
+    return torch.cat(rewards)[back], torch.cat(features)[back]
 
 
 def make_collator(layout: str, pad_id: int, padding_side: str, arch: str, pack_tokens: int) -> Any:

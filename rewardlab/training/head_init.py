@@ -41,23 +41,15 @@ def head_linear(model: Any) -> torch.nn.Linear:
 
 def head_features(model: Any, groups: list[Any], collator: Any, batch_size: int = 16) -> list[torch.Tensor]:
     """Per group, the head's input for each response (rows of a float32 tensor), model in eval mode."""
-    from rewardlab.models.reward_model import forward_rewards
-    from rewardlab.training.batching import group_batches
+    from rewardlab.training.batching import score_groups
 
     head = head_linear(model)
-    rows: list[torch.Tensor] = []
-    places: list[int] = []
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
-            for batch, where in group_batches(groups, collator, head.weight.device, batch_size):
-                _, picked = forward_rewards(model, batch, features=True)
-                places += where
-                rows.append(picked.cpu())
+        _, feats = score_groups(model, groups, collator, head.weight.device, batch_size)
     finally:
         model.train(was_training)
-    feats = torch.cat(rows)[torch.argsort(torch.tensor(places))]
     out, start = [], 0
     for g in groups:
         out.append(feats[start : start + len(g.encoded)])

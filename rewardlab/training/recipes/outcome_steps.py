@@ -185,31 +185,19 @@ def training_sample(
 ) -> tuple[list[float], Any]:
     """Rewards and features (what the head read, (N, hidden) on the CPU) of up to ``n`` training responses.
 
-    One forward pass gives both (:func:`rewardlab.models.backbone.forward_rewards`). The responses
+    One forward pass gives both (:func:`rewardlab.training.batching.score_groups`). The responses
     are whole groups of a seeded shuffle (:func:`rewardlab.training.batching.sample_groups`), so a
     prefix-shared layout computes each prompt once; they come back group by group, in that order.
     """
-    import torch
-
-    from rewardlab.models.reward_model import forward_rewards
-    from rewardlab.training.batching import group_batches, sample_groups
+    from rewardlab.training.batching import sample_groups, score_groups
 
     picked = sample_groups(groups, n, seed)
     total = sum(len(g.encoded) for g in picked)
-    places: list[int] = []
-    rewards: list[Any] = []
-    features: list[Any] = []
     device = next(model.parameters()).device
     model.eval()
-    with torch.inference_mode(), _bar("normalisation", total) as advance:
-        for batch, where in group_batches(picked, collator, device):
-            r, f = forward_rewards(model, batch, features=True)
-            places += where
-            rewards.append(r.float().cpu())
-            features.append(f.cpu())
-            advance(len(where))
-    back = torch.argsort(torch.tensor(places))
-    return torch.cat(rewards)[back].tolist(), torch.cat(features)[back]
+    with _bar("normalisation", total) as advance:
+        rewards, features = score_groups(model, picked, collator, device, advance=advance)
+    return rewards.tolist(), features
 
 
 def reward_stats(rewards: list[float]) -> dict[str, float]:
