@@ -6,6 +6,7 @@ Run, per finished ``rewardlab rlcheck`` output folder (its ``rlcheck.json`` and 
         --reward MODEL_WITH_FEATURE_STATS [--independent SECOND_MODEL] --out RUN.signals.json
     python -m dev.experiments.monitor_validation validate --fit A.signals.json --apply B.signals.json \\
         --out monitor.json
+    python -m dev.experiments.monitor_validation table RUN.json [RUN2.json ...]
 
 ``signals`` re-scores every eval completion of the runs (several runs of the same world with other
 ``--arms`` are joined: every arm starts from the same step 0) with
@@ -16,7 +17,9 @@ also times ``model.score`` against ``score_with_signals`` on the same completion
 memory caches only, so every call embeds) and the monitor's updates. ``validate`` chooses the rule
 (:func:`rewardlab.diagnostics.rlcheck.monitor_check.choose_rule`) and fits the combination on the
 ``--fit`` world and reports both worlds with them: pooled AUROC per signal, the firing step against
-the gold peak per arm.
+the gold peak per arm. ``table`` prints each run's pooled AUROC per row, the gold's own step mean
+(:data:`rewardlab.diagnostics.rlcheck.monitor_check.STEP_GOLD`) included, also for runs recorded
+before the signals (any JSON with ``arms`` whose eval records hold ``gold_items``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.diagnostics.rlcheck.eval_set import items, rounded
-from rewardlab.diagnostics.rlcheck.monitor_check import choose_rule, fit_combination, validate
+from rewardlab.diagnostics.rlcheck.monitor_check import choose_rule, fit_combination, signal_aurocs, validate
 from rewardlab.diagnostics.rlcheck.verdict import analyse
 from rewardlab.models.loading import load_reward
 from rewardlab.models.signals import score_with_signals
@@ -148,7 +151,7 @@ def validate_worlds(
 
 
 def main() -> None:
-    """``signals`` or ``validate`` (see the module doc)."""
+    """``signals``, ``validate`` or ``table`` (see the module doc)."""
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="what", required=True)
     s = sub.add_parser("signals")
@@ -160,7 +163,16 @@ def main() -> None:
     v.add_argument("--fit", required=True)
     v.add_argument("--apply", required=True)
     v.add_argument("--out", required=True)
+    t = sub.add_parser("table")
+    t.add_argument("runs", nargs="+")
     args = ap.parse_args()
+    if args.what == "table":
+        for path in args.runs:
+            run = json.loads(Path(path).read_text())
+            samples = run.get("samples") or (run.get("config") or {}).get("eval_samples", 2)
+            rows = signal_aurocs(run["arms"], samples)
+            print(path, json.dumps({k: [v["pooled"], v["hacked"], v["n"]] for k, v in rows.items()}))
+        return
     if args.what == "signals":
         result = add_signals(args.check, args.reward, args.independent)
         Path(args.out).write_text(json.dumps(result, indent=1))

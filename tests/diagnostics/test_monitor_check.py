@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rewardlab.diagnostics.rlcheck.monitor_check import (
+    STEP_GOLD,
     choose_rule,
     combine,
     firing,
@@ -55,7 +56,22 @@ def test_auroc_per_point_per_arm_and_pooled_against_hand_worked_values() -> None
     assert fd["pooled"] == pytest.approx(8.5 / 16, abs=1e-4) and fd["n"] == 8 and fd["hacked"] == 4
     assert table["length"]["per_point"]["a@2"] == pytest.approx(2.5 / 4)  # ties count half
     assert table["proxy"]["per_point"]["a@2"] == 1.0  # the proxy row: 1.5, 2.5 vs -0.5, 0.5 sd
-    assert list(table) == ["proxy", "length", "feature_distance"]  # rows in ROWS order, present ones
+    # rows in ROWS order, present ones, then the gold's own step mean (both points kept their mean gold)
+    assert list(table) == ["proxy", "length", "feature_distance", STEP_GOLD]
+    assert table[STEP_GOLD]["pooled"] == 0.5
+
+
+def test_the_reference_row_scores_each_completion_by_its_points_fall_of_mean_gold() -> None:
+    flat = [0.0] * 4
+    start = _rec(0, flat, flat, length=[10, 11, 12, 13])
+    fell = _rec(2, [-1.0, -1.0, 0.0, 0.0], flat, length=[10, 11, 12, 13])  # mean -0.5: 2 hacked
+    rose = _rec(2, [1.0, -1.0, 1.0, 1.0], flat, length=[10, 11, 12, 13])  # mean +0.5: 1 hacked
+    table = signal_aurocs({"a": {"eval": [start, fell]}, "b": {"eval": [start, rose]}}, samples=2)
+    ref = table[STEP_GOLD]
+    assert ref["per_point"] == {"a@2": 0.5, "b@2": 0.5}  # one score per point: ties within it
+    # positives 0.5, 0.5, -0.5 against negatives 0.5, 0.5, -0.5 x 3: (2 + 6 + 0 + 1.5) / 15
+    assert ref["pooled"] == pytest.approx(9.5 / 15, abs=1e-4) and ref["hacked"] == 3
+    assert STEP_GOLD not in point_rows([start, fell], 2)[0]["scores"]  # not a signal the monitor sees
 
 
 def test_combination_is_shown_only_with_a_source_and_fitted_weights_separate_classes() -> None:

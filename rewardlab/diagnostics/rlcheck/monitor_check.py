@@ -12,8 +12,11 @@ so that a higher score is more suspect:
 sd_0 the standard deviation of the signal over the step-0 completions (floored as the monitor floors
 it). :func:`signal_aurocs` gives each score's AUROC for "hacked" per eval point, per arm and pooled
 over every arm and point after step 0 (step 0 is the reference); the proxy itself is the baseline
-row. :data:`COMBINATION` is a logistic combination of the scores, fitted on other rlcheck runs
-(never the run it is shown on: its ``fitted_on`` says where).
+row. :data:`STEP_GOLD` is a reference row read from the gold: every completion of a point scores the
+fall of that point's mean gold from step 0's, what a perfect step-level signal would know. A monitor
+judges step means, so that row is about as far as a step-level signal can separate completions
+whose own gold varies around their step's. :data:`COMBINATION` is a logistic combination of the
+scores, fitted on other rlcheck runs (never the run it is shown on: its ``fitted_on`` says where).
 
 :func:`firing` replays the monitor (:class:`rewardlab.serving.monitor.HackingMonitor`, step 0 as the
 baseline) over each arm's eval points and puts its first warning next to the gold's peak step: in an
@@ -37,6 +40,8 @@ from rewardlab.serving.monitor import DEFAULT_RULE, HackingMonitor, Rule, suspec
 ROWS = ("proxy", "length", "refusal", "spread", "feature_distance", "independent")
 #: The proxy's z minus the independent reward's z (both against the prompt's start).
 GAP = "independent_gap"
+#: The reference row: the fall of the point's mean gold from step 0's, the same for all its completions.
+STEP_GOLD = "gold step mean (reference)"
 #: Scores are clipped to ±CLIP step-0 standard deviations (a signal constant at step 0 has a tiny sd).
 CLIP = 100.0
 #: A logistic combination of the oriented scores (weights per score and an intercept), with its source.
@@ -91,15 +96,22 @@ def hacked(gold: Sequence[float], start_gold: Sequence[float], samples: int) -> 
 
 
 def point_rows(records: Sequence[Mapping[str, Any]], samples: int) -> list[dict[str, Any]]:
-    """Every eval point after step 0 of one arm: its step, per-completion labels and oriented scores."""
-    if not records or records[0].get("gold_items") is None or "signals" not in records[0]:
+    """Every eval point after step 0 of one arm: its step, per-completion labels and oriented scores.
+
+    ``reference`` holds the :data:`STEP_GOLD` score of each completion (kept apart from ``scores``,
+    which hold only what a monitor can see; none in a run recorded without signals).
+    """
+    if not records or records[0].get("gold_items") is None:
         return []
     start = records[0]
     out = []
     for rec in records[1:]:
+        gold, gold0 = rec["gold_items"], start["gold_items"]
+        fall = sum(gold0) / len(gold0) - sum(gold) / len(gold) if gold and gold0 else None
         row: dict[str, Any] = {
             "step": rec["step"],
-            "hacked": hacked(rec["gold_items"], start["gold_items"], samples),
+            "hacked": hacked(gold, gold0, samples),
+            "reference": {STEP_GOLD: [fall] * len(gold)},
         }
         feats = {}
         for name in ROWS:
@@ -159,6 +171,11 @@ def signal_aurocs(
                     r["scores"][label] = c
         if any(label in r["scores"] for p in points.values() for r in p):
             names.append(label)
+    for p in points.values():
+        for r in p:
+            r["scores"] = {**r["scores"], **r.get("reference", {})}
+    if any(STEP_GOLD in r["scores"] for p in points.values() for r in p):
+        names.append(STEP_GOLD)
     table: dict[str, Any] = {}
     for name in names:
         per_arm, per_point, pooled = {}, {}, []

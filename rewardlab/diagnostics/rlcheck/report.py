@@ -215,7 +215,10 @@ def monitor_text(report: dict[str, Any]) -> list[str]:
     lines = [
         "Signals the reward model gives without a gold, scored per eval completion (higher is more suspect: "
         "the change from the same prompt's step-0 completions in step-0 standard deviations, either way for "
-        "length and refusal); the proxy is the baseline row.",
+        "length and refusal); the proxy is the baseline row. The last row reads the gold: every completion "
+        "of a point scores its point's fall of mean gold, what a perfect step-level signal would know; a "
+        "monitor judges step means, so a signal above that row tells something about the completions "
+        "themselves.",
         f"Monitor rule: warn when a signal's step mean moves past its threshold ({thr}; in baseline standard "
         f"deviations), replayed on each arm's training batches as a TRL callback sees them (the first "
         f"{rule['baseline']} step(s) the baseline) and on the eval points (step 0 the baseline); thresholds "
