@@ -21,6 +21,7 @@ rows. Used by :func:`rewardlab.models.backbone.forward_rewards`.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from typing import Any
 
@@ -28,6 +29,8 @@ import torch
 
 from rewardlab.models.encoding import Encoded
 from rewardlab.models.layouts import shared_prefix_batch
+
+log = logging.getLogger(__name__)
 
 #: The name the attention function is registered under.
 NAME = "rewardlab_unpadded"
@@ -171,10 +174,16 @@ def supports(hf: Any, probe: Any) -> bool:
     try:
         ref, got, tol = probe()
         scale = max(float(ref.abs().max()), 1e-3)
-        ok = bool(float((ref - got).abs().max()) <= tol * scale)
-    except Exception:  # noqa: BLE001 - any failure means: keep the padded rows
-        ok = False
+        diff = float((ref - got).abs().max())
+        ok = diff <= tol * scale
+        why = f"rewards differ by {diff:.3g} (tolerance {tol * scale:.3g})"
+    except Exception as e:  # noqa: BLE001 - any failure means: keep the padded rows
+        ok, why = False, f"{type(e).__name__}: {e}"
     if not ok:
         hf.config._attn_implementation = before
+        log.warning(
+            "packed rows keep their padding for this %s model: the padding-free probe failed (%s)",
+            type(hf).__name__, why,
+        )  # fmt: skip
     _verdicts[hf] = ok
     return ok
