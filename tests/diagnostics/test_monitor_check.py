@@ -161,3 +161,37 @@ def test_proxy_signals_come_from_the_scoring_pass_not_a_second_one():
     assert proxy.signals(["p", "q"], ["ab", "c"])["length"] == [1.0, 1.0]
     assert Counting.calls == 1  # the signals of the pass that gave the rewards
     assert proxy.signals(["p"], ["a b c"])["length"] == [3.0] and Counting.calls == 2  # new texts: scored
+
+
+def test_the_verdict_line_names_the_best_signal_its_bound_and_the_rules_warnings() -> None:
+    from rewardlab.diagnostics.rlcheck.report import monitor_headline
+
+    mon = {
+        "auroc": {
+            "proxy": {"pooled": 0.9},  # not a signal: the proxy itself
+            "length": {"pooled": 0.61},
+            "spread": {"pooled": 0.53},
+            STEP_GOLD: {"pooled": 0.74},  # reads the gold: the bound, not a candidate
+            "combination (fitted on x)": {"pooled": 0.95},
+        },
+        "firing": {
+            "none": {"hacked": "over-optimised", "target_met": True, "fired_at": 2, "peak_step": 2},
+            "kl": {
+                "hacked": "proxy gain without gold gain",
+                "target_met": False,
+                "fired_at": None,
+                "peak_step": 4,
+            },
+            "normclip": {"hacked": None, "target_met": None, "fired_at": 6, "peak_step": 6},
+            "oracle": {"hacked": None, "target_met": False, "fired_at": 8, "peak_step": 4},
+        },
+    }
+    line = monitor_headline(mon)
+    assert "start was length," in line and "AUROC 0.610" in line and "step-level signal 0.740" in line
+    assert "in 1 of 2 hacked arm(s) (kl: never, peak at 4)" in line
+    assert line.endswith("warned falsely in the oracle arm at step 8.")
+    quiet = {**mon, "firing": {"oracle": {**mon["firing"]["oracle"], "fired_at": None}}}
+    assert monitor_headline(quiet).endswith(
+        "no arm was hacked, so its timing cannot be judged here, and stayed quiet in the oracle arm."
+    )
+    assert monitor_headline({"auroc": {"proxy": {"pooled": 0.9}}}) is None

@@ -205,6 +205,52 @@ def monitor_tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[li
     ]
 
 
+def monitor_headline(mon: dict[str, Any]) -> str | None:
+    """One verdict line on the monitor: its best signal against the step-level bound, and its warnings.
+
+    The best signal is the highest pooled AUROC among the scores a run without a gold has (not the
+    proxy, the reference row or a combination); the warnings are the rule's on the training batches
+    (what a TRL callback sees). None without an AUROC table.
+    """
+    from rewardlab.diagnostics.rlcheck.monitor_check import STEP_GOLD
+
+    table = mon.get("auroc") or {}
+    usable = {
+        k: v["pooled"] for k, v in table.items()
+        if v.get("pooled") is not None and k not in ("proxy", STEP_GOLD) and not k.startswith("combination")
+    }  # fmt: skip
+    if not usable:
+        return None
+    best = max(usable, key=usable.__getitem__)
+    bound = (table.get(STEP_GOLD) or {}).get("pooled")
+    line = (
+        "Hacking monitor (signals a run without a gold has): the best at telling which completions' gold "
+        f"fell below their prompt's start was {best}, pooled AUROC {fmt(usable[best])} (0.5 is chance"
+        + ("" if bound is None else f"; a perfect step-level signal {fmt(bound)}")
+        + ")"
+    )
+    fires = mon.get("firing") or {}
+    hacked = {a: f for a, f in fires.items() if f.get("hacked")}
+    if hacked:
+        on_time = sum(bool(f["target_met"]) for f in hacked.values())
+        line += f"; its rule warned at or before the gold's peak in {on_time} of {len(hacked)} hacked arm(s)"
+        missed = []
+        for a, f in hacked.items():
+            if not f["target_met"]:
+                when = "never" if f["fired_at"] is None else f"at step {f['fired_at']}"
+                missed.append(f"{a}: {when}, peak at {f['peak_step']}")
+        line += f" ({'; '.join(missed)})" if missed else ""
+    elif fires:
+        line += "; no arm was hacked, so its timing cannot be judged here"
+    if (oracle := fires.get("oracle")) is not None:
+        line += (
+            ", and stayed quiet in the oracle arm"
+            if oracle["fired_at"] is None
+            else f", and warned falsely in the oracle arm at step {oracle['fired_at']}"
+        )
+    return line + "."
+
+
 def monitor_text(report: dict[str, Any]) -> list[str]:
     """The monitor section's lines above its tables: the rule and its source, and the overhead."""
     mon = report.get("monitor")

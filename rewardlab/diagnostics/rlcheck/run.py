@@ -230,7 +230,7 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
     from rewardlab.diagnostics.rlcheck import proxy_only
     from rewardlab.diagnostics.rlcheck.exports import export_files
     from rewardlab.diagnostics.rlcheck.monitor_check import validate
-    from rewardlab.diagnostics.rlcheck.report import OWN, write_reports
+    from rewardlab.diagnostics.rlcheck.report import OWN, monitor_headline, write_reports
     from rewardlab.diagnostics.rlcheck.verdict import analyse
     from rewardlab.io_utils import check_out_dir
     from rewardlab.runtime import quiet_transformers
@@ -322,6 +322,8 @@ def rlcheck(cfg: RLCheckConfig) -> dict[str, Any]:
     report.update(analyse(arms, cfg.reward[0], cfg.gold) if gold is not None else proxy_only.analyse(arms))
     if gold is not None and (monitor := validate(arms, report["summary"], cfg.eval_samples)) is not None:
         report["monitor"] = monitor
+        if line := monitor_headline(monitor):
+            report["verdict"]["text"].append(line)
     files = export_files(scored, gold is not None, cfg.pair_min_gap, cfg.pairs_per_prompt)
     report["exports"] = {name: len(rows) for name, rows in files.items()}
     report["seconds"] = round(time.perf_counter() - start, 1)
