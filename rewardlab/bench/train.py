@@ -23,6 +23,7 @@ Run: ``rewardlab bench train --model tiny-llama-30m --data ../shared/data/hh-rlh
 from __future__ import annotations
 
 import json
+import os
 import platform
 import random
 import subprocess
@@ -32,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.errors import RewardlabError
+
+#: CPU flags a benchmark report names: they decide ``--precision auto`` and the matmul peak.
+SPEED_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8"})
 
 #: Engines: rewardlab's trainer (in ``--precision``), TRL's RewardTrainer in fp32, and TRL with bf16=True.
 ENGINES = ("native", "trl", "trl-bf16")
@@ -117,8 +121,9 @@ def bench_train(
 
     from rewardlab import __version__
     from rewardlab.io_utils import write_json
-    from rewardlab.runtime import quiet_transformers
+    from rewardlab.runtime import cpu_flags, quiet_transformers
 
+    load_before = [round(x, 2) for x in os.getloadavg()]
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise RewardlabError(f"--engines: unknown {unknown}; choose from {ENGINES}")
@@ -200,6 +205,10 @@ def bench_train(
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            # what decides the precision and the peak (write them next to every figure)
+            "cpu_flags": sorted(cpu_flags() & SPEED_FLAGS),
+            "load_average_before": load_before,
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         },
         "engines": results,
     }

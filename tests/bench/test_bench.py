@@ -50,6 +50,13 @@ def test_bench_train_reports_both_engines(tiny_models, demo_file, tmp_path):
     assert native["precision"] == auto_precision("cpu").precision and trl["precision"] == "fp32"
     assert table[2].startswith(f"| demo.jsonl, batch 8 | native (packed, {native['precision']}) | 16 / 2 | ")
     assert f"**{report['native_over_trl']['pairs_per_s']:.2f}×**" in table[4]
+    # the machine's speed-deciding CPU flags and its load are written beside the figures
+    from rewardlab.bench.train import SPEED_FLAGS
+    from rewardlab.runtime import cpu_flags
+
+    machine = report["machine"]
+    assert set(machine["cpu_flags"]) == cpu_flags() & SPEED_FLAGS
+    assert len(machine["load_average_before"]) == len(machine["load_average_after"]) == 3
 
 
 @pytest.mark.slow
