@@ -24,7 +24,7 @@ TENSOR_RTOL, TENSOR_ATOL = 1e-5, 1e-6
 VOLATILE_KEY_PARTS = (
     "seconds", "time", "runtime", "per_s", "per_second", "_ms", "latency", "speedup", "rss", "memory",
     "_mb", "_mib", "flops", "mfu", "date", "load_average", "hostname", "platform", "processor", "version",
-    "machine", "forward_calls",
+    "machine", "forward_calls", "timing", "step_s", "overhead",
 )  # fmt: skip
 #: Only existence is compared for these (pictures, pickles, TensorBoard event files).
 EXISTENCE_ONLY = (".png", ".jpg", ".svg", ".pdf", ".bin", ".pt", ".pth", ".pkl", ".npy")
@@ -325,6 +325,11 @@ EXPECTED: list[tuple[str, str]] = [
     (
         r"bench/train\.json: \$\.engines\.\w+\.(compiled_graphs|step_s): added",
         "bench train reports each engine's seconds per step and the graphs compiled",
+    ),
+    (
+        r"^\[rlcheck\] (rlcheck/rlcheck\.json: \$\.monitor\.auroc\.gold step mean \(reference\): added|"
+        r"stdout: \+ Hacking monitor \(signals a run without a gold has\))",
+        "rlcheck's monitor table gains the gold's step-mean bound, and its verdict a line on the monitor",
     ),
     (
         r"stderr: [-+] error: options: --method embedding trains a head on frozen embeddings: no --lora",
