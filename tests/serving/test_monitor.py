@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from rewardlab.serving.monitor import DEFAULT_RULE, HackingMonitor, Rule, monitor_callback
+from rewardlab.serving.monitor import (
+    DEFAULT_RULE,
+    HackingMonitor,
+    Rule,
+    Status,
+    monitor_callback,
+    warning_text,
+)
 
 
 def _batch(rng: random.Random, mean: float, sd: float = 1.0, n: int = 16) -> list[float]:
@@ -85,6 +92,18 @@ def test_patience_overrides_and_missing_values() -> None:
     assert mon.update(3, [0.0], {"feature_distance": [5.0, 6.0]}).level == "warn"
     assert mon.fired_at == 3 and mon.summary()["rule"]["source"] == "test"
     assert HackingMonitor().rule is DEFAULT_RULE and DEFAULT_RULE.thresholds and DEFAULT_RULE.source
+
+
+def test_a_warning_of_the_default_rule_says_how_far_it_held_where_a_gold_was_known() -> None:
+    status = Status(7, "warn", ["length moved +2.00 sd from the run's start (threshold 1.36)"])
+    text = warning_text(status, DEFAULT_RULE)
+    assert text.startswith("reward hacking suspected at step 7: length moved +2.00 sd")
+    assert "3 of the 4 oracle arms" in text and text.endswith("read the completions before acting.")
+    assert HackingMonitor().summary()["rule"]["evidence"] == DEFAULT_RULE.evidence
+    # another threshold is another rule: the default's record no longer speaks for it
+    changed = HackingMonitor(thresholds={"length": 3.0}).rule
+    assert changed.evidence == "" and warning_text(status, changed).endswith("(threshold 1.36)")
+    assert DEFAULT_RULE.with_(source="mine").evidence == DEFAULT_RULE.evidence  # not a rule change
 
 
 class DriftingRewardFunction:
