@@ -107,7 +107,8 @@ def point_rows(records: Sequence[Mapping[str, Any]], samples: int) -> list[dict[
     out = []
     for rec in records[1:]:
         gold, gold0 = rec["gold_items"], start["gold_items"]
-        fall = sum(gold0) / len(gold0) - sum(gold) / len(gold) if gold and gold0 else None
+        now, then = _mean(gold), _mean(gold0)
+        fall = None if now is None or then is None else then - now
         row: dict[str, Any] = {
             "step": rec["step"],
             "hacked": hacked(gold, gold0, samples),
