@@ -24,8 +24,21 @@ from rewardlab.models.reward_model import RewardModel, dtype_choice
 from rewardlab.training.config import TrainConfig
 from rewardlab.training.run import train
 
-#: bf16 rewards agree with fp32 ones to this share of the rewards' spread (std over the sample).
-BF16_TOLERANCE = 0.05
+#: How far a bf16 precision's rewards may lie from float32's, as shares of the float32 rewards'
+#: spread (std over the sample): (typical: the median absolute difference; near-tie: the float32
+#: margin below which a pair may flip). Measured on 96 HH-RLHF helpful pairs with the tiny LLaMA
+#: trained (fp32) under 12 seeds on a CPU without native bf16 (avx2/fma): median difference
+#: bf16-mixed 1.6e-4-9.4e-4, bf16-autocast 1.9e-4-1.05e-3, bfloat16 weights 1.8e-3-5.0e-3; no pair
+#: with a float32 margin above 2 % of the spread flipped in any precision; rank correlation >= 0.99996
+#: (bfloat16: >= 0.998). The largest single difference is no fit bound: it ranged 0.005-0.076 of the
+#: spread for bf16-mixed (up to 0.1 for bf16-autocast, 0.15 for bfloat16) from one seed to the next,
+#: one long response rounding differently; a 1 % limit on it, set from one training run on another
+#: CPU (0.0065 there), failed on this one (0.013). Each typical limit is about twice the worst seed's;
+#: the near-tie limits leave bf16-autocast (one near-tie flip under 3 % on the avx512_bf16 CPU) and
+#: bfloat16 weights (about 3x the others' differences) more room than the 2 % that held here. The
+#: typical limit does not tell bf16-mixed from bfloat16 weights on every seed (1.8e-3 on seed 42):
+#: test_bf16_mixed_casts_only_the_matrix_multiplies checks what bf16-mixed keeps in float32.
+BF16_LIMITS = {"bfloat16": (0.01, 0.1), "bf16-mixed": (0.002, 0.02), "bf16-autocast": (0.002, 0.03)}
 
 
 def test_dtype_auto_follows_the_cpu_choice(tiny_models, monkeypatch):
@@ -108,40 +121,32 @@ def _against_fp32(model, dtype: str, shared_data, demo_rows, layout: str) -> tup
     return scored[0], scored[1], np.concatenate(scored[0]).std()
 
 
+def _assert_order_of_fp32(model_dir, dtype, shared_data, demo_rows, layout, clear_share, rho_min):
+    """Typical difference from float32 within :data:`BF16_LIMITS`, no pair clear of a near-tie flipped."""
+    typical, near_tie = BF16_LIMITS[dtype]
+    (c32, r32), (c, r), spread = _against_fp32(model_dir, dtype, shared_data, demo_rows, layout)
+    assert spread > 0
+    diff = np.abs(np.r_[c, r] - np.r_[c32, r32]) / spread
+    assert 0 < np.median(diff) <= typical, f"{dtype}: median difference {np.median(diff):.5f} of the spread"
+    m32, m = c32 - r32, c - r
+    clear = np.abs(m32) > near_tie * spread
+    assert clear.sum() >= clear_share * len(m32)  # the flip check below is about most pairs
+    assert np.array_equal(m32[clear] > 0, m[clear] > 0), f"{dtype} flipped a pair clear of a near-tie"
+    rho = np.corrcoef(np.argsort(np.argsort(np.r_[c32, r32])), np.argsort(np.argsort(np.r_[c, r])))[0, 1]
+    assert rho > rho_min
+
+
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 def test_bf16_rewards_and_decisions_agree_with_fp32(trained_llama, shared_data, demo_rows, layout):
-    (c32, r32), (c16, r16), spread = _against_fp32(trained_llama, "bfloat16", shared_data, demo_rows, layout)
-    assert spread > 0
-    worst = max(np.abs(c16 - c32).max(), np.abs(r16 - r32).max())
-    assert worst <= BF16_TOLERANCE * spread, f"bf16 differs by {worst:.4f}, spread {spread:.4f}"
-    m32, m16 = c32 - r32, c16 - r16
-    clear = np.abs(m32) > 2 * BF16_TOLERANCE * spread  # pairs that are no near-tie in fp32
-    assert clear.sum() >= len(m32) // 2
-    assert np.array_equal(m32[clear] > 0, m16[clear] > 0)
-
-
-#: bf16-mixed flips no pair of the tiny model whose fp32 margin is above this share of the spread.
-MIXED_TOLERANCE = 0.01
-
-
-def _assert_order_of_fp32(model_dir, dtype, shared_data, demo_rows, layout, tolerance, clear_share):
-    """Rewards within ``tolerance`` of the spread; every pair clear of the noise ordered as in fp32."""
-    (c32, r32), (c, r), spread = _against_fp32(model_dir, dtype, shared_data, demo_rows, layout)
-    worst = max(np.abs(c - c32).max(), np.abs(r - r32).max())
-    assert 0 < worst <= tolerance * spread, f"{dtype} differs by {worst:.5f}, spread {spread:.4f}"
-    m32, m = c32 - r32, c - r
-    clear = np.abs(m32) > 2 * tolerance * spread
-    assert clear.sum() >= clear_share * len(m32)
-    assert np.array_equal(m32[clear] > 0, m[clear] > 0)
-    rho = np.corrcoef(np.argsort(np.argsort(np.r_[c32, r32])), np.argsort(np.argsort(np.r_[c, r])))[0, 1]
-    assert rho > 0.999
+    # 0.4: pairs with a float32 margin above 10 % of the spread were 52-89 of 96 over the 12 seeds.
+    _assert_order_of_fp32(trained_llama, "bfloat16", shared_data, demo_rows, layout, 0.4, 0.99)
 
 
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 def test_bf16_mixed_gives_the_order_of_fp32(trained_llama, shared_data, demo_rows, layout):
-    # 0.85: how many pairs are clear of the noise is the trained model's, not bf16-mixed's (86-88 of 96
-    # for training runs that differ only in float32 rounding); the test is that none of them flips.
-    _assert_order_of_fp32(trained_llama, "bf16-mixed", shared_data, demo_rows, layout, MIXED_TOLERANCE, 0.85)
+    # 0.75: how many pairs are clear of a near-tie is the trained model's, not bf16-mixed's (81-96 of
+    # 96 over the 12 seeds); the test is that none of them flips.
+    _assert_order_of_fp32(trained_llama, "bf16-mixed", shared_data, demo_rows, layout, 0.75, 0.999)
 
 
 def test_bf16_mixed_passes_the_packed_layout_probe(trained_llama):
@@ -173,18 +178,10 @@ def test_bf16_autocast_runs_attention_in_bf16_and_the_head_in_float32(tiny_model
         RewardModel.from_pretrained(tiny_models["llama"], device="cpu", dtype="autocast")
 
 
-#: bf16-autocast flips no pair of the tiny model whose fp32 margin is above this share of the spread.
-#: Measured on the trained tiny LLaMA and 96 HH pairs: largest difference from float32 0.0092 of the
-#: spread (bf16-mixed 0.0065, bfloat16 weights 0.019, which this limit rejects); one pair flipped,
-#: a near-tie (float32 margin under 3 % of the spread, as the test below checks).
-AUTOCAST_TOLERANCE = 0.015
-
-
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 def test_bf16_autocast_gives_the_order_of_fp32(trained_llama, shared_data, demo_rows, layout):
-    _assert_order_of_fp32(
-        trained_llama, "bf16-autocast", shared_data, demo_rows, layout, AUTOCAST_TOLERANCE, 0.8
-    )
+    # 0.7: pairs with a float32 margin above 3 % of the spread were 73-95 of 96 over the 12 seeds.
+    _assert_order_of_fp32(trained_llama, "bf16-autocast", shared_data, demo_rows, layout, 0.7, 0.999)
 
 
 def test_bf16_autocast_passes_the_packed_layout_probe(trained_llama):
