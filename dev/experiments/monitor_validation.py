@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,9 @@ def main() -> None:
     if args.what == "table":
         for path in args.runs:
             run = json.loads(Path(path).read_text())
+            if "arms" not in run:  # e.g. a validate output or a benchmark JSON
+                print(f"{path}: no 'arms' (not an rlcheck or signals output): skipped", file=sys.stderr)
+                continue
             samples = run.get("samples") or (run.get("config") or {}).get("eval_samples", 2)
             rows = signal_aurocs(run["arms"], samples)
             print(path, json.dumps({k: [v["pooled"], v["hacked"], v["n"]] for k, v in rows.items()}))

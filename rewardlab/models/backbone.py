@@ -183,35 +183,41 @@ def forward_rewards(model: Any, batch: dict[str, torch.Tensor], features: bool =
     head = hf.score if decoder else getattr(hf, "classifier", None)
     if features and head is None:
         raise RewardlabError(f"{type(hf).__name__}: no classifier head whose input could be read")
+    if decoder:
+        out, read = _decoder_head(model, head, batch, inputs, _padding_free(model, hf, batch, inputs))
+        return (out.float(), read.float()) if features else out.float()
+    if not features:
+        return model(**inputs).logits[:, 0][batch["reward_rows"]].float()
+    out, _, read = _with_head(head, lambda: model(**inputs))
+    read = read[:, 0] if read.dim() == 3 else read  # a head over the whole sequence reads its first token
+    return out.logits[:, 0][batch["reward_rows"]].float(), read[batch["reward_rows"]].float()
+
+
+def _with_head(head: Any, run: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """``run()`` with ``head``'s output and input captured: (what ``run`` returned, output, input)."""
     captured: dict[str, torch.Tensor] = {}
 
     def keep(_m: Any, args: tuple[Any, ...], out: torch.Tensor) -> None:
         captured["out"], captured["in"] = out, args[0]
 
-    flat = decoder and _padding_free(model, hf, batch, inputs)
-    handle = head.register_forward_hook(keep) if decoder or features else None
+    handle = head.register_forward_hook(keep)
     try:
-        if flat:
-            read = unpadded.forward(model, batch, inputs)
-        else:
-            out = model(**inputs, use_cache=False) if decoder else model(**inputs)
+        result = run()
     finally:
-        if handle is not None:
-            handle.remove()
-    rows = batch["reward_rows"]
+        handle.remove()
+    return result, captured["out"], captured["in"]
+
+
+def _decoder_head(
+    model: Any, head: Any, batch: dict[str, torch.Tensor], inputs: dict[str, Any], flat: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A decoder's head output and input at each reward position: padded rows, or padding-free if ``flat``."""
     if flat:
-        rewards = captured["out"][0, read, 0].float()
-        return (rewards, captured["in"][0, read].float()) if features else rewards
-    if decoder:
-        cols = batch["reward_cols"]
-        rewards = captured["out"][..., 0][rows, cols].float()
-        return (rewards, captured["in"][rows, cols].float()) if features else rewards
-    rewards = out.logits[:, 0][rows].float()
-    if not features:
-        return rewards
-    read = captured["in"]
-    read = read[:, 0] if read.dim() == 3 else read  # a head over the whole sequence reads its first token
-    return rewards, read[rows].float()
+        read, out, seen = _with_head(head, lambda: unpadded.forward(model, batch, inputs))
+        return out[0, read, 0], seen[0, read]
+    _, out, seen = _with_head(head, lambda: model(**inputs, use_cache=False))
+    rows, cols = batch["reward_rows"], batch["reward_cols"]
+    return out[..., 0][rows, cols], seen[rows, cols]
 
 
 def _padding_free(model: Any, hf: Any, batch: dict[str, torch.Tensor], inputs: dict[str, Any]) -> bool:
@@ -219,30 +225,25 @@ def _padding_free(model: Any, hf: Any, batch: dict[str, torch.Tensor], inputs: d
     return unpadded.applies(batch, inputs) and unpadded.supports(hf, lambda: _padding_free_probe(model, hf))
 
 
-def positions_computed(model: Any, batch: dict[str, torch.Tensor]) -> int:
-    """Token positions ``model``'s layers compute for ``batch`` (:func:`unpadded.positions`)."""
-    return unpadded.positions(unwrap(model), batch)
-
-
 def _padding_free_probe(model: Any, hf: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Packed-row and padding-free rewards of :func:`unpadded.probe_batch` (float32, eval mode)."""
     device = next(hf.parameters()).device
     batch = {k: v.to(device) for k, v in unpadded.probe_batch(int(hf.config.vocab_size)).items()}
-    captured: dict[str, torch.Tensor] = {}
-    handle = hf.score.register_forward_hook(lambda _m, _a, out: captured.__setitem__("out", out))
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode(), torch.autocast(device.type, enabled=False):
             inputs = model_inputs(model, batch)
-            model(**inputs, use_cache=False)
-            ref = captured["out"][..., 0][batch["reward_rows"], batch["reward_cols"]].float()
-            read = unpadded.forward(model, batch, inputs)
-            got = captured["out"][0, read, 0].float()
+            ref, _ = _decoder_head(model, hf.score, batch, inputs, flat=False)
+            got, _ = _decoder_head(model, hf.score, batch, inputs, flat=True)
     finally:
-        handle.remove()
         model.train(was_training)
-    return ref, got, probe_tolerance(hf)
+    return ref.float(), got.float(), probe_tolerance(hf)
+
+
+def positions_computed(model: Any, batch: dict[str, torch.Tensor]) -> int:
+    """Token positions ``model``'s layers compute for ``batch`` (:func:`unpadded.positions`)."""
+    return unpadded.positions(unwrap(model), batch)
 
 
 #: The probe of :func:`check_shared_layout`: two responses sharing a prompt, and a one-token one.
