@@ -75,7 +75,8 @@ def main() -> None:
     """Print :func:`best_settings` for every signal recorded in the file (see the module doc)."""
     path = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/bench/monitor-slow.json")
     worlds = [w for w in json.loads(path.read_text())["worlds"].values() if "moved_train" in w]
-    names = sorted({n for w in worlds for step in w["moved_train"]["none"].values() for n in step} - {"proxy"})
+    seen = {n for w in worlds for step in w["moved_train"]["none"].values() for n in step}
+    names = sorted(seen - {"proxy"})
     print(json.dumps({n: best_settings(worlds, n) for n in names}, indent=1))
 
 
