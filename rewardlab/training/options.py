@@ -61,6 +61,12 @@ AUTO_COMPILE_MIN_STEPS = 100
 #: ... and a model of at least this many parameters: the saving per step grows with the model, the
 #: compile's cost does not (one layer's graph), and smaller models were not measured faster.
 AUTO_COMPILE_MIN_PARAMS = 100_000_000
+#: ... and a CPU with one of these flags. Measured faster on a CPU with AVX-512 (``avx512f
+#: avx512_bf16``: the numbers above, bf16 and fp32); slower on one with AVX2 only (SmolLM2-135M full
+#: fine-tuning in fp32, 32 steps of 8 HH pairs, two idle rounds: later steps 0.90-0.92x eager's speed,
+#: compiled faster in 7-8 of 30 steps, 0.49-0.61 pairs/s against 0.70 including the compile;
+#: docs/benchmarks.md, "Regional compile").
+AUTO_COMPILE_CPU_FLAGS = ("avx512f",)
 
 #: A numeric option's rule: its test, and what the error says the value must be.
 Rules = dict[str, tuple[Callable[[Any], bool], str]]
@@ -171,8 +177,8 @@ class FineTuneOptions:
         help="Compile each decoder layer with torch.compile before training (regional, dynamic shapes: "
         "one layer's compile, reused by all). The first steps pay the compile; the log gives its cost. "
         "Needs a C++ compiler on a CPU. Default: on for an outcome model (full or LoRA) trained by the "
-        f"native engine on the CPU, of at least {AUTO_COMPILE_MIN_PARAMS // 10**6} M parameters, for at "
-        f"least {AUTO_COMPILE_MIN_STEPS} steps (measured faster there), else off; the log and "
+        f"native engine on a CPU with AVX-512, of at least {AUTO_COMPILE_MIN_PARAMS // 10**6} M parameters, "
+        f"for at least {AUTO_COMPILE_MIN_STEPS} steps (measured faster there), else off; the log and "
         "train_summary.json say which and why.",
     )
     precision: str = opt(

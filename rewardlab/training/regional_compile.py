@@ -11,9 +11,10 @@ and times every optimizer step: the first steps carry the compile, so the log sa
 step's time, the later steps' median and their difference (the compile cost to amortise).
 
 Left out, ``--compile`` is decided per run by :func:`auto_compile` when training begins (the planned
-steps are known then): on for the runs where it was measured faster including its cost, off
-otherwise, and the log says which and why. A compile that fails in such a run falls back to eager
-execution (dynamo's ``suppress_errors``) instead of ending it, for the whole run: training, the
+steps are known then): on for the runs where it was measured faster including its cost (on a CPU
+with AVX-512; slower on one with AVX2 only), off otherwise, and the log says which and why. A
+compile that fails in such a run falls back to eager execution (dynamo's ``suppress_errors``)
+instead of ending it, for the whole run: training, the
 held-out evaluation and the reward normalisation after it, which run the same compiled layers
 (:func:`restore_compile_errors`, called when the run ends); ``--compile`` given explicitly raises.
 
@@ -31,7 +32,8 @@ from typing import Any
 from transformers import TrainerCallback
 
 from rewardlab.errors import RewardlabError
-from rewardlab.training.options import AUTO_COMPILE_MIN_PARAMS, AUTO_COMPILE_MIN_STEPS
+from rewardlab.runtime import cpu_flags
+from rewardlab.training.options import AUTO_COMPILE_CPU_FLAGS, AUTO_COMPILE_MIN_PARAMS, AUTO_COMPILE_MIN_STEPS
 
 
 def compile_unavailable() -> str | None:
@@ -67,8 +69,9 @@ def auto_compile(model: Any, steps: int, *, engine: str = "native", kind: str = 
     """Whether ``--compile`` left out compiles this run, and why (one line for the log).
 
     On where it was measured faster (full fine-tuning and LoRA of an outcome model, native engine,
-    CPU) for a model and a run long enough to repay the compile; off elsewhere. The thresholds and
-    their measurements are in :mod:`rewardlab.training.options` (``--compile``'s help reads them).
+    a CPU with AVX-512) for a model and a run long enough to repay the compile; off elsewhere (on a
+    CPU with AVX2 only its steps were slower). The thresholds and their measurements are in
+    :mod:`rewardlab.training.options` (``--compile``'s help reads them).
     """
     if kind != "orm":
         return False, f"{kind} training was not measured compiled"
@@ -84,10 +87,13 @@ def auto_compile(model: Any, steps: int, *, engine: str = "native", kind: str = 
     if steps < AUTO_COMPILE_MIN_STEPS:
         fewest = AUTO_COMPILE_MIN_STEPS
         return False, f"{steps} optimizer steps: fewer than {fewest}, too few to repay the compile"
+    if not set(AUTO_COMPILE_CPU_FLAGS) & cpu_flags():
+        wanted = " or ".join(AUTO_COMPILE_CPU_FLAGS)
+        return False, f"this CPU has no {wanted}: compiled steps were measured slower on such a CPU"
     reason = compile_unavailable() or (None if repeated_layers(model) else "no repeated layers to compile")
     if reason:
         return False, reason
-    return True, f"{steps} optimizer steps of a {params / 1e6:.0f} M-parameter model on the CPU"
+    return True, f"{steps} optimizer steps of a {params / 1e6:.0f} M-parameter model on a CPU with AVX-512"
 
 
 #: dynamo's ``suppress_errors`` before an auto compile set it (empty: not set by this module).

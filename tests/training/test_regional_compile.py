@@ -74,8 +74,12 @@ def test_auto_compiles_only_where_it_was_measured_faster(tiny_models, monkeypatc
     assert not on and "optimizer steps" in why
     assert not auto_compile(model, 10_000, engine="trl")[0]
     assert not auto_compile(model, 10_000, kind="prm", **full)[0]
+    monkeypatch.setattr(regional_compile, "cpu_flags", lambda: {"avx2", "avx512f"})
     on, why = auto_compile(model, regional_compile.AUTO_COMPILE_MIN_STEPS, **full)
     assert on == (compile_unavailable() is None), why
+    monkeypatch.setattr(regional_compile, "cpu_flags", lambda: {"avx2", "fma"})  # measured slower there
+    on, why = auto_compile(model, regional_compile.AUTO_COMPILE_MIN_STEPS, **full)
+    assert not on and "avx512f" in why
 
 
 def test_left_out_the_run_says_why_it_did_not_compile(tiny_models, small_demo, tmp_path, capsys):
@@ -96,6 +100,7 @@ def test_auto_compile_compiles_a_run_that_qualifies(tiny_models, small_demo, tmp
         pytest.skip(f"torch.compile unavailable: {reason}")
     monkeypatch.setattr(regional_compile, "AUTO_COMPILE_MIN_PARAMS", 0)
     monkeypatch.setattr(regional_compile, "AUTO_COMPILE_MIN_STEPS", 3)
+    monkeypatch.setattr(regional_compile, "cpu_flags", lambda: {"avx512f"})
     train(_cfg(tiny_models["llama"], small_demo, tmp_path / "auto"))
     decision = json.loads((tmp_path / "auto" / "train_summary.json").read_text())["compile"]
     assert decision["auto"] is True and decision["compiled"] is True and decision["layers"] >= 1
