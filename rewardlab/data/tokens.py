@@ -1,8 +1,11 @@
-"""Token counting and truncation shared by data summaries and training.
+"""Token counting and truncation shared by data summaries, training and scoring.
 
-Prompt and response are tokenized separately, so the boundary between them is exact (the
-reward is read at the response's last token) and so prompts shared by many pairs are
-tokenized once.
+A decoder's sequence is the tokens of prompt and response as **one** text (:meth:`TokenCounter.joined_ids`),
+as a plain tokenizer, TRL or a serving stack sees the conversation: tokenized apart, the prompt's
+last characters and the response's first can be split otherwise (a prompt ending in blank lines:
+every sequence of UniEval Topical-Chat with SmolLM2's tokenizer), and a model then scores other
+tokens than it is served. Counting for summaries tokenizes them apart (cached per text, so prompts
+shared by many pairs are tokenized once); the counts differ by a token at most at the boundary.
 """
 
 from __future__ import annotations
@@ -122,6 +125,32 @@ class TokenCounter:
 
             return self._cached(("r", text_key(prompt) + "\x00" + text_key(response)), after_prompt)
         return self._cached(("t", text_key(response)), lambda: self._encode(text_plain(response)))
+
+    def joined_ids(self, prompt: Text, response: Text) -> tuple[list[int], int]:
+        """Tokens of ``prompt`` followed by ``response`` as one text, and how many begin as the prompt's own.
+
+        Plain text: the tokens of ``prompt + response``; messages with a chat template: the
+        template's tokens of the whole conversation. The count is the length of the prefix these
+        share with :meth:`prompt_ids`: every token before it is the prompt's alone, so responses
+        to one prompt can share them (a boundary the tokenizer merges gives a shorter count).
+        Messages without a chat template, or mixed with text, keep the two tokenized apart
+        (``role: content`` lines have no joined form).
+        """
+        head = self.prompt_ids(prompt)
+        if is_messages(prompt) or is_messages(response):
+            if not (is_messages(prompt) and is_messages(response) and self.has_template):
+                return head + self.response_ids(prompt, response), len(head)
+            full = self._template([*prompt, *response], generation_prompt=False)  # type: ignore[list-item]
+        else:
+            # not cached: a (prompt, response) is mostly encoded once (an RL completion, a training
+            # pair), and a long-lived server would hold a prompt's tokens once per response
+            full = self._encode(text_plain(prompt) + text_plain(response))
+        shared = 0
+        for a, b in zip(head, full, strict=False):
+            if a != b:
+                break
+            shared += 1
+        return full, shared
 
     def budget(self, max_length: int, prompt: Text) -> int:
         """Tokens left for prompt + response once special tokens are added."""

@@ -152,8 +152,11 @@ class Embedder:
         #: Text is turned into chat messages before encoding (a decoder with a chat template).
         self.chat = bool(chat and self.arch == DECODER and self.encoder.counter.has_template)
         self.batch_size = batch_size
-        # float32 without chat keeps the keys of earlier versions (their caches stay valid)
+        # float32 without chat keeps the keys of earlier versions (their caches stay valid); a
+        # decoder's features come from prompt + response tokenized as one text since 2026-12-07, so
+        # its earlier entries (tokenized apart) are not read
         extra = ("" if self.dtype == "float32" else f"{self.dtype}|") + ("chat|" if self.chat else "")
+        extra += "joined|" if self.arch == DECODER else ""
         self.key_prefix = (
             f"{model_fingerprint(self.folder)}|{max_length}|{truncation}|{self.pooling}|{prompt_view}|"
             f"{self.layers}|{extra}"

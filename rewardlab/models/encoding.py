@@ -4,9 +4,13 @@ Decoders (LLaMA, Qwen2, GPT-2, …: models whose classification head is ``score`
 ``[BOS?] prompt response END``, where END is the tokenizer's EOS (or its separator) appended
 when the response does not already end with it; the reward is read at END. Encoders (BERT
 family) get the tokenizer's pair form, ``[CLS] prompt [SEP] response [SEP]``, and the model's
-own pooling. Prompt and response are tokenized separately (chat templates applied to message
-data when the tokenizer has one), so their boundary is exact, and cut to ``max_length`` by a
-strategy of :mod:`rewardlab.data.tokens` before the special tokens are added.
+own pooling. A decoder's prompt and response are tokenized as one text (the whole conversation
+through the chat template for message data when the tokenizer has one), as any other stack that
+scores the conversation tokenizes it, so a boundary the tokenizer merges (a prompt ending in blank
+lines) gives the same tokens here as there; responses to one prompt share the prompt tokens their
+joined texts all begin with. Encoders keep the tokenizer's pair form (two texts tokenized apart).
+Sequences are cut to ``max_length`` by a strategy of :mod:`rewardlab.data.tokens` before the
+special tokens are added.
 """
 
 from __future__ import annotations
@@ -126,6 +130,18 @@ class SequenceEncoder:
             else:
                 return
 
+    def _joined(self, prompt: Text, responses: list[Text]) -> tuple[list[int], list[list[int]]]:
+        """The prompt tokens every response's joined text starts with, and each response's tokens after them.
+
+        Each ``prompt + response`` is tokenized as one text (:meth:`TokenCounter.joined_ids`); the
+        group shares the longest run of the prompt's tokens that all of them begin with, so every
+        sequence is exactly its joined text's tokens.
+        """
+        joined = [self.counter.joined_ids(prompt, r) for r in responses]
+        shared = min((k for _, k in joined), default=0)
+        head = list(joined[0][0][:shared]) if joined else list(self.counter.prompt_ids(prompt))
+        return head, [list(full[shared:]) for full, _ in joined]
+
     def encode_group(self, prompt: Text, responses: list[Text]) -> list[Encoded]:
         """Input ids for each response after one shared, identically cut ``prompt``.
 
@@ -133,10 +149,9 @@ class SequenceEncoder:
         so every sequence of the group starts with the same ``prompt_len`` tokens.
         """
         templated = is_messages(prompt) and self.counter.has_template
-        p = list(self.counter.prompt_ids(prompt))
-        rs = [list(self.counter.response_ids(prompt, r)) for r in responses]
         t = self.template
         if self.arch == DECODER:
+            p, rs = self._joined(prompt, responses)
             for r in rs:
                 self._strip_end(r)
             prefix = [] if templated else t["prefix"]
@@ -151,6 +166,8 @@ class SequenceEncoder:
                 )
                 for r, kr in zip(rs, krs, strict=True)
             ]
+        p = list(self.counter.prompt_ids(prompt))  # the pair form tokenizes its two texts apart
+        rs = [list(self.counter.response_ids(prompt, r)) for r in responses]
         budget = self.max_length - len(t["prefix"]) - len(t["middle"]) - len(t["suffix"])
         kp, krs = truncate_group(p, rs, budget, self.truncation)
         out = []

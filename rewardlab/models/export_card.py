@@ -61,10 +61,9 @@ def _input_format(info: dict[str, Any], tokenizer: Any, arch: str) -> str:
         "`truncation=True`. (rewardlab's pairwise evaluation cuts one prompt for a pair by its longer "
         "response; scoring one pair at a time, as here, it does not.)",
         "",
-        "rewardlab tokenizes the prompt and the response separately and joins the ids; a plain tokenizer "
-        "encodes the joined text, which gives other ids only where the tokenizer merges characters "
-        "across the boundary (rare with a space or newline there). `rewardlab export --check DATA` "
-        "reports any difference on your data.",
+        "rewardlab tokenizes the prompt and the response as one text, as a plain tokenizer does, so the "
+        "ids agree also where the tokenizer merges characters across the boundary (a prompt ending in a "
+        "space or a blank line). `rewardlab export --check DATA` reports any difference on your data.",
     ]
     fmt = info.get("input_format") or {}
     if fmt.get("render") == "text":

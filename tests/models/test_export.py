@@ -25,10 +25,15 @@ LONG = "Please think about this question carefully and at length before answerin
 
 
 def _pairs(demo_rows):
-    """Short pairs, one prompt far over the 64-token training length, and a response ending in EOS."""
+    """Short pairs, one prompt far over the 64-token training length, a response ending in EOS, and
+    a prompt ending in a space, which the tokenizer joins to the response's first word."""
     rows = demo_rows[200:206]
-    prompts = [r["prompt"] for r in rows] + [LONG + rows[0]["prompt"], rows[1]["prompt"]]
-    responses = [r["chosen"] for r in rows] + [rows[0]["chosen"], rows[1]["rejected"]]
+    prompts = [r["prompt"] for r in rows] + [
+        LONG + rows[0]["prompt"],
+        rows[1]["prompt"],
+        "Describe the ocean. ",
+    ]
+    responses = [r["chosen"] for r in rows] + [rows[0]["chosen"], rows[1]["rejected"], "the ocean is big"]
     return prompts, responses
 
 
@@ -83,6 +88,11 @@ def test_plain_transformers_scores_the_export_as_rewardlab(
     plain, ids = _plain(out, prompts, responses)
     assert ids == [rm.encoder.encode(p, r).input_ids for p, r in zip(prompts, responses, strict=True)]
     assert len(ids[6]) == 64 and ids[6][-1] == rm.tokenizer.eos_token_id  # cut from the start, END kept
+    apart = (
+        rm.tokenizer(prompts[8])["input_ids"]
+        + rm.tokenizer(responses[8], add_special_tokens=False)["input_ids"]
+    )
+    assert ids[8][-1] == rm.tokenizer.eos_token_id and apart != ids[8][:-1]  # a boundary the tokenizer merges
     assert max(abs(a - b) for a, b in zip(ours, plain, strict=True)) <= 1e-4
     base = RewardModel.from_pretrained(tiny_models["llama"], max_length=64, device="cpu").score(
         prompts, responses

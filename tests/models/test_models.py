@@ -189,3 +189,45 @@ def test_a_chatml_response_ends_with_one_end_token_not_end_newline_end(tiny_mode
     end = enc.end
     assert e.input_ids[-1] == end and e.input_ids[-2] != end
     assert tok.decode(e.input_ids[-2:-1]).strip()  # the token before END is the response's text, not "\n"
+
+
+#: A prompt ending in a space: a byte-level BPE reads " " + "the" as one token "Ġthe" in one text,
+#: but as "Ġ" and "the" when each is tokenized alone (a prompt ending in blank lines, with SmolLM2's
+#: tokenizer, the same way: every sequence of UniEval Topical-Chat).
+SPACE_END_PROMPT = "Describe the ocean in at most 30 words. "
+
+
+def test_a_decoder_sequence_is_the_joined_text_even_where_the_tokenizer_merges_the_boundary(tiny_models):
+    _, tok, enc = loaded(tiny_models["llama"])
+    responses = ["the ocean is big", "\n\nThe ocean"]  # the first merges with the prompt, the second not
+
+    def ids(text):
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    joined = [ids(SPACE_END_PROMPT + r) for r in responses]
+    assert ids(SPACE_END_PROMPT) + ids(responses[0]) != joined[0]  # the case this test is about
+    assert ids(SPACE_END_PROMPT) + ids(responses[1]) == joined[1]
+    group = enc.encode_group(SPACE_END_PROMPT, responses)
+    for e, j in zip(group, joined, strict=True):
+        assert e.input_ids == [tok.bos_token_id, *j, enc.end]
+    assert group[0].prompt_len == group[1].prompt_len < 1 + len(ids(SPACE_END_PROMPT))
+    assert group[0].input_ids[: group[0].prompt_len] == group[1].input_ids[: group[1].prompt_len]
+    for e, r in zip(group, responses, strict=True):
+        assert enc.encode(SPACE_END_PROMPT, r).input_ids == e.input_ids  # alone as in the group
+
+
+def test_a_chat_template_whose_generation_prompt_differs_from_the_turn_is_not_doubled(tiny_models):
+    """A template that opens the assistant turn otherwise for generation than in a whole conversation."""
+    from rewardlab.models.tiny import CHATML
+
+    _, tok, _ = loaded(tiny_models["qwen2"])
+    tok.chat_template = CHATML.replace("assistant\n{% endif %}", "assistant\n<think>\n{% endif %}")
+    prompt = [{"role": "user", "content": "What is 2 + 2?"}]
+    response = [{"role": "assistant", "content": "4"}]
+    gen = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    whole = tok.apply_chat_template([*prompt, *response], tokenize=False)
+    assert gen.endswith("<think>\n") and not whole.startswith(gen)  # the case this test is about
+    e = SequenceEncoder(tok, DECODER, 128).encode(prompt, response)
+    text = tok.decode(e.input_ids)
+    assert text.count("What is 2 + 2?") == 1 and "<think>" not in text
+    assert text.startswith(whole.rstrip("\n"))

@@ -42,7 +42,7 @@ from rewardlab.training.size_defaults import resolve_size_defaults
 from rewardlab.training.trainer_setup import lora_config, resolve_precision, run_trainer, training_args
 
 NATIVE_TOKENIZATION = (
-    "prompt and response tokenized separately; decoders: [BOS] prompt response EOS, reward at EOS; "
+    "decoders: prompt + response tokenized as one text, [BOS] prompt response EOS, reward at EOS; "
     "encoders: the tokenizer's pair form, model pooling"
 )
 
