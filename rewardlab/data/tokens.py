@@ -65,6 +65,16 @@ def truncate(
     return prompt, response
 
 
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class TokenCounter:
     """Tokenizes prompts and responses with a Hugging Face tokenizer, caching by text.
 
@@ -120,8 +130,7 @@ class TokenCounter:
 
             def after_prompt() -> list[int]:
                 full = self._template([*prompt, *response], generation_prompt=False)  # type: ignore[list-item]
-                head = self.prompt_ids(prompt)
-                return full[len(head) :] if full[: len(head)] == head else full
+                return full[common_prefix(self.prompt_ids(prompt), full) :]
 
             return self._cached(("r", text_key(prompt) + "\x00" + text_key(response)), after_prompt)
         return self._cached(("t", text_key(response)), lambda: self._encode(text_plain(response)))
@@ -145,12 +154,7 @@ class TokenCounter:
             # not cached: a (prompt, response) is mostly encoded once (an RL completion, a training
             # pair), and a long-lived server would hold a prompt's tokens once per response
             full = self._encode(text_plain(prompt) + text_plain(response))
-        shared = 0
-        for a, b in zip(head, full, strict=False):
-            if a != b:
-                break
-            shared += 1
-        return full, shared
+        return full, common_prefix(head, full)
 
     def budget(self, max_length: int, prompt: Text) -> int:
         """Tokens left for prompt + response once special tokens are added."""

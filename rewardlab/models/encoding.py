@@ -139,8 +139,8 @@ class SequenceEncoder:
         """
         joined = [self.counter.joined_ids(prompt, r) for r in responses]
         shared = min((k for _, k in joined), default=0)
-        head = list(joined[0][0][:shared]) if joined else list(self.counter.prompt_ids(prompt))
-        return head, [list(full[shared:]) for full, _ in joined]
+        head = joined[0][0][:shared] if joined else []
+        return head, [full[shared:] for full, _ in joined]  # slices: _strip_end may change them
 
     def encode_group(self, prompt: Text, responses: list[Text]) -> list[Encoded]:
         """Input ids for each response after one shared, identically cut ``prompt``.

@@ -231,3 +231,5 @@ def test_a_chat_template_whose_generation_prompt_differs_from_the_turn_is_not_do
     text = tok.decode(e.input_ids)
     assert text.count("What is 2 + 2?") == 1 and "<think>" not in text
     assert text.startswith(whole.rstrip("\n"))
+    counter = SequenceEncoder(tok, DECODER, 128).counter  # what data summaries count: no prompt inside
+    assert "What is 2 + 2?" not in tok.decode(counter.response_ids(prompt, response))
